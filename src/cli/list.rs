@@ -1,0 +1,145 @@
+use super::{bytes, Ctx};
+use anyhow::Result;
+use snap::format::tree::{Node, NodeKind};
+use snap::store::StoreReader;
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Only snapshots with this tag (repeatable: any of them)
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct LsArgs {
+    /// Snapshot id, unique prefix or `latest`
+    id: String,
+    /// Only this path inside the snapshot (`root/sub/dir`)
+    path: Option<String>,
+}
+
+pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
+    let store = ctx.open()?;
+    let snaps: Vec<_> = snap::list(&store)?
+        .into_iter()
+        .filter(|(_, s)| args.tags.is_empty() || s.tags.iter().any(|t| args.tags.contains(t)))
+        .collect();
+    if ctx.json {
+        let rows: Vec<_> = snaps
+            .iter()
+            .map(|(id, s)| {
+                serde_json::json!({
+                    "id": id.to_hex(), "time": s.time, "host": s.host, "tags": s.tags,
+                    "paths": s.paths, "size": s.stats.size, "added": s.stats.added,
+                    "stats": s.stats, "databases": s.databases, "skipped": s.skipped,
+                    "parent": s.parent.map(|p| p.to_hex()), "ok": s.checks_ok(),
+                })
+            })
+            .collect();
+        ctx.print_json(&rows)?;
+        return Ok(0);
+    }
+    println!(
+        "{:<12} {:<25} {:<12} {:>10} {:>10}  {:<16} paths",
+        "id", "time", "host", "size", "added", "tags"
+    );
+    for (id, s) in &snaps {
+        println!(
+            "{:<12} {:<25} {:<12} {:>10} {:>10}  {:<16} {}{}",
+            &id.to_hex()[..12],
+            s.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            s.host,
+            bytes(s.stats.size),
+            bytes(s.stats.added),
+            s.tags.join(","),
+            s.paths.join(" "),
+            if s.checks_ok() {
+                ""
+            } else {
+                "  [DATABASE CHECK FAILED]"
+            }
+        );
+    }
+    println!("{} snapshots", snaps.len());
+    Ok(0)
+}
+
+pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
+    let store = ctx.open()?;
+    let id = store.resolve(&args.id)?;
+    let snapshot = store.load_snapshot(&id)?;
+    let lock = store.lock("ls", ctx.lock_wait)?;
+    let index = store.open_index(&lock)?;
+    let reader = StoreReader::new(&store, &index)?;
+    let top = reader.tree(&snapshot.tree)?;
+    let mut rows = Vec::new();
+    match &args.path {
+        None => {
+            for n in &top.nodes {
+                walk(&reader, n, &n.name_lossy(), &mut rows)?;
+            }
+        }
+        Some(p) => {
+            let node = snap::restore::lookup(&reader, &top, p)?;
+            walk(&reader, &node, p.trim_matches('/'), &mut rows)?;
+        }
+    }
+    if ctx.json {
+        ctx.print_json(&rows)?;
+    } else {
+        for r in &rows {
+            println!(
+                "{} {:o} {:>10} {} {}",
+                r["type"].as_str().unwrap_or(""),
+                r["mode"].as_u64().unwrap_or(0) & 0o7777,
+                r["size"],
+                r["mtime"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or("")
+            );
+            if let Some(db) = r.get("database") {
+                println!("    database: {db}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn walk(
+    reader: &StoreReader,
+    node: &Node,
+    path: &str,
+    rows: &mut Vec<serde_json::Value>,
+) -> Result<()> {
+    let mtime = chrono::DateTime::from_timestamp_nanos(node.mtime).to_rfc3339();
+    let mut row =
+        serde_json::json!({"path": path, "mode": node.mode, "size": node.size, "mtime": mtime});
+    match &node.kind {
+        NodeKind::File { .. } => row["type"] = "file".into(),
+        NodeKind::Symlink { target } => {
+            row["type"] = "link".into();
+            row["target"] = String::from_utf8_lossy(target).into();
+        }
+        NodeKind::Database(db) => {
+            row["type"] = "db".into();
+            row["database"] = serde_json::json!({
+                "page_size": db.page_size, "page_count": db.page_count, "journal_mode": db.journal_mode,
+                "sqlite_version": db.sqlite_version, "check": db.check, "check_kind": db.check_kind, "tables": db.tables,
+            });
+        }
+        NodeKind::Dir { tree } => {
+            row["type"] = "dir".into();
+            rows.push(row);
+            for child in reader.tree(tree)?.nodes {
+                walk(
+                    reader,
+                    &child,
+                    &format!("{path}/{}", child.name_lossy()),
+                    rows,
+                )?;
+            }
+            return Ok(());
+        }
+    }
+    rows.push(row);
+    Ok(())
+}

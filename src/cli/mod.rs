@@ -1,0 +1,128 @@
+//! Command line: parse and validate, call the library, print (human or --json).
+
+mod list;
+mod restore;
+mod take;
+mod verify;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use snap::Store;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "snap",
+    version,
+    about = "Snapshots of SQLite databases and data directories, deduplicated and verified"
+)]
+pub struct Cli {
+    /// Store directory [default: $SNAP_STORE, else ~/.local/share/snap]
+    #[arg(long, global = true, env = "SNAP_STORE")]
+    store: Option<PathBuf>,
+    /// Machine-readable output on stdout
+    #[arg(long, global = true)]
+    json: bool,
+    /// Seconds to wait for another snap process to release the store
+    #[arg(long, global = true, default_value_t = 3600)]
+    lock_wait: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new, empty store
+    Init,
+    /// Snapshot files, directories and live SQLite databases
+    Take(take::Args),
+    /// List snapshots, oldest first
+    List(list::ListArgs),
+    /// List the files in a snapshot
+    Ls(list::LsArgs),
+    /// Restore a snapshot into a directory, or in place
+    Restore(restore::Args),
+    /// Check that snapshots are complete and their data intact
+    Verify(verify::Args),
+    /// Repair the store
+    Repair {
+        #[command(subcommand)]
+        what: Repair,
+    },
+}
+
+#[derive(Subcommand)]
+enum Repair {
+    /// Rebuild the index from the packs and snapshot records alone
+    Index,
+}
+
+pub struct Ctx {
+    pub json: bool,
+    pub lock_wait: Duration,
+    pub store_path: PathBuf,
+}
+
+impl Ctx {
+    pub fn open(&self) -> Result<Store> {
+        Ok(Store::open(&self.store_path)?)
+    }
+
+    pub fn print_json<T: serde::Serialize>(&self, value: &T) -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+}
+
+fn default_store() -> Result<PathBuf> {
+    Ok(dirs::data_dir()
+        .context("no platform data directory; pass --store DIR or set SNAP_STORE")?
+        .join("snap"))
+}
+
+/// Runs the command line; returns the exit code for a run that completed.
+pub fn run() -> Result<u8> {
+    let cli = Cli::parse();
+    let explicit = cli.store.is_some();
+    let ctx = Ctx {
+        json: cli.json,
+        lock_wait: Duration::from_secs(cli.lock_wait),
+        store_path: match cli.store {
+            Some(s) => s,
+            None => default_store()?,
+        },
+    };
+    match cli.command {
+        Command::Init => {
+            let store = Store::init(&ctx.store_path, Default::default()).with_context(|| {
+                format!("cannot create a store at {}", ctx.store_path.display())
+            })?;
+            if ctx.json {
+                ctx.print_json(
+                    &serde_json::json!({"store": store.root(), "config": store.config()}),
+                )?;
+            } else {
+                println!("created store {}", store.root().display());
+            }
+            Ok(0)
+        }
+        Command::Take(args) => take::run(&ctx, args, !explicit),
+        Command::List(args) => list::list(&ctx, args),
+        Command::Ls(args) => list::ls(&ctx, args),
+        Command::Restore(args) => restore::run(&ctx, args),
+        Command::Verify(args) => verify::run(&ctx, args),
+        Command::Repair {
+            what: Repair::Index,
+        } => verify::repair_index(&ctx),
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+pub fn progress_wanted(ctx: &Ctx) -> bool {
+    use std::io::IsTerminal;
+    !ctx.json && std::io::stderr().is_terminal()
+}

@@ -1,0 +1,56 @@
+use super::{bytes, Ctx};
+use anyhow::Result;
+use snap::RestoreOptions;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Snapshot id, unique prefix (at least 6 hex digits) or `latest`
+    id: String,
+    /// Directory to restore into: each root reappears as DIR/<base name>
+    #[arg(long, required_unless_present = "in_place")]
+    to: Option<PathBuf>,
+    /// Restore only this path inside the snapshot (`root/sub/file`)
+    #[arg(long)]
+    path: Option<String>,
+    /// Overwrite existing targets, and databases another process has open
+    #[arg(long)]
+    force: bool,
+    /// Put every path back where it was taken from; what is there now is
+    /// snapshotted first (tag pre-restore), so the rollback can be undone
+    #[arg(long, conflicts_with_all = ["to", "path"])]
+    in_place: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    let store = ctx.open()?;
+    let report = snap::restore(
+        &store,
+        &RestoreOptions {
+            snapshot: args.id,
+            to: args.to,
+            path: args.path,
+            force: args.force,
+            in_place: args.in_place,
+            lock_wait: ctx.lock_wait,
+        },
+    )?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+    } else {
+        println!(
+            "restored snapshot {} to {}: {} files, {} dirs, {} databases, {} in {:.2} s",
+            &report.snapshot[..12],
+            report.targets.join(", "),
+            report.files,
+            report.dirs,
+            report.databases,
+            bytes(report.bytes),
+            report.duration_ms as f64 / 1000.0
+        );
+        if let Some(undo) = &report.undo_snapshot {
+            println!("what was there before is snapshot {undo}; `snap restore {} --in-place` undoes this", &undo[..12]);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,103 @@
+use super::{bytes, progress_wanted, Ctx};
+use anyhow::{Context, Result};
+use snap::{source::sqlite::CaptureOptions, Store, TakeOptions};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files, directories and SQLite databases to snapshot
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Skip paths matching this glob (repeatable; matched on full path and name)
+    #[arg(long = "exclude")]
+    excludes: Vec<String>,
+    /// Record this time instead of now (RFC 3339)
+    #[arg(long)]
+    time: Option<String>,
+    /// Read every file, even those unchanged since the previous snapshot
+    #[arg(long)]
+    force_read: bool,
+    /// Record unreadable files as skipped instead of failing
+    #[arg(long)]
+    skip_unreadable: bool,
+    /// A path that does not exist is not an error ("nothing to back up")
+    #[arg(long)]
+    allow_missing: bool,
+    /// Run PRAGMA wal_checkpoint(TRUNCATE) first (skipped if the database is busy)
+    #[arg(long)]
+    checkpoint: bool,
+    /// Check captured databases with the full integrity_check (default: quick_check)
+    #[arg(long)]
+    integrity_check: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
+    let time = args
+        .time
+        .as_deref()
+        .map(chrono::DateTime::parse_from_rfc3339)
+        .transpose()
+        .context("--time must be RFC 3339, e.g. 2026-11-20T03:00:00Z")?;
+    let opts = TakeOptions {
+        paths: args.paths,
+        tags: args.tags,
+        excludes: args.excludes,
+        time,
+        force_read: args.force_read,
+        skip_unreadable: args.skip_unreadable,
+        allow_missing: args.allow_missing,
+        sqlite: CaptureOptions {
+            checkpoint: args.checkpoint,
+            integrity_check: args.integrity_check,
+        },
+        progress: progress_wanted(ctx),
+        lock_wait: ctx.lock_wait,
+    };
+    // `snap take` works on a fresh machine: the default store is created on first use.
+    let store = if default_store {
+        Store::open_or_init(&ctx.store_path)?
+    } else {
+        ctx.open()?
+    };
+    let report = snap::take(&store, &opts)?;
+    for w in &report.warnings {
+        eprintln!("snap: warning: {w}");
+    }
+    let (Some(id), Some(s)) = (&report.id, &report.snapshot) else {
+        if ctx.json {
+            ctx.print_json(&serde_json::json!({"id": null, "message": "nothing to back up"}))?;
+        } else {
+            println!("nothing to back up");
+        }
+        return Ok(0);
+    };
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "id": id.to_hex(), "time": s.time, "paths": s.paths, "tags": s.tags,
+            "stats": s.stats, "databases": s.databases, "skipped": s.skipped,
+            "warnings": report.warnings, "ok": report.ok(),
+        }))?;
+    } else {
+        let st = &s.stats;
+        println!("snapshot {} saved", id.to_hex());
+        println!(
+            "  {} files, {} dirs, {} databases; {} in snapshot, {} read, {} new stored ({} plain); {:.2} s",
+            st.files, st.dirs, st.databases, bytes(st.size), bytes(st.read), bytes(st.added), bytes(st.added_raw),
+            st.duration_ms as f64 / 1000.0
+        );
+        for d in &s.databases {
+            println!(
+                "  database {}: {} pages of {} B, {} mode, {} {}",
+                d.path, d.page_count, d.page_size, d.journal_mode, d.check_kind, d.check
+            );
+        }
+    }
+    if !report.ok() {
+        eprintln!("snap: a database check failed; the snapshot was kept, but look at it");
+        return Ok(5);
+    }
+    Ok(0)
+}

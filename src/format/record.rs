@@ -1,0 +1,98 @@
+//! Snapshot record: a small JSON document, immutable, named by the BLAKE3 of
+//! its bytes. It is written last in a take, so its existence means every chunk
+//! it reaches is durable and indexed.
+
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, SnapshotId};
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+pub const RECORD_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    pub time: DateTime<FixedOffset>,
+    pub host: String,
+    /// Absolute paths that were snapshotted; root `i` is stored in the top
+    /// tree under the base name of `paths[i]`.
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Chunks of the encoded top tree, whose entries are the roots.
+    pub tree: Vec<ChunkId>,
+    #[serde(default)]
+    pub parent: Option<SnapshotId>,
+    pub stats: TakeStats,
+    /// Files that could not be read (only with `--skip-unreadable`).
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+    /// One entry per database image captured through SQLite.
+    #[serde(default)]
+    pub databases: Vec<DatabaseSummary>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakeStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub databases: u64,
+    /// Plain bytes of all content in the snapshot.
+    pub size: u64,
+    /// Bytes actually read from the source (unchanged files are not read).
+    pub read: u64,
+    /// Bytes this snapshot added to the store (pack entries, compressed).
+    pub added: u64,
+    /// Plain bytes of the chunks this snapshot added.
+    pub added_raw: u64,
+    pub chunks_added: u64,
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseSummary {
+    /// Path relative to the snapshot's top (root base name first).
+    pub path: String,
+    pub page_size: u32,
+    pub page_count: u64,
+    pub journal_mode: String,
+    pub sqlite_version: String,
+    pub check: String,
+    pub check_kind: String,
+    pub tables: Vec<(String, u64)>,
+}
+
+impl DatabaseSummary {
+    pub fn check_ok(&self) -> bool {
+        self.check == "ok"
+    }
+}
+
+impl Snapshot {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("record encodes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Snapshot> {
+        let s: Snapshot = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt("snapshot record", e.to_string()))?;
+        if s.version != RECORD_VERSION {
+            return Err(Error::corrupt(
+                "snapshot record",
+                format!("unknown version {}", s.version),
+            ));
+        }
+        Ok(s)
+    }
+
+    /// True when every database check in this snapshot passed.
+    pub fn checks_ok(&self) -> bool {
+        self.databases.iter().all(|d| d.check_ok())
+    }
+}

@@ -1,0 +1,55 @@
+//! snap: a content-addressed, deduplicating snapshot store for SQLite
+//! databases and the data directories around them.
+//!
+//! Glossary (DESIGN.md has the byte layouts): a **chunk** is a piece of
+//! content, named by its **chunk id** (BLAKE3 of the plain bytes); a **pack**
+//! is an immutable file of compressed chunks with a header at its end; the
+//! **index** (redb) maps chunk ids to pack locations and is only a cache of the
+//! packs; a **manifest** is the tree of a snapshot's files and chunk lists,
+//! itself stored as chunks; a **snapshot** record names a manifest, with time,
+//! paths, tags and figures; the **store** is the directory holding all of it.
+//!
+//! ```text
+//! take:    source -> chunker -> hash -> (index has it?) -> packer -> store -> manifest -> snapshot
+//! restore: snapshot -> manifest -> index -> packs -> decompress -> verify hash -> files (atomic)
+//! ```
+//!
+//! Layout:
+//! - `source`: walking paths into tree nodes; consistent SQLite capture.
+//! - `chunker`: FastCDC for files and trees, page runs for database images.
+//! - `packer`: parallel zstd compression of new chunks into sealed packs.
+//! - `format`: pure encode/decode of packs, trees and snapshot records.
+//! - `store`: the directory layout, the lock, the redb index, chunk reading/writing.
+//! - `snapshot`: `take`. `restore`: `restore`. `verify`: `verify`.
+//!
+//! ```no_run
+//! use snap::{Store, TakeOptions, RestoreOptions};
+//! let store = Store::open_or_init("/var/backups/snap")?;
+//! let taken = snap::take(&store, &TakeOptions { paths: vec!["/srv/app/data".into()], ..Default::default() })?;
+//! snap::restore(&store, &RestoreOptions { snapshot: "latest".into(), to: Some("/tmp/back".into()), ..Default::default() })?;
+//! # Ok::<(), snap::Error>(())
+//! ```
+
+pub mod chunker;
+pub mod error;
+pub mod format;
+pub mod id;
+pub mod packer;
+pub mod restore;
+pub mod snapshot;
+pub mod source;
+pub mod store;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use format::record::Snapshot;
+pub use id::{ChunkId, PackId, SnapshotId};
+pub use restore::{restore, RestoreOptions, RestoreReport};
+pub use snapshot::{take, TakeOptions, TakeReport};
+pub use store::{Store, StoreConfig};
+pub use verify::{verify, VerifyOptions, VerifyReport};
+
+/// All snapshots in the store, oldest first.
+pub fn list(store: &Store) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    store.snapshots()
+}

@@ -1,0 +1,100 @@
+//! Restoring a database image safely: assembled beside the target, fsynced,
+//! `quick_check`ed, stale `-wal`/`-shm`/`-journal` removed, renamed into place
+//! (the caller fsyncs the directory). Stale WAL frames beside a restored file
+//! would corrupt it, so they never survive a restore.
+
+use super::write::{temp_beside, Writer};
+use crate::error::{Error, Result};
+use crate::format::tree::{Database, Node, NodeKind};
+use crate::source::sqlite;
+use crate::store::StoreReader;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub const SIBLINGS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+pub fn sibling(target: &Path, suffix: &str) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    target.with_file_name(name)
+}
+
+pub fn restore(w: &mut Writer, target: &Path, node: &Node, db: &Database) -> Result<()> {
+    let tmp = temp_beside(target)?;
+    w.write_chunks(tmp.as_file(), &db.chunks, target)?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(Error::io("fsync", tmp.path()))?;
+    let conn = sqlite::open_image(tmp.path()).map_err(Error::sqlite(target))?;
+    let check = sqlite::run_check(&conn, "quick_check").map_err(Error::sqlite(target))?;
+    drop(conn);
+    if check != "ok" && db.check == "ok" {
+        return Err(Error::corrupt(
+            format!("database image {}", target.display()),
+            format!("quick_check of the restored image failed: {check}"),
+        ));
+    }
+    for suffix in SIBLINGS {
+        let stale = sibling(target, suffix);
+        match fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove stale", &stale)(e)),
+        }
+    }
+    w.finish_file(tmp, target, node)
+}
+
+/// Database targets inside `node` (restored at `target`) that exist now.
+pub fn databases_in(reader: &StoreReader, node: &Node, target: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    match &node.kind {
+        NodeKind::Database(_) if target.exists() => out.push(target.to_path_buf()),
+        NodeKind::Dir { tree } if target.is_dir() => {
+            for child in reader.tree(tree)?.nodes {
+                let path = target.join(OsStr::from_bytes(&child.name));
+                out.extend(databases_in(reader, &child, &path)?);
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// Refuses when another process has the database (or its WAL) open, as far
+/// as /proc shows: overwriting it under a running application corrupts it.
+pub fn refuse_if_open(db: &Path) -> Result<()> {
+    let Ok(real) = fs::canonicalize(db) else {
+        return Ok(());
+    };
+    let watched: Vec<PathBuf> = std::iter::once(real.clone())
+        .chain(SIBLINGS.iter().map(|s| sibling(&real, s)))
+        .collect();
+    let me = std::process::id().to_string();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Ok(());
+    };
+    for p in procs.flatten() {
+        let pid = p.file_name();
+        if pid.to_string_lossy() == me || !pid.as_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(link) = fs::read_link(fd.path()) {
+                if watched.contains(&link) {
+                    return Err(Error::Invalid(format!(
+                        "{} is open in process {} ; stop it first or pass --force (nothing was changed)",
+                        db.display(),
+                        pid.to_string_lossy()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}

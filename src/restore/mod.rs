@@ -1,0 +1,216 @@
+//! restore: snapshot -> trees -> index -> packs -> decompress -> verify id ->
+//! files, each appearing atomically.
+//!
+//! Safety invariants:
+//! - every name comes from a decoded tree, so it is one safe path component
+//!   (`format::tree::check_name`); paths are only ever built by joining such
+//!   names onto the target, so nothing is written outside it;
+//! - a directory on the way is entered only if it is a real directory: a
+//!   symlink in the way is never followed (it is refused, or replaced with
+//!   `--force`);
+//! - a file is written under a temporary name beside its target, fsynced and
+//!   renamed into place; a chunk that fails its id check stops the restore,
+//!   and the temporary file is removed, so no half-written file appears.
+
+mod database;
+mod write;
+
+use crate::error::{Error, Result};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::snapshot::{take, TakeOptions};
+use crate::store::{Store, StoreReader};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Full id, unique prefix (>= 6 hex digits) or `latest`.
+    pub snapshot: String,
+    /// Each root reappears as `to/<base name>`.
+    pub to: Option<PathBuf>,
+    /// Restore only this path inside the snapshot (`root/sub/file`).
+    pub path: Option<String>,
+    /// Overwrite existing targets (and databases another process has open).
+    pub force: bool,
+    /// Put every root back where it was taken from, snapshotting what is
+    /// there first (so the rollback can itself be undone).
+    pub in_place: bool,
+    pub lock_wait: Duration,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RestoreReport {
+    pub snapshot: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub databases: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// With `--in-place`: the snapshot of what was there before.
+    pub undo_snapshot: Option<String>,
+    pub targets: Vec<String>,
+}
+
+/// A root or sub-path to restore, and the directory it goes into.
+struct Job {
+    node: Node,
+    into: PathBuf,
+}
+
+pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
+    let start = Instant::now();
+    let id = store.resolve(&opts.snapshot)?;
+    let snap = store.load_snapshot(&id)?;
+    let mut report = RestoreReport {
+        snapshot: id.to_hex(),
+        ..Default::default()
+    };
+    let jobs = {
+        let lock = store.lock("restore", opts.lock_wait)?;
+        let index = store.open_index(&lock)?;
+        let reader = StoreReader::new(store, &index)?;
+        plan(&reader, &snap, opts)?
+    };
+    let replace = opts.force || opts.in_place;
+    for job in &jobs {
+        let target = job.into.join(std::ffi::OsStr::from_bytes(&job.node.name));
+        check_target(&target, replace)?;
+        if !opts.force {
+            let lock = store.lock("restore", opts.lock_wait)?;
+            let index = store.open_index(&lock)?;
+            let reader = StoreReader::new(store, &index)?;
+            for db in database::databases_in(&reader, &job.node, &target)? {
+                database::refuse_if_open(&db)?;
+            }
+        }
+        report.targets.push(target.to_string_lossy().into());
+    }
+    if opts.in_place {
+        let existing: Vec<PathBuf> = report
+            .targets
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| fs::symlink_metadata(p).is_ok())
+            .collect();
+        if !existing.is_empty() {
+            let undo = take(
+                store,
+                &TakeOptions {
+                    paths: existing,
+                    tags: vec!["pre-restore".into()],
+                    lock_wait: opts.lock_wait,
+                    ..Default::default()
+                },
+            )?;
+            report.undo_snapshot = undo.id.map(|i| i.to_hex());
+        }
+    }
+    let lock = store.lock("restore", opts.lock_wait)?;
+    let index = store.open_index(&lock)?;
+    let reader = StoreReader::new(store, &index)?;
+    let mut w = write::Writer {
+        reader: &reader,
+        report: &mut report,
+        force: replace,
+        prune: opts.in_place,
+    };
+    for job in &jobs {
+        fs::create_dir_all(&job.into).map_err(Error::io("create directory", &job.into))?;
+        w.node(&job.into, &job.node)?;
+        crate::store::fsutil::fsync_dir(&job.into)?;
+    }
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn plan(
+    reader: &StoreReader,
+    snap: &crate::format::record::Snapshot,
+    opts: &RestoreOptions,
+) -> Result<Vec<Job>> {
+    let top = reader.tree(&snap.tree)?;
+    if opts.in_place {
+        if opts.path.is_some() || opts.to.is_some() {
+            return Err(Error::Invalid("--in-place restores every root where it was taken from; it takes neither --to nor --path".into()));
+        }
+        return snap
+            .paths
+            .iter()
+            .map(|p| {
+                let p = Path::new(p);
+                let name = p.file_name().map(|n| n.as_bytes()).unwrap_or(b"root");
+                let node = find(&top, name)
+                    .cloned()
+                    .ok_or_else(|| Error::corrupt("snapshot", "a root is missing from its tree"))?;
+                Ok(Job {
+                    node,
+                    into: p.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                })
+            })
+            .collect();
+    }
+    let to = opts
+        .to
+        .clone()
+        .ok_or_else(|| Error::Invalid("restore needs --to DIR (or --in-place)".into()))?;
+    match &opts.path {
+        None => Ok(top
+            .nodes
+            .into_iter()
+            .map(|node| Job {
+                node,
+                into: to.clone(),
+            })
+            .collect()),
+        Some(sub) => Ok(vec![Job {
+            node: lookup(reader, &top, sub)?,
+            into: to,
+        }]),
+    }
+}
+
+/// The node at `sub` (`root/dir/file`) inside the top tree.
+pub fn lookup(reader: &StoreReader, top: &Tree, sub: &str) -> Result<Node> {
+    let mut tree = top.clone();
+    let parts: Vec<&str> = sub
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let missing = || Error::NotFound(format!("{sub} is not in the snapshot"));
+    for (i, part) in parts.iter().enumerate() {
+        let node = find(&tree, part.as_bytes()).ok_or_else(missing)?.clone();
+        if i + 1 == parts.len() {
+            return Ok(node);
+        }
+        match &node.kind {
+            NodeKind::Dir { tree: ids } => tree = reader.tree(ids)?,
+            _ => return Err(missing()),
+        }
+    }
+    Err(missing())
+}
+
+pub fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
+    tree.nodes.iter().find(|n| n.name == name)
+}
+
+/// Refuses an existing target (a file, or a non-empty directory) unless
+/// `force`: bad input changes nothing.
+fn check_target(target: &Path, force: bool) -> Result<()> {
+    let Ok(meta) = fs::symlink_metadata(target) else {
+        return Ok(());
+    };
+    let empty_dir = meta.is_dir()
+        && fs::read_dir(target)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+    if !empty_dir && !force {
+        return Err(Error::Invalid(format!(
+            "{} already exists; pass --force to overwrite it (nothing was changed)",
+            target.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Writing restored nodes: directories, files and symlinks, each under a
+//! temporary name beside its target and renamed into place.
+
+use super::{database, RestoreReport};
+use crate::error::{Error, Result};
+use crate::format::tree::{Node, NodeKind};
+use crate::id::ChunkId;
+use crate::store::StoreReader;
+use rayon::prelude::*;
+use std::ffi::OsStr;
+use std::fs::{self, File, FileTimes, Permissions};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Chunks fetched and verified in parallel before being written in order.
+const READ_AHEAD: usize = 32;
+
+pub struct Writer<'r, 'a> {
+    pub reader: &'r StoreReader<'a>,
+    pub report: &'r mut RestoreReport,
+    /// Replace what is in the way.
+    pub force: bool,
+    /// Remove entries of restored directories that the snapshot lacks.
+    pub prune: bool,
+}
+
+pub fn system_time(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+/// A temporary file beside `target`, removed on drop unless persisted.
+pub fn temp_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".snap-restore-")
+        .tempfile_in(dir)
+        .map_err(Error::io("create temporary file in", dir))
+}
+
+impl Writer<'_, '_> {
+    /// Restores `node` into the real directory `dir`.
+    pub fn node(&mut self, dir: &Path, node: &Node) -> Result<()> {
+        let target = dir.join(OsStr::from_bytes(&node.name));
+        match &node.kind {
+            NodeKind::Dir { tree } => self.dir(&target, node, tree),
+            NodeKind::File { chunks } => {
+                let tmp = temp_beside(&target)?;
+                self.write_chunks(tmp.as_file(), chunks, &target)?;
+                self.finish_file(tmp, &target, node)?;
+                self.report.files += 1;
+                self.report.bytes += node.size;
+                Ok(())
+            }
+            NodeKind::Symlink { target: link } => {
+                let tmp_name = dir.join(format!(".snap-link-{}", std::process::id()));
+                let _ = fs::remove_file(&tmp_name);
+                std::os::unix::fs::symlink(OsStr::from_bytes(link), &tmp_name)
+                    .map_err(Error::io("create symlink", &tmp_name))?;
+                self.clear_way(&target, false)?;
+                fs::rename(&tmp_name, &target).map_err(Error::io("rename into place", &target))?;
+                let t = filetime::FileTime::from_system_time(system_time(node.mtime));
+                let _ = filetime::set_symlink_file_times(&target, t, t);
+                let _ = std::os::unix::fs::lchown(&target, Some(node.uid), Some(node.gid));
+                Ok(())
+            }
+            NodeKind::Database(db) => {
+                database::restore(self, &target, node, db)?;
+                self.report.databases += 1;
+                self.report.bytes += db.page_count * db.page_size as u64;
+                Ok(())
+            }
+        }
+    }
+
+    fn dir(&mut self, target: &Path, node: &Node, tree: &[ChunkId]) -> Result<()> {
+        let tree = self.reader.tree(tree)?;
+        match fs::symlink_metadata(target) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                self.clear_way(target, false)?;
+                fs::create_dir(target).map_err(Error::io("create directory", target))?;
+            }
+            Err(_) => fs::create_dir(target).map_err(Error::io("create directory", target))?,
+        }
+        if self.prune {
+            for entry in fs::read_dir(target).map_err(Error::io("read", target))? {
+                let name = entry.map_err(Error::io("read", target))?.file_name();
+                if !tree.nodes.iter().any(|n| n.name == name.as_bytes()) {
+                    self.clear_way(&target.join(&name), true)?;
+                }
+            }
+        }
+        for child in &tree.nodes {
+            self.node(target, child)?;
+        }
+        fs::set_permissions(target, Permissions::from_mode(node.mode & 0o7777))
+            .map_err(Error::io("set permissions of", target))?;
+        let _ = std::os::unix::fs::lchown(target, Some(node.uid), Some(node.gid));
+        filetime::set_file_mtime(
+            target,
+            filetime::FileTime::from_system_time(system_time(node.mtime)),
+        )
+        .map_err(Error::io("set mtime of", target))?;
+        crate::store::fsutil::fsync_dir(target)?;
+        self.report.dirs += 1;
+        Ok(())
+    }
+
+    /// Removes what stands at `path` (never following a symlink) when allowed.
+    pub fn clear_way(&self, path: &Path, dirs_too: bool) -> Result<()> {
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return Ok(());
+        };
+        if meta.is_dir() && !meta.file_type().is_symlink() {
+            if !(self.force && dirs_too) {
+                return Err(Error::Invalid(format!(
+                    "{} is a directory where the snapshot has something else; nothing was overwritten",
+                    path.display()
+                )));
+            }
+            return fs::remove_dir_all(path).map_err(Error::io("remove", path));
+        }
+        if !self.force {
+            return Err(Error::Invalid(format!(
+                "{} is in the way; pass --force",
+                path.display()
+            )));
+        }
+        fs::remove_file(path).map_err(Error::io("remove", path))
+    }
+
+    /// Writes the chunks in order, each verified against its id first.
+    pub fn write_chunks(&self, file: &File, chunks: &[ChunkId], target: &Path) -> Result<()> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        for batch in chunks.chunks(READ_AHEAD) {
+            let locations = batch
+                .iter()
+                .map(|id| self.reader.index.locate(id))
+                .collect::<Result<Vec<_>>>()?;
+            let plain: Vec<Result<Vec<u8>>> = locations
+                .par_iter()
+                .map(|l| self.reader.packs.read(l))
+                .collect();
+            for data in plain {
+                let data = data.map_err(|e| match e {
+                    Error::Corrupt { what, detail } => {
+                        Error::corrupt(format!("{what} (file {})", target.display()), detail)
+                    }
+                    other => other,
+                })?;
+                out.write_all(&data).map_err(Error::io("write", target))?;
+            }
+        }
+        out.flush().map_err(Error::io("write", target))
+    }
+
+    /// fsync, mode, owner and mtime, then the rename that makes it appear.
+    pub fn finish_file(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        target: &Path,
+        node: &Node,
+    ) -> Result<()> {
+        let f = tmp.as_file();
+        f.set_permissions(Permissions::from_mode(node.mode & 0o7777))
+            .map_err(Error::io("set permissions of", target))?;
+        let _ = std::os::unix::fs::fchown(f, Some(node.uid), Some(node.gid));
+        f.set_times(FileTimes::new().set_modified(system_time(node.mtime)))
+            .map_err(Error::io("set mtime of", target))?;
+        f.sync_all().map_err(Error::io("fsync", target))?;
+        if fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
+            self.clear_way(target, true)?;
+        }
+        tmp.persist(target)
+            .map_err(|e| Error::io("rename into place", target)(e.error))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,385 @@
+//! take: source -> chunker -> hash -> (index has it?) -> packer -> store ->
+//! trees -> snapshot record.
+//!
+//! Durability order: every pack is fsynced and indexed (ChunkWriter::finish)
+//! before the record is written; the record is written atomically and last.
+//! A crash at any point leaves at most unreferenced packs, which gc removes.
+
+use crate::error::{Error, Result};
+use crate::format::record::{DatabaseSummary, Skipped, Snapshot, TakeStats, RECORD_VERSION};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::id::SnapshotId;
+use crate::source::{self, sqlite, Excludes};
+use crate::store::{ChunkWriter, Store, StoreReader};
+use chrono::{DateTime, FixedOffset};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Default)]
+pub struct TakeOptions {
+    pub paths: Vec<PathBuf>,
+    pub tags: Vec<String>,
+    pub excludes: Vec<String>,
+    /// Recorded time; now when unset.
+    pub time: Option<DateTime<FixedOffset>>,
+    /// Read every file even when it looks unchanged since the parent snapshot.
+    pub force_read: bool,
+    /// Record unreadable files as skipped instead of failing.
+    pub skip_unreadable: bool,
+    /// A path that does not exist is skipped; none left is "nothing to back up".
+    pub allow_missing: bool,
+    pub sqlite: sqlite::CaptureOptions,
+    pub progress: bool,
+    pub lock_wait: Duration,
+}
+
+#[derive(Debug)]
+pub struct TakeReport {
+    /// None when there was nothing to back up (`allow_missing`).
+    pub id: Option<SnapshotId>,
+    pub snapshot: Option<Snapshot>,
+    pub warnings: Vec<String>,
+}
+
+impl TakeReport {
+    /// False when a database image failed its check (the snapshot is kept).
+    pub fn ok(&self) -> bool {
+        self.snapshot.as_ref().is_none_or(|s| s.checks_ok())
+    }
+}
+
+struct Walker<'a> {
+    writer: ChunkWriter<'a>,
+    reader: StoreReader<'a>,
+    excludes: Excludes,
+    opts: &'a TakeOptions,
+    stats: TakeStats,
+    skipped: Vec<Skipped>,
+    databases: Vec<DatabaseSummary>,
+    warnings: Vec<String>,
+    progress: indicatif::ProgressBar,
+}
+
+pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
+    let start = Instant::now();
+    let mut warnings = Vec::new();
+    let roots = check_paths(opts, &mut warnings)?;
+    if roots.is_empty() {
+        warnings.push("nothing to back up".into());
+        return Ok(TakeReport {
+            id: None,
+            snapshot: None,
+            warnings,
+        });
+    }
+    let lock = store.lock("take", opts.lock_wait)?;
+    let index = store.open_index(&lock)?;
+    let paths: Vec<String> = roots.iter().map(|p| p.to_string_lossy().into()).collect();
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let parent = find_parent(store, &paths, &host)?;
+    let mut w = Walker {
+        writer: ChunkWriter::new(store, &index)?,
+        reader: StoreReader::new(store, &index)?,
+        excludes: Excludes::new(&opts.excludes)?,
+        opts,
+        stats: TakeStats::default(),
+        skipped: Vec::new(),
+        databases: Vec::new(),
+        warnings,
+        progress: progress_bar(opts.progress),
+    };
+    let parent_top = match &parent {
+        Some((_, p)) => Some(w.reader.tree(&p.tree)?),
+        None => None,
+    };
+    let mut top = Tree::default();
+    for root in &roots {
+        let name = root
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or(b"root".to_vec());
+        let old = parent_top.as_ref().and_then(|t| find(t, &name));
+        let meta = fs::symlink_metadata(root).map_err(Error::io("stat", root))?;
+        if let Some(node) = w.node(root, name, &meta, old, "")? {
+            top.nodes.push(node);
+        }
+    }
+    top.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let tree = w
+        .writer
+        .put_buffer(&crate::format::tree::encode_tree(&top))?;
+    let written = w.writer.finish()?;
+    w.progress.finish_and_clear();
+    let mut stats = w.stats;
+    stats.added = written.added;
+    stats.added_raw = written.added_raw;
+    stats.chunks_added = written.chunks_added;
+    stats.duration_ms = start.elapsed().as_millis() as u64;
+    let snapshot = Snapshot {
+        version: RECORD_VERSION,
+        time: opts
+            .time
+            .unwrap_or_else(|| chrono::Local::now().fixed_offset()),
+        host,
+        paths,
+        tags: opts.tags.clone(),
+        tree,
+        parent: parent.map(|(id, _)| id),
+        stats,
+        skipped: w.skipped,
+        databases: w.databases,
+    };
+    // The record is written last: only now is every chunk it names durable.
+    let id = store.write_snapshot(&snapshot)?;
+    index.add_snapshot(&id, snapshot.time.timestamp())?;
+    Ok(TakeReport {
+        id: Some(id),
+        snapshot: Some(snapshot),
+        warnings: w.warnings,
+    })
+}
+
+/// Absolute, existing roots with distinct base names; nothing is written yet,
+/// so bad input changes nothing.
+fn check_paths(opts: &TakeOptions, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for p in &opts.paths {
+        let abs = std::path::absolute(p).map_err(Error::io("resolve", p))?;
+        match fs::symlink_metadata(&abs) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && opts.allow_missing => {
+                warnings.push(format!("{} does not exist: skipped", p.display()));
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(format!(
+                    "{} does not exist (pass --allow-missing to treat that as nothing to back up)",
+                    p.display()
+                )))
+            }
+            Err(e) => return Err(Error::io("stat", p)(e)),
+        }
+        if abs.file_name().is_some() && roots.iter().any(|r| r.file_name() == abs.file_name()) {
+            return Err(Error::Invalid(format!(
+                "two paths share the base name {:?}; snapshot them separately",
+                abs.file_name().unwrap_or_default()
+            )));
+        }
+        roots.push(abs);
+    }
+    if roots.is_empty() && !opts.allow_missing {
+        return Err(Error::Invalid("no path to snapshot was given".into()));
+    }
+    Ok(roots)
+}
+
+/// The newest snapshot of the same paths from this host: its unchanged files
+/// are not read again.
+fn find_parent(
+    store: &Store,
+    paths: &[String],
+    host: &str,
+) -> Result<Option<(SnapshotId, Snapshot)>> {
+    Ok(store
+        .snapshots()?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.paths == paths && s.host == host))
+}
+
+fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
+    tree.nodes
+        .binary_search_by(|n| n.name.as_slice().cmp(name))
+        .ok()
+        .map(|i| &tree.nodes[i])
+}
+
+fn progress_bar(show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {binary_bytes} read, {msg} ({elapsed})")
+            .expect("template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+impl Walker<'_> {
+    /// The node for `path`, or None when it is skipped.
+    fn node(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: &fs::Metadata,
+        old: Option<&Node>,
+        rel: &str,
+    ) -> Result<Option<Node>> {
+        let rel = if rel.is_empty() {
+            String::from_utf8_lossy(&name).into_owned()
+        } else {
+            format!("{rel}/{}", String::from_utf8_lossy(&name))
+        };
+        let ft = meta.file_type();
+        let kind = if ft.is_dir() {
+            match self.dir(path, old, &rel)? {
+                Some(tree) => NodeKind::Dir { tree },
+                None => return Ok(None),
+            }
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(Error::io("read link", path))?;
+            NodeKind::Symlink {
+                target: target.as_os_str().as_bytes().to_vec(),
+            }
+        } else if ft.is_file() {
+            if let Some((suffix, db)) = source::sqlite_sibling(path) {
+                if suffix == "-journal" {
+                    self.warnings.push(format!(
+                        "{} is left over from an interrupted write to {}; it was not stored",
+                        path.display(),
+                        db.display()
+                    ));
+                }
+                return Ok(None);
+            }
+            if source::is_sqlite(path) {
+                return self.database(path, name, meta, rel).map(Some);
+            }
+            match self.file(path, meta, old)? {
+                Some(chunks) => NodeKind::File { chunks },
+                None => return Ok(None),
+            }
+        } else {
+            self.warnings.push(format!(
+                "{}: not a file, directory or symlink; skipped",
+                path.display()
+            ));
+            return Ok(None);
+        };
+        Ok(Some(source::node(name, meta, kind)))
+    }
+
+    fn unreadable(&mut self, path: &Path, e: std::io::Error) -> Result<()> {
+        if !self.opts.skip_unreadable {
+            return Err(Error::Invalid(format!(
+                "cannot read {}: {e} (no snapshot was recorded; pass --skip-unreadable to record one without it)",
+                path.display()
+            )));
+        }
+        self.warnings
+            .push(format!("{}: {e}; skipped", path.display()));
+        self.skipped.push(Skipped {
+            path: path.to_string_lossy().into(),
+            reason: e.to_string(),
+        });
+        Ok(())
+    }
+
+    fn dir(
+        &mut self,
+        path: &Path,
+        old: Option<&Node>,
+        rel: &str,
+    ) -> Result<Option<Vec<crate::id::ChunkId>>> {
+        let entries = match fs::read_dir(path).and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+        {
+            Ok(e) => e,
+            Err(e) => return self.unreadable(path, e).map(|_| None),
+        };
+        let old_tree = match old.map(|n| &n.kind) {
+            Some(NodeKind::Dir { tree }) => Some(self.reader.tree(tree)?),
+            _ => None,
+        };
+        let mut names: Vec<_> = entries.into_iter().map(|e| e.file_name()).collect();
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut tree = Tree::default();
+        for name in names {
+            let child = path.join(&name);
+            if self.excludes.matches(&child) {
+                continue;
+            }
+            let meta = match fs::symlink_metadata(&child) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("stat", &child)(e)),
+            };
+            let name = name.as_bytes().to_vec();
+            let old_child = old_tree.as_ref().and_then(|t| find(t, &name));
+            if let Some(node) = self.node(&child, name, &meta, old_child, rel)? {
+                tree.nodes.push(node);
+            }
+        }
+        self.stats.dirs += 1;
+        self.writer
+            .put_buffer(&crate::format::tree::encode_tree(&tree))
+            .map(Some)
+    }
+
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &fs::Metadata,
+        old: Option<&Node>,
+    ) -> Result<Option<Vec<crate::id::ChunkId>>> {
+        self.stats.files += 1;
+        self.stats.size += meta.len();
+        if let (false, Some(old)) = (self.opts.force_read, old) {
+            if let NodeKind::File { chunks } = &old.kind {
+                if source::unchanged(old, meta) && self.all_stored(chunks)? {
+                    return Ok(Some(chunks.clone()));
+                }
+            }
+        }
+        let file = match fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => return self.unreadable(path, e).map(|_| None),
+        };
+        let mut chunks = Vec::new();
+        for chunk in crate::chunker::file_chunks(file, self.writer_params()) {
+            let data = match chunk {
+                Ok(d) => d,
+                Err(e) => return self.unreadable(path, e).map(|_| None),
+            };
+            self.stats.read += data.len() as u64;
+            self.progress.inc(data.len() as u64);
+            chunks.push(self.writer.put(data)?);
+        }
+        Ok(Some(chunks))
+    }
+
+    fn writer_params(&self) -> crate::store::ChunkerParams {
+        self.reader.packs.store().config().chunker
+    }
+
+    fn all_stored(&self, chunks: &[crate::id::ChunkId]) -> Result<bool> {
+        for c in chunks {
+            if !self.writer.has(c)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn database(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: &fs::Metadata,
+        rel: String,
+    ) -> Result<Node> {
+        let image = sqlite::capture(path, &self.opts.sqlite, &mut self.writer)?;
+        self.stats.databases += 1;
+        self.stats.size += image.db.page_count * image.db.page_size as u64;
+        self.stats.read += image.bytes_read;
+        self.progress.inc(image.bytes_read);
+        self.warnings.extend(image.warnings);
+        self.databases.push(sqlite::summary(rel, &image.db));
+        let mut node = source::node(name, meta, NodeKind::Database(Box::new(image.db)));
+        node.size = meta.len();
+        Ok(node)
+    }
+}

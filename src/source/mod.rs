@@ -1,0 +1,83 @@
+//! Sources: what `take` reads. Paths are walked into tree nodes; files whose
+//! first bytes are the SQLite magic are captured through SQLite (`sqlite`).
+
+use crate::error::{Error, Result};
+use crate::format::tree::{Node, NodeKind};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Tree node metadata from a `symlink_metadata` result.
+pub fn node(name: Vec<u8>, meta: &Metadata, kind: NodeKind) -> Node {
+    Node {
+        name,
+        kind,
+        mode: meta.mode(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        ctime: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        inode: meta.ino(),
+        dev: meta.dev(),
+        size: if meta.is_file() { meta.len() } else { 0 },
+    }
+}
+
+/// True when `old` describes the same unchanged file as `meta` (restic's rule:
+/// size, mtime, ctime and inode all equal), so its chunks can be reused.
+pub fn unchanged(old: &Node, meta: &Metadata) -> bool {
+    matches!(old.kind, NodeKind::File { .. })
+        && old.size == meta.len()
+        && old.mtime == meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+        && old.ctime == meta.ctime() * 1_000_000_000 + meta.ctime_nsec()
+        && old.inode == meta.ino()
+}
+
+/// `--exclude` globs, matched against the full path and the base name.
+pub struct Excludes(GlobSet);
+
+impl Excludes {
+    pub fn new(patterns: &[String]) -> Result<Excludes> {
+        let mut b = GlobSetBuilder::new();
+        for p in patterns {
+            b.add(Glob::new(p).map_err(|e| Error::Invalid(format!("--exclude {p:?}: {e}")))?);
+        }
+        Ok(Excludes(
+            b.build().map_err(|e| Error::Invalid(e.to_string()))?,
+        ))
+    }
+
+    pub fn matches(&self, path: &Path) -> bool {
+        self.0.is_match(path) || path.file_name().is_some_and(|n| self.0.is_match(n))
+    }
+}
+
+/// The SQLite file magic: the first 16 bytes of every database file.
+pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Is `path` a SQLite database, judged by content (never by name)?
+pub fn is_sqlite(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == SQLITE_MAGIC
+}
+
+/// Files that belong to a database beside them and are never stored as files.
+pub fn sqlite_sibling(path: &Path) -> Option<(&'static str, std::path::PathBuf)> {
+    let name = path.file_name()?.to_str()?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        if let Some(db) = name.strip_suffix(suffix) {
+            let db_path = path.with_file_name(db);
+            if is_sqlite(&db_path) {
+                return Some((suffix, db_path));
+            }
+        }
+    }
+    None
+}
+
+pub mod sqlite;

@@ -1,0 +1,296 @@
+//! The local store: a directory of immutable packs and snapshot records, a
+//! `config`, and a redb index that is only a cache of what the packs say.
+//!
+//! ```text
+//! STORE/config                       store format version and parameters (JSON)
+//! STORE/packs/<2 hex>/<64 hex>.pack  packs, named by the BLAKE3 of their bytes
+//! STORE/snapshots/<64 hex>.json      snapshot records, named by their BLAKE3
+//! STORE/index.redb                   chunk -> location, pack -> size, catalog
+//! STORE/lock                         held (flock) by the process using the index
+//! STORE/tmp/                         temporary files before their rename
+//! ```
+
+pub mod fsutil;
+pub mod index;
+pub mod lock;
+pub mod packs;
+pub mod reader;
+pub mod writer;
+
+use crate::error::{Error, Result};
+use crate::format::record::Snapshot;
+use crate::id::{PackId, SnapshotId};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use index::{Index, Location};
+pub use lock::StoreLock;
+pub use reader::StoreReader;
+pub use writer::ChunkWriter;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// FastCDC parameters (bytes). See DESIGN.md "Parameters" for the measurements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    pub min: u32,
+    pub avg: u32,
+    pub max: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreConfig {
+    pub format: u32,
+    pub store_id: String,
+    /// Chunker for ordinary file content.
+    pub chunker: ChunkerParams,
+    /// Chunker for encoded trees (small, so a changed directory costs little).
+    pub tree_chunker: ChunkerParams,
+    /// A pack is sealed once its entries reach this many bytes.
+    pub pack_size: u64,
+    pub zstd_level: i32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            format: FORMAT_VERSION,
+            store_id: hex::encode(&blake3::hash(&random_bytes()).as_bytes()[..16]),
+            chunker: ChunkerParams {
+                min: 64 << 10,
+                avg: 256 << 10,
+                max: 1 << 20,
+            },
+            tree_chunker: ChunkerParams {
+                min: 4 << 10,
+                avg: 16 << 10,
+                max: 64 << 10,
+            },
+            pack_size: 32 << 20,
+            zstd_level: 3,
+        }
+    }
+}
+
+fn random_bytes() -> Vec<u8> {
+    // A store id only needs to be unique, not secret: time, pid and an address.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let local = 0u8;
+    format!("{t:?}{}{:p}", std::process::id(), &local).into_bytes()
+}
+
+/// An opened store: its layout and configuration. Operations that use the
+/// index take the store lock first (see `lock`).
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+    config: StoreConfig,
+}
+
+impl Store {
+    /// Creates a new, empty store at `root` (which may exist if empty).
+    pub fn init(root: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        let root = root.as_ref();
+        if root.join("config").exists() {
+            return Err(Error::Invalid(format!(
+                "{} already holds a snap store",
+                root.display()
+            )));
+        }
+        if root.is_dir()
+            && fs::read_dir(root)
+                .map_err(Error::io("read", root))?
+                .next()
+                .is_some()
+        {
+            return Err(Error::Invalid(format!(
+                "{} is not empty; a new store needs an empty or missing directory",
+                root.display()
+            )));
+        }
+        for dir in ["packs", "snapshots", "tmp"] {
+            fsutil::create_dir_durable(&root.join(dir))?;
+        }
+        let bytes = serde_json::to_vec_pretty(&config).expect("config encodes");
+        // The config is written last: a directory without it is not a store.
+        fsutil::write_atomic(&root.join("tmp"), &root.join("config"), &bytes)?;
+        Store::open(root)
+    }
+
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref().to_path_buf();
+        let path = root.join("config");
+        let bytes = fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(format!(
+                    "no snap store at {} (run `snap init` first)",
+                    root.display()
+                ))
+            } else {
+                Error::io("read", &path)(e)
+            }
+        })?;
+        let config: StoreConfig =
+            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        if config.format != FORMAT_VERSION {
+            return Err(Error::Invalid(format!(
+                "store format {} is not supported by this snap (format {FORMAT_VERSION})",
+                config.format
+            )));
+        }
+        Ok(Store { root, config })
+    }
+
+    /// Opens the store at `root`, creating it first if it does not exist.
+    pub fn open_or_init(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref();
+        if root.join("config").exists() {
+            Store::open(root)
+        } else {
+            Store::init(root, StoreConfig::default())
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn pack_path(&self, id: &PackId) -> PathBuf {
+        let hex = id.to_hex();
+        self.root
+            .join("packs")
+            .join(&hex[..2])
+            .join(format!("{hex}.pack"))
+    }
+
+    pub fn snapshot_path(&self, id: &SnapshotId) -> PathBuf {
+        self.root.join("snapshots").join(format!("{id}.json"))
+    }
+
+    pub fn index_path(&self) -> PathBuf {
+        self.root.join("index.redb")
+    }
+
+    /// Every pack file in the store, whatever the index says.
+    pub fn pack_files(&self) -> Result<Vec<(PackId, PathBuf)>> {
+        let mut out = Vec::new();
+        let packs = self.root.join("packs");
+        for sub in fs::read_dir(&packs).map_err(Error::io("read", &packs))? {
+            let sub = sub.map_err(Error::io("read", &packs))?.path();
+            if !sub.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(&sub).map_err(Error::io("read", &sub))? {
+                let path = f.map_err(Error::io("read", &sub))?.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if let Some(id) = name.strip_suffix(".pack").and_then(PackId::from_hex) {
+                    out.push((id, path));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Ids of every snapshot record in the store (the records are the truth;
+    /// the index catalog is a cache of them).
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let dir = self.root.join("snapshots");
+        let mut out = Vec::new();
+        for f in fs::read_dir(&dir).map_err(Error::io("read", &dir))? {
+            let path = f.map_err(Error::io("read", &dir))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(id) = name.strip_suffix(".json").and_then(SnapshotId::from_hex) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a snapshot record and checks it against its id.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let path = self.snapshot_path(id);
+        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+        if SnapshotId::of(&bytes) != *id {
+            return Err(Error::corrupt(
+                format!("snapshot {id}"),
+                "record does not match its id",
+            ));
+        }
+        Snapshot::decode(&bytes)
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let mut all = self
+            .snapshot_ids()?
+            .into_iter()
+            .map(|id| Ok((id, self.load_snapshot(&id)?)))
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(all)
+    }
+
+    /// Resolves a full id, a unique prefix of at least 6 hex digits, or `latest`.
+    pub fn resolve(&self, spec: &str) -> Result<SnapshotId> {
+        if spec == "latest" {
+            return self
+                .snapshots()?
+                .pop()
+                .map(|(id, _)| id)
+                .ok_or_else(|| Error::NotFound("the store holds no snapshot".into()));
+        }
+        if spec.len() < 6 || !spec.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "snapshot id {spec:?}: give `latest`, or at least 6 hex digits"
+            )));
+        }
+        let spec = spec.to_ascii_lowercase();
+        let matches: Vec<_> = self
+            .snapshot_ids()?
+            .into_iter()
+            .filter(|id| id.to_hex().starts_with(&spec))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::NotFound(format!("no snapshot {spec}"))),
+            _ => Err(Error::Invalid(format!(
+                "snapshot prefix {spec} is ambiguous ({} matches)",
+                matches.len()
+            ))),
+        }
+    }
+
+    /// Takes the store lock for `what` (a command name, shown to waiters).
+    pub fn lock(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
+        StoreLock::acquire(&self.root, what, wait)
+    }
+
+    /// Opens the index under the store lock, rebuilding it from the packs and
+    /// records first if it is missing (it is a cache).
+    pub fn open_index(&self, _lock: &StoreLock) -> Result<Index> {
+        if !self.index_path().exists() {
+            packs::rebuild_index(self)?;
+        }
+        Index::open(&self.index_path())
+    }
+
+    /// Writes a snapshot record atomically; this is the last step of a take.
+    pub fn write_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        let bytes = snapshot.encode();
+        let id = SnapshotId::of(&bytes);
+        fsutil::write_atomic(&self.tmp_dir(), &self.snapshot_path(&id), &bytes)?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,148 @@
+//! Reading packs: a chunk by its location, a pack's header from its end, and
+//! rebuilding the index from every pack header and snapshot record.
+
+use super::{Index, Location, Store};
+use crate::error::{Error, Result};
+use crate::format::pack::{self, PackEntry, TRAILER_LEN};
+use crate::id::PackId;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Reads and verifies chunks; keeps a bounded set of open pack files and may
+/// be shared between threads.
+pub struct PackReader<'a> {
+    store: &'a Store,
+    open: Mutex<HashMap<PackId, Arc<File>>>,
+}
+
+const MAX_OPEN: usize = 64;
+
+impl<'a> PackReader<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        PackReader {
+            store,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    fn file(&self, id: &PackId) -> Result<Arc<File>> {
+        let mut open = self.open.lock().expect("pack cache lock");
+        if let Some(f) = open.get(id) {
+            return Ok(f.clone());
+        }
+        let path = self.store.pack_path(id);
+        let f = Arc::new(File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(format!("pack {id} is missing ({})", path.display()))
+            } else {
+                Error::io("open pack", &path)(e)
+            }
+        })?);
+        if open.len() >= MAX_OPEN {
+            open.clear();
+        }
+        open.insert(*id, f.clone());
+        Ok(f)
+    }
+
+    /// The plain chunk at `loc`, checked against its id. A mismatch is an
+    /// error naming the pack: corrupt data is never returned.
+    pub fn read(&self, loc: &Location) -> Result<Vec<u8>> {
+        let file = self.file(&loc.pack)?;
+        let mut stored = vec![0u8; loc.entry.length as usize];
+        file.read_exact_at(&mut stored, loc.entry.offset)
+            .map_err(Error::io("read pack", self.store.pack_path(&loc.pack)))?;
+        pack::decode_entry(&loc.entry, &stored).map_err(|e| match e {
+            Error::Corrupt { what, detail } => {
+                Error::corrupt(format!("{what} in pack {}", loc.pack), detail)
+            }
+            other => other,
+        })
+    }
+}
+
+/// Reads and validates the header of the pack file at `path`.
+pub fn read_header(path: &Path) -> Result<Vec<PackEntry>> {
+    let file = File::open(path).map_err(Error::io("open pack", path))?;
+    let len = file.metadata().map_err(Error::io("stat", path))?.len();
+    let named = |e: Error| match e {
+        Error::Corrupt { detail, .. } => Error::corrupt(format!("pack {}", path.display()), detail),
+        other => other,
+    };
+    if len < TRAILER_LEN as u64 {
+        return Err(named(Error::corrupt("pack", "shorter than its trailer")));
+    }
+    let mut trailer = [0u8; TRAILER_LEN];
+    file.read_exact_at(&mut trailer, len - TRAILER_LEN as u64)
+        .map_err(Error::io("read pack", path))?;
+    let (header_len, sum) = pack::decode_trailer(&trailer, len).map_err(named)?;
+    let data_len = len - TRAILER_LEN as u64 - header_len as u64;
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact_at(&mut header, data_len)
+        .map_err(Error::io("read pack", path))?;
+    pack::decode_header(&header, &sum, data_len).map_err(named)
+}
+
+/// Reads a whole pack and checks its name, header and every entry.
+pub fn verify_pack(id: &PackId, path: &Path) -> Result<Vec<PackEntry>> {
+    let bytes = fs::read(path).map_err(Error::io("read pack", path))?;
+    if PackId::of(&bytes) != *id {
+        return Err(Error::corrupt(
+            format!("pack {id}"),
+            "content does not match its name",
+        ));
+    }
+    let entries = pack::decode_pack(&bytes)?;
+    for e in &entries {
+        let stored = &bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
+        pack::decode_entry(e, stored)
+            .map_err(|err| Error::corrupt(format!("pack {id}"), err.to_string()))?;
+    }
+    Ok(entries)
+}
+
+/// What `rebuild_index` found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RebuildReport {
+    pub packs: u64,
+    pub chunks: u64,
+    pub snapshots: u64,
+    /// Packs whose header could not be read; they were left out of the index.
+    pub bad_packs: Vec<String>,
+}
+
+/// Recreates the index from the pack headers and snapshot records alone.
+/// The caller holds the store lock; the old index file is replaced.
+pub fn rebuild_index(store: &Store) -> Result<RebuildReport> {
+    let path = store.index_path();
+    let tmp = store.tmp_dir().join("index.rebuild");
+    let _ = fs::remove_file(&tmp);
+    let index = Index::open(&tmp)?;
+    let mut report = RebuildReport::default();
+    for (id, file) in store.pack_files()? {
+        match read_header(&file) {
+            Ok(entries) => {
+                let size = fs::metadata(&file).map_err(Error::io("stat", &file))?.len();
+                index.add_pack(&id, size, &entries)?;
+                report.packs += 1;
+                report.chunks += entries.len() as u64;
+            }
+            Err(e) => report.bad_packs.push(format!("{}: {e}", file.display())),
+        }
+    }
+    for (id, snap) in store.snapshots()? {
+        index.add_snapshot(&id, snap.time.timestamp())?;
+        report.snapshots += 1;
+    }
+    drop(index);
+    fs::rename(&tmp, &path).map_err(Error::io("rename into place", &path))?;
+    super::fsutil::fsync_dir(store.root())?;
+    Ok(report)
+}

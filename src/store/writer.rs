@@ -1,0 +1,117 @@
+//! ChunkWriter: the "index has it?" step of take. New chunks are queued, handed
+//! to the packer in batches (so rayon can compress them in parallel), and each
+//! sealed pack is committed to the index.
+//!
+//! Invariant: a chunk id counts as stored only when it is in the index (its
+//! pack is durable) or pending in this writer; the snapshot record that names
+//! it is written by the caller only after `finish` returns.
+
+use super::index::{Index, IndexReader};
+use super::Store;
+use crate::chunker;
+use crate::error::Result;
+use crate::id::ChunkId;
+use crate::packer::{Packer, SealedPack};
+use std::collections::HashSet;
+
+/// Plain bytes queued before the packer compresses them as one parallel batch.
+const BATCH_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteStats {
+    /// Pack bytes written (entries, headers and trailers).
+    pub added: u64,
+    pub added_raw: u64,
+    pub chunks_added: u64,
+}
+
+pub struct ChunkWriter<'a> {
+    store: &'a Store,
+    index: &'a Index,
+    reader: IndexReader,
+    packer: Packer<'a>,
+    queue: Vec<(ChunkId, Vec<u8>)>,
+    queued_bytes: usize,
+    /// Ids queued or in the open pack: stored by this writer, not yet indexed.
+    pending: HashSet<ChunkId>,
+    stats: WriteStats,
+}
+
+impl<'a> ChunkWriter<'a> {
+    pub fn new(store: &'a Store, index: &'a Index) -> Result<Self> {
+        Ok(ChunkWriter {
+            store,
+            index,
+            reader: index.reader()?,
+            packer: Packer::new(store),
+            queue: Vec::new(),
+            queued_bytes: 0,
+            pending: HashSet::new(),
+            stats: WriteStats::default(),
+        })
+    }
+
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    /// Is this chunk already stored (indexed or pending)?
+    pub fn has(&self, id: &ChunkId) -> Result<bool> {
+        Ok(self.pending.contains(id) || self.reader.contains(id)?)
+    }
+
+    /// Stores `data` unless a chunk with its id is already stored.
+    pub fn put(&mut self, data: Vec<u8>) -> Result<ChunkId> {
+        let id = ChunkId::of(&data);
+        if !self.has(&id)? {
+            self.pending.insert(id);
+            self.queued_bytes += data.len();
+            self.stats.added_raw += data.len() as u64;
+            self.stats.chunks_added += 1;
+            self.queue.push((id, data));
+            if self.queued_bytes >= BATCH_BYTES {
+                self.flush()?;
+            }
+        }
+        Ok(id)
+    }
+
+    /// Chunks an in-memory buffer (an encoded tree) with the tree chunker.
+    pub fn put_buffer(&mut self, bytes: &[u8]) -> Result<Vec<ChunkId>> {
+        chunker::buffer_chunks(bytes, self.store.config().tree_chunker)
+            .into_iter()
+            .map(|r| self.put(bytes[r].to_vec()))
+            .collect()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.queue);
+        self.queued_bytes = 0;
+        for sealed in self.packer.add(batch)? {
+            self.commit(sealed)?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, sealed: SealedPack) -> Result<()> {
+        self.index
+            .add_pack(&sealed.id, sealed.size, &sealed.entries)?;
+        self.stats.added += sealed.size;
+        for e in &sealed.entries {
+            self.pending.remove(&e.id);
+        }
+        self.reader = self.index.reader()?;
+        Ok(())
+    }
+
+    /// Seals and indexes everything written so far. After this returns, every
+    /// id `put` returned is durable and in the index.
+    pub fn finish(mut self) -> Result<WriteStats> {
+        self.flush()?;
+        if let Some(sealed) = self.packer.finish()? {
+            self.commit(sealed)?;
+        }
+        debug_assert!(self.pending.is_empty());
+        Ok(self.stats)
+    }
+}
