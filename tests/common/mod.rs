@@ -1,0 +1,141 @@
+//! Shared helpers for the integration tests: run the real `snap` binary,
+//! build trees, compare trees.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn snap_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_snap")
+}
+
+pub fn snap(store: &Path, args: &[&str]) -> Output {
+    Command::new(snap_bin())
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("run snap")
+}
+
+/// Runs snap and asserts success; returns stdout.
+pub fn snap_ok(store: &Path, args: &[&str]) -> String {
+    let out = snap(store, args);
+    assert!(
+        out.status.success(),
+        "snap {args:?} failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn snap_json(store: &Path, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&snap_ok(store, &a)).expect("json output")
+}
+
+/// Everything restore must reproduce: kind, content, mode, mtime, link target.
+pub fn fingerprint(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, String>) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    let rel = path.strip_prefix(root).unwrap().to_path_buf();
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.file_type().is_symlink() {
+        out.insert(rel, format!("link {:?}", fs::read_link(path).unwrap()));
+    } else if meta.is_dir() {
+        out.insert(
+            rel,
+            format!(
+                "dir {mode:o} {}",
+                meta.mtime_nsec() + meta.mtime() * 1_000_000_000
+            ),
+        );
+        let mut entries: Vec<_> = fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for e in entries {
+            walk(root, &e, out);
+        }
+    } else {
+        let data = fs::read(path).unwrap();
+        out.insert(
+            rel,
+            format!(
+                "file {mode:o} {} {} {}",
+                meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                data.len(),
+                blake3::hash(&data).to_hex()
+            ),
+        );
+    }
+}
+
+/// A deterministic pseudo-random byte source (xorshift), so tests need no RNG crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+
+    /// Compressible text-like bytes.
+    pub fn text(&mut self, n: usize) -> Vec<u8> {
+        const WORDS: [&str; 8] = [
+            "alpha ", "beta ", "gamma ", "delta\n", "snap ", "store ", "chunk ", "pack ",
+        ];
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(WORDS[(self.next() % 8) as usize].as_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+}
+
+/// A mixed tree: text and random files, nested dirs, an empty file and dir, a symlink.
+pub fn make_tree(root: &Path, seed: u64, scale: usize) {
+    let mut rng = Rng(seed | 1);
+    fs::create_dir_all(root.join("a/b/c")).unwrap();
+    fs::create_dir_all(root.join("empty-dir")).unwrap();
+    fs::write(root.join("empty-file"), b"").unwrap();
+    for i in 0..scale {
+        let (t, r) = (
+            1000 + (rng.next() % 200_000) as usize,
+            (rng.next() % 300_000) as usize,
+        );
+        fs::write(root.join(format!("a/text-{i}.txt")), rng.text(t)).unwrap();
+        fs::write(root.join(format!("a/b/rand-{i}.bin")), rng.bytes(r)).unwrap();
+    }
+    fs::write(root.join("a/b/c/deep.txt"), rng.text(5000)).unwrap();
+    std::os::unix::fs::symlink("a/b/c/deep.txt", root.join("link")).unwrap();
+    fs::set_permissions(
+        root.join("a/b/c/deep.txt"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
