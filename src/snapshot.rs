@@ -236,14 +236,8 @@ impl Walker<'_> {
                 target: target.as_os_str().as_bytes().to_vec(),
             }
         } else if ft.is_file() {
-            if let Some((suffix, db)) = source::sqlite_sibling(path) {
-                if suffix == "-journal" {
-                    self.warnings.push(format!(
-                        "{} is left over from an interrupted write to {}; it was not stored",
-                        path.display(),
-                        db.display()
-                    ));
-                }
+            // -wal, -shm and -journal belong to their database's image.
+            if source::sqlite_sibling(path).is_some() {
                 return Ok(None);
             }
             if source::is_sqlite(path) {
@@ -371,6 +365,12 @@ impl Walker<'_> {
         meta: &fs::Metadata,
         rel: String,
     ) -> Result<Node> {
+        if sqlite::hot_journal(path) {
+            self.warnings.push(format!(
+                "{}-journal is left over from an interrupted write; SQLite rolls it back on open, and it is not stored",
+                path.display()
+            ));
+        }
         let image = sqlite::capture(path, &self.opts.sqlite, &mut self.writer)?;
         self.stats.databases += 1;
         self.stats.size += image.db.page_count * image.db.page_size as u64;

@@ -47,6 +47,32 @@ pub fn lock_byte_page(page_size: u32) -> u64 {
     (1u64 << 30) / page_size as u64 + 1
 }
 
+/// Is there a hot journal beside `db`: a non-empty `-journal` while no
+/// process holds the database's RESERVED lock (SQLite's own test)? That is a
+/// write that was interrupted, not one in progress.
+pub fn hot_journal(db: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut name = db.as_os_str().to_os_string();
+    name.push("-journal");
+    if std::fs::metadata(&name).map_or(true, |m| m.len() == 0) {
+        return false;
+    }
+    let Ok(f) = std::fs::File::open(db) else {
+        return false;
+    };
+    // RESERVED is one byte after SQLite's PENDING byte at 0x40000000.
+    let mut lock = libc::flock {
+        l_type: libc::F_WRLCK as _,
+        l_whence: libc::SEEK_SET as _,
+        l_start: 0x4000_0001,
+        l_len: 1,
+        l_pid: 0,
+    };
+    // SAFETY: F_GETLK only fills in `lock`, a valid, exclusively borrowed struct.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut lock) };
+    r == 0 && lock.l_type == libc::F_UNLCK as libc::c_short
+}
+
 /// Is the `sqlite_dbpage` virtual table compiled into this SQLite?
 pub fn has_dbpage(conn: &Connection) -> bool {
     conn.prepare("SELECT data FROM sqlite_dbpage WHERE pgno = 1")

@@ -33,11 +33,13 @@ pub fn create_dir_durable(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
-        create_dir_durable(parent)?;
-    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    create_dir_durable(parent)?;
     match fs::create_dir(dir) {
-        Ok(()) => fsync_dir(dir.parent().unwrap_or(Path::new("."))),
+        Ok(()) => fsync_dir(parent),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io("create directory", dir)(e)),
     }

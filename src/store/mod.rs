@@ -93,7 +93,8 @@ pub struct Store {
 impl Store {
     /// Creates a new, empty store at `root` (which may exist if empty).
     pub fn init(root: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
-        let root = root.as_ref();
+        let root =
+            &std::path::absolute(root.as_ref()).map_err(Error::io("resolve", root.as_ref()))?;
         if root.join("config").exists() {
             return Err(Error::Invalid(format!(
                 "{} already holds a snap store",
@@ -121,7 +122,8 @@ impl Store {
     }
 
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
-        let root = root.as_ref().to_path_buf();
+        let root =
+            std::path::absolute(root.as_ref()).map_err(Error::io("resolve", root.as_ref()))?;
         let path = root.join("config");
         let bytes = fs::read(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
