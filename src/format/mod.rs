@@ -4,3 +4,4 @@
 pub mod pack;
 pub mod record;
 pub mod tree;
+pub mod fuzzing;
