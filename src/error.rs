@@ -60,6 +60,22 @@ impl Error {
         move |source| Error::Sqlite { path, source }
     }
 
+    /// A copy of this error for each of several callers that share one failure.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Corrupt { what, detail } => Error::corrupt(what.clone(), detail.clone()),
+            Error::NotFound(s) => Error::NotFound(s.clone()),
+            Error::Invalid(s) => Error::Invalid(s.clone()),
+            Error::Index(s) => Error::Index(s.clone()),
+            other => Error::Invalid(other.to_string()),
+        }
+    }
+
     /// Process exit code for this error (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -56,7 +56,10 @@ fn killed_take_never_damages_the_store() {
     snap_ok(&store, &["verify", "--read-data"]);
     let list = snap_json(&store, &["list"]);
     let snaps = list.as_array().unwrap();
-    assert!(snaps.len() > completed, "every completed take left a snapshot");
+    assert!(
+        snaps.len() > completed,
+        "every completed take left a snapshot"
+    );
     for s in snaps {
         let tag = s["tags"][0].as_str().unwrap();
         let id = s["id"].as_str().unwrap();

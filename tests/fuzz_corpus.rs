@@ -5,7 +5,9 @@
 use std::path::Path;
 
 fn replay(target: &str, run: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
@@ -43,7 +45,13 @@ fn write_seeds() {
         let mut entries = Vec::new();
         for c in &chunks[..n] {
             let (kind, stored) = encode_entry(c, 3);
-            entries.push(PackEntry { kind, id: snap::ChunkId::of(c), offset: data.len() as u64, length: stored.len() as u32, raw_length: c.len() as u32 });
+            entries.push(PackEntry {
+                kind,
+                id: snap::ChunkId::of(c),
+                offset: data.len() as u64,
+                length: stored.len() as u32,
+                raw_length: c.len() as u32,
+            });
             data.extend(stored);
         }
         data.extend(encode_header(&entries));
@@ -51,13 +59,50 @@ fn write_seeds() {
             std::fs::write(root.join(t).join(format!("seed-{n}")), &data).unwrap();
         }
     }
-    let node = |name: &str, kind| Node { name: name.into(), kind, mode: 0o644, uid: 1, gid: 1, mtime: 1, ctime: 2, inode: 3, dev: 4, size: 5 };
+    let node = |name: &str, kind| Node {
+        name: name.into(),
+        kind,
+        mode: 0o644,
+        uid: 1,
+        gid: 1,
+        mtime: 1,
+        ctime: 2,
+        inode: 3,
+        dev: 4,
+        size: 5,
+    };
     let trees = [
         Tree::default(),
-        Tree { nodes: vec![node("a", NodeKind::File { chunks: vec![snap::ChunkId::of(b"x")] }), node("b", NodeKind::Symlink { target: b"a".to_vec() })] },
-        Tree { nodes: vec![node("d", NodeKind::Dir { tree: vec![snap::ChunkId::of(b"y"); 2] })] },
+        Tree {
+            nodes: vec![
+                node(
+                    "a",
+                    NodeKind::File {
+                        chunks: vec![snap::ChunkId::of(b"x")],
+                    },
+                ),
+                node(
+                    "b",
+                    NodeKind::Symlink {
+                        target: b"a".to_vec(),
+                    },
+                ),
+            ],
+        },
+        Tree {
+            nodes: vec![node(
+                "d",
+                NodeKind::Dir {
+                    tree: vec![snap::ChunkId::of(b"y"); 2],
+                },
+            )],
+        },
     ];
     for (i, t) in trees.iter().enumerate() {
-        std::fs::write(root.join("tree_decode").join(format!("seed-{i}")), encode_tree(t)).unwrap();
+        std::fs::write(
+            root.join("tree_decode").join(format!("seed-{i}")),
+            encode_tree(t),
+        )
+        .unwrap();
     }
 }

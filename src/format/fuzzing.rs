@@ -34,7 +34,8 @@ pub fn index_rebuild(data: &[u8]) {
     std::fs::create_dir_all(path.parent().expect("pack dir")).expect("mkdir");
     std::fs::write(&path, data).expect("write");
     let _lock = store.lock("fuzz", std::time::Duration::ZERO).expect("lock");
-    let report = crate::store::packs::rebuild_index(&store).expect("rebuild never fails on bad packs");
+    let report =
+        crate::store::packs::rebuild_index(&store).expect("rebuild never fails on bad packs");
     let valid = pack::decode_pack(data).is_ok();
     assert_eq!(report.packs, valid as u64);
     assert_eq!(report.bad_packs.len(), (!valid) as usize);

@@ -162,19 +162,45 @@ pub fn decode_pack(bytes: &[u8]) -> Result<Vec<PackEntry>> {
     )
 }
 
+thread_local! {
+    // One zstd context per thread: creating one per chunk costs more than
+    // compressing a 4 KiB page.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Encodes a plain chunk as a pack entry: zstd unless that does not shrink it.
 pub fn encode_entry(plain: &[u8], level: i32) -> (EntryKind, Vec<u8>) {
-    match zstd::bulk::compress(plain, level) {
-        Ok(z) if z.len() < plain.len() => (EntryKind::Zstd, z),
+    let z = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        c.as_mut()?.1.compress(plain).ok()
+    });
+    match z {
+        Some(z) if z.len() < plain.len() => (EntryKind::Zstd, z),
         _ => (EntryKind::Raw, plain.to_vec()),
     }
+}
+
+fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("just set").decompress(stored, capacity)
+    })
 }
 
 /// Decodes an entry's bytes back to the plain chunk and checks it against `id`.
 pub fn decode_entry(entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
     let plain = match entry.kind {
         EntryKind::Raw => stored.to_vec(),
-        EntryKind::Zstd => zstd::bulk::decompress(stored, entry.raw_length as usize)
+        EntryKind::Zstd => decompress(stored, entry.raw_length as usize)
             .map_err(|e| Error::corrupt(format!("chunk {}", entry.id), e.to_string()))?,
     };
     if plain.len() != entry.raw_length as usize || ChunkId::of(&plain) != entry.id {

@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind};
 use crate::id::ChunkId;
 use crate::store::StoreReader;
-use rayon::prelude::*;
 use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes, Permissions};
 use std::io::Write;
@@ -15,8 +14,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Chunks fetched and verified in parallel before being written in order.
-const READ_AHEAD: usize = 32;
+/// Plain bytes fetched and verified in parallel before being written in order.
+const READ_AHEAD_BYTES: u64 = 8 << 20;
 
 pub struct Writer<'r, 'a> {
     pub reader: &'r StoreReader<'a>,
@@ -139,16 +138,20 @@ impl Writer<'_, '_> {
     /// Writes the chunks in order, each verified against its id first.
     pub fn write_chunks(&self, file: &File, chunks: &[ChunkId], target: &Path) -> Result<()> {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        for batch in chunks.chunks(READ_AHEAD) {
-            let locations = batch
-                .iter()
-                .map(|id| self.reader.index.locate(id))
-                .collect::<Result<Vec<_>>>()?;
-            let plain: Vec<Result<Vec<u8>>> = locations
-                .par_iter()
-                .map(|l| self.reader.packs.read(l))
-                .collect();
-            for data in plain {
+        let mut rest = chunks;
+        while !rest.is_empty() {
+            let mut locations = Vec::new();
+            let mut bytes = 0;
+            while let Some((id, tail)) = rest.split_first() {
+                if bytes >= READ_AHEAD_BYTES {
+                    break;
+                }
+                let loc = self.reader.index.locate(id)?;
+                bytes += loc.entry.raw_length as u64;
+                locations.push(loc);
+                rest = tail;
+            }
+            for data in self.reader.packs.read_many(&locations) {
                 let data = data.map_err(|e| match e {
                     Error::Corrupt { what, detail } => {
                         Error::corrupt(format!("{what} (file {})", target.display()), detail)
