@@ -3,7 +3,7 @@
 //! the packer's parallel compression into a sealed pack.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use snap::format::pack::encode_entry;
+use snap::format::entry::encode_entry;
 use snap::store::{Index, Store, StoreConfig};
 
 fn mixed(n: usize) -> Vec<u8> {

@@ -7,11 +7,19 @@
 //! header re-read and checked. Only then may the index name it.
 
 use crate::error::{Error, Result};
+use crate::format::entry;
 use crate::format::pack::{self, PackEntry};
 use crate::id::{ChunkId, PackId};
 use crate::store::{fsutil, Store};
 use rayon::prelude::*;
 use std::io::Write;
+
+/// A chunk to store, with the full chunk it may be stored as a delta against.
+pub struct NewChunk {
+    pub id: ChunkId,
+    pub plain: Vec<u8>,
+    pub base: Option<(ChunkId, Vec<u8>)>,
+}
 
 pub struct SealedPack {
     pub id: PackId,
@@ -40,13 +48,18 @@ impl<'a> Packer<'a> {
     }
 
     /// Compresses and appends `chunks`; returns the packs sealed on the way.
-    pub fn add(&mut self, chunks: Vec<(ChunkId, Vec<u8>)>) -> Result<Vec<SealedPack>> {
+    pub fn add(&mut self, chunks: Vec<NewChunk>) -> Result<Vec<SealedPack>> {
         let level = self.store.config().zstd_level;
         let encoded: Vec<_> = chunks
             .into_par_iter()
-            .map(|(id, plain)| {
-                let (kind, bytes) = pack::encode_entry(&plain, level);
-                (id, plain.len() as u32, kind, bytes)
+            .map(|c| {
+                let (kind, bytes) = match &c.base {
+                    Some((base_id, base)) => {
+                        entry::encode_with_base(&c.plain, base_id, base, level)
+                    }
+                    None => entry::encode_entry(&c.plain, level),
+                };
+                (c.id, c.plain.len() as u32, kind, bytes)
             })
             .collect();
         let mut sealed = Vec::new();

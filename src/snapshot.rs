@@ -241,7 +241,7 @@ impl Walker<'_> {
                 return Ok(None);
             }
             if source::is_sqlite(path) {
-                return self.database(path, name, meta, rel).map(Some);
+                return self.database(path, name, meta, old, rel).map(Some);
             }
             match self.file(path, meta, old)? {
                 Some(chunks) => NodeKind::File { chunks },
@@ -363,6 +363,7 @@ impl Walker<'_> {
         path: &Path,
         name: Vec<u8>,
         meta: &fs::Metadata,
+        old: Option<&Node>,
         rel: String,
     ) -> Result<Node> {
         if sqlite::hot_journal(path) {
@@ -371,7 +372,11 @@ impl Walker<'_> {
                 path.display()
             ));
         }
-        let image = sqlite::capture(path, &self.opts.sqlite, &mut self.writer)?;
+        let parent = match old.map(|n| &n.kind) {
+            Some(NodeKind::Database(db)) => Some(db.as_ref()),
+            _ => None,
+        };
+        let image = sqlite::capture(path, &self.opts.sqlite, &mut self.writer, parent)?;
         self.stats.databases += 1;
         self.stats.size += image.db.page_count * image.db.page_size as u64;
         self.stats.read += image.bytes_read;

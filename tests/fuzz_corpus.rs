@@ -36,7 +36,8 @@ fn index_rebuild_corpus() {
 #[test]
 #[ignore]
 fn write_seeds() {
-    use snap::format::pack::{encode_entry, encode_header, PackEntry};
+    use snap::format::entry::encode_entry;
+    use snap::format::pack::{encode_header, PackEntry};
     use snap::format::tree::{encode_tree, Node, NodeKind, Tree};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let chunks: Vec<Vec<u8>> = vec![b"hello".to_vec(), vec![0u8; 3000], (0..255u8).collect()];

@@ -473,3 +473,35 @@ fn database_over_1_gib_restores() {
         .unwrap();
     assert_eq!(n, 1100 * 1024 / 4);
 }
+
+/// A daily snapshot after 1 % of rows changed must cost a small fraction of
+/// the database: changed pages are stored as deltas against their previous
+/// version, unchanged pages not at all.
+#[test]
+fn one_percent_row_churn_costs_a_small_fraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let db = dir.path().join("app.db");
+    create_db(&db, "wal");
+    snap_ok(&store, &["init"]);
+    let first = snap_json(&store, &["take", db.to_str().unwrap()]);
+    let size = first["stats"]["size"].as_u64().unwrap();
+    let c = Connection::open(&db).unwrap();
+    let mut rng = Rng(5);
+    for _ in 0..ACCOUNTS / 100 {
+        let id = (rng.next() % ACCOUNTS as u64) as i64;
+        c.execute(
+            "UPDATE accounts SET note = ?1 WHERE id = ?2",
+            (format!("{:x}", rng.next()).repeat(10), id),
+        )
+        .unwrap();
+    }
+    let second = snap_json(&store, &["take", db.to_str().unwrap()]);
+    let added = second["stats"]["added"].as_u64().unwrap();
+    eprintln!("1% churn: {added} bytes added for a {size}-byte database");
+    assert!(added * 20 < size, "added {added} of {size}");
+    let to = dir.path().join("out");
+    snap_ok(&store, &["restore", "latest", "--to", to.to_str().unwrap()]);
+    check_image(&to.join("app.db"));
+    snap_ok(&store, &["verify", "--read-data"]);
+}

@@ -10,7 +10,7 @@ pub fn pack(data: &[u8]) {
         assert!(data_len <= data.len() as u64);
         for e in &entries {
             let stored = &data[e.offset as usize..(e.offset + e.length as u64) as usize];
-            if let Ok(plain) = pack::decode_entry(e, stored) {
+            if let Ok(plain) = crate::format::entry::decode_entry(e, stored, None) {
                 assert_eq!(crate::ChunkId::of(&plain), e.id);
             }
         }

@@ -33,15 +33,18 @@ pub enum EntryKind {
     Raw = 0,
     /// A zstd frame of the plain bytes.
     Zstd = 1,
-    // 2 is reserved for a zstd frame compressed against another chunk as a
-    // dictionary (a delta); its entry bytes will start with the base chunk id.
+    /// The base chunk's id (32 bytes), then a zstd frame of the plain bytes
+    /// compressed with the base's plain bytes as a raw-content dictionary. The base is never
+    /// itself a delta, so decoding needs at most one other chunk.
+    Delta = 2,
 }
 
 impl EntryKind {
-    fn from_u8(v: u8) -> Option<EntryKind> {
+    pub fn from_u8(v: u8) -> Option<EntryKind> {
         match v {
             0 => Some(EntryKind::Raw),
             1 => Some(EntryKind::Zstd),
+            2 => Some(EntryKind::Delta),
             _ => None,
         }
     }
@@ -132,6 +135,9 @@ pub fn decode_header(header: &[u8], sum: &[u8; 16], data_len: u64) -> Result<Vec
         if kind == EntryKind::Raw && length != raw_length {
             return Err(Error::corrupt("pack", "raw entry with two lengths"));
         }
+        if kind == EntryKind::Delta && (length as usize) < 32 {
+            return Err(Error::corrupt("pack", "delta entry without a base"));
+        }
         next = offset + length as u64;
         entries.push(PackEntry {
             kind,
@@ -162,59 +168,10 @@ pub fn decode_pack(bytes: &[u8]) -> Result<Vec<PackEntry>> {
     )
 }
 
-thread_local! {
-    // One zstd context per thread: creating one per chunk costs more than
-    // compressing a 4 KiB page.
-    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-        const { std::cell::RefCell::new(None) };
-    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Encodes a plain chunk as a pack entry: zstd unless that does not shrink it.
-pub fn encode_entry(plain: &[u8], level: i32) -> (EntryKind, Vec<u8>) {
-    let z = COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.as_ref().is_none_or(|(l, _)| *l != level) {
-            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
-        }
-        c.as_mut()?.1.compress(plain).ok()
-    });
-    match z {
-        Some(z) if z.len() < plain.len() => (EntryKind::Zstd, z),
-        _ => (EntryKind::Raw, plain.to_vec()),
-    }
-}
-
-fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
-    DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new()?);
-        }
-        d.as_mut().expect("just set").decompress(stored, capacity)
-    })
-}
-
-/// Decodes an entry's bytes back to the plain chunk and checks it against `id`.
-pub fn decode_entry(entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
-    let plain = match entry.kind {
-        EntryKind::Raw => stored.to_vec(),
-        EntryKind::Zstd => decompress(stored, entry.raw_length as usize)
-            .map_err(|e| Error::corrupt(format!("chunk {}", entry.id), e.to_string()))?,
-    };
-    if plain.len() != entry.raw_length as usize || ChunkId::of(&plain) != entry.id {
-        return Err(Error::corrupt(
-            format!("chunk {}", entry.id),
-            "content does not match its id",
-        ));
-    }
-    Ok(plain)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::entry::{decode_entry, encode_entry};
     use proptest::prelude::*;
 
     fn build(chunks: &[Vec<u8>]) -> (Vec<u8>, Vec<PackEntry>) {
@@ -243,7 +200,7 @@ mod tests {
             prop_assert_eq!(&decoded, &entries);
             for (e, c) in decoded.iter().zip(&chunks) {
                 let stored = &pack[e.offset as usize..(e.offset + e.length as u64) as usize];
-                prop_assert_eq!(&decode_entry(e, stored).unwrap(), c);
+                prop_assert_eq!(&decode_entry(e, stored, None).unwrap(), c);
             }
         }
 
@@ -255,7 +212,7 @@ mod tests {
             let ok = decode_pack(&pack).and_then(|entries| {
                 entries.iter().zip(&chunks).try_for_each(|(e, _)| {
                     let stored = &pack[e.offset as usize..(e.offset + e.length as u64) as usize];
-                    decode_entry(e, stored).map(|_| ())
+                    decode_entry(e, stored, None).map(|_| ())
                 })
             });
             prop_assert!(ok.is_err());

@@ -151,7 +151,7 @@ impl Writer<'_, '_> {
                 locations.push(loc);
                 rest = tail;
             }
-            for data in self.reader.packs.read_many(&locations) {
+            for data in self.reader.chunks(&locations) {
                 let data = data.map_err(|e| match e {
                     Error::Corrupt { what, detail } => {
                         Error::corrupt(format!("{what} (file {})", target.display()), detail)

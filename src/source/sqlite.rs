@@ -79,7 +79,14 @@ pub fn has_dbpage(conn: &Connection) -> bool {
         .is_ok()
 }
 
-pub fn capture(path: &Path, opts: &CaptureOptions, writer: &mut ChunkWriter) -> Result<Image> {
+/// Captures the database at `path`; `parent` is its image in the previous
+/// snapshot, whose pages serve as delta bases for the pages that changed.
+pub fn capture(
+    path: &Path,
+    opts: &CaptureOptions,
+    writer: &mut ChunkWriter,
+    parent: Option<&Database>,
+) -> Result<Image> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -115,7 +122,11 @@ pub fn capture(path: &Path, opts: &CaptureOptions, writer: &mut ChunkWriter) -> 
         backup_pages(&conn, path, &tmp, image.as_file_mut())?
     };
     drop(conn);
-    let chunks = store_pages(image.as_file_mut(), page_size, page_count, writer)?;
+    let bases = parent
+        .filter(|p| p.page_size == page_size && PAGES_PER_CHUNK == 1)
+        .map(|p| p.chunks.as_slice())
+        .unwrap_or(&[]);
+    let chunks = store_pages(image.as_file_mut(), page_size, page_count, writer, bases)?;
     let mut db = Database {
         page_size,
         page_count,
@@ -230,6 +241,7 @@ fn store_pages(
     page_size: u32,
     page_count: u64,
     writer: &mut ChunkWriter,
+    bases: &[crate::id::ChunkId],
 ) -> Result<Vec<crate::id::ChunkId>> {
     image.rewind().map_err(Error::io("read image", "tmp"))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, &*image);
@@ -241,7 +253,8 @@ fn store_pages(
         reader
             .read_exact(&mut data)
             .map_err(Error::io("read image", "tmp"))?;
-        chunks.push(writer.put(data)?);
+        let base = bases.get(chunks.len()).copied();
+        chunks.push(writer.put_with_base(data, base)?);
         left -= pages;
     }
     Ok(chunks)

@@ -37,11 +37,7 @@ fn decode_location(id: ChunkId, v: &[u8; 49]) -> Location {
     Location {
         pack: PackId(v[..32].try_into().unwrap()),
         entry: PackEntry {
-            kind: if v[48] == 0 {
-                EntryKind::Raw
-            } else {
-                EntryKind::Zstd
-            },
+            kind: EntryKind::from_u8(v[48]).unwrap_or(EntryKind::Zstd),
             id,
             offset: u64::from_le_bytes(v[32..40].try_into().unwrap()),
             length: u32::from_le_bytes(v[40..44].try_into().unwrap()),

@@ -3,8 +3,9 @@
 
 use super::{Index, Location, Store};
 use crate::error::{Error, Result};
-use crate::format::pack::{self, PackEntry, TRAILER_LEN};
-use crate::id::PackId;
+use crate::format::entry::{decode_entry, delta_base};
+use crate::format::pack::{self, EntryKind, PackEntry, TRAILER_LEN};
+use crate::id::{ChunkId, PackId};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -52,11 +53,9 @@ impl<'a> PackReader<'a> {
         Ok(f)
     }
 
-    /// The plain chunk at `loc`, checked against its id. A mismatch is an
-    /// error naming the pack: corrupt data is never returned.
-    pub fn read(&self, loc: &Location) -> Result<Vec<u8>> {
-        let stored = self.read_span(&loc.pack, loc.entry.offset, loc.entry.length as u64)?;
-        decode_named(loc, &stored)
+    /// The stored bytes of the entry at `loc` (not yet decoded).
+    pub fn read_stored(&self, loc: &Location) -> Result<Vec<u8>> {
+        self.read_span(&loc.pack, loc.entry.offset, loc.entry.length as u64)
     }
 
     fn read_span(&self, pack: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -67,11 +66,9 @@ impl<'a> PackReader<'a> {
         Ok(buf)
     }
 
-    /// Reads many chunks: adjacent entries of one pack are fetched with one
-    /// read, then decoded and verified in parallel. Results are in order.
-    pub fn read_many(&self, locs: &[Location]) -> Vec<Result<Vec<u8>>> {
-        use rayon::prelude::*;
-        // Runs of entries that sit back to back in one pack.
+    /// Stored bytes of many entries, in order; entries that sit back to back
+    /// in one pack are fetched with one read.
+    pub fn read_stored_many(&self, locs: &[Location]) -> Vec<Result<Vec<u8>>> {
         let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
         for (i, l) in locs.iter().enumerate() {
             match runs.last_mut() {
@@ -86,34 +83,25 @@ impl<'a> PackReader<'a> {
                 _ => runs.push(i..i + 1),
             }
         }
-        let spans: Vec<(std::ops::Range<usize>, Result<Vec<u8>>)> = runs
-            .into_iter()
-            .map(|r| {
-                let (first, last) = (&locs[r.start], &locs[r.end - 1]);
-                let len = last.entry.offset + last.entry.length as u64 - first.entry.offset;
-                let buf = self.read_span(&first.pack, first.entry.offset, len);
-                (r, buf)
-            })
-            .collect();
-        spans
-            .par_iter()
-            .flat_map_iter(|(r, buf)| {
-                let base = locs[r.start].entry.offset;
-                r.clone().map(move |i| match buf {
-                    Ok(buf) => {
-                        let e = &locs[i].entry;
-                        let start = (e.offset - base) as usize;
-                        decode_named(&locs[i], &buf[start..start + e.length as usize])
-                    }
-                    Err(err) => Err(err.duplicate()),
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(locs.len());
+        for r in runs {
+            let (first, last) = (&locs[r.start], &locs[r.end - 1]);
+            let len = last.entry.offset + last.entry.length as u64 - first.entry.offset;
+            match self.read_span(&first.pack, first.entry.offset, len) {
+                Ok(buf) => out.extend(r.map(|i| {
+                    let start = (locs[i].entry.offset - first.entry.offset) as usize;
+                    Ok(buf[start..start + locs[i].entry.length as usize].to_vec())
+                })),
+                Err(e) => out.extend(r.map(|_| Err(e.duplicate()))),
+            }
+        }
+        out
     }
 }
 
-fn decode_named(loc: &Location, stored: &[u8]) -> Result<Vec<u8>> {
-    pack::decode_entry(&loc.entry, stored).map_err(|e| match e {
+/// Decodes an entry, naming its pack in any error.
+pub fn decode_named(loc: &Location, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
+    decode_entry(&loc.entry, stored, base).map_err(|e| match e {
         Error::Corrupt { what, detail } => {
             Error::corrupt(format!("{what} in pack {}", loc.pack), detail)
         }
@@ -143,8 +131,13 @@ pub fn read_header(path: &Path) -> Result<Vec<PackEntry>> {
     pack::decode_header(&header, &sum, data_len).map_err(named)
 }
 
-/// Reads a whole pack and checks its name, header and every entry.
-pub fn verify_pack(id: &PackId, path: &Path) -> Result<Vec<PackEntry>> {
+/// Reads a whole pack and checks its name, header and every entry; `base`
+/// supplies the plain bytes of the bases that delta entries name.
+pub fn verify_pack(
+    id: &PackId,
+    path: &Path,
+    base: impl Fn(&ChunkId) -> Result<Vec<u8>>,
+) -> Result<Vec<PackEntry>> {
     let bytes = fs::read(path).map_err(Error::io("read pack", path))?;
     if PackId::of(&bytes) != *id {
         return Err(Error::corrupt(
@@ -155,7 +148,11 @@ pub fn verify_pack(id: &PackId, path: &Path) -> Result<Vec<PackEntry>> {
     let entries = pack::decode_pack(&bytes)?;
     for e in &entries {
         let stored = &bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
-        pack::decode_entry(e, stored)
+        let base_plain = match e.kind {
+            EntryKind::Delta => Some(base(&delta_base(stored).expect("checked length"))?),
+            _ => None,
+        };
+        decode_entry(e, stored, base_plain.as_deref())
             .map_err(|err| Error::corrupt(format!("pack {id}"), err.to_string()))?;
     }
     Ok(entries)

@@ -10,8 +10,12 @@ use super::index::{Index, IndexReader};
 use super::Store;
 use crate::chunker;
 use crate::error::Result;
+use crate::format::entry::delta_base;
+use crate::format::pack::EntryKind;
 use crate::id::ChunkId;
-use crate::packer::{Packer, SealedPack};
+use crate::packer::{NewChunk, Packer, SealedPack};
+use crate::store::packs::{decode_named, PackReader};
+use rayon::prelude::*;
 use std::collections::HashSet;
 
 /// Plain bytes queued before the packer compresses them as one parallel batch.
@@ -30,7 +34,8 @@ pub struct ChunkWriter<'a> {
     index: &'a Index,
     reader: IndexReader,
     packer: Packer<'a>,
-    queue: Vec<(ChunkId, Vec<u8>)>,
+    packs: PackReader<'a>,
+    queue: Vec<(ChunkId, Vec<u8>, Option<ChunkId>)>,
     queued_bytes: usize,
     /// Ids queued or in the open pack: stored by this writer, not yet indexed.
     pending: HashSet<ChunkId>,
@@ -44,6 +49,7 @@ impl<'a> ChunkWriter<'a> {
             index,
             reader: index.reader()?,
             packer: Packer::new(store),
+            packs: PackReader::new(store),
             queue: Vec::new(),
             queued_bytes: 0,
             pending: HashSet::new(),
@@ -62,13 +68,19 @@ impl<'a> ChunkWriter<'a> {
 
     /// Stores `data` unless a chunk with its id is already stored.
     pub fn put(&mut self, data: Vec<u8>) -> Result<ChunkId> {
+        self.put_with_base(data, None)
+    }
+
+    /// Like `put`, but a new chunk may be stored as a delta against `base`
+    /// (the previous version of a database page).
+    pub fn put_with_base(&mut self, data: Vec<u8>, base: Option<ChunkId>) -> Result<ChunkId> {
         let id = ChunkId::of(&data);
         if !self.has(&id)? {
             self.pending.insert(id);
             self.queued_bytes += data.len();
             self.stats.added_raw += data.len() as u64;
             self.stats.chunks_added += 1;
-            self.queue.push((id, data));
+            self.queue.push((id, data, base.filter(|b| *b != id)));
             if self.queued_bytes >= BATCH_BYTES {
                 self.flush()?;
             }
@@ -84,9 +96,48 @@ impl<'a> ChunkWriter<'a> {
             .collect()
     }
 
+    /// The full (non-delta) chunk to use as a delta base for `candidate`,
+    /// with its location: the candidate itself, or the base it is a delta of.
+    fn full_base(&self, candidate: &ChunkId) -> Result<Option<super::Location>> {
+        let Some(loc) = self.reader.get(candidate)? else {
+            return Ok(None); // pending or unknown: store in full
+        };
+        if loc.entry.kind != EntryKind::Delta {
+            return Ok(Some(loc));
+        }
+        let stored = self.packs.read_stored(&loc)?;
+        match delta_base(&stored) {
+            Some(b) => Ok(self
+                .reader
+                .get(&b)?
+                .filter(|l| l.entry.kind != EntryKind::Delta)),
+            None => Ok(None),
+        }
+    }
+
     fn flush(&mut self) -> Result<()> {
-        let batch = std::mem::take(&mut self.queue);
+        let queue = std::mem::take(&mut self.queue);
         self.queued_bytes = 0;
+        let mut bases = Vec::with_capacity(queue.len());
+        for (_, _, base) in &queue {
+            bases.push(match base {
+                Some(b) => self.full_base(b)?,
+                None => None,
+            });
+        }
+        let packs = &self.packs;
+        let batch: Vec<NewChunk> = queue
+            .into_par_iter()
+            .zip(bases)
+            .map(|((id, plain, _), base)| {
+                // A base that cannot be read just means this chunk is stored in full.
+                let base = base.and_then(|loc| {
+                    let stored = packs.read_stored(&loc).ok()?;
+                    Some((loc.entry.id, decode_named(&loc, &stored, None).ok()?))
+                });
+                NewChunk { id, plain, base }
+            })
+            .collect();
         for sealed in self.packer.add(batch)? {
             self.commit(sealed)?;
         }

@@ -1,0 +1,150 @@
+//! Entry codec: a plain chunk to the bytes a pack stores and back. Every
+//! decoded chunk is checked against its id, so corrupt or mismatched data is
+//! an error, never output.
+
+use crate::error::{Error, Result};
+use crate::format::pack::{EntryKind, PackEntry};
+use crate::id::ChunkId;
+use std::cell::RefCell;
+
+/// zstd level for deltas: inputs are single pages, so a high level is cheap.
+pub const DELTA_LEVEL: i32 = 3;
+
+thread_local! {
+    // One zstd context per thread: creating one per chunk costs more than
+    // compressing a 4 KiB page.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+    // Delta contexts: a fresh raw-content dictionary (the base) per chunk.
+    static DELTA_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { RefCell::new(None) };
+    static DELTA_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// Encodes a plain chunk as a pack entry: zstd unless that does not shrink it.
+pub fn encode_entry(plain: &[u8], level: i32) -> (EntryKind, Vec<u8>) {
+    let z = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        c.as_mut()?.1.compress(plain).ok()
+    });
+    match z {
+        Some(z) if z.len() < plain.len() => (EntryKind::Zstd, z),
+        _ => (EntryKind::Raw, plain.to_vec()),
+    }
+}
+
+/// Encodes `plain` as a delta against `base` (a chunk stored in full) when
+/// that is smaller than encoding it alone.
+pub fn encode_with_base(
+    plain: &[u8],
+    base_id: &ChunkId,
+    base: &[u8],
+    level: i32,
+) -> (EntryKind, Vec<u8>) {
+    let frame = DELTA_COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(DELTA_LEVEL).ok()?);
+        }
+        let c = c.as_mut()?;
+        c.set_dictionary(DELTA_LEVEL, base).ok()?;
+        c.compress(plain).ok()
+    });
+    let delta_ok = frame.is_some();
+    let frame = frame.unwrap_or_default();
+    let mut out = Vec::with_capacity(32 + frame.len());
+    out.extend_from_slice(&base_id.0);
+    out.extend_from_slice(&frame);
+    // Deltas drift as a page moves away from its base: keep the smaller form.
+    if delta_ok && out.len() < plain.len() / 4 {
+        return (EntryKind::Delta, out);
+    }
+    let full = encode_entry(plain, level);
+    if delta_ok && out.len() < full.1.len() {
+        (EntryKind::Delta, out)
+    } else {
+        full
+    }
+}
+
+/// The base chunk a delta entry needs.
+pub fn delta_base(stored: &[u8]) -> Option<ChunkId> {
+    Some(ChunkId(stored.get(..32)?.try_into().ok()?))
+}
+
+fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("just set").decompress(stored, capacity)
+    })
+}
+
+fn decompress_with_base(frame: &[u8], base: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DELTA_DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let d = d.as_mut().expect("just set");
+        d.set_dictionary(base)?;
+        d.decompress(frame, capacity)
+    })
+}
+
+/// Decodes an entry's bytes back to the plain chunk and checks it against its
+/// id. A delta needs its base's plain bytes (already verified by the caller).
+pub fn decode_entry(entry: &PackEntry, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
+    let corrupt = |d: String| Error::corrupt(format!("chunk {}", entry.id), d);
+    let plain = match entry.kind {
+        EntryKind::Raw => stored.to_vec(),
+        EntryKind::Zstd => {
+            decompress(stored, entry.raw_length as usize).map_err(|e| corrupt(e.to_string()))?
+        }
+        EntryKind::Delta => {
+            let base = base.ok_or_else(|| corrupt("delta decoded without its base".into()))?;
+            decompress_with_base(&stored[32..], base, entry.raw_length as usize)
+                .map_err(|e| corrupt(e.to_string()))?
+        }
+    };
+    if plain.len() != entry.raw_length as usize || ChunkId::of(&plain) != entry.id {
+        return Err(corrupt("content does not match its id".into()));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn delta_round_trip(base in prop::collection::vec(0u8..8, 1..5000), edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..20)) {
+            let mut page = base.clone();
+            for (i, b) in edits {
+                let i = i.index(page.len());
+                page[i] = b;
+            }
+            let id = ChunkId::of(&page);
+            let base_id = ChunkId::of(&base);
+            let (kind, stored) = encode_with_base(&page, &base_id, &base, 3);
+            let entry = PackEntry { kind, id, offset: 0, length: stored.len() as u32, raw_length: page.len() as u32 };
+            if kind == EntryKind::Delta {
+                prop_assert_eq!(delta_base(&stored), Some(base_id));
+                prop_assert!(decode_entry(&entry, &stored, None).is_err());
+                let wrong: Vec<u8> = base.iter().map(|b| b ^ 1).collect();
+                prop_assert!(decode_entry(&entry, &stored, Some(&wrong)).is_err());
+            }
+            prop_assert_eq!(decode_entry(&entry, &stored, Some(&base)).unwrap(), page);
+        }
+    }
+}
