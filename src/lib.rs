@@ -53,3 +53,5 @@ pub use verify::{verify, VerifyOptions, VerifyReport};
 pub fn list(store: &Store) -> Result<Vec<(SnapshotId, Snapshot)>> {
     store.snapshots()
 }
+pub mod gc;
+pub mod retention;

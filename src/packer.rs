@@ -64,27 +64,48 @@ impl<'a> Packer<'a> {
             .collect();
         let mut sealed = Vec::new();
         for (id, raw_length, kind, bytes) in encoded {
-            let open = match &mut self.current {
-                Some(open) => open,
-                None => self.current.insert(self.start()?),
-            };
-            open.file
-                .write_all(&bytes)
-                .map_err(Error::io("write pack", open.file.path()))?;
-            open.hasher.update(&bytes);
-            open.entries.push(PackEntry {
-                kind,
-                id,
-                offset: open.len,
-                length: bytes.len() as u32,
-                raw_length,
-            });
-            open.len += bytes.len() as u64;
-            if open.len >= self.store.config().pack_size {
-                sealed.push(self.seal()?);
-            }
+            sealed.extend(self.append(id, raw_length, kind, &bytes)?);
         }
         Ok(sealed)
+    }
+
+    /// Appends entries exactly as stored elsewhere (gc's repack): no
+    /// recompression, and deltas keep their base.
+    pub fn add_stored(&mut self, entries: Vec<(PackEntry, Vec<u8>)>) -> Result<Vec<SealedPack>> {
+        let mut sealed = Vec::new();
+        for (e, bytes) in entries {
+            sealed.extend(self.append(e.id, e.raw_length, e.kind, &bytes)?);
+        }
+        Ok(sealed)
+    }
+
+    fn append(
+        &mut self,
+        id: ChunkId,
+        raw_length: u32,
+        kind: pack::EntryKind,
+        bytes: &[u8],
+    ) -> Result<Option<SealedPack>> {
+        let open = match &mut self.current {
+            Some(open) => open,
+            None => self.current.insert(self.start()?),
+        };
+        open.file
+            .write_all(bytes)
+            .map_err(Error::io("write pack", open.file.path()))?;
+        open.hasher.update(bytes);
+        open.entries.push(PackEntry {
+            kind,
+            id,
+            offset: open.len,
+            length: bytes.len() as u32,
+            raw_length,
+        });
+        open.len += bytes.len() as u64;
+        if open.len >= self.store.config().pack_size {
+            return self.seal().map(Some);
+        }
+        Ok(None)
     }
 
     /// Seals the pack being written, if any.

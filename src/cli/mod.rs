@@ -1,5 +1,6 @@
 //! Command line: parse and validate, call the library, print (human or --json).
 
+mod gc;
 mod list;
 mod restore;
 mod take;
@@ -43,6 +44,8 @@ enum Command {
     Ls(list::LsArgs),
     /// Restore a snapshot into a directory, or in place
     Restore(restore::Args),
+    /// Forget snapshots by a retention policy and free the space they used
+    Gc(gc::Args),
     /// Check that snapshots are complete and their data intact
     Verify(verify::Args),
     /// Repair the store
@@ -112,6 +115,7 @@ pub fn run() -> Result<u8> {
         Command::Ls(args) => list::ls(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
+        Command::Gc(args) => gc::run(&ctx, args),
         Command::Repair {
             what: Repair::Index,
         } => verify::repair_index(&ctx),

@@ -90,6 +90,52 @@ impl Index {
         Ok(())
     }
 
+    /// Points the given entries at `pack` (gc's repack), replacing where they
+    /// were; the pack is durable before this is called.
+    pub fn relocate(&self, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut chunks = tx.open_table(CHUNKS)?;
+            for e in entries {
+                chunks.insert(&e.id.0, &encode_location(pack, e))?;
+            }
+            tx.open_table(PACKS)?
+                .insert(&pack.0, &(size, entries.len() as u32))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets packs: their rows, and every chunk row that still points into
+    /// one of them. Committed before the pack files are deleted.
+    pub fn drop_packs(&self, packs: &[(PackId, Vec<crate::id::ChunkId>)]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut chunks = tx.open_table(CHUNKS)?;
+            let mut pack_table = tx.open_table(PACKS)?;
+            for (pack, ids) in packs {
+                for id in ids {
+                    let here = chunks
+                        .get(&id.0)?
+                        .is_some_and(|v| v.value()[..32] == pack.0);
+                    if here {
+                        chunks.remove(&id.0)?;
+                    }
+                }
+                pack_table.remove(&pack.0)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(SNAPSHOTS)?.remove(&id.0)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(PACKS)?;

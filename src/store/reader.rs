@@ -59,9 +59,7 @@ impl<'a> StoreReader<'a> {
         for (loc, s) in locs.iter().zip(&stored) {
             if let (EntryKind::Delta, Ok(s)) = (loc.entry.kind, s) {
                 if let Some(b) = delta_base(s) {
-                    if !bases.contains_key(&b) {
-                        bases.insert(b, self.base(loc, s));
-                    }
+                    bases.entry(b).or_insert_with(|| self.base(loc, s));
                 }
             }
         }

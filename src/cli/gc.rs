@@ -1,0 +1,105 @@
+use super::{bytes, Ctx};
+use anyhow::{bail, Result};
+use snap::gc::GcOptions;
+use snap::retention::{GroupBy, Policy};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Keep the N newest snapshots
+    #[arg(long)]
+    keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest hours that have one
+    #[arg(long)]
+    keep_hourly: Option<u32>,
+    /// ... of each of the N newest days (local time)
+    #[arg(long)]
+    keep_daily: Option<u32>,
+    /// ... of each of the N newest ISO weeks
+    #[arg(long)]
+    keep_weekly: Option<u32>,
+    /// ... of each of the N newest months
+    #[arg(long)]
+    keep_monthly: Option<u32>,
+    /// ... of each of the N newest years
+    #[arg(long)]
+    keep_yearly: Option<u32>,
+    /// Keep every snapshot within this long of the newest (e.g. 30d, 12h)
+    #[arg(long)]
+    keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable)
+    #[arg(long = "keep-tag")]
+    keep_tags: Vec<String>,
+    /// How snapshots are grouped before the policy is applied
+    #[arg(long, value_enum, default_value = "paths")]
+    group_by: GroupByArg,
+    /// Show the plan and what would be freed; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Repack packs with more than this percentage of dead bytes
+    #[arg(long, default_value_t = 10.0)]
+    repack_threshold: f64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GroupByArg {
+    Paths,
+    Host,
+    HostPaths,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    if !(0.0..=100.0).contains(&args.repack_threshold) {
+        bail!("--repack-threshold is a percentage between 0 and 100");
+    }
+    let store = ctx.open()?;
+    let opts = GcOptions {
+        policy: Policy {
+            keep_last: args.keep_last,
+            keep_hourly: args.keep_hourly,
+            keep_daily: args.keep_daily,
+            keep_weekly: args.keep_weekly,
+            keep_monthly: args.keep_monthly,
+            keep_yearly: args.keep_yearly,
+            keep_within: args.keep_within,
+            keep_tags: args.keep_tags,
+        },
+        group_by: match args.group_by {
+            GroupByArg::Paths => GroupBy::Paths,
+            GroupByArg::Host => GroupBy::Host,
+            GroupByArg::HostPaths => GroupBy::HostPaths,
+        },
+        dry_run: args.dry_run,
+        repack_threshold: args.repack_threshold / 100.0,
+        now: None,
+        lock_wait: ctx.lock_wait,
+    };
+    let report = snap::gc::gc(&store, &opts)?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+        return Ok(0);
+    }
+    for d in &report.plan.decisions {
+        println!(
+            "{} {} {}  {}",
+            if d.keep { "keep  " } else { "forget" },
+            &d.id[..12],
+            d.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            d.reasons.join(", ")
+        );
+    }
+    println!(
+        "{}{} kept, {} forgotten; {} packs deleted, {} repacked into {}; {} freed; {:.2} s",
+        if report.dry_run { "dry run: " } else { "" },
+        report.kept,
+        report.forgotten,
+        report.packs_deleted,
+        report.packs_repacked,
+        report.packs_written,
+        bytes(report.bytes_freed),
+        report.duration_ms as f64 / 1000.0
+    );
+    for b in &report.bad_packs {
+        println!("unreadable pack left alone: {b}");
+    }
+    Ok(0)
+}
