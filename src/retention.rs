@@ -219,7 +219,11 @@ mod tests {
             time: chrono::Utc.timestamp_opt(secs, 0).unwrap().fixed_offset(),
             host: "h".into(),
             paths: vec![format!("/g{group}")],
-            tags: if i % 7 == 0 { vec!["t".into()] } else { vec![] },
+            tags: if i.is_multiple_of(7) {
+                vec!["t".into()]
+            } else {
+                vec![]
+            },
         }
     }
 

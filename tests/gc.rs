@@ -164,7 +164,7 @@ fn killed_gc_never_loses_kept_data() {
     let mut want = HashMap::new();
     let mut rng = Rng(99);
     let mut day = 0;
-    let mut take = |want: &mut HashMap<String, _>, day: &mut u64| {
+    let take = |want: &mut HashMap<String, _>, day: &mut u64| {
         churn(&src, *day, &db);
         fs::write(
             src.join("files/big-changing.bin"),
