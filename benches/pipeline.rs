@@ -63,7 +63,11 @@ fn stages(c: &mut Criterion) {
             let mut p = snap::packer::Packer::new(&store);
             let batch = chunks
                 .iter()
-                .map(|c| (snap::ChunkId::of(c), c.clone()))
+                .map(|c| snap::packer::NewChunk {
+                    id: snap::ChunkId::of(c),
+                    plain: c.clone(),
+                    base: None,
+                })
                 .collect();
             let mut sealed = p.add(batch).unwrap();
             sealed.extend(p.finish().unwrap());
