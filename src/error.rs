@@ -33,6 +33,10 @@ pub enum Error {
     /// The redb index failed; `snap repair index` rebuilds it from packs.
     #[error("index: {0}")]
     Index(String),
+    /// A remote (bucket or directory) failed; `retryable` when the failure is
+    /// temporary (network, throttling) and a later run may succeed.
+    #[error("remote: {message}{}", if *retryable { " (temporary; run again to resume)" } else { "" })]
+    Remote { message: String, retryable: bool },
     /// SQLite refused or failed an operation on a database.
     #[error("sqlite {}: {source}", path.display())]
     Sqlite {
@@ -72,6 +76,10 @@ impl Error {
             Error::NotFound(s) => Error::NotFound(s.clone()),
             Error::Invalid(s) => Error::Invalid(s.clone()),
             Error::Index(s) => Error::Index(s.clone()),
+            Error::Remote { message, retryable } => Error::Remote {
+                message: message.clone(),
+                retryable: *retryable,
+            },
             other => Error::Invalid(other.to_string()),
         }
     }
@@ -82,6 +90,7 @@ impl Error {
             Error::Invalid(_) | Error::NotFound(_) => 2,
             Error::Corrupt { .. } => 3,
             Error::Locked { .. } => 4,
+            Error::Remote { .. } => 6,
             Error::Io { .. } | Error::Index(_) | Error::Sqlite { .. } => 1,
         }
     }

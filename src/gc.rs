@@ -79,41 +79,17 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     let start = Instant::now();
     let lock = store.lock("gc", opts.lock_wait)?;
     let index = store.open_index(&lock)?;
-    let snapshots = store.snapshots()?;
-    let candidates: Vec<Candidate> = snapshots
-        .iter()
-        .map(|(id, s)| Candidate {
-            id: id.to_hex(),
-            time: s.time,
-            host: s.host.clone(),
-            paths: s.paths.clone(),
-            tags: s.tags.clone(),
-        })
-        .collect();
-    let now = opts
-        .now
-        .unwrap_or_else(|| chrono::Local::now().fixed_offset());
-    let plan = retention::plan(
-        &opts.policy,
-        &candidates,
-        opts.group_by,
-        now,
-        &chrono::Local,
-    )?;
+    let (plan, kept) = plan_store(store, opts)?;
     let mut report = GcReport {
         dry_run: opts.dry_run,
         forgotten: plan.forget().count(),
         kept: plan.keep().count(),
         ..Default::default()
     };
-    let kept: Vec<_> = snapshots
-        .iter()
-        .filter(|(id, _)| plan.keep().any(|d| d.id == id.to_hex()))
-        .collect();
     let reader = StoreReader::new(store, &index)?;
     // Mark first, even before forgetting: if a kept snapshot cannot be read
     // completely, gc stops here having changed nothing.
-    let live = mark(&reader, kept.iter().map(|(_, s)| s))?;
+    let live = mark(&reader, kept.iter())?;
     report.live_chunks = live.len() as u64;
     let fates = sweep_plan(store, &index, &live, &mut report)?;
     let (dead, repack): (Vec<_>, Vec<_>) = fates
@@ -159,6 +135,38 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     clean_tmp(store)?;
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// The retention plan for a store's snapshots, and the snapshots it keeps.
+pub fn plan_store(store: &Store, opts: &GcOptions) -> Result<(Plan, Vec<crate::Snapshot>)> {
+    let snapshots = store.snapshots()?;
+    let candidates: Vec<Candidate> = snapshots
+        .iter()
+        .map(|(id, s)| Candidate {
+            id: id.to_hex(),
+            time: s.time,
+            host: s.host.clone(),
+            paths: s.paths.clone(),
+            tags: s.tags.clone(),
+        })
+        .collect();
+    let now = opts
+        .now
+        .unwrap_or_else(|| chrono::Local::now().fixed_offset());
+    let plan = retention::plan(
+        &opts.policy,
+        &candidates,
+        opts.group_by,
+        now,
+        &chrono::Local,
+    )?;
+    let keep: HashSet<&str> = plan.keep().map(|d| d.id.as_str()).collect();
+    let kept = snapshots
+        .into_iter()
+        .filter(|(id, _)| keep.contains(id.to_hex().as_str()))
+        .map(|(_, s)| s)
+        .collect();
+    Ok((plan, kept))
 }
 
 fn live_bytes(f: &PackFate) -> u64 {

@@ -54,4 +54,5 @@ pub fn list(store: &Store) -> Result<Vec<(SnapshotId, Snapshot)>> {
     store.snapshots()
 }
 pub mod gc;
+pub mod mirror;
 pub mod retention;

@@ -88,7 +88,7 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         skipped: Vec::new(),
         databases: Vec::new(),
         warnings,
-        progress: progress_bar(opts.progress),
+        progress: progress_bar(opts.progress, None),
     };
     let parent_top = match &parent {
         Some((_, p)) => Some(w.reader.tree(&p.tree)?),
@@ -196,15 +196,23 @@ fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
         .map(|i| &tree.nodes[i])
 }
 
-fn progress_bar(show: bool) -> indicatif::ProgressBar {
+/// A progress line on stderr when `show` (a terminal, not --json): bytes
+/// against `total` when it is known, a spinner otherwise.
+pub fn progress_bar(show: bool, total: Option<u64>) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {binary_bytes} read, {msg} ({elapsed})")
-            .expect("template"),
-    );
+    let (bar, template) = match total {
+        Some(n) => (
+            indicatif::ProgressBar::new(n),
+            "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ({eta})",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "{spinner} {binary_bytes} read ({elapsed})",
+        ),
+    };
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("template"));
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }

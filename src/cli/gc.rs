@@ -38,6 +38,10 @@ pub struct Args {
     /// Repack packs with more than this percentage of dead bytes
     #[arg(long, default_value_t = 10.0)]
     repack_threshold: f64,
+    /// Apply the policy to this remote's snapshots and delete the remote packs
+    /// they no longer need (the local store is left as it is)
+    #[arg(long)]
+    remote: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -51,7 +55,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if !(0.0..=100.0).contains(&args.repack_threshold) {
         bail!("--repack-threshold is a percentage between 0 and 100");
     }
-    let store = ctx.open()?;
     let opts = GcOptions {
         policy: Policy {
             keep_last: args.keep_last,
@@ -73,7 +76,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         now: None,
         lock_wait: ctx.lock_wait,
     };
-    let report = snap::gc::gc(&store, &opts)?;
+    let report = match &args.remote {
+        Some(r) => {
+            let local = ctx.open().ok();
+            snap::mirror::gc_remote(super::mirror::open_remote(r)?, local.as_ref(), &opts)?
+        }
+        None => snap::gc::gc(&ctx.open()?, &opts)?,
+    };
     if ctx.json {
         ctx.print_json(&report)?;
         return Ok(0);

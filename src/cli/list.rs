@@ -8,6 +8,9 @@ pub struct ListArgs {
     /// Only snapshots with this tag (repeatable: any of them)
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// List the snapshots on this remote instead (no local store needed)
+    #[arg(long)]
+    remote: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -16,11 +19,17 @@ pub struct LsArgs {
     id: String,
     /// Only this path inside the snapshot (`root/sub/dir`)
     path: Option<String>,
+    /// Read the snapshot from this remote (no local store needed)
+    #[arg(long)]
+    remote: Option<String>,
 }
 
 pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
-    let store = ctx.open()?;
-    let snaps: Vec<_> = snap::list(&store)?
+    let all = match &args.remote {
+        Some(r) => snap::mirror::remote_snapshots(&*super::mirror::open_remote(r)?)?,
+        None => snap::list(&ctx.open()?)?,
+    };
+    let snaps: Vec<_> = all
         .into_iter()
         .filter(|(_, s)| args.tags.is_empty() || s.tags.iter().any(|t| args.tags.contains(t)))
         .collect();
@@ -65,7 +74,15 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
 }
 
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
-    let store = ctx.open()?;
+    let view = args
+        .remote
+        .as_deref()
+        .map(super::mirror::remote_view)
+        .transpose()?;
+    let store = match &view {
+        Some(v) => v.store.clone(),
+        None => ctx.open()?,
+    };
     let id = store.resolve(&args.id)?;
     let snapshot = store.load_snapshot(&id)?;
     let lock = store.lock("ls", ctx.lock_wait)?;

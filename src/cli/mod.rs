@@ -2,6 +2,7 @@
 
 mod gc;
 mod list;
+mod mirror;
 mod restore;
 mod take;
 mod verify;
@@ -35,7 +36,11 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create a new, empty store
-    Init,
+    Init {
+        /// Seal packs at this many bytes (default 32 MiB)
+        #[arg(long)]
+        pack_size: Option<u64>,
+    },
     /// Snapshot files, directories and live SQLite databases
     Take(take::Args),
     /// List snapshots, oldest first
@@ -48,6 +53,10 @@ enum Command {
     Gc(gc::Args),
     /// Check that snapshots are complete and their data intact
     Verify(verify::Args),
+    /// Upload the store to a remote: missing packs first, snapshot records last
+    Mirror(mirror::Args),
+    /// Rebuild a local store (index included) from a remote alone
+    Clone(mirror::CloneArgs),
     /// Repair the store
     Repair {
         #[command(subcommand)]
@@ -97,8 +106,16 @@ pub fn run() -> Result<u8> {
         },
     };
     match cli.command {
-        Command::Init => {
-            let store = Store::init(&ctx.store_path, Default::default()).with_context(|| {
+        Command::Init { pack_size } => {
+            let mut config = snap::StoreConfig::default();
+            if let Some(n) = pack_size {
+                anyhow::ensure!(
+                    (1 << 20..=1 << 30).contains(&n),
+                    "--pack-size must be between 1 MiB and 1 GiB"
+                );
+                config.pack_size = n;
+            }
+            let store = Store::init(&ctx.store_path, config).with_context(|| {
                 format!("cannot create a store at {}", ctx.store_path.display())
             })?;
             if ctx.json {
@@ -116,6 +133,8 @@ pub fn run() -> Result<u8> {
         Command::Restore(args) => restore::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Gc(args) => gc::run(&ctx, args),
+        Command::Mirror(args) => mirror::run(&ctx, args),
+        Command::Clone(args) => mirror::clone(&ctx, args),
         Command::Repair {
             what: Repair::Index,
         } => verify::repair_index(&ctx),

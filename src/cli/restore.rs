@@ -20,10 +20,21 @@ pub struct Args {
     /// snapshotted first (tag pre-restore), so the rollback can be undone
     #[arg(long, conflicts_with_all = ["to", "path"])]
     in_place: bool,
+    /// Restore from this remote (ranged reads of the packs needed; no local store needed)
+    #[arg(long)]
+    remote: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
-    let store = ctx.open()?;
+    let view = args
+        .remote
+        .as_deref()
+        .map(super::mirror::remote_view)
+        .transpose()?;
+    let store = match &view {
+        Some(v) => v.store.clone(),
+        None => ctx.open()?,
+    };
     let report = snap::restore(
         &store,
         &RestoreOptions {

@@ -88,6 +88,8 @@ fn random_bytes() -> Vec<u8> {
 pub struct Store {
     root: PathBuf,
     config: StoreConfig,
+    /// Where packs missing locally are read from (a view of a remote).
+    remote: Option<std::sync::Arc<crate::mirror::Remote>>,
 }
 
 impl Store {
@@ -143,7 +145,11 @@ impl Store {
                 config.format
             )));
         }
-        Ok(Store { root, config })
+        Ok(Store {
+            root,
+            config,
+            remote: None,
+        })
     }
 
     /// Opens the store at `root`, creating it first if it does not exist.
@@ -154,6 +160,16 @@ impl Store {
         } else {
             Store::init(root, StoreConfig::default())
         }
+    }
+
+    /// Packs this store lacks are read from `remote` with ranged reads.
+    pub fn with_remote(mut self, remote: std::sync::Arc<crate::mirror::Remote>) -> Store {
+        self.remote = Some(remote);
+        self
+    }
+
+    pub fn remote(&self) -> Option<&crate::mirror::Remote> {
+        self.remote.as_deref()
     }
 
     pub fn root(&self) -> &Path {

@@ -59,6 +59,11 @@ impl<'a> PackReader<'a> {
     }
 
     fn read_span(&self, pack: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if let Some(remote) = self.store.remote() {
+            if !self.store.pack_path(pack).exists() {
+                return remote.read_range(&crate::mirror::pack_key(pack), offset, len);
+            }
+        }
         let file = self.file(pack)?;
         let mut buf = vec![0u8; len as usize];
         file.read_exact_at(&mut buf, offset)

@@ -1,0 +1,231 @@
+//! Reading a remote back: its snapshot list, a *view* (a local store with an
+//! index built from the remote's pack headers, reading chunks from the remote
+//! by ranged reads), a full clone, and remote retention.
+
+use super::{pack_key, remote_packs, snapshot_key, Remote};
+use crate::error::{Error, Result};
+use crate::format::pack;
+use crate::gc::{mark, plan_store, GcOptions, GcReport};
+use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::store::{fsutil, Index, Store, StoreConfig, StoreReader};
+use crate::Snapshot;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Bytes fetched from the end of a pack to find its header in one read.
+const TAIL: u64 = 64 << 10;
+
+fn remote_config(remote: &Remote) -> Result<StoreConfig> {
+    let bytes = remote.read("config").map_err(|e| match e {
+        Error::Remote { message, .. }
+            if message.contains("NotFound") || message.contains("not found") =>
+        {
+            Error::NotFound(format!("{} holds no snap store", remote.url))
+        }
+        other => other,
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::corrupt(format!("config on {}", remote.url), e.to_string()))
+}
+
+/// Every snapshot record on the remote, oldest first, each checked against its id.
+pub fn remote_snapshots(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    let mut out = Vec::new();
+    for (path, _) in remote.list("snapshots/")? {
+        let Some(id) = path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(SnapshotId::from_hex)
+        else {
+            continue;
+        };
+        let bytes = remote.read(&path)?;
+        if SnapshotId::of(&bytes) != id {
+            return Err(Error::corrupt(
+                format!("remote record {path}"),
+                "does not match its id",
+            ));
+        }
+        out.push((id, Snapshot::decode(&bytes)?));
+    }
+    out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// A local store in `dir` that stands for the remote: the remote's config and
+/// records, an index built from the remote's pack headers, and no packs:
+/// chunks are read from the remote with ranged reads, so a restore fetches
+/// only what it needs. Returns the store and each pack's chunk ids.
+pub fn view(remote: Arc<Remote>, dir: &Path) -> Result<(Store, HashMap<PackId, Vec<ChunkId>>)> {
+    let store = Store::init(dir, remote_config(&remote)?)?;
+    let packs = remote_packs(&remote)?;
+    let index = Index::open(&store.index_path())?;
+    let mut contents = HashMap::new();
+    let tails: Vec<(String, u64, u64)> = packs
+        .iter()
+        .map(|(id, size)| (pack_key(id), size.saturating_sub(TAIL), (*size).min(TAIL)))
+        .collect();
+    for ((id, size), tail) in packs.iter().zip(remote.read_ranges(tails)) {
+        let entries = header_from_tail(&remote, id, *size, tail?)?;
+        index.add_pack(id, *size, &entries)?;
+        contents.insert(*id, entries.iter().map(|e| e.id).collect());
+    }
+    for (id, snap) in remote_snapshots(&remote)? {
+        let bytes = snap.encode();
+        // Re-encoding must give the same bytes, or the id would change.
+        if SnapshotId::of(&bytes) == id {
+            fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
+        } else {
+            let raw = remote.read(&snapshot_key(&id))?;
+            fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &raw)?;
+        }
+        index.add_snapshot(&id, snap.time.timestamp())?;
+    }
+    drop(index);
+    Ok((store.with_remote(remote), contents))
+}
+
+fn header_from_tail(
+    remote: &Remote,
+    id: &PackId,
+    size: u64,
+    tail: Vec<u8>,
+) -> Result<Vec<pack::PackEntry>> {
+    let named = |e: Error| match e {
+        Error::Corrupt { detail, .. } => {
+            Error::corrupt(format!("remote pack {}", pack_key(id)), detail)
+        }
+        other => other,
+    };
+    if tail.len() < pack::TRAILER_LEN {
+        return Err(named(Error::corrupt("pack", "shorter than its trailer")));
+    }
+    let (header_len, sum) =
+        pack::decode_trailer(&tail[tail.len() - pack::TRAILER_LEN..], size).map_err(named)?;
+    let need = header_len as u64 + pack::TRAILER_LEN as u64;
+    let data_len = size - need;
+    let header = if need <= tail.len() as u64 {
+        tail[tail.len() - need as usize..tail.len() - pack::TRAILER_LEN].to_vec()
+    } else {
+        remote.read_range(&pack_key(id), data_len, header_len as u64)?
+    };
+    pack::decode_header(&header, &sum, data_len).map_err(named)
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct CloneReport {
+    pub store: String,
+    pub packs: u64,
+    pub snapshots: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+}
+
+/// Rebuilds a complete local store at `dest` from the remote alone: packs
+/// (each checked against its name) and records downloaded, index rebuilt.
+pub fn clone(remote: &Remote, dest: &Path, progress: bool) -> Result<CloneReport> {
+    let start = Instant::now();
+    let store = Store::init(dest, remote_config(remote)?)?;
+    let _lock = store.lock("clone", std::time::Duration::ZERO)?;
+    let packs = remote_packs(remote)?;
+    let total = packs.values().sum();
+    let bar = crate::snapshot::progress_bar(progress, Some(total));
+    let items = packs
+        .keys()
+        .map(|id| (pack_key(id), store.pack_path(id)))
+        .collect();
+    let check = |key: &str, bytes: &[u8]| -> Result<()> {
+        let name = key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".pack"))
+            .and_then(PackId::from_hex);
+        if name != Some(PackId::of(bytes)) {
+            return Err(Error::corrupt(
+                format!("remote pack {key}"),
+                "content does not match its name",
+            ));
+        }
+        pack::decode_pack(bytes).map(|_| ())
+    };
+    let mut report = CloneReport {
+        store: dest.display().to_string(),
+        ..Default::default()
+    };
+    for (_, r) in remote.download(items, &store.tmp_dir(), &check, &bar) {
+        report.bytes += r?;
+        report.packs += 1;
+    }
+    bar.finish_and_clear();
+    for (path, _) in remote.list("snapshots/")? {
+        let Some(id) = path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(SnapshotId::from_hex)
+        else {
+            continue;
+        };
+        let bytes = remote.read(&path)?;
+        if SnapshotId::of(&bytes) != id {
+            return Err(Error::corrupt(
+                format!("remote record {path}"),
+                "does not match its id",
+            ));
+        }
+        fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
+        report.snapshots += 1;
+        report.bytes += bytes.len() as u64;
+    }
+    crate::store::packs::rebuild_index(&store)?;
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Applies a policy to the remote's own snapshot records and deletes the
+/// remote packs no kept remote snapshot needs (no repacking remotely).
+/// Records are deleted before packs, so a crash leaves only unneeded packs.
+/// `local` is locked meanwhile, so no mirror of it runs at the same time.
+pub fn gc_remote(remote: Arc<Remote>, local: Option<&Store>, opts: &GcOptions) -> Result<GcReport> {
+    let start = Instant::now();
+    let _lock = local
+        .map(|s| s.lock("gc --remote", opts.lock_wait))
+        .transpose()?;
+    let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
+    let (view, contents) = view(remote.clone(), &dir.path().join("view"))?;
+    let (plan, kept) = plan_store(&view, opts)?;
+    let index = Index::open(&view.index_path())?;
+    let reader = StoreReader::new(&view, &index)?;
+    let live = mark(&reader, kept.iter())?;
+    let mut report = GcReport {
+        dry_run: opts.dry_run,
+        forgotten: plan.forget().count(),
+        kept: plan.keep().count(),
+        live_chunks: live.len() as u64,
+        ..Default::default()
+    };
+    let sizes = remote_packs(&remote)?;
+    let dead: Vec<PackId> = contents
+        .iter()
+        .filter(|(_, ids)| !ids.iter().any(|id| live.contains(id)))
+        .map(|(p, _)| *p)
+        .collect();
+    report.packs_deleted = dead.len() as u64;
+    report.bytes_freed = dead.iter().filter_map(|p| sizes.get(p)).sum();
+    if !opts.dry_run {
+        for d in plan.forget() {
+            remote.delete(&snapshot_key(
+                &SnapshotId::from_hex(&d.id).expect("ids from the remote"),
+            ))?;
+        }
+        for p in &dead {
+            remote.delete(&pack_key(p))?;
+        }
+    }
+    report.plan = plan;
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
