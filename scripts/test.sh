@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test
-# (unit, proptest, integration with the real binary, crash kills, fuzz corpora).
+# (unit, proptest, golden, integration with the real binary, crash and kill
+# tests, fuzz corpora, and the mirror tests against a real GCS JSON-API
+# emulator, `gcp-storage-emulator` from PyPI, installed here into .venv; each
+# mirror test starts its own emulator on a free 127.0.0.1 port and stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/gcp-storage-emulator ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check gcp-storage-emulator
+fi
+export SNAP_TEST_EMULATOR="$PWD/.venv/bin/gcp-storage-emulator"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets

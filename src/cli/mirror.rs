@@ -35,7 +35,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             progress: progress_wanted(ctx),
             lock_wait: ctx.lock_wait,
         },
-    )?;
+    )
+    .context("mirror stopped; it is resumable: run it again once the remote is reachable")?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {

@@ -105,13 +105,12 @@ pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<Mi
         .map(|m| m.len())
         .sum();
     let bar = crate::snapshot::progress_bar(opts.progress, Some(total));
-    for (key, result) in remote.upload(todo, &bar) {
+    for (key, result) in remote.upload(todo, &bar)? {
         match result {
             Ok(n) => {
                 report.packs_uploaded += 1;
                 report.bytes_uploaded += n;
             }
-            Err(e @ Error::Remote { .. }) => return Err(e),
             Err(e) => report.problems.push(format!("{key}: {e}")),
         }
     }

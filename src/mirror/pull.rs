@@ -32,24 +32,42 @@ fn remote_config(remote: &Remote) -> Result<StoreConfig> {
 
 /// Every snapshot record on the remote, oldest first, each checked against its id.
 pub fn remote_snapshots(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    Ok(remote_records(remote)?
+        .into_iter()
+        .map(|(id, s, _)| (id, s))
+        .collect())
+}
+
+/// Records with their raw bytes, read concurrently.
+fn remote_records(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
+    let listed: Vec<(SnapshotId, String, u64)> = remote
+        .list("snapshots/")?
+        .into_iter()
+        .filter_map(|(path, size)| {
+            let id = path
+                .rsplit('/')
+                .next()?
+                .strip_suffix(".json")
+                .and_then(SnapshotId::from_hex)?;
+            Some((id, path, size))
+        })
+        .collect();
+    let reads = remote.read_ranges(
+        listed
+            .iter()
+            .map(|(_, p, size)| (p.clone(), 0, *size))
+            .collect(),
+    );
     let mut out = Vec::new();
-    for (path, _) in remote.list("snapshots/")? {
-        let Some(id) = path
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.strip_suffix(".json"))
-            .and_then(SnapshotId::from_hex)
-        else {
-            continue;
-        };
-        let bytes = remote.read(&path)?;
+    for ((id, path, _), bytes) in listed.into_iter().zip(reads) {
+        let bytes = bytes?;
         if SnapshotId::of(&bytes) != id {
             return Err(Error::corrupt(
                 format!("remote record {path}"),
                 "does not match its id",
             ));
         }
-        out.push((id, Snapshot::decode(&bytes)?));
+        out.push((id, Snapshot::decode(&bytes)?, bytes));
     }
     out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
     Ok(out)
@@ -73,15 +91,8 @@ pub fn view(remote: Arc<Remote>, dir: &Path) -> Result<(Store, HashMap<PackId, V
         index.add_pack(id, *size, &entries)?;
         contents.insert(*id, entries.iter().map(|e| e.id).collect());
     }
-    for (id, snap) in remote_snapshots(&remote)? {
-        let bytes = snap.encode();
-        // Re-encoding must give the same bytes, or the id would change.
-        if SnapshotId::of(&bytes) == id {
-            fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
-        } else {
-            let raw = remote.read(&snapshot_key(&id))?;
-            fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &raw)?;
-        }
+    for (id, snap, bytes) in remote_records(&remote)? {
+        fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         index.add_snapshot(&id, snap.time.timestamp())?;
     }
     drop(index);
@@ -160,22 +171,7 @@ pub fn clone(remote: &Remote, dest: &Path, progress: bool) -> Result<CloneReport
         report.packs += 1;
     }
     bar.finish_and_clear();
-    for (path, _) in remote.list("snapshots/")? {
-        let Some(id) = path
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.strip_suffix(".json"))
-            .and_then(SnapshotId::from_hex)
-        else {
-            continue;
-        };
-        let bytes = remote.read(&path)?;
-        if SnapshotId::of(&bytes) != id {
-            return Err(Error::corrupt(
-                format!("remote record {path}"),
-                "does not match its id",
-            ));
-        }
+    for (id, _, bytes) in remote_records(remote)? {
         fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         report.snapshots += 1;
         report.bytes += bytes.len() as u64;

@@ -216,15 +216,16 @@ impl Remote {
 
     /// Uploads local files, `TRANSFERS` at a time; after each upload the
     /// object's size is checked, so a partial object is never counted as sent.
-    /// Returns each upload's result (bytes sent), in any order.
+    /// Returns each upload's result (bytes sent), in any order; the first
+    /// remote failure (after retries) stops the rest and is returned.
     pub fn upload(
         &self,
         items: Vec<(String, PathBuf)>,
         progress: &indicatif::ProgressBar,
-    ) -> Vec<(String, Result<u64>)> {
+    ) -> Result<Vec<(String, Result<u64>)>> {
         let (op, url) = (&self.op, self.url.as_str());
-        self.rt.block_on(
-            stream::iter(items)
+        self.rt.block_on(async {
+            let mut results = stream::iter(items)
                 .map(|(path, local)| async move {
                     let r = async {
                         let bytes = std::fs::read(&local).map_err(Error::io("read", &local))?;
@@ -246,9 +247,16 @@ impl Remote {
                     .await;
                     (path, r)
                 })
-                .buffer_unordered(TRANSFERS)
-                .collect(),
-        )
+                .buffer_unordered(TRANSFERS);
+            let mut out = Vec::new();
+            while let Some((path, r)) = results.next().await {
+                match r {
+                    Err(e @ Error::Remote { .. }) => return Err(e),
+                    r => out.push((path, r)),
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// Downloads objects into local files (temp name, fsync, rename), checking

@@ -139,3 +139,112 @@ pub fn make_tree(root: &Path, seed: u64, scale: usize) {
     )
     .unwrap();
 }
+
+/// A `gcp-storage-emulator` process on a free loopback port, killed on drop.
+/// Its data lives in `dir`, so a restarted emulator on the same dir keeps it.
+pub struct Emulator {
+    child: Option<std::process::Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+/// The emulator binary: `SNAP_TEST_EMULATOR`, else `.venv/bin/gcp-storage-emulator`.
+/// Without it the test is skipped, except under CI, where that is a failure.
+pub fn emulator_bin() -> Option<PathBuf> {
+    let bin = std::env::var_os("SNAP_TEST_EMULATOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/gcp-storage-emulator")
+        });
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "no gcp-storage-emulator: run ./scripts/test.sh, which installs it"
+    );
+    eprintln!("skipped: no gcp-storage-emulator (run ./scripts/test.sh)");
+    None
+}
+
+impl Emulator {
+    pub fn start(dir: &Path) -> Emulator {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut e = Emulator {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        e.restart();
+        e
+    }
+
+    pub fn restart(&mut self) {
+        fs::create_dir_all(&self.dir).unwrap();
+        let child = Command::new(emulator_bin().expect("emulator"))
+            .args([
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--default-bucket",
+                "snaptest",
+                "-q",
+            ])
+            .current_dir(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed().as_secs() < 30, "emulator did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs snap against the emulator at `host`.
+pub fn snap_at(host: &str, store: &Path, args: &[&str]) -> Output {
+    Command::new(snap_bin())
+        .env("STORAGE_EMULATOR_HOST", host)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("run snap")
+}
+
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "snap failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
