@@ -53,6 +53,9 @@ pub use verify::{verify, VerifyOptions, VerifyReport};
 pub fn list(store: &Store) -> Result<Vec<(SnapshotId, Snapshot)>> {
     store.snapshots()
 }
+pub mod config;
 pub mod gc;
+pub mod jobs;
 pub mod mirror;
 pub mod retention;
+pub mod schedule;

@@ -18,6 +18,8 @@ pub struct VerifyOptions {
     /// Snapshot specs (ids, prefixes, `latest`); empty means all.
     pub snapshots: Vec<String>,
     pub read_data: bool,
+    /// Like `read_data`, for this share (0..=1) of the packs in use.
+    pub sample: Option<f64>,
     pub lock_wait: Duration,
 }
 
@@ -70,7 +72,7 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut c = Checker {
         reader: StoreReader::new(store, &index)?,
         store,
-        read_data: opts.read_data,
+        read_data: opts.read_data || opts.sample.is_some(),
         seen_chunks: HashSet::new(),
         packs: HashMap::new(),
         report: VerifyReport::default(),
@@ -81,8 +83,19 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
             c.problem(Some(id), None, None, e.to_string());
         }
     }
-    if opts.read_data {
-        let mut packs: Vec<_> = c.packs.clone().into_iter().collect();
+    if opts.read_data || opts.sample.is_some() {
+        let share = if opts.read_data {
+            1.0
+        } else {
+            opts.sample.unwrap_or(1.0).clamp(0.0, 1.0)
+        };
+        let limit = (share * 65536.0).ceil() as u32;
+        let mut packs: Vec<_> = c
+            .packs
+            .clone()
+            .into_iter()
+            .filter(|(p, _)| (u16::from_be_bytes([p.0[0], p.0[1]]) as u32) < limit)
+            .collect();
         packs.sort();
         for (pack, (snap, path)) in packs {
             c.report.packs_read += 1;

@@ -55,17 +55,29 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if !(0.0..=100.0).contains(&args.repack_threshold) {
         bail!("--repack-threshold is a percentage between 0 and 100");
     }
+    let mut policy = Policy {
+        keep_last: args.keep_last,
+        keep_hourly: args.keep_hourly,
+        keep_daily: args.keep_daily,
+        keep_weekly: args.keep_weekly,
+        keep_monthly: args.keep_monthly,
+        keep_yearly: args.keep_yearly,
+        keep_within: args.keep_within,
+        keep_tags: args.keep_tags,
+    };
+    // Without keep flags, the tier's policy comes from the config.
+    if policy.is_empty() {
+        if let Some(config) = &ctx.config {
+            let tier = match &args.remote {
+                Some(r) if !r.contains("://") => config.remote_policy(r),
+                Some(_) => None,
+                None => config.local_policy(),
+            };
+            policy = tier.unwrap_or_default();
+        }
+    }
     let opts = GcOptions {
-        policy: Policy {
-            keep_last: args.keep_last,
-            keep_hourly: args.keep_hourly,
-            keep_daily: args.keep_daily,
-            keep_weekly: args.keep_weekly,
-            keep_monthly: args.keep_monthly,
-            keep_yearly: args.keep_yearly,
-            keep_within: args.keep_within,
-            keep_tags: args.keep_tags,
-        },
+        policy,
         group_by: match args.group_by {
             GroupByArg::Paths => GroupBy::Paths,
             GroupByArg::Host => GroupBy::Host,
@@ -79,7 +91,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let report = match &args.remote {
         Some(r) => {
             let local = ctx.open().ok();
-            snap::mirror::gc_remote(super::mirror::open_remote(r)?, local.as_ref(), &opts)?
+            snap::mirror::gc_remote(
+                super::mirror::open_remote(&ctx.remote_url(r)?)?,
+                local.as_ref(),
+                &opts,
+            )?
         }
         None => snap::gc::gc(&ctx.open()?, &opts)?,
     };

@@ -26,7 +26,9 @@ pub struct LsArgs {
 
 pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
     let all = match &args.remote {
-        Some(r) => snap::mirror::remote_snapshots(&*super::mirror::open_remote(r)?)?,
+        Some(r) => {
+            snap::mirror::remote_snapshots(&*super::mirror::open_remote(&ctx.remote_url(r)?)?)?
+        }
         None => snap::list(&ctx.open()?)?,
     };
     let snaps: Vec<_> = all
@@ -74,11 +76,10 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
 }
 
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
-    let view = args
-        .remote
-        .as_deref()
-        .map(super::mirror::remote_view)
-        .transpose()?;
+    let view = match &args.remote {
+        Some(r) => Some(super::mirror::remote_view(&ctx.remote_url(r)?)?),
+        None => None,
+    };
     let store = match &view {
         Some(v) => v.store.clone(),
         None => ctx.open()?,

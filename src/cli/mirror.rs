@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Remote: gs://BUCKET/PREFIX or file:///PATH
+    /// Remote: a name from the config, gs://BUCKET/PREFIX or file:///PATH
+    /// [default: the config's only remote]
     #[arg(long)]
-    remote: String,
+    remote: Option<String>,
     /// Also re-read and re-hash this percentage of the remote's packs
     #[arg(long, default_value_t = 0.0)]
     verify: f64,
@@ -26,7 +27,19 @@ pub fn open_remote(spec: &str) -> Result<Arc<Remote>> {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let store = ctx.open()?;
-    let remote = open_remote(&args.remote)?;
+    let spec = match args.remote {
+        Some(r) => r,
+        None => {
+            let remotes = &ctx.config()?.remotes;
+            anyhow::ensure!(
+                remotes.len() == 1,
+                "pass --remote: the config names {} remotes",
+                remotes.len()
+            );
+            remotes.keys().next().expect("one").clone()
+        }
+    };
+    let remote = open_remote(&ctx.remote_url(&spec)?)?;
     let report = mirror::mirror(
         &store,
         &remote,
@@ -59,7 +72,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
 }
 
 pub fn clone(ctx: &Ctx, args: CloneArgs) -> Result<u8> {
-    let remote = open_remote(&args.remote)?;
+    let remote = open_remote(&ctx.remote_url(&args.remote)?)?;
     let report =
         mirror::clone(&remote, &ctx.store_path, progress_wanted(ctx)).with_context(|| {
             format!(

@@ -1,6 +1,7 @@
 //! Command line: parse and validate, call the library, print (human or --json).
 
 mod gc;
+mod jobs;
 mod list;
 mod mirror;
 mod restore;
@@ -20,9 +21,12 @@ use std::time::Duration;
     about = "Snapshots of SQLite databases and data directories, deduplicated and verified"
 )]
 pub struct Cli {
-    /// Store directory [default: $SNAP_STORE, else ~/.local/share/snap]
+    /// Store directory [default: $SNAP_STORE, else the config's `store`, else ~/.local/share/snap]
     #[arg(long, global = true, env = "SNAP_STORE")]
     store: Option<PathBuf>,
+    /// Configuration file [default: $SNAP_CONFIG, ./snap.toml, ~/.config/snap/snap.toml]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     /// Machine-readable output on stdout
     #[arg(long, global = true)]
     json: bool,
@@ -57,6 +61,22 @@ enum Command {
     Mirror(mirror::Args),
     /// Rebuild a local store (index included) from a remote alone
     Clone(mirror::CloneArgs),
+    /// Check the configuration file
+    Config {
+        #[command(subcommand)]
+        what: jobs::ConfigCmd,
+    },
+    /// Run one configured job now
+    Run(jobs::RunArgs),
+    /// Run the configured jobs on their schedules until stopped (SIGTERM)
+    Daemon(jobs::DaemonArgs),
+    /// Last run of each job; whether anything is overdue or failing
+    Status,
+    /// Write systemd units or a crontab block that run the configured jobs
+    Schedule {
+        #[command(subcommand)]
+        what: jobs::ScheduleCmd,
+    },
     /// Repair the store
     Repair {
         #[command(subcommand)]
@@ -74,9 +94,25 @@ pub struct Ctx {
     pub json: bool,
     pub lock_wait: Duration,
     pub store_path: PathBuf,
+    pub config: Option<snap::config::Config>,
 }
 
 impl Ctx {
+    /// The loaded configuration, or an error saying where it was looked for.
+    pub fn config(&self) -> Result<&snap::config::Config> {
+        self.config.as_ref().context(
+            "no configuration: pass --config, set SNAP_CONFIG, or create ./snap.toml or ~/.config/snap/snap.toml",
+        )
+    }
+
+    /// A remote URL from a configured name or a URL.
+    pub fn remote_url(&self, spec: &str) -> Result<String> {
+        if spec.contains("://") {
+            return Ok(spec.to_string());
+        }
+        Ok(self.config()?.remote_url(spec)?)
+    }
+
     pub fn open(&self) -> Result<Store> {
         Ok(Store::open(&self.store_path)?)
     }
@@ -96,14 +132,21 @@ fn default_store() -> Result<PathBuf> {
 /// Runs the command line; returns the exit code for a run that completed.
 pub fn run() -> Result<u8> {
     let cli = Cli::parse();
+    let config = match snap::config::Config::locate(cli.config.as_deref()) {
+        Some(path) => Some(snap::config::Config::load(&path)?),
+        None => None,
+    };
+    // A store named by --store must exist; the default or configured one is created on first use.
     let explicit = cli.store.is_some();
+    let store_path = match (cli.store, config.as_ref().and_then(|c| c.store.clone())) {
+        (Some(s), _) | (None, Some(s)) => s,
+        (None, None) => default_store()?,
+    };
     let ctx = Ctx {
         json: cli.json,
         lock_wait: Duration::from_secs(cli.lock_wait),
-        store_path: match cli.store {
-            Some(s) => s,
-            None => default_store()?,
-        },
+        store_path,
+        config,
     };
     match cli.command {
         Command::Init { pack_size } => {
@@ -135,6 +178,11 @@ pub fn run() -> Result<u8> {
         Command::Gc(args) => gc::run(&ctx, args),
         Command::Mirror(args) => mirror::run(&ctx, args),
         Command::Clone(args) => mirror::clone(&ctx, args),
+        Command::Config { what } => jobs::config(&ctx, what),
+        Command::Run(args) => jobs::run(&ctx, args),
+        Command::Daemon(args) => jobs::daemon(&ctx, args),
+        Command::Status => jobs::status(&ctx),
+        Command::Schedule { what } => jobs::schedule(&ctx, what),
         Command::Repair {
             what: Repair::Index,
         } => verify::repair_index(&ctx),

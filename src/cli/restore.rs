@@ -26,11 +26,10 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
-    let view = args
-        .remote
-        .as_deref()
-        .map(super::mirror::remote_view)
-        .transpose()?;
+    let view = match &args.remote {
+        Some(r) => Some(super::mirror::remote_view(&ctx.remote_url(r)?)?),
+        None => None,
+    };
     let store = match &view {
         Some(v) => v.store.clone(),
         None => ctx.open()?,

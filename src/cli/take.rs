@@ -5,9 +5,15 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Files, directories and SQLite databases to snapshot
-    #[arg(required = true)]
+    /// Files, directories and SQLite databases to snapshot [default: every
+    /// source in the config]
     paths: Vec<PathBuf>,
+    /// Snapshot this configured source (repeatable)
+    #[arg(long = "source", conflicts_with = "paths")]
+    sources: Vec<String>,
+    /// Print only the new snapshot's id (for scripts and hooks)
+    #[arg(long)]
+    id_only: bool,
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -41,10 +47,44 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
         .map(chrono::DateTime::parse_from_rfc3339)
         .transpose()
         .context("--time must be RFC 3339, e.g. 2026-11-20T03:00:00Z")?;
+    // `snap take ./data` works on a fresh machine: the default store is created on first use.
+    let store = if default_store {
+        Store::open_or_init(&ctx.store_path)?
+    } else {
+        ctx.open()?
+    };
+    if args.paths.is_empty() {
+        let config = ctx
+            .config()
+            .context("give paths to snapshot, or configure sources")?;
+        let names: Vec<String> = if args.sources.is_empty() {
+            config.sources.keys().cloned().collect()
+        } else {
+            args.sources.clone()
+        };
+        anyhow::ensure!(!names.is_empty(), "the config has no sources");
+        let clock = snap::schedule::SystemClock;
+        let runner = snap::jobs::JobRunner {
+            config,
+            store: store.clone(),
+            clock: &clock,
+            lock_wait: ctx.lock_wait,
+        };
+        let mut code = 0;
+        for name in names {
+            let mut opts = runner.take_options(&name, time)?;
+            opts.force_read |= args.force_read;
+            opts.skip_unreadable |= args.skip_unreadable;
+            opts.allow_missing |= args.allow_missing;
+            opts.progress = progress_wanted(ctx);
+            code = code.max(report(ctx, &args, &snap::take(&store, &opts)?)?);
+        }
+        return Ok(code);
+    }
     let opts = TakeOptions {
-        paths: args.paths,
-        tags: args.tags,
-        excludes: args.excludes,
+        paths: args.paths.clone(),
+        tags: args.tags.clone(),
+        excludes: args.excludes.clone(),
         time,
         force_read: args.force_read,
         skip_unreadable: args.skip_unreadable,
@@ -56,17 +96,18 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
         progress: progress_wanted(ctx),
         lock_wait: ctx.lock_wait,
     };
-    // `snap take` works on a fresh machine: the default store is created on first use.
-    let store = if default_store {
-        Store::open_or_init(&ctx.store_path)?
-    } else {
-        ctx.open()?
-    };
-    let report = snap::take(&store, &opts)?;
+    let report_ = snap::take(&store, &opts)?;
+    report(ctx, &args, &report_)
+}
+
+fn report(ctx: &Ctx, args: &Args, report: &snap::TakeReport) -> Result<u8> {
     for w in &report.warnings {
         eprintln!("snap: warning: {w}");
     }
     let (Some(id), Some(s)) = (&report.id, &report.snapshot) else {
+        if args.id_only {
+            return Ok(0);
+        }
         if ctx.json {
             ctx.print_json(&serde_json::json!({"id": null, "message": "nothing to back up"}))?;
         } else {
@@ -74,7 +115,9 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
         }
         return Ok(0);
     };
-    if ctx.json {
+    if args.id_only {
+        println!("{}", id.to_hex());
+    } else if ctx.json {
         ctx.print_json(&serde_json::json!({
             "id": id.to_hex(), "time": s.time, "paths": s.paths, "tags": s.tags,
             "stats": s.stats, "databases": s.databases, "skipped": s.skipped,

@@ -6,18 +6,42 @@ use snap::VerifyOptions;
 pub struct Args {
     /// Snapshots to check (id, prefix or `latest`); all when none is given
     ids: Vec<String>,
-    /// Re-read and re-hash every pack used, and check every database image
+    /// Only the newest snapshot
+    #[arg(long, conflicts_with_all = ["ids", "all"])]
+    latest: bool,
+    /// Every snapshot (the default)
     #[arg(long)]
+    all: bool,
+    /// Re-read and re-hash every pack used, and restore and check every database image
+    #[arg(long, conflicts_with = "sample")]
     read_data: bool,
+    /// Like --read-data for this percentage of the packs in use
+    #[arg(long)]
+    sample: Option<f64>,
+    /// Verify a remote's snapshots (its packs are read with ranged reads)
+    #[arg(long)]
+    remote: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
-    let store = ctx.open()?;
+    let view = match &args.remote {
+        Some(r) => Some(super::mirror::remote_view(&ctx.remote_url(r)?)?),
+        None => None,
+    };
+    let store = match &view {
+        Some(v) => v.store.clone(),
+        None => ctx.open()?,
+    };
     let report = snap::verify(
         &store,
         &VerifyOptions {
-            snapshots: args.ids,
+            snapshots: if args.latest {
+                vec!["latest".into()]
+            } else {
+                args.ids
+            },
             read_data: args.read_data,
+            sample: args.sample.map(|p| p / 100.0),
             lock_wait: ctx.lock_wait,
         },
     )?;

@@ -1,0 +1,321 @@
+//! The configuration file `snap.toml`: the store, named sources, a policy per
+//! tier, remotes, jobs with schedules, and monitoring outputs. Found by
+//! `--config`, `$SNAP_CONFIG`, `./snap.toml`, then the platform config
+//! directory (`~/.config/snap/snap.toml`). Every error names its line.
+//!
+//! ```toml
+//! store = "/var/lib/snap"
+//! [sources.app]
+//! paths = ["/srv/app/data"]
+//! checkpoint = true
+//! [policy]                      # the local tier
+//! keep_within = "30d"
+//! [remotes.bucket]
+//! url = "gs://my-bucket/snap"
+//! policy = { keep_within = "90d" }
+//! [jobs.nightly]
+//! action = "take"               # take | gc | mirror | verify
+//! schedule = "daily 03:00"      # or a cron expression: "0 3 * * *"
+//! [monitoring]
+//! log = "/var/log/snap/jobs.jsonl"
+//! textfile = "/var/lib/prometheus/node-exporter/snap.prom"
+//! ```
+
+use crate::error::{Error, Result};
+use crate::retention::{GroupBy, Policy};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub store: Option<PathBuf>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, Source>,
+    /// The local tier's retention policy.
+    #[serde(default)]
+    pub policy: Option<Spanned<Policy>>,
+    #[serde(default)]
+    pub group_by: GroupBy,
+    #[serde(default)]
+    pub remotes: BTreeMap<String, RemoteConfig>,
+    #[serde(default)]
+    pub jobs: BTreeMap<String, Job>,
+    #[serde(default)]
+    pub monitoring: Monitoring,
+    /// Where the text came from, for messages.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    #[serde(default)]
+    pub checkpoint: bool,
+    #[serde(default)]
+    pub integrity_check: bool,
+    #[serde(default)]
+    pub allow_missing: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    pub url: Spanned<String>,
+    /// This remote's retention policy (e.g. 90 days).
+    pub policy: Option<Spanned<Policy>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Take,
+    Gc,
+    Mirror,
+    Verify,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub action: Action,
+    pub schedule: Option<Spanned<String>>,
+    /// take: the sources to snapshot (default: all).
+    #[serde(default)]
+    pub sources: Vec<Spanned<String>>,
+    /// mirror, and gc of a remote tier: the remote's name.
+    pub remote: Option<Spanned<String>>,
+    /// verify: re-read every pack, or this percentage of them.
+    #[serde(default)]
+    pub read_data: bool,
+    pub sample: Option<f64>,
+    /// verify: only the newest snapshot.
+    #[serde(default)]
+    pub latest: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitoring {
+    /// One JSON line per job run is appended here.
+    pub log: Option<PathBuf>,
+    /// A Prometheus textfile for node_exporter, rewritten after every job.
+    pub textfile: Option<PathBuf>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl Config {
+    /// Where the configuration is looked for, in order.
+    pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+        if let Some(p) = explicit {
+            return Some(p.to_path_buf());
+        }
+        if let Some(p) = std::env::var_os("SNAP_CONFIG") {
+            return Some(PathBuf::from(p));
+        }
+        let here = PathBuf::from("snap.toml");
+        if here.exists() {
+            return Some(here);
+        }
+        dirs::config_dir()
+            .map(|d| d.join("snap/snap.toml"))
+            .filter(|p| p.exists())
+    }
+
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(Error::io("read config", path))?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates; every error names `path:line`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let at = |offset: usize, msg: String| {
+            Error::Invalid(format!(
+                "{}:{}: {msg}",
+                path.display(),
+                line_of(text, offset)
+            ))
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            at(offset, e.message().to_string())
+        })?;
+        config.path = path.to_path_buf();
+        let check_policy = |p: &Spanned<Policy>| -> Result<()> {
+            p.get_ref()
+                .within()
+                .map_err(|e| at(p.span().start, e.to_string()))?;
+            if p.get_ref().is_empty() {
+                return Err(at(p.span().start, "the policy has no keep rule".into()));
+            }
+            Ok(())
+        };
+        if let Some(p) = &config.policy {
+            check_policy(p)?;
+        }
+        for r in config.remotes.values() {
+            let url = r.url.get_ref();
+            if !(url.starts_with("gs://") || url.starts_with("file:///")) {
+                return Err(at(
+                    r.url.span().start,
+                    format!("remote url {url:?}: expected gs://BUCKET/PREFIX or file:///PATH"),
+                ));
+            }
+            if let Some(p) = &r.policy {
+                check_policy(p)?;
+            }
+        }
+        for (name, s) in &config.sources {
+            if s.paths.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{}: source {name} has no paths",
+                    path.display()
+                )));
+            }
+        }
+        for (name, job) in &config.jobs {
+            if let Some(s) = &job.schedule {
+                crate::schedule::Schedule::parse(s.get_ref())
+                    .map_err(|e| at(s.span().start, format!("job {name}: {e}")))?;
+            }
+            for s in &job.sources {
+                if !config.sources.contains_key(s.get_ref()) {
+                    return Err(at(
+                        s.span().start,
+                        format!("job {name}: no source named {:?}", s.get_ref()),
+                    ));
+                }
+            }
+            match (&job.remote, job.action) {
+                (Some(r), _) if !config.remotes.contains_key(r.get_ref()) => {
+                    return Err(at(
+                        r.span().start,
+                        format!("job {name}: no remote named {:?}", r.get_ref()),
+                    ));
+                }
+                (None, Action::Mirror) => {
+                    return Err(Error::Invalid(format!(
+                        "{}: job {name}: a mirror job needs `remote`",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
+            let needs_policy = match (&job.remote, job.action) {
+                (None, Action::Gc) => config.policy.is_none(),
+                (Some(r), Action::Gc) => config.remotes[r.get_ref()].policy.is_none(),
+                _ => false,
+            };
+            if needs_policy {
+                return Err(Error::Invalid(format!(
+                    "{}: job {name}: gc needs a policy for its tier",
+                    path.display()
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    /// A remote's URL by name; a value with "://" is already a URL.
+    pub fn remote_url(&self, name_or_url: &str) -> Result<String> {
+        if name_or_url.contains("://") {
+            return Ok(name_or_url.to_string());
+        }
+        self.remotes
+            .get(name_or_url)
+            .map(|r| r.url.get_ref().clone())
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "no remote named {name_or_url:?} in {}",
+                    self.path.display()
+                ))
+            })
+    }
+
+    pub fn remote_policy(&self, name: &str) -> Option<Policy> {
+        self.remotes
+            .get(name)?
+            .policy
+            .as_ref()
+            .map(|p| p.get_ref().clone())
+    }
+
+    pub fn local_policy(&self) -> Option<Policy> {
+        self.policy.as_ref().map(|p| p.get_ref().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+store = "/var/lib/snap"
+[sources.app]
+paths = ["/srv/app/data"]
+checkpoint = true
+[policy]
+keep_within = "30d"
+[remotes.bucket]
+url = "gs://b/snap"
+policy = { keep_within = "90d" }
+[jobs.nightly]
+action = "take"
+schedule = "daily 03:00"
+[jobs.prune]
+action = "gc"
+schedule = "0 4 * * *"
+[jobs.offsite]
+action = "mirror"
+remote = "bucket"
+schedule = "daily 04:30"
+[monitoring]
+log = "/tmp/snap.jsonl"
+"#;
+
+    #[test]
+    fn good_config_parses() {
+        let c = Config::parse(GOOD, Path::new("snap.toml")).unwrap();
+        assert_eq!(c.jobs.len(), 3);
+        assert_eq!(c.remote_url("bucket").unwrap(), "gs://b/snap");
+        assert_eq!(
+            c.remote_policy("bucket").unwrap().keep_within.as_deref(),
+            Some("90d")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let cases = [
+            (
+                GOOD.replace("schedule = \"daily 03:00\"", "schedule = \"daily 25:00\""),
+                13,
+            ),
+            (GOOD.replace("remote = \"bucket\"", "remote = \"nope\""), 19),
+            (GOOD.replace("url = \"gs://b/snap\"", "url = \"s3://b\""), 9),
+            (
+                GOOD.replace("keep_within = \"30d\"", "keep_within = \"thirty\""),
+                6,
+            ),
+            (GOOD.replace("checkpoint = true", "checkpoint = maybe"), 5),
+            (GOOD.replace("checkpoint = true", "chekpoint = true"), 5),
+        ];
+        for (text, line) in cases {
+            let err = Config::parse(&text, Path::new("snap.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("snap.toml:{line}:")), "{err}");
+        }
+    }
+}

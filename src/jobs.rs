@@ -1,0 +1,393 @@
+//! Jobs from the configuration: run one (`snap run JOB`), or all on their
+//! schedules (`snap daemon`). Every run appends one JSON line to the log,
+//! updates the per-job state in `STORE/jobs.json`, and rewrites the
+//! Prometheus textfile, so monitoring sees every outcome.
+
+use crate::config::{Action, Config, Job};
+use crate::error::{Error, Result};
+use crate::gc::GcOptions;
+use crate::mirror::{self, MirrorOptions, Remote};
+use crate::schedule::{Clock, Schedule};
+use crate::source::sqlite::CaptureOptions;
+use crate::store::{fsutil, Store};
+use crate::{TakeOptions, VerifyOptions};
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One run of one job: the JSON log line.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job: String,
+    pub action: Action,
+    pub start: DateTime<FixedOffset>,
+    pub end: DateTime<FixedOffset>,
+    pub duration_seconds: f64,
+    pub outcome: String,
+    pub figures: serde_json::Value,
+    pub error: Option<String>,
+}
+
+impl JobRecord {
+    pub fn ok(&self) -> bool {
+        self.outcome == "ok"
+    }
+}
+
+/// The last run and last success of each job (`STORE/jobs.json`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct JobState {
+    pub jobs: BTreeMap<String, JobStatus>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// When the daemon first saw the job: a job never run is not "missed" before this.
+    pub since: Option<DateTime<FixedOffset>>,
+    pub last: Option<JobRecord>,
+    pub last_success: Option<DateTime<FixedOffset>>,
+}
+
+pub struct JobRunner<'a> {
+    pub config: &'a Config,
+    pub store: Store,
+    pub clock: &'a dyn Clock,
+    pub lock_wait: Duration,
+}
+
+impl JobRunner<'_> {
+    fn state_path(&self) -> std::path::PathBuf {
+        self.store.root().join("jobs.json")
+    }
+
+    pub fn load_state(&self) -> Result<JobState> {
+        match std::fs::read(self.state_path()) {
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|e| Error::corrupt("jobs.json", e.to_string()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JobState::default()),
+            Err(e) => Err(Error::io("read", self.state_path())(e)),
+        }
+    }
+
+    fn save_state(&self, state: &JobState) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(state).expect("state encodes");
+        fsutil::write_atomic(&self.store.tmp_dir(), &self.state_path(), &bytes)
+    }
+
+    fn job(&self, name: &str) -> Result<&Job> {
+        self.config.jobs.get(name).ok_or_else(|| {
+            Error::NotFound(format!(
+                "no job named {name:?} in {}",
+                self.config.path.display()
+            ))
+        })
+    }
+
+    /// Runs `name` now and records the outcome (log line, state, textfile).
+    pub fn run(&self, name: &str) -> Result<JobRecord> {
+        let job = self.job(name)?;
+        let start = self.clock.now().fixed_offset();
+        let t = Instant::now();
+        let result = self.execute(job, start);
+        let (outcome, figures, error) = match result {
+            Ok((true, f)) => ("ok", f, None),
+            Ok((false, f)) => ("failed", f, Some("see figures".to_string())),
+            Err(e) => ("failed", json!({}), Some(e.to_string())),
+        };
+        let elapsed = t.elapsed();
+        let record = JobRecord {
+            job: name.to_string(),
+            action: job.action,
+            start,
+            end: start + chrono::Duration::from_std(elapsed).unwrap_or_default(),
+            duration_seconds: elapsed.as_secs_f64(),
+            outcome: outcome.to_string(),
+            figures,
+            error,
+        };
+        self.record(&record)?;
+        Ok(record)
+    }
+
+    fn execute(&self, job: &Job, now: DateTime<FixedOffset>) -> Result<(bool, serde_json::Value)> {
+        match job.action {
+            Action::Take => {
+                let names: Vec<String> = if job.sources.is_empty() {
+                    self.config.sources.keys().cloned().collect()
+                } else {
+                    job.sources.iter().map(|s| s.get_ref().clone()).collect()
+                };
+                let mut figures = Vec::new();
+                let mut ok = true;
+                for name in names {
+                    let r = crate::take(&self.store, &self.take_options(&name, Some(now))?)?;
+                    ok &= r.ok();
+                    figures.push(json!({
+                        "source": name, "id": r.id.map(|i| i.to_hex()),
+                        "added": r.snapshot.as_ref().map(|s| s.stats.added),
+                        "size": r.snapshot.as_ref().map(|s| s.stats.size),
+                        "databases": r.snapshot.as_ref().map(|s| &s.databases),
+                    }));
+                }
+                let added: u64 = figures.iter().filter_map(|f| f["added"].as_u64()).sum();
+                Ok((ok, json!({"snapshots": figures, "bytes": added})))
+            }
+            Action::Gc => {
+                let (policy, remote) = match &job.remote {
+                    Some(r) => (
+                        self.config.remote_policy(r.get_ref()),
+                        Some(self.remote(r.get_ref())?),
+                    ),
+                    None => (self.config.local_policy(), None),
+                };
+                let opts = GcOptions {
+                    policy: policy
+                        .ok_or_else(|| Error::Invalid("gc job without a policy".into()))?,
+                    group_by: self.config.group_by,
+                    now: Some(now),
+                    lock_wait: self.lock_wait,
+                    ..Default::default()
+                };
+                let r = match remote {
+                    Some(remote) => mirror::gc_remote(remote, Some(&self.store), &opts)?,
+                    None => crate::gc::gc(&self.store, &opts)?,
+                };
+                Ok((
+                    true,
+                    json!({"forgotten": r.forgotten, "kept": r.kept, "packs_deleted": r.packs_deleted, "bytes": r.bytes_freed}),
+                ))
+            }
+            Action::Mirror => {
+                let remote =
+                    self.remote(job.remote.as_ref().expect("checked by config").get_ref())?;
+                let opts = MirrorOptions {
+                    verify: job.sample.unwrap_or(0.0) / 100.0,
+                    progress: false,
+                    lock_wait: self.lock_wait,
+                };
+                let r = mirror::mirror(&self.store, &remote, &opts)?;
+                Ok((
+                    r.problems.is_empty(),
+                    json!({"packs": r.packs_uploaded, "records": r.records_uploaded, "bytes": r.bytes_uploaded, "problems": r.problems}),
+                ))
+            }
+            Action::Verify => {
+                let opts = VerifyOptions {
+                    snapshots: if job.latest {
+                        vec!["latest".into()]
+                    } else {
+                        vec![]
+                    },
+                    read_data: job.read_data,
+                    sample: job.sample.map(|p| p / 100.0),
+                    lock_wait: self.lock_wait,
+                };
+                let r = match &job.remote {
+                    Some(name) => {
+                        let dir = tempfile::tempdir()
+                            .map_err(Error::io("create temporary directory", "/tmp"))?;
+                        let (view, _) =
+                            mirror::view(self.remote(name.get_ref())?, &dir.path().join("view"))?;
+                        crate::verify(&view, &opts)?
+                    }
+                    None => crate::verify(&self.store, &opts)?,
+                };
+                Ok((
+                    r.ok(),
+                    json!({"snapshots": r.snapshots, "chunks": r.chunks, "packs_read": r.packs_read, "databases_checked": r.databases_checked, "problems": r.problems}),
+                ))
+            }
+        }
+    }
+
+    fn remote(&self, name: &str) -> Result<Arc<Remote>> {
+        Ok(Arc::new(Remote::open(&self.config.remote_url(name)?)?))
+    }
+
+    /// Take options for a configured source.
+    pub fn take_options(
+        &self,
+        source: &str,
+        time: Option<DateTime<FixedOffset>>,
+    ) -> Result<TakeOptions> {
+        let s = self.config.sources.get(source).ok_or_else(|| {
+            Error::Invalid(format!(
+                "no source named {source:?} in {}",
+                self.config.path.display()
+            ))
+        })?;
+        Ok(TakeOptions {
+            paths: s.paths.clone(),
+            tags: s.tags.clone(),
+            excludes: s.excludes.clone(),
+            time,
+            allow_missing: s.allow_missing,
+            sqlite: CaptureOptions {
+                checkpoint: s.checkpoint,
+                integrity_check: s.integrity_check,
+            },
+            lock_wait: self.lock_wait,
+            ..Default::default()
+        })
+    }
+
+    fn record(&self, r: &JobRecord) -> Result<()> {
+        if let Some(log) = &self.config.monitoring.log {
+            if let Some(dir) = log.parent() {
+                std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(Error::io("open log", log))?;
+            let line = serde_json::to_string(r).expect("record encodes");
+            writeln!(f, "{line}")
+                .and_then(|_| f.sync_data())
+                .map_err(Error::io("append to", log))?;
+        }
+        let mut state = self.load_state()?;
+        let entry = state.jobs.entry(r.job.clone()).or_default();
+        entry.since.get_or_insert(r.start);
+        if r.ok() {
+            entry.last_success = Some(r.start);
+        }
+        entry.last = Some(r.clone());
+        self.save_state(&state)?;
+        if let Some(path) = &self.config.monitoring.textfile {
+            write_textfile(path, &state)?;
+        }
+        Ok(())
+    }
+
+    /// Runs every scheduled job when due, one at a time, until `stop` is set
+    /// or the clock reaches `stop_at`. Returns the number of runs.
+    pub fn daemon(
+        &self,
+        stop: &AtomicBool,
+        stop_at: Option<DateTime<chrono::Local>>,
+    ) -> Result<u64> {
+        let schedules: Vec<(String, Schedule)> = self
+            .config
+            .jobs
+            .iter()
+            .filter_map(|(n, j)| {
+                Some((
+                    n.clone(),
+                    Schedule::parse(j.schedule.as_ref()?.get_ref()).ok()?,
+                ))
+            })
+            .collect();
+        if schedules.is_empty() {
+            return Err(Error::Invalid(format!(
+                "no job in {} has a schedule",
+                self.config.path.display()
+            )));
+        }
+        let mut state = self.load_state()?;
+        let now = self.clock.now().fixed_offset();
+        for (name, _) in &schedules {
+            state
+                .jobs
+                .entry(name.clone())
+                .or_default()
+                .since
+                .get_or_insert(now);
+        }
+        self.save_state(&state)?;
+        let mut runs = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let now = self.clock.now();
+            if stop_at.is_some_and(|s| now >= s) {
+                break;
+            }
+            let state = self.load_state()?;
+            // Due: a scheduled time has passed since the job last started (or
+            // since the daemon first saw it). Missed runs collapse into one.
+            let mut due: Vec<(DateTime<chrono::Local>, &str)> = schedules
+                .iter()
+                .filter_map(|(name, s)| {
+                    let st = state.jobs.get(name)?;
+                    let baseline = st.last.as_ref().map(|l| l.start).or(st.since)?;
+                    let last_time = s.last_at_or_before(now)?;
+                    (last_time > baseline).then_some((last_time, name.as_str()))
+                })
+                .collect();
+            due.sort();
+            if let Some((_, name)) = due.first() {
+                self.run(name)?;
+                runs += 1;
+                continue;
+            }
+            let mut next = schedules
+                .iter()
+                .map(|(_, s)| s.next_after(now))
+                .min()
+                .expect("a schedule");
+            if let Some(s) = stop_at {
+                next = next.min(s);
+            }
+            if !self.clock.sleep_until(next, stop) {
+                break;
+            }
+        }
+        Ok(runs)
+    }
+}
+
+/// The Prometheus textfile (node_exporter's textfile collector), written atomically.
+pub fn write_textfile(path: &std::path::Path, state: &JobState) -> Result<()> {
+    let mut out = String::new();
+    let metrics: [(&str, &str, fn(&JobStatus) -> Option<f64>); 5] = [
+        (
+            "snap_last_success_timestamp_seconds",
+            "Start of the job's last successful run.",
+            |s| s.last_success.map(|t| t.timestamp() as f64),
+        ),
+        (
+            "snap_last_run_timestamp_seconds",
+            "Start of the job's last run.",
+            |s| s.last.as_ref().map(|l| l.start.timestamp() as f64),
+        ),
+        (
+            "snap_last_run_success",
+            "1 if the job's last run succeeded, else 0.",
+            |s| s.last.as_ref().map(|l| if l.ok() { 1.0 } else { 0.0 }),
+        ),
+        (
+            "snap_last_duration_seconds",
+            "Duration of the job's last run.",
+            |s| s.last.as_ref().map(|l| l.duration_seconds),
+        ),
+        (
+            "snap_last_bytes",
+            "Bytes the last run added (take), freed (gc) or uploaded (mirror).",
+            |s| s.last.as_ref().and_then(|l| l.figures["bytes"].as_f64()),
+        ),
+    ];
+    for (name, help, value) in metrics {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (job, s) in &state.jobs {
+            if let Some(v) = value(s) {
+                let action = s
+                    .last
+                    .as_ref()
+                    .map(|l| serde_json::to_value(l.action).expect("action"))
+                    .unwrap_or_default();
+                out.push_str(&format!("{name}{{job=\"{job}\",action={action}}} {v}\n"));
+            }
+        }
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+    fsutil::write_atomic(dir, path, out.as_bytes())
+}
