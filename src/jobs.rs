@@ -192,8 +192,9 @@ impl JobRunner<'_> {
                     Some(name) => {
                         let dir = tempfile::tempdir()
                             .map_err(Error::io("create temporary directory", "/tmp"))?;
-                        let (view, _) =
-                            mirror::view(self.remote(name.get_ref())?, &dir.path().join("view"))?;
+                        // No local packs: verifying a remote means reading the remote's bytes.
+                        let remote = self.remote(name.get_ref())?;
+                        let (view, _) = mirror::view(remote, &dir.path().join("view"), None)?;
                         crate::verify(&view, &opts)?
                     }
                     None => crate::verify(&self.store, &opts)?,

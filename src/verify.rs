@@ -99,8 +99,7 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
         packs.sort();
         for (pack, (snap, path)) in packs {
             c.report.packs_read += 1;
-            let checked =
-                packs::verify_pack(&pack, &store.pack_path(&pack), |base| c.reader.chunk(base));
+            let checked = packs::verify_pack(store, &pack, |base| c.reader.chunk(base));
             if let Err(e) = checked {
                 c.problem(Some(snap), Some(path), Some(pack), e.to_string());
             }

@@ -77,7 +77,10 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
 
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
     let view = match &args.remote {
-        Some(r) => Some(super::mirror::remote_view(&ctx.remote_url(r)?)?),
+        Some(r) => Some(super::mirror::remote_view(
+            &ctx.remote_url(r)?,
+            ctx.open().ok().as_ref(),
+        )?),
         None => None,
     };
     let store = match &view {

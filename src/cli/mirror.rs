@@ -103,8 +103,8 @@ pub struct RemoteView {
     _dir: tempfile::TempDir,
 }
 
-pub fn remote_view(spec: &str) -> Result<RemoteView> {
+pub fn remote_view(spec: &str, local: Option<&snap::Store>) -> Result<RemoteView> {
     let dir = tempfile::tempdir()?;
-    let (store, _) = mirror::view(open_remote(spec)?, &dir.path().join("view"))?;
+    let (store, _) = mirror::view(open_remote(spec)?, &dir.path().join("view"), local)?;
     Ok(RemoteView { store, _dir: dir })
 }

@@ -27,7 +27,10 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let view = match &args.remote {
-        Some(r) => Some(super::mirror::remote_view(&ctx.remote_url(r)?)?),
+        Some(r) => Some(super::mirror::remote_view(
+            &ctx.remote_url(r)?,
+            ctx.open().ok().as_ref(),
+        )?),
         None => None,
     };
     let store = match &view {

@@ -25,7 +25,8 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let view = match &args.remote {
-        Some(r) => Some(super::mirror::remote_view(&ctx.remote_url(r)?)?),
+        // No local packs: verifying a remote means reading the remote's bytes.
+        Some(r) => Some(super::mirror::remote_view(&ctx.remote_url(r)?, None)?),
         None => None,
     };
     let store = match &view {

@@ -77,53 +77,175 @@ fn remote_records(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)
 /// records, an index built from the remote's pack headers, and no packs:
 /// chunks are read from the remote with ranged reads, so a restore fetches
 /// only what it needs. Returns the store and each pack's chunk ids.
-pub fn view(remote: Arc<Remote>, dir: &Path) -> Result<(Store, HashMap<PackId, Vec<ChunkId>>)> {
-    let store = Store::init(dir, remote_config(&remote)?)?;
+///
+/// With `local` (the store that mirrors to this remote), pack headers and
+/// records already fetched once are kept in `local/remote-cache/` (they are
+/// immutable and checked against their names), and chunks are read from
+/// `local`'s own copy of a pack when it has one: same name, same bytes.
+pub fn view(
+    remote: Arc<Remote>,
+    dir: &Path,
+    local: Option<&Store>,
+) -> Result<(Store, HashMap<PackId, Vec<ChunkId>>)> {
+    let mut store = Store::init(dir, remote_config(&remote)?)?;
+    let cache = local.map(|l| {
+        l.root()
+            .join("remote-cache")
+            .join(&blake3::hash(remote.url.as_bytes()).to_hex()[..16])
+    });
     let packs = remote_packs(&remote)?;
     let index = Index::open(&store.index_path())?;
     let mut contents = HashMap::new();
-    let tails: Vec<(String, u64, u64)> = packs
+    let cached = |id: &PackId| {
+        cache
+            .as_ref()
+            .and_then(|c| std::fs::read(c.join("headers").join(id.to_hex())).ok())
+    };
+    let missing: Vec<(&PackId, &u64)> = packs
         .iter()
-        .map(|(id, size)| (pack_key(id), size.saturating_sub(TAIL), (*size).min(TAIL)))
+        .filter(|(id, _)| cached(id).is_none())
         .collect();
-    for ((id, size), tail) in packs.iter().zip(remote.read_ranges(tails)) {
-        let entries = header_from_tail(&remote, id, *size, tail?)?;
+    let tails: Vec<(String, u64, u64)> = missing
+        .iter()
+        .map(|(id, size)| (pack_key(id), size.saturating_sub(TAIL), (**size).min(TAIL)))
+        .collect();
+    let mut fetched = HashMap::new();
+    for ((id, size), tail) in missing.iter().zip(remote.read_ranges(tails)) {
+        let tail = header_tail(&remote, id, **size, tail?)?;
+        if let Some(c) = &cache {
+            fsutil::create_dir_durable(&c.join("headers"))?;
+            fsutil::write_atomic(
+                &store.tmp_dir(),
+                &c.join("headers").join(id.to_hex()),
+                &tail,
+            )?;
+        }
+        fetched.insert(**id, tail);
+    }
+    for (id, size) in &packs {
+        let tail = fetched
+            .remove(id)
+            .or_else(|| cached(id))
+            .expect("fetched or cached");
+        let entries = decode_tail(id, *size, &tail)?;
         index.add_pack(id, *size, &entries)?;
         contents.insert(*id, entries.iter().map(|e| e.id).collect());
     }
-    for (id, snap, bytes) in remote_records(&remote)? {
+    for (id, snap, bytes) in remote_records_cached(&remote, cache.as_deref(), &store)? {
         fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         index.add_snapshot(&id, snap.time.timestamp())?;
     }
     drop(index);
+    if let Some(l) = local {
+        store = store.with_local_packs(l.root().to_path_buf());
+    }
     Ok((store.with_remote(remote), contents))
 }
 
-fn header_from_tail(
+/// Remote records, reading those in `cache` locally (checked against their ids).
+fn remote_records_cached(
     remote: &Remote,
-    id: &PackId,
-    size: u64,
-    tail: Vec<u8>,
-) -> Result<Vec<pack::PackEntry>> {
-    let named = |e: Error| match e {
+    cache: Option<&Path>,
+    store: &Store,
+) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
+    let Some(cache) = cache else {
+        return remote_records(remote);
+    };
+    let dir = cache.join("records");
+    fsutil::create_dir_durable(&dir)?;
+    let listed: Vec<(SnapshotId, String, u64)> = remote
+        .list("snapshots/")?
+        .into_iter()
+        .filter_map(|(path, size)| {
+            let id = path
+                .rsplit('/')
+                .next()?
+                .strip_suffix(".json")
+                .and_then(SnapshotId::from_hex)?;
+            Some((id, path, size))
+        })
+        .collect();
+    let local = |id: &SnapshotId| {
+        std::fs::read(dir.join(id.to_hex()))
+            .ok()
+            .filter(|b| SnapshotId::of(b) == *id)
+    };
+    let missing: Vec<&(SnapshotId, String, u64)> = listed
+        .iter()
+        .filter(|(id, _, _)| local(id).is_none())
+        .collect();
+    let reads = remote.read_ranges(
+        missing
+            .iter()
+            .map(|(_, p, size)| (p.clone(), 0, *size))
+            .collect(),
+    );
+    for ((id, path, _), bytes) in missing.into_iter().zip(reads) {
+        let bytes = bytes?;
+        if SnapshotId::of(&bytes) != *id {
+            return Err(Error::corrupt(
+                format!("remote record {path}"),
+                "does not match its id",
+            ));
+        }
+        fsutil::write_atomic(&store.tmp_dir(), &dir.join(id.to_hex()), &bytes)?;
+    }
+    let mut out = Vec::new();
+    for (id, _, _) in listed {
+        let bytes =
+            local(&id).ok_or_else(|| Error::corrupt(format!("record {id}"), "cache write lost"))?;
+        out.push((id, Snapshot::decode(&bytes)?, bytes));
+    }
+    out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+fn named(id: &PackId) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
         Error::Corrupt { detail, .. } => {
             Error::corrupt(format!("remote pack {}", pack_key(id)), detail)
         }
         other => other,
-    };
+    }
+}
+
+/// The header and trailer of a pack, from a read of its last bytes (a second
+/// read only when the header is larger than that).
+fn header_tail(remote: &Remote, id: &PackId, size: u64, tail: Vec<u8>) -> Result<Vec<u8>> {
     if tail.len() < pack::TRAILER_LEN {
-        return Err(named(Error::corrupt("pack", "shorter than its trailer")));
+        return Err(named(id)(Error::corrupt(
+            "pack",
+            "shorter than its trailer",
+        )));
+    }
+    let (header_len, _) =
+        pack::decode_trailer(&tail[tail.len() - pack::TRAILER_LEN..], size).map_err(named(id))?;
+    let need = header_len as u64 + pack::TRAILER_LEN as u64;
+    if need <= tail.len() as u64 {
+        Ok(tail[tail.len() - need as usize..].to_vec())
+    } else {
+        remote.read_range(&pack_key(id), size - need, need)
+    }
+}
+
+/// Decodes header + trailer bytes of a pack of `size` bytes.
+fn decode_tail(id: &PackId, size: u64, tail: &[u8]) -> Result<Vec<pack::PackEntry>> {
+    if tail.len() < pack::TRAILER_LEN {
+        return Err(named(id)(Error::corrupt(
+            "pack",
+            "shorter than its trailer",
+        )));
     }
     let (header_len, sum) =
-        pack::decode_trailer(&tail[tail.len() - pack::TRAILER_LEN..], size).map_err(named)?;
-    let need = header_len as u64 + pack::TRAILER_LEN as u64;
-    let data_len = size - need;
-    let header = if need <= tail.len() as u64 {
-        tail[tail.len() - need as usize..tail.len() - pack::TRAILER_LEN].to_vec()
-    } else {
-        remote.read_range(&pack_key(id), data_len, header_len as u64)?
-    };
-    pack::decode_header(&header, &sum, data_len).map_err(named)
+        pack::decode_trailer(&tail[tail.len() - pack::TRAILER_LEN..], size).map_err(named(id))?;
+    if header_len as usize + pack::TRAILER_LEN != tail.len() {
+        return Err(named(id)(Error::corrupt(
+            "pack",
+            "cached header has the wrong length",
+        )));
+    }
+    let data_len = size - tail.len() as u64;
+    pack::decode_header(&tail[..header_len as usize], &sum, data_len).map_err(named(id))
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -191,7 +313,7 @@ pub fn gc_remote(remote: Arc<Remote>, local: Option<&Store>, opts: &GcOptions) -
         .map(|s| s.lock("gc --remote", opts.lock_wait))
         .transpose()?;
     let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
-    let (view, contents) = view(remote.clone(), &dir.path().join("view"))?;
+    let (view, contents) = view(remote.clone(), &dir.path().join("view"), local)?;
     let (plan, kept) = plan_store(&view, opts)?;
     let index = Index::open(&view.index_path())?;
     let reader = StoreReader::new(&view, &index)?;

@@ -90,6 +90,8 @@ pub struct Store {
     config: StoreConfig,
     /// Where packs missing locally are read from (a view of a remote).
     remote: Option<std::sync::Arc<crate::mirror::Remote>>,
+    /// Another store whose copy of a pack is read before the remote's.
+    local_packs: Option<PathBuf>,
 }
 
 impl Store {
@@ -149,6 +151,7 @@ impl Store {
             root,
             config,
             remote: None,
+            local_packs: None,
         })
     }
 
@@ -166,6 +169,28 @@ impl Store {
     pub fn with_remote(mut self, remote: std::sync::Arc<crate::mirror::Remote>) -> Store {
         self.remote = Some(remote);
         self
+    }
+
+    /// A view reads a pack from the store at `root` when that store has it.
+    pub fn with_local_packs(mut self, root: PathBuf) -> Store {
+        self.local_packs = Some(root);
+        self
+    }
+
+    /// Where this store's pack `id` can be read locally, if anywhere.
+    pub fn readable_pack_path(&self, id: &PackId) -> Option<PathBuf> {
+        let own = self.pack_path(id);
+        if self.remote.is_none() || own.exists() {
+            return Some(own);
+        }
+        let hex = id.to_hex();
+        let other = self
+            .local_packs
+            .as_ref()?
+            .join("packs")
+            .join(&hex[..2])
+            .join(format!("{hex}.pack"));
+        other.exists().then_some(other)
     }
 
     pub fn remote(&self) -> Option<&crate::mirror::Remote> {

@@ -38,7 +38,10 @@ impl<'a> PackReader<'a> {
         if let Some(f) = open.get(id) {
             return Ok(f.clone());
         }
-        let path = self.store.pack_path(id);
+        let path = self
+            .store
+            .readable_pack_path(id)
+            .unwrap_or_else(|| self.store.pack_path(id));
         let f = Arc::new(File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound(format!("pack {id} is missing ({})", path.display()))
@@ -59,10 +62,8 @@ impl<'a> PackReader<'a> {
     }
 
     fn read_span(&self, pack: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
-        if let Some(remote) = self.store.remote() {
-            if !self.store.pack_path(pack).exists() {
-                return remote.read_range(&crate::mirror::pack_key(pack), offset, len);
-            }
+        if let (Some(remote), None) = (self.store.remote(), self.store.readable_pack_path(pack)) {
+            return remote.read_range(&crate::mirror::pack_key(pack), offset, len);
         }
         let file = self.file(pack)?;
         let mut buf = vec![0u8; len as usize];
@@ -136,14 +137,21 @@ pub fn read_header(path: &Path) -> Result<Vec<PackEntry>> {
     pack::decode_header(&header, &sum, data_len).map_err(named)
 }
 
-/// Reads a whole pack and checks its name, header and every entry; `base`
-/// supplies the plain bytes of the bases that delta entries name.
+/// Reads a whole pack (from the remote when the store is a remote's view) and
+/// checks its name, header and every entry; `base` supplies the plain bytes
+/// of the bases that delta entries name.
 pub fn verify_pack(
+    store: &Store,
     id: &PackId,
-    path: &Path,
     base: impl Fn(&ChunkId) -> Result<Vec<u8>>,
 ) -> Result<Vec<PackEntry>> {
-    let bytes = fs::read(path).map_err(Error::io("read pack", path))?;
+    let bytes = match (store.remote(), store.readable_pack_path(id)) {
+        (Some(remote), None) => remote.read(&crate::mirror::pack_key(id))?,
+        (_, path) => {
+            let path = path.unwrap_or_else(|| store.pack_path(id));
+            fs::read(&path).map_err(Error::io("read pack", &path))?
+        }
+    };
     if PackId::of(&bytes) != *id {
         return Err(Error::corrupt(
             format!("pack {id}"),
