@@ -177,7 +177,10 @@ impl Checker<'_> {
             match self.reader.index.get(c) {
                 Ok(Some(loc)) => {
                     if !self.packs.contains_key(&loc.pack) {
-                        if !self.store.pack_path(&loc.pack).exists() {
+                        // A remote view's index was built from the remote's listing.
+                        if self.store.remote().is_none()
+                            && !self.store.pack_path(&loc.pack).exists()
+                        {
                             self.problem(
                                 Some(*snap),
                                 Some(path.into()),

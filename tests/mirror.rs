@@ -68,7 +68,11 @@ fn mirror_delete_local_clone_and_restore_everything() {
     assert_eq!(again["records_uploaded"], 0);
     assert_eq!(again["packs_verified"], first["packs_uploaded"]);
     // The remote's own bytes verify (packs read from the bucket, databases checked).
-    let v = json(ok(snap_at(&emu.host(), &store, &["--json", "verify", "--remote", url, "--read-data"])));
+    let v = json(ok(snap_at(
+        &emu.host(),
+        &store,
+        &["--json", "verify", "--remote", url, "--read-data"],
+    )));
     assert_eq!(v["ok"], true);
     assert_eq!(v["report"]["packs_read"], first["packs_uploaded"]);
     // The machine is gone: rebuild from the bucket alone.
