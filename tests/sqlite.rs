@@ -90,7 +90,7 @@ fn writer(
             {
                 busy.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => panic!("writer failed: {e}"),
+            Err(e) => panic!("writer failed: {e:?}"),
         }
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 )]
 pub struct Cli {
     /// Store directory [default: $SNAP_STORE, else the config's `store`, else ~/.local/share/snap]
-    #[arg(long, global = true, env = "SNAP_STORE")]
+    #[arg(long, global = true)]
     store: Option<PathBuf>,
     /// Configuration file [default: $SNAP_CONFIG, ./snap.toml, ~/.config/snap/snap.toml]
     #[arg(long, global = true)]
@@ -138,9 +138,16 @@ pub fn run() -> Result<u8> {
     };
     // A store named by --store must exist; the default or configured one is created on first use.
     let explicit = cli.store.is_some();
-    let store_path = match (cli.store, config.as_ref().and_then(|c| c.store.clone())) {
-        (Some(s), _) | (None, Some(s)) => s,
-        (None, None) => default_store()?,
+    let env_store = std::env::var_os("SNAP_STORE")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let store_path = match (
+        cli.store,
+        env_store,
+        config.as_ref().and_then(|c| c.store.clone()),
+    ) {
+        (Some(s), _, _) | (None, Some(s), _) | (None, None, Some(s)) => s,
+        (None, None, None) => default_store()?,
     };
     let ctx = Ctx {
         json: cli.json,
