@@ -342,10 +342,13 @@ impl JobRunner<'_> {
     }
 }
 
+/// A textfile series: name, help text, and its value for one job.
+type Metric = (&'static str, &'static str, fn(&JobStatus) -> Option<f64>);
+
 /// The Prometheus textfile (node_exporter's textfile collector), written atomically.
 pub fn write_textfile(path: &std::path::Path, state: &JobState) -> Result<()> {
     let mut out = String::new();
-    let metrics: [(&str, &str, fn(&JobStatus) -> Option<f64>); 5] = [
+    let metrics: [Metric; 5] = [
         (
             "snap_last_success_timestamp_seconds",
             "Start of the job's last successful run.",

@@ -76,17 +76,7 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
 }
 
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
-    let view = match &args.remote {
-        Some(r) => Some(super::mirror::remote_view(
-            &ctx.remote_url(r)?,
-            ctx.open().ok().as_ref(),
-        )?),
-        None => None,
-    };
-    let store = match &view {
-        Some(v) => v.store.clone(),
-        None => ctx.open()?,
-    };
+    let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
     let id = store.resolve(&args.id)?;
     let snapshot = store.load_snapshot(&id)?;
     let lock = store.lock("ls", ctx.lock_wait)?;

@@ -108,3 +108,15 @@ pub fn remote_view(spec: &str, local: Option<&snap::Store>) -> Result<RemoteView
     let (store, _) = mirror::view(open_remote(spec)?, &dir.path().join("view"), local)?;
     Ok(RemoteView { store, _dir: dir })
 }
+
+/// The local store, or with `remote` a view of that remote (kept alive by the
+/// returned guard). A local store, when there is one, lends its cache and packs.
+pub fn store_or_view(ctx: &Ctx, remote: Option<&str>) -> Result<(snap::Store, Option<RemoteView>)> {
+    match remote {
+        Some(r) => {
+            let view = remote_view(&ctx.remote_url(r)?, ctx.open().ok().as_ref())?;
+            Ok((view.store.clone(), Some(view)))
+        }
+        None => Ok((ctx.open()?, None)),
+    }
+}

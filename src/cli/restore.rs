@@ -26,17 +26,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
-    let view = match &args.remote {
-        Some(r) => Some(super::mirror::remote_view(
-            &ctx.remote_url(r)?,
-            ctx.open().ok().as_ref(),
-        )?),
-        None => None,
-    };
-    let store = match &view {
-        Some(v) => v.store.clone(),
-        None => ctx.open()?,
-    };
+    let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
     let report = snap::restore(
         &store,
         &RestoreOptions {

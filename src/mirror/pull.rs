@@ -38,9 +38,9 @@ pub fn remote_snapshots(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot)>> 
         .collect())
 }
 
-/// Records with their raw bytes, read concurrently.
-fn remote_records(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
-    let listed: Vec<(SnapshotId, String, u64)> = remote
+/// Every record object on the remote: id, object path, size.
+fn listed_records(remote: &Remote) -> Result<Vec<(SnapshotId, String, u64)>> {
+    Ok(remote
         .list("snapshots/")?
         .into_iter()
         .filter_map(|(path, size)| {
@@ -51,26 +51,51 @@ fn remote_records(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)
                 .and_then(SnapshotId::from_hex)?;
             Some((id, path, size))
         })
-        .collect();
+        .collect())
+}
+
+/// Reads records concurrently, each checked against its id.
+fn fetch_records(
+    remote: &Remote,
+    listed: &[&(SnapshotId, String, u64)],
+) -> Result<Vec<(SnapshotId, Vec<u8>)>> {
     let reads = remote.read_ranges(
         listed
             .iter()
             .map(|(_, p, size)| (p.clone(), 0, *size))
             .collect(),
     );
-    let mut out = Vec::new();
-    for ((id, path, _), bytes) in listed.into_iter().zip(reads) {
-        let bytes = bytes?;
-        if SnapshotId::of(&bytes) != id {
-            return Err(Error::corrupt(
-                format!("remote record {path}"),
-                "does not match its id",
-            ));
-        }
-        out.push((id, Snapshot::decode(&bytes)?, bytes));
-    }
+    listed
+        .iter()
+        .zip(reads)
+        .map(|((id, path, _), bytes)| {
+            let bytes = bytes?;
+            if SnapshotId::of(&bytes) != *id {
+                return Err(Error::corrupt(
+                    format!("remote record {path}"),
+                    "does not match its id",
+                ));
+            }
+            Ok((*id, bytes))
+        })
+        .collect()
+}
+
+fn decode_sorted(
+    records: Vec<(SnapshotId, Vec<u8>)>,
+) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
+    let mut out = records
+        .into_iter()
+        .map(|(id, bytes)| Ok((id, Snapshot::decode(&bytes)?, bytes)))
+        .collect::<Result<Vec<_>>>()?;
     out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
     Ok(out)
+}
+
+/// Records with their raw bytes, read concurrently.
+fn remote_records(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
+    let listed = listed_records(remote)?;
+    decode_sorted(fetch_records(remote, &listed.iter().collect::<Vec<_>>())?)
 }
 
 /// A local store in `dir` that stands for the remote: the remote's config and
@@ -153,51 +178,25 @@ fn remote_records_cached(
     };
     let dir = cache.join("records");
     fsutil::create_dir_durable(&dir)?;
-    let listed: Vec<(SnapshotId, String, u64)> = remote
-        .list("snapshots/")?
-        .into_iter()
-        .filter_map(|(path, size)| {
-            let id = path
-                .rsplit('/')
-                .next()?
-                .strip_suffix(".json")
-                .and_then(SnapshotId::from_hex)?;
-            Some((id, path, size))
-        })
-        .collect();
+    let listed = listed_records(remote)?;
     let local = |id: &SnapshotId| {
         std::fs::read(dir.join(id.to_hex()))
             .ok()
             .filter(|b| SnapshotId::of(b) == *id)
     };
-    let missing: Vec<&(SnapshotId, String, u64)> = listed
-        .iter()
-        .filter(|(id, _, _)| local(id).is_none())
-        .collect();
-    let reads = remote.read_ranges(
-        missing
-            .iter()
-            .map(|(_, p, size)| (p.clone(), 0, *size))
-            .collect(),
-    );
-    for ((id, path, _), bytes) in missing.into_iter().zip(reads) {
-        let bytes = bytes?;
-        if SnapshotId::of(&bytes) != *id {
-            return Err(Error::corrupt(
-                format!("remote record {path}"),
-                "does not match its id",
-            ));
+    let mut records = Vec::new();
+    let mut missing = Vec::new();
+    for item in &listed {
+        match local(&item.0) {
+            Some(bytes) => records.push((item.0, bytes)),
+            None => missing.push(item),
         }
+    }
+    for (id, bytes) in fetch_records(remote, &missing)? {
         fsutil::write_atomic(&store.tmp_dir(), &dir.join(id.to_hex()), &bytes)?;
+        records.push((id, bytes));
     }
-    let mut out = Vec::new();
-    for (id, _, _) in listed {
-        let bytes =
-            local(&id).ok_or_else(|| Error::corrupt(format!("record {id}"), "cache write lost"))?;
-        out.push((id, Snapshot::decode(&bytes)?, bytes));
-    }
-    out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-    Ok(out)
+    decode_sorted(records)
 }
 
 fn named(id: &PackId) -> impl Fn(Error) -> Error + '_ {
