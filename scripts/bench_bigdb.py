@@ -9,7 +9,7 @@ work = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="snap-bigdb
 days = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 os.makedirs(work, exist_ok=True)
 db, store = os.path.join(work, "big.db"), os.path.join(work, "store")
-rows = 7_000_000
+rows = 9_000_000
 if not os.path.exists(db):
     c = sqlite3.connect(db)
     c.execute("PRAGMA journal_mode=wal")

@@ -17,16 +17,15 @@ EMU=$!
 trap 'kill $EMU 2>/dev/null || true; rm -rf "$W"' EXIT
 export STORAGE_EMULATOR_HOST=http://127.0.0.1:$PORT
 until curl -s "$STORAGE_EMULATOR_HOST/storage/v1/b" > /dev/null; do sleep 0.2; done
-for i in $(seq 1 32); do
-  python3 scripts/gen_text.py "$W/data/log-$i.txt" $((16 << 20)) "$i"
-  head -c 16M /dev/urandom > "$W/data/blob-$i.bin"
-done
+# ~1 GiB of packs: 64 x 16 MiB of random data (stored as is) and 8 x 16 MiB of logs (~8x smaller).
+for i in $(seq 1 64); do head -c 16M /dev/urandom > "$W/data/blob-$i.bin"; done
+for i in $(seq 1 8); do python3 scripts/gen_text.py "$W/data/log-$i.txt" $((16 << 20)) "$i"; done
 "$SNAP" --store "$W/store" init > /dev/null
 "$SNAP" --store "$W/store" take "$W/data" > /dev/null
 echo "store: $(du -sb "$W/store/packs" | cut -f1) bytes of packs"
 t() { local label=$1; shift; local s; s=$(date +%s.%N); "$@" > "$W/out"; printf '%-44s %6.2f s  %s\n' "$label" "$(echo "$(date +%s.%N) - $s" | bc)" "$(tail -1 "$W/out")"; }
-t "mirror 1 GiB store -> GCS emulator" "$SNAP" --store "$W/store" mirror --remote gs://bench/snap
-t "mirror 1 GiB store -> file:// remote" "$SNAP" --store "$W/store" mirror --remote "file://$W/fsremote"
+t "mirror the store -> GCS emulator" "$SNAP" --store "$W/store" mirror --remote gs://bench/snap
+t "mirror the store -> file:// remote" "$SNAP" --store "$W/store" mirror --remote "file://$W/fsremote"
 t "mirror again, nothing new (emulator)" "$SNAP" --store "$W/store" mirror --remote gs://bench/snap
 t "clone from the emulator" "$SNAP" --store "$W/clone" clone --remote gs://bench/snap
 t "clone from file://" "$SNAP" --store "$W/clone2" clone --remote "file://$W/fsremote"

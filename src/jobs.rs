@@ -232,6 +232,7 @@ impl JobRunner<'_> {
             sqlite: CaptureOptions {
                 checkpoint: s.checkpoint,
                 integrity_check: s.integrity_check,
+                backup_api: false,
             },
             lock_wait: self.lock_wait,
             ..Default::default()

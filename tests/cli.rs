@@ -242,3 +242,112 @@ pub fn walkdir(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Runs snap as an unprivileged user when the tests run as root (root reads
+/// any file, so an unreadable file needs a user it is unreadable to).
+fn snap_unprivileged(store: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap()
+        .stdout
+        == b"0\n";
+    let mut cmd = if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            snap_bin(),
+        ]);
+        c
+    } else {
+        std::process::Command::new(snap_bin())
+    };
+    cmd.arg("--store").arg(store).args(args).output().unwrap()
+}
+
+fn open_up(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+#[test]
+fn unreadable_files_fail_the_take_or_are_recorded_as_skipped() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    open_up(dir.path());
+    let (src, store) = (dir.path().join("data"), dir.path().join("store"));
+    make_tree(&src, 31, 1);
+    fs::write(src.join("secret.key"), b"no").unwrap();
+    fs::set_permissions(src.join("secret.key"), fs::Permissions::from_mode(0o000)).unwrap();
+    // The unprivileged user may read everything else and write the store.
+    for p in walkdir(&src).into_iter().chain([src.clone()]) {
+        if p.file_name().unwrap() != "secret.key" && !p.is_symlink() {
+            let m = fs::metadata(&p).unwrap().permissions().mode();
+            fs::set_permissions(&p, fs::Permissions::from_mode(m | 0o755)).unwrap();
+        }
+    }
+    fs::create_dir(&store).unwrap();
+    open_up(&store);
+    let out = snap_unprivileged(&store, &["init"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = snap_unprivileged(&store, &["take", src.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secret.key"));
+    assert_eq!(
+        fs::read_dir(store.join("snapshots")).unwrap().count(),
+        0,
+        "a snapshot was recorded"
+    );
+    let out = snap_unprivileged(
+        &store,
+        &["--json", "take", src.to_str().unwrap(), "--skip-unreadable"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["skipped"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("secret.key"),
+        "{v}"
+    );
+}
+
+#[test]
+fn sockets_and_fifos_are_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, store) = (dir.path().join("data"), dir.path().join("store"));
+    make_tree(&src, 37, 1);
+    let _listener = std::os::unix::net::UnixListener::bind(src.join("app.sock")).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(src.join("pipe"))
+        .status()
+        .unwrap()
+        .success());
+    snap_ok(&store, &["init"]);
+    let out = snap(&store, &["take", src.to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("app.sock") && err.contains("pipe") && err.contains("skipped"),
+        "{err}"
+    );
+    let to = dir.path().join("out");
+    snap_ok(&store, &["restore", "latest", "--to", to.to_str().unwrap()]);
+    assert!(!to.join("data/app.sock").exists() && !to.join("data/pipe").exists());
+}

@@ -145,10 +145,12 @@ fn live_capture(journal: &str) {
     };
     let mut ids = Vec::new();
     for i in 0..20 {
-        let args = if i % 2 == 0 {
-            vec!["take", data.to_str().unwrap()]
-        } else {
-            vec!["take", db.to_str().unwrap()]
+        // Alternate the directory and the database path; every fourth take
+        // goes through the backup-API fallback instead of sqlite_dbpage.
+        let args = match i % 4 {
+            0 | 2 => vec!["take", data.to_str().unwrap()],
+            1 => vec!["take", db.to_str().unwrap()],
+            _ => vec!["take", db.to_str().unwrap(), "--backup-api"],
         };
         let out = snap_json(&store, &args);
         assert_eq!(out["ok"], true, "{out}");

@@ -38,6 +38,9 @@ pub struct Args {
     /// Check captured databases with the full integrity_check (default: quick_check)
     #[arg(long)]
     integrity_check: bool,
+    /// Capture databases with the backup API instead of sqlite_dbpage
+    #[arg(long, hide = true)]
+    backup_api: bool,
 }
 
 pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
@@ -92,6 +95,7 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
         sqlite: CaptureOptions {
             checkpoint: args.checkpoint,
             integrity_check: args.integrity_check,
+            backup_api: args.backup_api,
         },
         progress: progress_wanted(ctx),
         lock_wait: ctx.lock_wait,

@@ -26,6 +26,9 @@ pub struct CaptureOptions {
     pub checkpoint: bool,
     /// Full `integrity_check` instead of `quick_check`.
     pub integrity_check: bool,
+    /// Use the backup API even when `sqlite_dbpage` is available (the
+    /// fallback path, exercised by the tests).
+    pub backup_api: bool,
 }
 
 /// Pages per chunk. One page: see DESIGN.md, "Parameters" (bytes stored per
@@ -116,7 +119,7 @@ pub fn capture(
         .prefix(".image-")
         .tempfile_in(&tmp)
         .map_err(Error::io("create image file in", &tmp))?;
-    let (page_size, page_count) = if has_dbpage(&conn) {
+    let (page_size, page_count) = if has_dbpage(&conn) && !opts.backup_api {
         copy_pages(&conn, path, image.as_file_mut())?
     } else {
         backup_pages(&conn, path, &tmp, image.as_file_mut())?

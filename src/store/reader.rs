@@ -55,14 +55,7 @@ impl<'a> StoreReader<'a> {
     /// runs on all cores.
     pub fn chunks(&self, locs: &[Location]) -> Vec<Result<Vec<u8>>> {
         let stored = self.packs.read_stored_many(locs);
-        let mut bases: HashMap<ChunkId, Result<Vec<u8>>> = HashMap::new();
-        for (loc, s) in locs.iter().zip(&stored) {
-            if let (EntryKind::Delta, Ok(s)) = (loc.entry.kind, s) {
-                if let Some(b) = delta_base(s) {
-                    bases.entry(b).or_insert_with(|| self.base(loc, s));
-                }
-            }
-        }
+        let bases = self.bases(locs, &stored);
         locs.par_iter()
             .zip(stored.par_iter())
             .map(|(loc, s)| {
@@ -81,6 +74,61 @@ impl<'a> StoreReader<'a> {
                 decode_named(loc, s, base.map(|b| b.as_slice()))
             })
             .collect()
+    }
+
+    /// The plain bytes of every base the delta entries among `stored` name:
+    /// located, read with coalesced reads (sorted by place), decoded and
+    /// verified in parallel. A base is never itself a delta.
+    fn bases(
+        &self,
+        locs: &[Location],
+        stored: &[Result<Vec<u8>>],
+    ) -> HashMap<ChunkId, Result<Vec<u8>>> {
+        let mut ids: Vec<ChunkId> = locs
+            .iter()
+            .zip(stored)
+            .filter_map(|(loc, s)| match (loc.entry.kind, s) {
+                (EntryKind::Delta, Ok(s)) => delta_base(s),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut out = HashMap::new();
+        let mut found = Vec::new();
+        for id in ids {
+            match self.index.locate(&id) {
+                Ok(l) if l.entry.kind == EntryKind::Delta => {
+                    out.insert(
+                        id,
+                        Err(Error::corrupt(
+                            format!("chunk {id}"),
+                            "delta base is itself a delta",
+                        )),
+                    );
+                }
+                Ok(l) => found.push(l),
+                Err(e) => {
+                    out.insert(id, Err(e));
+                }
+            }
+        }
+        found.sort_by(|a, b| (a.pack, a.entry.offset).cmp(&(b.pack, b.entry.offset)));
+        let bytes = self.packs.read_stored_many(&found);
+        let decoded: Vec<(ChunkId, Result<Vec<u8>>)> = found
+            .par_iter()
+            .zip(bytes.par_iter())
+            .map(|(l, b)| {
+                (
+                    l.entry.id,
+                    b.as_ref()
+                        .map_err(Error::duplicate)
+                        .and_then(|b| decode_named(l, b, None)),
+                )
+            })
+            .collect();
+        out.extend(decoded);
+        out
     }
 
     pub fn tree(&self, ids: &[ChunkId]) -> Result<Tree> {
