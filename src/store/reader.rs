@@ -113,7 +113,7 @@ impl<'a> StoreReader<'a> {
                 }
             }
         }
-        found.sort_by(|a, b| (a.pack, a.entry.offset).cmp(&(b.pack, b.entry.offset)));
+        found.sort_by_key(|l| (l.pack, l.entry.offset));
         let bytes = self.packs.read_stored_many(&found);
         let decoded: Vec<(ChunkId, Result<Vec<u8>>)> = found
             .par_iter()
