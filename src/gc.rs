@@ -319,7 +319,7 @@ fn repack_live(
             sizes.push(sealed.size);
         }
     }
-    if let Some(sealed) = packer.finish()? {
+    for sealed in packer.finish()? {
         index.relocate(&sealed.id, sealed.size, &sealed.entries)?;
         sizes.push(sealed.size);
     }

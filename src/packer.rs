@@ -34,9 +34,16 @@ struct OpenPack {
     len: u64,
 }
 
+/// Packs being sealed (header, fsync, rename, fsync, re-read) on their own
+/// threads while the next pack fills: the disk's fsync overlaps the CPU work.
+const MAX_SEALING: usize = 3;
+
 pub struct Packer<'a> {
     store: &'a Store,
     current: Option<OpenPack>,
+    sealing: std::collections::VecDeque<std::thread::JoinHandle<Result<SealedPack>>>,
+    /// Seals already joined, not yet handed to the caller.
+    ready: Vec<SealedPack>,
 }
 
 impl<'a> Packer<'a> {
@@ -44,10 +51,13 @@ impl<'a> Packer<'a> {
         Packer {
             store,
             current: None,
+            sealing: Default::default(),
+            ready: Vec::new(),
         }
     }
 
-    /// Compresses and appends `chunks`; returns the packs sealed on the way.
+    /// Compresses and appends `chunks`; returns the packs whose sealing
+    /// finished meanwhile (each durable and ready for the index).
     pub fn add(&mut self, chunks: Vec<NewChunk>) -> Result<Vec<SealedPack>> {
         let level = self.store.config().zstd_level;
         let encoded: Vec<_> = chunks
@@ -62,21 +72,19 @@ impl<'a> Packer<'a> {
                 (c.id, c.plain.len() as u32, kind, bytes)
             })
             .collect();
-        let mut sealed = Vec::new();
         for (id, raw_length, kind, bytes) in encoded {
-            sealed.extend(self.append(id, raw_length, kind, &bytes)?);
+            self.append(id, raw_length, kind, &bytes)?;
         }
-        Ok(sealed)
+        self.collect(false)
     }
 
     /// Appends entries exactly as stored elsewhere (gc's repack): no
     /// recompression, and deltas keep their base.
     pub fn add_stored(&mut self, entries: Vec<(PackEntry, Vec<u8>)>) -> Result<Vec<SealedPack>> {
-        let mut sealed = Vec::new();
         for (e, bytes) in entries {
-            sealed.extend(self.append(e.id, e.raw_length, e.kind, &bytes)?);
+            self.append(e.id, e.raw_length, e.kind, &bytes)?;
         }
-        Ok(sealed)
+        self.collect(false)
     }
 
     fn append(
@@ -85,7 +93,7 @@ impl<'a> Packer<'a> {
         raw_length: u32,
         kind: pack::EntryKind,
         bytes: &[u8],
-    ) -> Result<Option<SealedPack>> {
+    ) -> Result<()> {
         let open = match &mut self.current {
             Some(open) => open,
             None => self.current.insert(self.start()?),
@@ -103,18 +111,49 @@ impl<'a> Packer<'a> {
         });
         open.len += bytes.len() as u64;
         if open.len >= self.store.config().pack_size {
-            return self.seal().map(Some);
+            self.start_seal()?;
         }
-        Ok(None)
+        Ok(())
     }
 
-    /// Seals the pack being written, if any.
-    pub fn finish(&mut self) -> Result<Option<SealedPack>> {
-        if self.current.is_some() {
-            self.seal().map(Some)
-        } else {
-            Ok(None)
+    fn start_seal(&mut self) -> Result<()> {
+        let open = self.current.take().expect("an open pack");
+        let store = self.store.clone();
+        self.sealing
+            .push_back(std::thread::spawn(move || seal(&store, open)));
+        while self.sealing.len() > MAX_SEALING {
+            let done = self.collect_one()?;
+            self.ready.push(done);
         }
+        Ok(())
+    }
+
+    fn collect_one(&mut self) -> Result<SealedPack> {
+        let handle = self.sealing.pop_front().expect("a seal in flight");
+        handle
+            .join()
+            .map_err(|_| Error::Invalid("a pack sealing thread panicked".into()))?
+    }
+
+    /// Seals that finished (all of them, waiting, when `wait`), oldest first.
+    fn collect(&mut self, wait: bool) -> Result<Vec<SealedPack>> {
+        let mut done = std::mem::take(&mut self.ready);
+        while self
+            .sealing
+            .front()
+            .is_some_and(|h| wait || h.is_finished())
+        {
+            done.push(self.collect_one()?);
+        }
+        Ok(done)
+    }
+
+    /// Seals the pack being written, if any, and waits for every seal.
+    pub fn finish(&mut self) -> Result<Vec<SealedPack>> {
+        if self.current.is_some() {
+            self.start_seal()?;
+        }
+        self.collect(true)
     }
 
     fn start(&self) -> Result<OpenPack> {
@@ -130,36 +169,36 @@ impl<'a> Packer<'a> {
             len: 0,
         })
     }
+}
 
-    fn seal(&mut self) -> Result<SealedPack> {
-        let mut open = self.current.take().expect("an open pack");
-        let header = pack::encode_header(&open.entries);
-        open.hasher.update(&header);
-        let tmp_path = open.file.path().to_path_buf();
-        open.file
-            .write_all(&header)
-            .and_then(|_| open.file.as_file().sync_all())
-            .map_err(Error::io("write pack", &tmp_path))?;
-        let id = PackId(*open.hasher.finalize().as_bytes());
-        let dest = self.store.pack_path(&id);
-        let dir = dest.parent().expect("packs/xx");
-        fsutil::create_dir_durable(dir)?;
-        open.file
-            .persist(&dest)
-            .map_err(|e| Error::io("rename pack into place", &dest)(e.error))?;
-        fsutil::fsync_dir(dir)?;
-        // Re-read the header as a reader will see it (restic does the same).
-        let reread = crate::store::packs::read_header(&dest)?;
-        if reread != open.entries {
-            return Err(Error::corrupt(
-                format!("pack {id}"),
-                "header read back differs from the one written",
-            ));
-        }
-        Ok(SealedPack {
-            id,
-            size: open.len + header.len() as u64,
-            entries: open.entries,
-        })
+/// Writes the header, makes the pack durable under its final name and checks
+/// the header as a reader will see it (restic does the same).
+fn seal(store: &Store, mut open: OpenPack) -> Result<SealedPack> {
+    let header = pack::encode_header(&open.entries);
+    open.hasher.update(&header);
+    let tmp_path = open.file.path().to_path_buf();
+    open.file
+        .write_all(&header)
+        .and_then(|_| open.file.as_file().sync_all())
+        .map_err(Error::io("write pack", &tmp_path))?;
+    let id = PackId(*open.hasher.finalize().as_bytes());
+    let dest = store.pack_path(&id);
+    let dir = dest.parent().expect("packs/xx");
+    fsutil::create_dir_durable(dir)?;
+    open.file
+        .persist(&dest)
+        .map_err(|e| Error::io("rename pack into place", &dest)(e.error))?;
+    fsutil::fsync_dir(dir)?;
+    let reread = crate::store::packs::read_header(&dest)?;
+    if reread != open.entries {
+        return Err(Error::corrupt(
+            format!("pack {id}"),
+            "header read back differs from the one written",
+        ));
     }
+    Ok(SealedPack {
+        id,
+        size: open.len + header.len() as u64,
+        entries: open.entries,
+    })
 }

@@ -58,9 +58,9 @@ impl Default for StoreConfig {
             format: FORMAT_VERSION,
             store_id: hex::encode(&blake3::hash(&random_bytes()).as_bytes()[..16]),
             chunker: ChunkerParams {
-                min: 64 << 10,
-                avg: 256 << 10,
-                max: 1 << 20,
+                min: 16 << 10,
+                avg: 64 << 10,
+                max: 256 << 10,
             },
             tree_chunker: ChunkerParams {
                 min: 4 << 10,

@@ -159,7 +159,7 @@ impl<'a> ChunkWriter<'a> {
     /// id `put` returned is durable and in the index.
     pub fn finish(mut self) -> Result<WriteStats> {
         self.flush()?;
-        if let Some(sealed) = self.packer.finish()? {
+        for sealed in self.packer.finish()? {
             self.commit(sealed)?;
         }
         debug_assert!(self.pending.is_empty());
