@@ -4,7 +4,7 @@
 //! restored to a temporary file and checked with `integrity_check` and
 //! `foreign_key_check`. Problems are collected and named, never fixed.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::tree::{Node, NodeKind};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::source::sqlite;
@@ -219,22 +219,5 @@ impl Checker<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// Convenience for callers that only need pass/fail.
-pub fn verify_ok(store: &Store, opts: &VerifyOptions) -> Result<()> {
-    let r = verify(store, opts)?;
-    if r.ok() {
-        Ok(())
-    } else {
-        Err(Error::corrupt(
-            "store",
-            format!(
-                "{} problems; first: {}",
-                r.problems.len(),
-                r.problems[0].detail
-            ),
-        ))
     }
 }

@@ -167,12 +167,7 @@ textfile = {prom:?}
         let id = s["id"].as_str().unwrap();
         let to = dir.path().join("restore");
         snap_ok(&store, &["restore", id, "--to", to.to_str().unwrap()]);
-        let c = Connection::open(to.join("data/app.db")).unwrap();
-        let ic: String = c
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(ic, "ok");
-        drop(c);
+        assert_integrity_ok(&to.join("data/app.db"));
         fs::remove_dir_all(&to).unwrap();
     }
     // And snapshots only the bucket still holds restore from it.
@@ -190,12 +185,7 @@ textfile = {prom:?}
                 to.to_str().unwrap(),
             ],
         ));
-        let c = Connection::open(to.join("data/app.db")).unwrap();
-        let ic: String = c
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(ic, "ok");
-        drop(c);
+        assert_integrity_ok(&to.join("data/app.db"));
         fs::remove_dir_all(&to).unwrap();
     }
     let prom = fs::read_to_string(dir.path().join("snap.prom")).unwrap();
@@ -203,4 +193,12 @@ textfile = {prom:?}
         prom.contains("snap_last_success_timestamp_seconds{job=\"offsite\",action=\"mirror\"}"),
         "{prom}"
     );
+}
+
+fn assert_integrity_ok(db: &std::path::Path) {
+    let c = Connection::open(db).unwrap();
+    let ic: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ic, "ok", "{}", db.display());
 }

@@ -156,22 +156,9 @@ impl Remote {
 
     /// `len` bytes at `offset` (a ranged read: only what is needed travels).
     pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let opts = ReadOptions {
-            range: (offset..offset + len).into(),
-            ..Default::default()
-        };
-        let buf = self
-            .rt
-            .block_on(self.op.read_options(path, opts))
-            .map_err(remote_err(&self.url, &format!("read {path}")))?
-            .to_vec();
-        if buf.len() as u64 != len {
-            return Err(Error::corrupt(
-                format!("remote object {path}"),
-                "shorter than its index says",
-            ));
-        }
-        Ok(buf)
+        self.read_ranges(vec![(path.to_string(), offset, len)])
+            .pop()
+            .expect("one result per range")
     }
 
     /// Many ranged reads `(path, offset, len)`, `TRANSFERS` at a time; results in order.

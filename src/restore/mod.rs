@@ -67,26 +67,25 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         snapshot: id.to_hex(),
         ..Default::default()
     };
+    let replace = opts.force || opts.in_place;
+    // Plan and check every target under one lock; nothing is written yet.
     let jobs = {
         let lock = store.lock("restore", opts.lock_wait)?;
         let index = store.open_index(&lock)?;
         let reader = StoreReader::new(store, &index)?;
-        plan(&reader, &snap, opts)?
-    };
-    let replace = opts.force || opts.in_place;
-    for job in &jobs {
-        let target = job.into.join(std::ffi::OsStr::from_bytes(&job.node.name));
-        check_target(&target, replace)?;
-        if !opts.force {
-            let lock = store.lock("restore", opts.lock_wait)?;
-            let index = store.open_index(&lock)?;
-            let reader = StoreReader::new(store, &index)?;
-            for db in database::databases_in(&reader, &job.node, &target)? {
-                database::refuse_if_open(&db)?;
+        let jobs = plan(&reader, &snap, opts)?;
+        for job in &jobs {
+            let target = job.into.join(std::ffi::OsStr::from_bytes(&job.node.name));
+            check_target(&target, replace)?;
+            if !opts.force {
+                for db in database::databases_in(&reader, &job.node, &target)? {
+                    database::refuse_if_open(&db)?;
+                }
             }
+            report.targets.push(target.to_string_lossy().into());
         }
-        report.targets.push(target.to_string_lossy().into());
-    }
+        jobs
+    };
     if opts.in_place {
         let existing: Vec<PathBuf> = report
             .targets

@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::format::pack::{EntryKind, PackEntry};
 use crate::id::{ChunkId, PackId, SnapshotId};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
 const CHUNKS: TableDefinition<[u8; 32], [u8; 49]> = TableDefinition::new("chunks");
@@ -145,11 +145,6 @@ impl Index {
                 Ok((PackId(k.value()), v.value().0))
             })
             .collect()
-    }
-
-    pub fn chunk_count(&self) -> Result<u64> {
-        let tx = self.db.begin_read()?;
-        Ok(tx.open_table(CHUNKS)?.len()?)
     }
 
     pub fn add_snapshot(&self, id: &SnapshotId, time: i64) -> Result<()> {
