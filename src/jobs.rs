@@ -9,7 +9,7 @@ use crate::gc::GcOptions;
 use crate::mirror::{self, MirrorOptions, Remote};
 use crate::schedule::{Clock, Schedule};
 use crate::source::sqlite::CaptureOptions;
-use crate::store::{fsutil, Store};
+use crate::store::{durable, Store};
 use crate::{TakeOptions, VerifyOptions};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ impl JobRunner<'_> {
 
     fn save_state(&self, state: &JobState) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(state).expect("state encodes");
-        fsutil::write_atomic(&self.store.tmp_dir(), &self.state_path(), &bytes)
+        durable::write_atomic(&self.store.tmp_dir(), &self.state_path(), &bytes)
     }
 
     fn job(&self, name: &str) -> Result<&Job> {
@@ -394,5 +394,5 @@ pub fn write_textfile(path: &std::path::Path, state: &JobState) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-    fsutil::write_atomic(dir, path, out.as_bytes())
+    durable::write_atomic(dir, path, out.as_bytes())
 }

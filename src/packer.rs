@@ -10,9 +10,9 @@ use crate::error::{Error, Result};
 use crate::format::entry;
 use crate::format::pack::{self, PackEntry};
 use crate::id::{ChunkId, PackId};
-use crate::store::{fsutil, Store};
+use crate::store::durable::{self, TempFile};
+use crate::store::Store;
 use rayon::prelude::*;
-use std::io::Write;
 
 /// A chunk to store, with the full chunk it may be stored as a delta against.
 pub struct NewChunk {
@@ -28,7 +28,7 @@ pub struct SealedPack {
 }
 
 struct OpenPack {
-    file: tempfile::NamedTempFile,
+    file: TempFile,
     hasher: blake3::Hasher,
     entries: Vec<PackEntry>,
     len: u64,
@@ -98,9 +98,7 @@ impl<'a> Packer<'a> {
             Some(open) => open,
             None => self.current.insert(self.start()?),
         };
-        open.file
-            .write_all(bytes)
-            .map_err(Error::io("write pack", open.file.path()))?;
+        open.file.write_all(bytes)?;
         open.hasher.update(bytes);
         open.entries.push(PackEntry {
             kind,
@@ -157,13 +155,8 @@ impl<'a> Packer<'a> {
     }
 
     fn start(&self) -> Result<OpenPack> {
-        let tmp = self.store.tmp_dir();
-        let file = tempfile::Builder::new()
-            .prefix(".pack-")
-            .tempfile_in(&tmp)
-            .map_err(Error::io("create pack in", &tmp))?;
         Ok(OpenPack {
-            file,
+            file: TempFile::new_in(&self.store.tmp_dir(), ".pack-")?,
             hasher: blake3::Hasher::new(),
             entries: Vec::new(),
             len: 0,
@@ -176,19 +169,15 @@ impl<'a> Packer<'a> {
 fn seal(store: &Store, mut open: OpenPack) -> Result<SealedPack> {
     let header = pack::encode_header(&open.entries);
     open.hasher.update(&header);
-    let tmp_path = open.file.path().to_path_buf();
-    open.file
-        .write_all(&header)
-        .and_then(|_| open.file.as_file().sync_all())
-        .map_err(Error::io("write pack", &tmp_path))?;
+    open.file.write_all(&header)?;
+    open.file.sync()?;
     let id = PackId(*open.hasher.finalize().as_bytes());
     let dest = store.pack_path(&id);
     let dir = dest.parent().expect("packs/xx");
-    fsutil::create_dir_durable(dir)?;
-    open.file
-        .persist(&dest)
-        .map_err(|e| Error::io("rename pack into place", &dest)(e.error))?;
-    fsutil::fsync_dir(dir)?;
+    durable::create_dir_durable(dir)?;
+    // A pack of the same name holds the same bytes: replacing it changes nothing.
+    open.file.persist(&dest)?;
+    durable::fsync_dir(dir)?;
     let reread = crate::store::packs::read_header(&dest)?;
     if reread != open.entries {
         return Err(Error::corrupt(

@@ -287,6 +287,13 @@ impl Walker<'_> {
         old: Option<&Node>,
         rel: &str,
     ) -> Result<Option<Vec<crate::id::ChunkId>>> {
+        if rel.matches('/').count() >= crate::format::tree::MAX_DEPTH {
+            return Err(Error::Invalid(format!(
+                "{} is nested more than {} directories deep; snap does not record trees that deep (nothing was recorded)",
+                path.display(),
+                crate::format::tree::MAX_DEPTH
+            )));
+        }
         let entries = match fs::read_dir(path).and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
         {
             Ok(e) => e,
@@ -340,15 +347,30 @@ impl Walker<'_> {
             Ok(f) => f,
             Err(e) => return self.unreadable(path, e).map(|_| None),
         };
+        // Read at most the size seen at open: a file that grows while it is
+        // read (a log being appended to) must not be read until the disk is full.
+        let size = meta.len();
         let mut chunks = Vec::new();
-        for chunk in crate::chunker::file_chunks(file, self.writer_params()) {
+        let mut read = 0u64;
+        for chunk in crate::chunker::file_chunks(std::io::Read::take(&file, size), self.writer_params()) {
             let data = match chunk {
                 Ok(d) => d,
                 Err(e) => return self.unreadable(path, e).map(|_| None),
             };
+            read += data.len() as u64;
             self.stats.read += data.len() as u64;
             self.progress.inc(data.len() as u64);
             chunks.push(self.writer.put(data)?);
+        }
+        let now = file.metadata().ok();
+        let changed = read != size
+            || now.is_none_or(|m| m.len() != size || source::mtime_ns(&m) != source::mtime_ns(meta));
+        if changed {
+            // As tar does: keep what was read, and say the file changed meanwhile.
+            self.warnings.push(format!(
+                "{}: file changed while it was read; {read} of its {size} bytes at open were stored",
+                path.display()
+            ));
         }
         Ok(Some(chunks))
     }

@@ -6,6 +6,7 @@
 
 use crate::error::Result;
 use crate::format::tree::{Node, NodeKind};
+use crate::format::pack::PackEntry;
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::source::sqlite;
 use crate::store::{packs, Store, StoreReader};
@@ -49,34 +50,45 @@ impl VerifyReport {
 
 struct Checker<'a> {
     reader: StoreReader<'a>,
+    index: &'a crate::store::Index,
     store: &'a Store,
     read_data: bool,
     seen_chunks: HashSet<ChunkId>,
     /// Packs in use -> a file that uses it (for naming problems).
     packs: HashMap<PackId, (SnapshotId, String)>,
+    /// Headers of the packs in use, read once each (None: unreadable).
+    headers: HashMap<PackId, Option<HashMap<ChunkId, PackEntry>>>,
     report: VerifyReport,
 }
 
 pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
     let start = Instant::now();
-    let ids = if opts.snapshots.is_empty() {
-        store.snapshot_ids()?
+    let mut bad_records = Vec::new();
+    let ids: Vec<SnapshotId> = if opts.snapshots.is_empty() {
+        let (all, bad) = store.snapshots_checked()?;
+        bad_records = bad;
+        all.into_iter().map(|(id, _)| id).collect()
     } else {
         opts.snapshots
             .iter()
             .map(|s| store.resolve(s))
             .collect::<Result<_>>()?
     };
-    let lock = store.lock("verify", opts.lock_wait)?;
+    let lock = store.lock_shared("verify", opts.lock_wait)?;
     let index = store.open_index(&lock)?;
     let mut c = Checker {
         reader: StoreReader::new(store, &index)?,
+        index: &index,
         store,
         read_data: opts.read_data || opts.sample.is_some(),
         seen_chunks: HashSet::new(),
         packs: HashMap::new(),
+        headers: HashMap::new(),
         report: VerifyReport::default(),
     };
+    for bad in bad_records {
+        c.problem(None, None, None, bad);
+    }
     for id in ids {
         c.report.snapshots += 1;
         if let Err(e) = c.snapshot(&id) {
@@ -130,30 +142,36 @@ impl Checker<'_> {
         let snap = self.store.load_snapshot(id)?;
         self.chunks(id, "(top tree)", &snap.tree);
         let top = self.reader.tree(&snap.tree)?;
-        for node in &top.nodes {
-            self.node(id, &node.name_lossy(), node);
+        // The walk borrows the reader; what it finds is checked after each step.
+        let reader = StoreReader::new(self.store, self.index)?;
+        let mut failed = Vec::new();
+        reader.walk(
+            "",
+            top.nodes,
+            |path, node| Ok(self.node(id, path, node)),
+            |path, e| {
+                failed.push((path.to_string(), e.to_string()));
+                Ok(())
+            },
+        )?;
+        for (path, e) in failed {
+            self.problem(Some(*id), Some(path), None, e);
         }
         Ok(())
     }
 
-    fn node(&mut self, snap: &SnapshotId, path: &str, node: &Node) {
+    /// Checks one node; returns whether to walk into it (a subtree already
+    /// checked in full is not walked again).
+    fn node(&mut self, snap: &SnapshotId, path: &str, node: &Node) -> bool {
         match &node.kind {
             NodeKind::File { chunks } => self.chunks(snap, path, chunks),
             NodeKind::Symlink { .. } => {}
             NodeKind::Dir { tree } => {
-                // A subtree already checked in full is not walked again.
                 if tree.iter().all(|c| self.seen_chunks.contains(c)) && !tree.is_empty() {
-                    return;
+                    return false;
                 }
                 self.chunks(snap, path, tree);
-                match self.reader.tree(tree) {
-                    Ok(t) => {
-                        for child in &t.nodes {
-                            self.node(snap, &format!("{path}/{}", child.name_lossy()), child);
-                        }
-                    }
-                    Err(e) => self.problem(Some(*snap), Some(path.into()), None, e.to_string()),
-                }
+                return true;
             }
             NodeKind::Database(db) => {
                 let fresh = db.chunks.iter().any(|c| !self.seen_chunks.contains(c));
@@ -166,6 +184,23 @@ impl Checker<'_> {
                 }
             }
         }
+        false
+    }
+
+    /// Does the index row `loc` match the header of the pack it names?
+    /// (A flipped bit in a row must not pass `verify` and then fail `restore`.)
+    fn row_matches_header(&mut self, loc: &crate::store::Location) -> bool {
+        let store = self.store;
+        let header = self.headers.entry(loc.pack).or_insert_with(|| {
+            let path = store.readable_pack_path(&loc.pack)?;
+            let entries = packs::read_header(&path).ok()?;
+            Some(entries.into_iter().map(|e| (e.id, e)).collect())
+        });
+        match header {
+            Some(h) => h.get(&loc.entry.id) == Some(&loc.entry),
+            // A remote view's index was built from the remote's headers.
+            None => self.store.remote().is_some(),
+        }
     }
 
     fn chunks(&mut self, snap: &SnapshotId, path: &str, chunks: &[ChunkId]) {
@@ -175,6 +210,12 @@ impl Checker<'_> {
             }
             self.report.chunks += 1;
             match self.reader.index.get(c) {
+                Ok(Some(loc)) if !self.row_matches_header(&loc) => self.problem(
+                    Some(*snap),
+                    Some(path.into()),
+                    Some(loc.pack),
+                    format!("the index row of chunk {c} does not match the pack's header (`snap repair index` rebuilds the index)"),
+                ),
                 Ok(Some(loc)) => {
                     if !self.packs.contains_key(&loc.pack) {
                         // A remote view's index was built from the remote's listing.

@@ -29,7 +29,13 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
         Some(r) => {
             snap::mirror::remote_snapshots(&*super::mirror::open_remote(&ctx.remote_url(r)?)?)?
         }
-        None => snap::list(&ctx.open()?)?,
+        None => {
+            let (all, bad) = ctx.open()?.snapshots_checked()?;
+            for b in bad {
+                eprintln!("snap: warning: {b}; it is left out (run `snap verify`)");
+            }
+            all
+        }
     };
     let snaps: Vec<_> = all
         .into_iter()
@@ -79,22 +85,29 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
     let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
     let id = store.resolve(&args.id)?;
     let snapshot = store.load_snapshot(&id)?;
-    let lock = store.lock("ls", ctx.lock_wait)?;
+    let lock = store.lock_shared("ls", ctx.lock_wait)?;
     let index = store.open_index(&lock)?;
     let reader = StoreReader::new(&store, &index)?;
     let top = reader.tree(&snapshot.tree)?;
-    let mut rows = Vec::new();
-    match &args.path {
-        None => {
-            for n in &top.nodes {
-                walk(&reader, n, &n.name_lossy(), &mut rows)?;
-            }
-        }
+    let (prefix, nodes) = match &args.path {
+        None => (String::new(), top.nodes),
         Some(p) => {
             let node = snap::restore::lookup(&reader, &top, p)?;
-            walk(&reader, &node, p.trim_matches('/'), &mut rows)?;
+            let p = p.trim_matches('/');
+            let parent = p.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+            (parent, vec![node])
         }
-    }
+    };
+    let mut rows = Vec::new();
+    reader.walk(
+        &prefix,
+        nodes,
+        |path, node| {
+            rows.push(row(path, node));
+            Ok(true)
+        },
+        |_, e| Err(e),
+    )?;
     if ctx.json {
         ctx.print_json(&rows)?;
     } else {
@@ -115,12 +128,7 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn walk(
-    reader: &StoreReader,
-    node: &Node,
-    path: &str,
-    rows: &mut Vec<serde_json::Value>,
-) -> Result<()> {
+fn row(path: &str, node: &Node) -> serde_json::Value {
     let mtime = chrono::DateTime::from_timestamp_nanos(node.mtime).to_rfc3339();
     let mut row =
         serde_json::json!({"path": path, "mode": node.mode, "size": node.size, "mtime": mtime});
@@ -137,20 +145,7 @@ fn walk(
                 "sqlite_version": db.sqlite_version, "check": db.check, "check_kind": db.check_kind, "tables": db.tables,
             });
         }
-        NodeKind::Dir { tree } => {
-            row["type"] = "dir".into();
-            rows.push(row);
-            for child in reader.tree(tree)?.nodes {
-                walk(
-                    reader,
-                    &child,
-                    &format!("{path}/{}", child.name_lossy()),
-                    rows,
-                )?;
-            }
-            return Ok(());
-        }
+        NodeKind::Dir { .. } => row["type"] = "dir".into(),
     }
-    rows.push(row);
-    Ok(())
+    row
 }

@@ -61,10 +61,9 @@ pub fn encode_with_base(
     let mut out = Vec::with_capacity(32 + frame.len());
     out.extend_from_slice(&base_id.0);
     out.extend_from_slice(&frame);
-    // Deltas drift as a page moves away from its base: keep the smaller form.
-    if delta_ok && out.len() < plain.len() / 4 {
-        return (EntryKind::Delta, out);
-    }
+    // Deltas drift as a page moves away from its base, and a delta makes its
+    // chunk depend on another: it is kept only when smaller than the chunk
+    // encoded alone (a zero page compresses alone to less than any delta).
     let full = encode_entry(plain, level);
     if delta_ok && out.len() < full.1.len() {
         (EntryKind::Delta, out)
@@ -144,7 +143,21 @@ mod tests {
                 let wrong: Vec<u8> = base.iter().map(|b| b ^ 1).collect();
                 prop_assert!(decode_entry(&entry, &stored, Some(&wrong)).is_err());
             }
-            prop_assert_eq!(decode_entry(&entry, &stored, Some(&base)).unwrap(), page);
+            prop_assert_eq!(decode_entry(&entry, &stored, Some(&base)).unwrap(), page.clone());
+            // A delta is only ever chosen when smaller than the chunk alone.
+            if kind == EntryKind::Delta {
+                prop_assert!(stored.len() < encode_entry(&page, 3).1.len());
+            }
         }
+    }
+
+    // Issue 9, defect 4: a zero page was stored as a 50-byte delta although
+    // it compresses alone to 19 bytes, making it depend on a base it did not need.
+    #[test]
+    fn a_zero_page_is_never_a_delta() {
+        let base: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+        let zero = vec![0u8; 4096];
+        let (kind, _) = encode_with_base(&zero, &ChunkId::of(&base), &base, 3);
+        assert_ne!(kind, EntryKind::Delta);
     }
 }

@@ -12,6 +12,10 @@ use crate::id::ChunkId;
 use serde::{Deserialize, Serialize};
 
 pub const TREE_VERSION: u8 = 1;
+/// Deepest directory nesting `take` records and `restore` recreates. Far
+/// beyond real trees (and PATH_MAX), and it keeps their recursion bounded;
+/// the read-side walks are iterative and take any depth.
+pub const MAX_DEPTH: usize = 1024;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {

@@ -105,7 +105,21 @@ pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<Mi
         .map(|m| m.len())
         .sum();
     let bar = crate::snapshot::progress_bar(opts.progress, Some(total));
-    for (key, result) in remote.upload(todo, &bar)? {
+    let check = |key: &str, bytes: &[u8]| -> Result<()> {
+        let named = key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".pack"))
+            .and_then(PackId::from_hex);
+        if named != Some(PackId::of(bytes)) {
+            return Err(Error::corrupt(
+                format!("local pack for {key}"),
+                "its bytes do not match its name; not uploaded (`snap verify --read-data` names what it affects)",
+            ));
+        }
+        crate::format::pack::decode_pack(bytes).map(|_| ())
+    };
+    for (key, result) in remote.upload(todo, &check, &bar)? {
         match result {
             Ok(n) => {
                 report.packs_uploaded += 1;
@@ -127,6 +141,13 @@ pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<Mi
             if !records.contains(&key) {
                 let path = store.snapshot_path(&id);
                 let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
+                if SnapshotId::of(&bytes) != id {
+                    report.problems.push(format!(
+                        "{}: a corrupt record, not uploaded",
+                        path.display()
+                    ));
+                    continue;
+                }
                 remote.put_new(&key, bytes.clone())?;
                 report.records_uploaded += 1;
                 report.bytes_uploaded += bytes.len() as u64;

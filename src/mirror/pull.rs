@@ -5,9 +5,9 @@
 use super::{pack_key, remote_packs, snapshot_key, Remote};
 use crate::error::{Error, Result};
 use crate::format::pack;
-use crate::gc::{mark, plan_store, GcOptions, GcReport};
-use crate::id::{ChunkId, PackId, SnapshotId};
-use crate::store::{fsutil, Index, Store, StoreConfig, StoreReader};
+use crate::gc::{mark, plan_store, Fate, GcOptions, GcReport, PackInfo};
+use crate::id::{PackId, SnapshotId};
+use crate::store::{durable, Index, Store, StoreConfig, StoreReader};
 use crate::Snapshot;
 use std::collections::HashMap;
 use std::path::Path;
@@ -111,7 +111,7 @@ pub fn view(
     remote: Arc<Remote>,
     dir: &Path,
     local: Option<&Store>,
-) -> Result<(Store, HashMap<PackId, Vec<ChunkId>>)> {
+) -> Result<(Store, Vec<PackInfo>)> {
     let mut store = Store::init(dir, remote_config(&remote)?)?;
     let cache = local.map(|l| {
         l.root()
@@ -120,7 +120,7 @@ pub fn view(
     });
     let packs = remote_packs(&remote)?;
     let index = Index::open(&store.index_path())?;
-    let mut contents = HashMap::new();
+    let mut contents = Vec::new();
     let cached = |id: &PackId| {
         cache
             .as_ref()
@@ -138,8 +138,8 @@ pub fn view(
     for ((id, size), tail) in missing.iter().zip(remote.read_ranges(tails)) {
         let tail = header_tail(&remote, id, **size, tail?)?;
         if let Some(c) = &cache {
-            fsutil::create_dir_durable(&c.join("headers"))?;
-            fsutil::write_atomic(
+            durable::create_dir_durable(&c.join("headers"))?;
+            durable::write_atomic(
                 &store.tmp_dir(),
                 &c.join("headers").join(id.to_hex()),
                 &tail,
@@ -154,10 +154,14 @@ pub fn view(
             .expect("fetched or cached");
         let entries = decode_tail(id, *size, &tail)?;
         index.add_pack(id, *size, &entries)?;
-        contents.insert(*id, entries.iter().map(|e| e.id).collect());
+        contents.push(PackInfo {
+            id: *id,
+            size: *size,
+            entries,
+        });
     }
     for (id, snap, bytes) in remote_records_cached(&remote, cache.as_deref(), &store)? {
-        fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
+        durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         index.add_snapshot(&id, snap.time.timestamp())?;
     }
     drop(index);
@@ -177,7 +181,7 @@ fn remote_records_cached(
         return remote_records(remote);
     };
     let dir = cache.join("records");
-    fsutil::create_dir_durable(&dir)?;
+    durable::create_dir_durable(&dir)?;
     let listed = listed_records(remote)?;
     let local = |id: &SnapshotId| {
         std::fs::read(dir.join(id.to_hex()))
@@ -193,7 +197,7 @@ fn remote_records_cached(
         }
     }
     for (id, bytes) in fetch_records(remote, &missing)? {
-        fsutil::write_atomic(&store.tmp_dir(), &dir.join(id.to_hex()), &bytes)?;
+        durable::write_atomic(&store.tmp_dir(), &dir.join(id.to_hex()), &bytes)?;
         records.push((id, bytes));
     }
     decode_sorted(records)
@@ -260,9 +264,29 @@ pub struct CloneReport {
 /// (each checked against its name) and records downloaded, index rebuilt.
 pub fn clone(remote: &Remote, dest: &Path, progress: bool) -> Result<CloneReport> {
     let start = Instant::now();
-    let store = Store::init(dest, remote_config(remote)?)?;
+    let config = remote_config(remote)?;
+    // A clone that was interrupted is resumed: its destination is the same
+    // store, and packs already there arrived whole (written atomically, each
+    // checked against its name first).
+    let store = match Store::open(dest) {
+        Ok(s) if s.config().store_id == config.store_id => s,
+        Ok(s) => {
+            return Err(Error::Invalid(format!(
+                "{} holds another store ({}); clone into an empty or missing directory",
+                dest.display(),
+                s.config().store_id
+            )))
+        }
+        Err(_) => Store::init(dest, config).map_err(|e| match e {
+            Error::Invalid(m) => Error::Invalid(format!(
+                "{m} (an interrupted clone of this remote is resumed in place; anything else needs an empty directory)"
+            )),
+            other => other,
+        })?,
+    };
     let _lock = store.lock("clone", std::time::Duration::ZERO)?;
-    let packs = remote_packs(remote)?;
+    let mut packs = remote_packs(remote)?;
+    packs.retain(|id, _| !store.pack_path(id).exists());
     let total = packs.values().sum();
     let bar = crate::snapshot::progress_bar(progress, Some(total));
     let items = packs
@@ -293,7 +317,7 @@ pub fn clone(remote: &Remote, dest: &Path, progress: bool) -> Result<CloneReport
     }
     bar.finish_and_clear();
     for (id, _, bytes) in remote_records(remote)? {
-        fsutil::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
+        durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         report.snapshots += 1;
         report.bytes += bytes.len() as u64;
     }
@@ -303,35 +327,41 @@ pub fn clone(remote: &Remote, dest: &Path, progress: bool) -> Result<CloneReport
 }
 
 /// Applies a policy to the remote's own snapshot records and deletes the
-/// remote packs no kept remote snapshot needs (no repacking remotely).
-/// Records are deleted before packs, so a crash leaves only unneeded packs.
-/// `local` is locked meanwhile, so no mirror of it runs at the same time.
+/// remote packs no kept remote snapshot needs, through the same checked pack
+/// plan as local gc (no repacking remotely). Records are deleted before
+/// packs, so a crash leaves only unneeded packs. `local` is locked
+/// meanwhile, so no mirror of it runs at the same time.
 pub fn gc_remote(remote: Arc<Remote>, local: Option<&Store>, opts: &GcOptions) -> Result<GcReport> {
     let start = Instant::now();
     let _lock = local
         .map(|s| s.lock("gc --remote", opts.lock_wait))
         .transpose()?;
     let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
-    let (view, contents) = view(remote.clone(), &dir.path().join("view"), local)?;
-    let (plan, kept) = plan_store(&view, opts)?;
+    let (view, packs) = view(remote.clone(), &dir.path().join("view"), local)?;
+    let (plan, kept, bad_records) = plan_store(&view, opts)?;
     let index = Index::open(&view.index_path())?;
     let reader = StoreReader::new(&view, &index)?;
     let live = mark(&reader, kept.iter())?;
+    let pack_plan = crate::gc::plan::plan_packs(
+        &packs,
+        live,
+        |id| reader.index.get(id).ok().flatten(),
+        |deltas| crate::gc::delta_bases(&reader.packs, deltas),
+        f64::INFINITY,
+    )?;
+    crate::gc::plan::check(&pack_plan)?;
+    let dead: Vec<PackId> = pack_plan.with_fate(Fate::Delete).collect();
     let mut report = GcReport {
         dry_run: opts.dry_run,
         forgotten: plan.forget().count(),
         kept: plan.keep().count(),
-        live_chunks: live.len() as u64,
+        live_chunks: pack_plan.live.len() as u64,
+        packs_deleted: dead.len() as u64,
+        bytes_freed: pack_plan.bytes_freed(),
+        packs: dead.iter().map(|p| (p.to_hex(), Fate::Delete)).collect(),
+        bad_records,
         ..Default::default()
     };
-    let sizes = remote_packs(&remote)?;
-    let dead: Vec<PackId> = contents
-        .iter()
-        .filter(|(_, ids)| !ids.iter().any(|id| live.contains(id)))
-        .map(|(p, _)| *p)
-        .collect();
-    report.packs_deleted = dead.len() as u64;
-    report.bytes_freed = dead.iter().filter_map(|p| sizes.get(p)).sum();
     if !opts.dry_run {
         for d in plan.forget() {
             remote.delete(&snapshot_key(

@@ -201,13 +201,15 @@ impl Remote {
             .map_err(remote_err(&self.url, &format!("delete {path}")))
     }
 
-    /// Uploads local files, `TRANSFERS` at a time; after each upload the
+    /// Uploads local files, `TRANSFERS` at a time, each passed by `check`
+    /// first (a corrupt local file is never uploaded); after each upload the
     /// object's size is checked, so a partial object is never counted as sent.
     /// Returns each upload's result (bytes sent), in any order; the first
     /// remote failure (after retries) stops the rest and is returned.
     pub fn upload(
         &self,
         items: Vec<(String, PathBuf)>,
+        check: &(dyn Fn(&str, &[u8]) -> Result<()> + Sync),
         progress: &indicatif::ProgressBar,
     ) -> Result<Vec<(String, Result<u64>)>> {
         let (op, url) = (&self.op, self.url.as_str());
@@ -216,6 +218,7 @@ impl Remote {
                 .map(|(path, local)| async move {
                     let r = async {
                         let bytes = std::fs::read(&local).map_err(Error::io("read", &local))?;
+                        check(&path, &bytes)?;
                         let len = bytes.len() as u64;
                         put_new(op, url, &path, bytes).await?;
                         let sent = op
@@ -267,9 +270,9 @@ impl Remote {
                             .to_vec();
                         check(&path, &bytes)?;
                         if let Some(dir) = local.parent() {
-                            crate::store::fsutil::create_dir_durable(dir)?;
+                            crate::store::durable::create_dir_durable(dir)?;
                         }
-                        crate::store::fsutil::write_atomic(tmp_dir, &local, &bytes)?;
+                        crate::store::durable::write_atomic(tmp_dir, &local, &bytes)?;
                         progress.inc(bytes.len() as u64);
                         Ok(bytes.len() as u64)
                     }

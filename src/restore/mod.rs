@@ -70,7 +70,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
     let replace = opts.force || opts.in_place;
     // Plan and check every target under one lock; nothing is written yet.
     let jobs = {
-        let lock = store.lock("restore", opts.lock_wait)?;
+        let lock = store.lock_shared("restore", opts.lock_wait)?;
         let index = store.open_index(&lock)?;
         let reader = StoreReader::new(store, &index)?;
         let jobs = plan(&reader, &snap, opts)?;
@@ -106,7 +106,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
             report.undo_snapshot = undo.id.map(|i| i.to_hex());
         }
     }
-    let lock = store.lock("restore", opts.lock_wait)?;
+    let lock = store.lock_shared("restore", opts.lock_wait)?;
     let index = store.open_index(&lock)?;
     let reader = StoreReader::new(store, &index)?;
     let mut w = write::Writer {
@@ -114,11 +114,12 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         report: &mut report,
         force: replace,
         prune: opts.in_place,
+        depth: 0,
     };
     for job in &jobs {
         fs::create_dir_all(&job.into).map_err(Error::io("create directory", &job.into))?;
         w.node(&job.into, &job.node)?;
-        crate::store::fsutil::fsync_dir(&job.into)?;
+        crate::store::durable::fsync_dir(&job.into)?;
     }
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)

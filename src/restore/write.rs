@@ -25,6 +25,8 @@ pub struct Writer<'r, 'a> {
     pub force: bool,
     /// Remove entries of restored directories that the snapshot lacks.
     pub prune: bool,
+    /// Directories entered so far on the way down (bounded by `MAX_DEPTH`).
+    pub depth: usize,
 }
 
 pub fn system_time(ns: i64) -> SystemTime {
@@ -78,6 +80,13 @@ impl Writer<'_, '_> {
     }
 
     fn dir(&mut self, target: &Path, node: &Node, tree: &[ChunkId]) -> Result<()> {
+        if self.depth >= crate::format::tree::MAX_DEPTH {
+            return Err(Error::Invalid(format!(
+                "{}: the snapshot nests directories more than {} deep; restore a deeper --path",
+                target.display(),
+                crate::format::tree::MAX_DEPTH
+            )));
+        }
         let tree = self.reader.tree(tree)?;
         match fs::symlink_metadata(target) {
             Ok(m) if m.is_dir() => {}
@@ -113,9 +122,11 @@ impl Writer<'_, '_> {
             .collect::<Result<Vec<()>>>()?;
         self.report.files += files.len() as u64;
         self.report.bytes += files.iter().map(|n| n.size).sum::<u64>();
+        self.depth += 1;
         for child in others {
             self.node(target, child)?;
         }
+        self.depth -= 1;
         fs::set_permissions(target, Permissions::from_mode(node.mode & 0o7777))
             .map_err(Error::io("set permissions of", target))?;
         let _ = std::os::unix::fs::lchown(target, Some(node.uid), Some(node.gid));
@@ -124,7 +135,7 @@ impl Writer<'_, '_> {
             filetime::FileTime::from_system_time(system_time(node.mtime)),
         )
         .map_err(Error::io("set mtime of", target))?;
-        crate::store::fsutil::fsync_dir(target)?;
+        crate::store::durable::fsync_dir(target)?;
         self.report.dirs += 1;
         Ok(())
     }

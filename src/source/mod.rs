@@ -24,6 +24,11 @@ pub fn node(name: Vec<u8>, meta: &Metadata, kind: NodeKind) -> Node {
     }
 }
 
+/// Modification time in nanoseconds since the epoch.
+pub fn mtime_ns(meta: &Metadata) -> i64 {
+    meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+}
+
 /// True when `old` describes the same unchanged file as `meta` (restic's rule:
 /// size, mtime, ctime and inode all equal), so its chunks can be reused.
 pub fn unchanged(old: &Node, meta: &Metadata) -> bool {

@@ -34,8 +34,12 @@ pub struct CaptureOptions {
 /// Pages per chunk. One page: see DESIGN.md, "Parameters" (bytes stored per
 /// day by run length).
 pub const PAGES_PER_CHUNK: u64 = 1;
-/// How long a capture waits for a rollback-mode writer to finish a commit.
-const BUSY_WAIT: Duration = Duration::from_secs(10);
+/// How long a capture waits for its read lock, as any reader does: in
+/// rollback mode a writer holds the database exclusively while it commits.
+/// The wait starts before the first statement (even `PRAGMA journal_mode`
+/// needs the lock), and a capture that still cannot read after it fails
+/// with an error that says so.
+pub const BUSY_WAIT: Duration = Duration::from_secs(60);
 /// `--checkpoint` never waits longer than this: it is housekeeping.
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
@@ -90,16 +94,18 @@ pub fn capture(
     writer: &mut ChunkWriter,
     parent: Option<&Database>,
 ) -> Result<Image> {
-    let conn = Connection::open_with_flags(
+    let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
     .map_err(Error::sqlite(path))?;
+    conn.busy_handler(Some(wait_for_lock))
+        .map_err(Error::sqlite(path))?;
     let mut warnings = Vec::new();
     let journal_mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .map_err(Error::sqlite(path))?;
+        .map_err(|e| busy(path, e))?;
     if opts.checkpoint && journal_mode.eq_ignore_ascii_case("wal") {
         conn.busy_timeout(CHECKPOINT_WAIT)
             .map_err(Error::sqlite(path))?;
@@ -113,17 +119,23 @@ pub fn capture(
             )),
         }
     }
-    conn.busy_timeout(BUSY_WAIT).map_err(Error::sqlite(path))?;
+    conn.busy_handler(Some(wait_for_lock))
+        .map_err(Error::sqlite(path))?;
     let tmp = writer.store().tmp_dir();
+    check_room(path, &tmp)?;
     let mut image = tempfile::Builder::new()
         .prefix(".image-")
         .tempfile_in(&tmp)
         .map_err(Error::io("create image file in", &tmp))?;
-    let (page_size, page_count) = if has_dbpage(&conn) && !opts.backup_api {
-        copy_pages(&conn, path, image.as_file_mut())?
+    let (page_size, page_count, damage) = if has_dbpage(&conn) && !opts.backup_api {
+        copy_pages(&conn, path, image.as_file_mut())
     } else {
-        backup_pages(&conn, path, &tmp, image.as_file_mut())?
-    };
+        backup_pages(&conn, path, &tmp, image.as_file_mut()).map(|(s, n)| (s, n, Vec::new()))
+    }
+    .map_err(|e| match e {
+        Error::Sqlite { path, source } => busy(&path, source),
+        other => other,
+    })?;
     drop(conn);
     let bases = parent
         .filter(|p| p.page_size == page_size && PAGES_PER_CHUNK == 1)
@@ -146,6 +158,9 @@ pub fn capture(
         tables: Vec::new(),
     };
     check_image(image.path(), opts.integrity_check, &mut db).map_err(Error::sqlite(path))?;
+    if !damage.is_empty() {
+        db.check = format!("damaged file: {}; {}", damage.join("; "), db.check);
+    }
     if db.check != "ok" {
         warnings.push(format!(
             "{}: {} of the captured image failed: {}",
@@ -161,8 +176,69 @@ pub fn capture(
     })
 }
 
-/// Copies every page inside one read transaction. Returns (page size, count).
-fn copy_pages(conn: &Connection, path: &Path, out: &mut std::fs::File) -> Result<(u32, u64)> {
+/// The image is a private copy in the store's `tmp/`: refuse up front when
+/// it cannot fit (the database and its WAL bound its size), rather than fill
+/// the disk.
+fn check_room(db: &Path, tmp: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut wal = db.as_os_str().to_os_string();
+    wal.push("-wal");
+    let need = [db.as_os_str(), wal.as_os_str()]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum::<u64>();
+    let Ok(c) = std::ffi::CString::new(tmp.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: statvfs fills `st`, a valid, exclusively borrowed struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Ok(());
+    }
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    if need > free {
+        return Err(Error::Invalid(format!(
+            "{}: its image needs up to {need} bytes in {} and only {free} are free; nothing was recorded",
+            db.display(),
+            tmp.display()
+        )));
+    }
+    Ok(())
+}
+
+/// SQLite's busy handler for the capture: retry every millisecond (a writer
+/// committing in a tight loop leaves the lock free only for moments) until
+/// `BUSY_WAIT` has passed.
+fn wait_for_lock(tries: i32) -> bool {
+    std::thread::sleep(Duration::from_millis(1));
+    (tries as u128) < BUSY_WAIT.as_millis()
+}
+
+/// "database is locked" after the whole wait says what was waited for.
+fn busy(path: &Path, e: rusqlite::Error) -> Error {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+        return Error::Invalid(format!(
+            "{}: waited {} s for a read lock, and another process kept its write lock on the database all that time (a writer committing without pause, or a transaction left open); nothing was recorded",
+            path.display(),
+            BUSY_WAIT.as_secs()
+        ));
+    }
+    Error::Sqlite {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Copies every page inside one read transaction. Returns (page size, count,
+/// damage). A damaged file (truncated mid-page, pages missing) is copied as
+/// far as it reads, the gaps as zero pages, and the damage is returned: the
+/// snapshot is recorded with a failed check, like a corrupt page (exit 5).
+fn copy_pages(
+    conn: &Connection,
+    path: &Path,
+    out: &mut std::fs::File,
+) -> Result<(u32, u64, Vec<String>)> {
     let sql = Error::sqlite(path);
     conn.execute_batch("BEGIN").map_err(Error::sqlite(path))?;
     let result = (|| {
@@ -181,32 +257,38 @@ fn copy_pages(conn: &Connection, path: &Path, out: &mut std::fs::File) -> Result
             .map_err(Error::sqlite(path))?;
         let mut rows = stmt.query([]).map_err(Error::sqlite(path))?;
         let mut n = 0u64;
+        let mut damage = Vec::new();
         let mut buf = std::io::BufWriter::with_capacity(1 << 20, &mut *out);
+        let mut put = |page: &[u8]| buf.write_all(page).map_err(Error::io("write image of", path));
         while let Some(row) = rows.next().map_err(Error::sqlite(path))? {
             let pgno = row.get::<_, i64>(0).map_err(Error::sqlite(path))? as u64;
             let data = row
                 .get_ref(1)
                 .and_then(|v| Ok(v.as_blob()?))
                 .map_err(Error::sqlite(path))?;
-            n += 1;
-            if pgno != n || data.len() != page_size as usize {
-                return Err(Error::corrupt(
-                    format!("database {}", path.display()),
-                    format!("page {pgno} has an unexpected size or place"),
-                ));
+            while n + 1 < pgno {
+                n += 1;
+                put(&zeros)?;
             }
-            let page = if pgno == lock_page { &zeros[..] } else { data };
-            buf.write_all(page)
-                .map_err(Error::io("write image of", path))?;
+            n += 1;
+            if data.len() != page_size as usize {
+                damage.push(format!("page {pgno} is {} bytes, not {page_size}", data.len()));
+                let mut page = data[..data.len().min(zeros.len())].to_vec();
+                page.resize(zeros.len(), 0);
+                put(&page)?;
+            } else {
+                put(if pgno == lock_page { &zeros[..] } else { data })?;
+            }
+        }
+        if n < page_count {
+            damage.push(format!("the file holds {n} of its {page_count} pages (truncated)"));
+        }
+        while n < page_count {
+            n += 1;
+            put(&zeros)?;
         }
         buf.flush().map_err(Error::io("write image of", path))?;
-        if n != page_count {
-            return Err(Error::corrupt(
-                format!("database {}", path.display()),
-                "page count changed inside a transaction",
-            ));
-        }
-        Ok((page_size, page_count))
+        Ok((page_size, n, damage))
     })();
     conn.execute_batch("COMMIT").map_err(sql)?;
     result
@@ -265,13 +347,29 @@ fn store_pages(
 
 /// Opens an image file read-only and immutable (no -wal or -shm is created).
 pub fn open_image(path: &Path) -> rusqlite::Result<Connection> {
-    let uri = format!("file:{}?immutable=1", path.display());
+    let uri = format!("file:{}?immutable=1", uri_path(path));
     Connection::open_with_flags(
         uri,
         OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
+}
+
+/// A path as the path part of a SQLite URI: `%`, `#`, `?` and every byte
+/// outside plain ASCII are percent-encoded (a `#` or `?` would otherwise end
+/// the path).
+pub fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Runs the check on an image and fills in `check` and `tables`.

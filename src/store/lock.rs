@@ -1,8 +1,13 @@
-//! The store lock: an OS file lock (flock) on `STORE/lock`, held by the one
-//! process that uses the index (take, gc, restore, verify, repair). The kernel
-//! releases it when its holder exits or is killed, so a lock can never be
-//! stale: a crashed run never blocks the next scheduled one. Waiters poll
-//! until `wait` has passed, then fail with `Error::Locked` naming the holder.
+//! The store lock: an OS file lock (flock) on `STORE/lock`. Writers of the
+//! index and deleters (take, gc, repair, mirror) hold it exclusively; readers
+//! (ls, restore, verify) hold it shared, so they never see gc delete a pack
+//! under them and never block each other. The kernel releases it when its
+//! holder exits or is killed, so a lock can never be stale: a crashed run never
+//! blocks the next scheduled one. Waiters poll until `wait` has passed, then
+//! fail with `Error::Locked` naming the holder.
+//!
+//! A store on a read-only file system (a mounted backup disk) cannot be
+//! written by anyone, so a shared lock there is not needed and not taken.
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -12,22 +17,54 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct StoreLock {
-    _file: File,
+    _file: Option<File>,
+    exclusive: bool,
 }
 
 impl StoreLock {
+    /// True for the exclusive lock (index writes and deletions allowed).
+    pub fn exclusive(&self) -> bool {
+        self.exclusive
+    }
+
     pub fn acquire(root: &Path, what: &str, wait: Duration) -> Result<StoreLock> {
+        Self::take(root, what, wait, true)
+    }
+
+    pub fn acquire_shared(root: &Path, what: &str, wait: Duration) -> Result<StoreLock> {
+        Self::take(root, what, wait, false)
+    }
+
+    fn take(root: &Path, what: &str, wait: Duration, exclusive: bool) -> Result<StoreLock> {
         let path = root.join("lock");
-        let mut file = OpenOptions::new()
+        let opened = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
-            .open(&path)
-            .map_err(Error::io("open", &path))?;
+            .open(&path);
+        let mut file = match opened {
+            Ok(f) => f,
+            Err(e) if !exclusive && read_only(&e) => match File::open(&path) {
+                Ok(f) => f,
+                // Nobody can write a store on a read-only file system.
+                Err(_) => {
+                    return Ok(StoreLock {
+                        _file: None,
+                        exclusive,
+                    })
+                }
+            },
+            Err(e) => return Err(Error::io("open", &path)(e)),
+        };
         let start = Instant::now();
         loop {
-            match file.try_lock() {
+            let tried = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match tried {
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) if start.elapsed() < wait => {
                     std::thread::sleep(Duration::from_millis(50));
@@ -44,16 +81,29 @@ impl StoreLock {
                 Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path)(e)),
             }
         }
-        // Who holds the lock, for the message another process shows while waiting.
-        let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let note = format!(
-            "held by `snap {what}`, pid {} on {host}",
-            std::process::id()
-        );
-        let _ = file
-            .set_len(0)
-            .and_then(|_| file.rewind())
-            .and_then(|_| file.write_all(note.as_bytes()));
-        Ok(StoreLock { _file: file })
+        if exclusive {
+            // Who holds the lock, for the message another process shows while waiting.
+            let host = gethostname::gethostname().to_string_lossy().into_owned();
+            let note = format!(
+                "held by `snap {what}`, pid {} on {host}",
+                std::process::id()
+            );
+            let _ = file
+                .set_len(0)
+                .and_then(|_| file.rewind())
+                .and_then(|_| file.write_all(note.as_bytes()));
+        }
+        Ok(StoreLock {
+            _file: Some(file),
+            exclusive,
+        })
     }
+}
+
+/// Errors that mean "this file system or file cannot be written by us".
+pub fn read_only(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)
+    )
 }

@@ -10,7 +10,7 @@
 //! STORE/tmp/                         temporary files before their rename
 //! ```
 
-pub mod fsutil;
+pub mod durable;
 pub mod index;
 pub mod lock;
 pub mod packs;
@@ -117,11 +117,11 @@ impl Store {
             )));
         }
         for dir in ["packs", "snapshots", "tmp"] {
-            fsutil::create_dir_durable(&root.join(dir))?;
+            durable::create_dir_durable(&root.join(dir))?;
         }
         let bytes = serde_json::to_vec_pretty(&config).expect("config encodes");
         // The config is written last: a directory without it is not a store.
-        fsutil::write_atomic(&root.join("tmp"), &root.join("config"), &bytes)?;
+        durable::write_atomic(&root.join("tmp"), &root.join("config"), &bytes)?;
         Store::open(root)
     }
 
@@ -264,25 +264,50 @@ impl Store {
     /// Reads a snapshot record and checks it against its id.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         let path = self.snapshot_path(id);
-        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+        let bytes = fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(format!("no snapshot {id} (it was forgotten)"))
+            } else {
+                Error::io("read", &path)(e)
+            }
+        })?;
         if SnapshotId::of(&bytes) != *id {
             return Err(Error::corrupt(
-                format!("snapshot {id}"),
-                "record does not match its id",
+                format!("snapshot record {}", path.display()),
+                "its bytes do not match its id",
             ));
         }
-        Snapshot::decode(&bytes)
+        Snapshot::decode(&bytes).map_err(|e| match e {
+            Error::Corrupt { detail, .. } => {
+                Error::corrupt(format!("snapshot record {}", path.display()), detail)
+            }
+            other => other,
+        })
     }
 
-    /// All snapshots, oldest first.
-    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let mut all = self
-            .snapshot_ids()?
-            .into_iter()
-            .map(|id| Ok((id, self.load_snapshot(&id)?)))
-            .collect::<Result<Vec<_>>>()?;
+    /// All readable snapshots, oldest first, and the records that are corrupt
+    /// (each named with its problem). A record removed meanwhile (a gc running
+    /// beside a lock-free `list`) is simply not listed; any other I/O error
+    /// fails the call, so a record that exists is never silently skipped.
+    pub fn snapshots_checked(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<String>)> {
+        let mut all = Vec::new();
+        let mut bad = Vec::new();
+        for id in self.snapshot_ids()? {
+            match self.load_snapshot(&id) {
+                Ok(s) => all.push((id, s)),
+                Err(Error::NotFound(_)) => {}
+                Err(e @ Error::Corrupt { .. }) => bad.push(e.to_string()),
+                Err(e) => return Err(e),
+            }
+        }
         all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(all)
+        Ok((all, bad))
+    }
+
+    /// All readable snapshots, oldest first (corrupt records are left out;
+    /// `snapshots_checked` names them).
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        Ok(self.snapshots_checked()?.0)
     }
 
     /// Resolves a full id, a unique prefix of at least 6 hex digits, or `latest`.
@@ -315,25 +340,76 @@ impl Store {
         }
     }
 
-    /// Takes the store lock for `what` (a command name, shown to waiters).
+    /// Takes the store lock exclusively for `what` (a command name, shown to
+    /// waiters): for commands that write the index or delete.
     pub fn lock(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
         StoreLock::acquire(&self.root, what, wait)
     }
 
-    /// Opens the index under the store lock, rebuilding it from the packs and
-    /// records first if it is missing (it is a cache).
-    pub fn open_index(&self, _lock: &StoreLock) -> Result<Index> {
+    /// Takes the store lock shared: for commands that only read.
+    pub fn lock_shared(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
+        StoreLock::acquire_shared(&self.root, what, wait)
+    }
+
+    /// Opens the index under the store lock. Under the exclusive lock, files
+    /// left in `tmp/` by killed processes are removed first, and a missing or
+    /// unreadable index is rebuilt from the packs and records (it is a cache).
+    /// Under a shared lock the index is opened read-only; if it cannot be
+    /// (missing, or left needing repair by a killed writer), a private copy is
+    /// rebuilt in the system's temporary directory.
+    pub fn open_index(&self, lock: &StoreLock) -> Result<Index> {
+        if !lock.exclusive() {
+            return match Index::open_read_only(&self.index_path()) {
+                Ok(index) => Ok(index),
+                Err(_) => packs::private_index(self),
+            };
+        }
+        self.clean_tmp()?;
         if !self.index_path().exists() {
             packs::rebuild_index(self)?;
         }
-        Index::open(&self.index_path())
+        match Index::open(&self.index_path()) {
+            Err(Error::Index(_)) => {
+                packs::rebuild_index(self)?;
+                Index::open(&self.index_path())
+            }
+            other => other,
+        }
+    }
+
+    /// Removes what killed processes left in `tmp/` (temporary packs, images,
+    /// index rebuilds). Called under the exclusive lock, when no other snap
+    /// process writes there; a young small `.tmp-*` file may belong to a
+    /// lock-free writer (job state) and is left alone.
+    fn clean_tmp(&self) -> Result<()> {
+        let tmp = self.tmp_dir();
+        let entries = match fs::read_dir(&tmp) {
+            Ok(e) => e,
+            Err(e) if lock::read_only(&e) => return Ok(()),
+            Err(e) => return Err(Error::io("read", &tmp)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(Error::io("read", &tmp))?;
+            let name = entry.file_name();
+            let young = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default().as_secs() < 600);
+            if name.to_string_lossy().starts_with(".tmp-") && young {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
     }
 
     /// Writes a snapshot record atomically; this is the last step of a take.
     pub fn write_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
         let bytes = snapshot.encode();
         let id = SnapshotId::of(&bytes);
-        fsutil::write_atomic(&self.tmp_dir(), &self.snapshot_path(&id), &bytes)?;
+        durable::write_atomic(&self.tmp_dir(), &self.snapshot_path(&id), &bytes)?;
         Ok(id)
     }
 }

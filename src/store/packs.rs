@@ -1,7 +1,7 @@
 //! Reading packs: a chunk by its location, a pack's header from its end, and
 //! rebuilding the index from every pack header and snapshot record.
 
-use super::{Index, Location, Store};
+use super::{durable, Index, Location, Store};
 use crate::error::{Error, Result};
 use crate::format::entry::{decode_entry, delta_base};
 use crate::format::pack::{self, EntryKind, PackEntry, TRAILER_LEN};
@@ -179,15 +179,38 @@ pub struct RebuildReport {
     pub snapshots: u64,
     /// Packs whose header could not be read; they were left out of the index.
     pub bad_packs: Vec<String>,
+    /// Delta entries whose base no pack holds in full; left out of the index.
+    pub undecodable: u64,
+    /// Snapshot records that are corrupt (named with the problem).
+    pub bad_records: Vec<String>,
 }
 
 /// Recreates the index from the pack headers and snapshot records alone.
-/// The caller holds the store lock; the old index file is replaced.
+/// The caller holds the store lock exclusively; the old index file is
+/// replaced by the new one in one rename.
 pub fn rebuild_index(store: &Store) -> Result<RebuildReport> {
     let path = store.index_path();
     let tmp = store.tmp_dir().join("index.rebuild");
     let _ = fs::remove_file(&tmp);
-    let index = Index::open(&tmp)?;
+    let report = build_index(store, &Index::open(&tmp)?)?;
+    durable::rename(&tmp, &path)?;
+    durable::fsync_dir(store.root())?;
+    Ok(report)
+}
+
+/// An index of the store built in a private temporary directory, for a
+/// reader that cannot use (or write) the store's own.
+pub fn private_index(store: &Store) -> Result<Index> {
+    let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
+    let index = Index::open_private(dir)?;
+    build_index(store, &index)?;
+    Ok(index)
+}
+
+/// Fills an empty index from the packs and records. Invariant kept: every
+/// row names a chunk that can be decoded, so a delta whose base is not
+/// indexed in full (a gc deleted it) is left out.
+fn build_index(store: &Store, index: &Index) -> Result<RebuildReport> {
     let mut report = RebuildReport::default();
     for (id, file) in store.pack_files()? {
         match read_header(&file) {
@@ -200,12 +223,28 @@ pub fn rebuild_index(store: &Store) -> Result<RebuildReport> {
             Err(e) => report.bad_packs.push(format!("{}: {e}", file.display())),
         }
     }
-    for (id, snap) in store.snapshots()? {
+    let reader = index.reader()?;
+    let packs = PackReader::new(store);
+    let mut undecodable = Vec::new();
+    let mut deltas = reader.delta_rows()?;
+    deltas.sort_by_key(|l| (l.pack, l.entry.offset));
+    for (loc, stored) in deltas.iter().zip(packs.read_stored_many(&deltas)) {
+        let full = match stored.ok().and_then(|b| delta_base(&b)) {
+            Some(b) => reader.get(&b)?.is_some_and(|l| l.entry.kind != EntryKind::Delta),
+            None => false,
+        };
+        if !full {
+            undecodable.push(loc.entry.id);
+        }
+    }
+    drop(reader);
+    report.undecodable = undecodable.len() as u64;
+    index.remove_chunks(&undecodable)?;
+    let (snapshots, bad) = store.snapshots_checked()?;
+    for (id, snap) in snapshots {
         index.add_snapshot(&id, snap.time.timestamp())?;
         report.snapshots += 1;
     }
-    drop(index);
-    fs::rename(&tmp, &path).map_err(Error::io("rename into place", &path))?;
-    super::fsutil::fsync_dir(store.root())?;
+    report.bad_records = bad;
     Ok(report)
 }

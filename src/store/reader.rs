@@ -7,7 +7,7 @@ use super::Store;
 use crate::error::{Error, Result};
 use crate::format::entry::delta_base;
 use crate::format::pack::EntryKind;
-use crate::format::tree::{decode_tree, Tree};
+use crate::format::tree::{decode_tree, Node, NodeKind, Tree};
 use crate::id::ChunkId;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -129,6 +129,41 @@ impl<'a> StoreReader<'a> {
             .collect();
         out.extend(decoded);
         out
+    }
+
+    /// Visits every node under `nodes`, depth first and in name order, each
+    /// with its path below `prefix`. Iterative, so a tree of any depth cannot
+    /// overflow the stack. `visit` returns whether to enter a directory; a
+    /// subtree that cannot be read goes to `failed`, which decides whether
+    /// the walk goes on.
+    pub fn walk(
+        &self,
+        prefix: &str,
+        nodes: Vec<Node>,
+        mut visit: impl FnMut(&str, &Node) -> Result<bool>,
+        mut failed: impl FnMut(&str, Error) -> Result<()>,
+    ) -> Result<()> {
+        let join = |dir: &str, node: &Node| {
+            if dir.is_empty() {
+                node.name_lossy()
+            } else {
+                format!("{dir}/{}", node.name_lossy())
+            }
+        };
+        let mut stack: Vec<(String, Node)> =
+            nodes.into_iter().rev().map(|n| (join(prefix, &n), n)).collect();
+        while let Some((path, node)) = stack.pop() {
+            if !visit(&path, &node)? {
+                continue;
+            }
+            if let NodeKind::Dir { tree } = &node.kind {
+                match self.tree(tree) {
+                    Ok(t) => stack.extend(t.nodes.into_iter().rev().map(|n| (join(&path, &n), n))),
+                    Err(e) => failed(&path, e)?,
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn tree(&self, ids: &[ChunkId]) -> Result<Tree> {

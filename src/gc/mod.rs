@@ -1,0 +1,201 @@
+//! gc: retention plan -> mark -> pack plan -> check -> execute.
+//!
+//! Runs under the exclusive store lock, so no `take` runs meanwhile: a take
+//! either finished before gc started (its snapshot is marked like any other)
+//! or starts after gc finished (it deduplicates against what gc kept). See
+//! DESIGN.md "Concurrency".
+//!
+//! Nothing is changed until the whole plan is computed from the pack headers
+//! and checked (`plan::check`). Execution order, each step durable before the
+//! next: forgotten records deleted; repacked entries written to new packs,
+//! each re-read and checked against its name; one index commit naming exactly
+//! the live chunks at their final places; only then are old pack files
+//! deleted, and never one the new index names (a repack can produce a pack
+//! with the very name of one planned for deletion: identity, not name, decides).
+
+mod execute;
+mod mark;
+pub mod plan;
+
+pub use execute::delta_bases;
+pub use mark::mark;
+pub use plan::{Fate, PackInfo, PackPlan};
+
+use crate::error::{Error, Result};
+use crate::id::PackId;
+use crate::retention::{self, Candidate, GroupBy, Plan, Policy};
+use crate::store::{packs, Index, Store, StoreReader};
+use chrono::{DateTime, FixedOffset};
+use std::collections::HashSet;
+use std::fs;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct GcOptions {
+    pub policy: Policy,
+    pub group_by: GroupBy,
+    /// Print the plan and what would be freed; change nothing.
+    pub dry_run: bool,
+    /// Repack a pack when more than this share of its bytes is dead.
+    pub repack_threshold: f64,
+    /// "Now" for the policy (future snapshots are never forgotten).
+    pub now: Option<DateTime<FixedOffset>>,
+    pub lock_wait: Duration,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            policy: Policy::default(),
+            group_by: GroupBy::default(),
+            dry_run: false,
+            repack_threshold: 0.10,
+            now: None,
+            lock_wait: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub plan: Plan,
+    pub forgotten: usize,
+    pub kept: usize,
+    pub live_chunks: u64,
+    pub packs_deleted: u64,
+    pub packs_repacked: u64,
+    pub packs_written: u64,
+    /// Pack bytes before minus pack bytes after.
+    pub bytes_freed: u64,
+    pub duration_ms: u64,
+    /// The fate of every pack that changes (`repack` or `delete`), by id.
+    pub packs: Vec<(String, Fate)>,
+    /// Packs whose header could not be read; left untouched.
+    pub bad_packs: Vec<String>,
+    /// Snapshot records that are corrupt; neither kept nor forgotten.
+    pub bad_records: Vec<String>,
+}
+
+pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
+    let start = Instant::now();
+    let lock = store.lock("gc", opts.lock_wait)?;
+    let index = store.open_index(&lock)?;
+    let (plan, kept, bad_records) = plan_store(store, opts)?;
+    let mut report = GcReport {
+        dry_run: opts.dry_run,
+        forgotten: plan.forget().count(),
+        kept: plan.keep().count(),
+        bad_records,
+        ..Default::default()
+    };
+    let reader = StoreReader::new(store, &index)?;
+    // If any kept snapshot cannot be read completely, gc stops here having changed nothing.
+    let live = mark(&reader, kept.iter())?;
+    let packs = read_headers(store, &mut report)?;
+    let pack_plan = plan::plan_packs(
+        &packs,
+        live,
+        |id| reader.index.get(id).ok().flatten(),
+        |deltas| execute::delta_bases(&reader.packs, deltas),
+        opts.repack_threshold,
+    )?;
+    plan::check(&pack_plan)?;
+    report.plan = plan;
+    describe(&pack_plan, &mut report);
+    if opts.dry_run {
+        report.bytes_freed = pack_plan.bytes_freed();
+        report.duration_ms = start.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    let before: u64 = packs.iter().map(|p| p.size).sum();
+    execute::forget(store, &index, &report.plan)?;
+    let written = execute::run(store, &index, &reader, &pack_plan)?;
+    report.packs_written = written.len() as u64;
+    let after = before + written.iter().sum::<u64>()
+        - pack_plan
+            .fates
+            .iter()
+            .filter(|(_, _, f)| *f != Fate::Keep)
+            .map(|(_, s, _)| s)
+            .sum::<u64>();
+    report.bytes_freed = before.saturating_sub(after);
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn describe(plan: &PackPlan, report: &mut GcReport) {
+    report.live_chunks = plan.live.len() as u64;
+    report.packs_deleted = plan.with_fate(Fate::Delete).count() as u64;
+    report.packs_repacked = plan.with_fate(Fate::Repack).count() as u64;
+    report.packs = plan
+        .fates
+        .iter()
+        .filter(|(_, _, f)| *f != Fate::Keep)
+        .map(|(p, _, f)| (p.to_hex(), *f))
+        .collect();
+}
+
+/// Every pack's header (the truth the plan is made from). A pack whose
+/// header cannot be read is reported and left alone.
+fn read_headers(store: &Store, report: &mut GcReport) -> Result<Vec<PackInfo>> {
+    let mut out = Vec::new();
+    for (id, path) in store.pack_files()? {
+        match packs::read_header(&path) {
+            Ok(entries) => out.push(PackInfo {
+                id,
+                size: fs::metadata(&path).map_err(Error::io("stat", &path))?.len(),
+                entries,
+            }),
+            Err(e) => report.bad_packs.push(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(out)
+}
+
+/// The retention plan for a store's snapshots, the snapshots it keeps, and
+/// the corrupt records (left out of the plan, named).
+pub fn plan_store(
+    store: &Store,
+    opts: &GcOptions,
+) -> Result<(Plan, Vec<crate::Snapshot>, Vec<String>)> {
+    let (snapshots, bad) = store.snapshots_checked()?;
+    let candidates: Vec<Candidate> = snapshots
+        .iter()
+        .map(|(id, s)| Candidate {
+            id: id.to_hex(),
+            time: s.time,
+            host: s.host.clone(),
+            paths: s.paths.clone(),
+            tags: s.tags.clone(),
+        })
+        .collect();
+    let now = opts
+        .now
+        .unwrap_or_else(|| chrono::Local::now().fixed_offset());
+    let plan = retention::plan(
+        &opts.policy,
+        &candidates,
+        opts.group_by,
+        now,
+        &chrono::Local,
+    )?;
+    let keep: HashSet<&str> = plan.keep().map(|d| d.id.as_str()).collect();
+    let kept = snapshots
+        .into_iter()
+        .filter(|(id, _)| keep.contains(id.to_hex().as_str()))
+        .map(|(_, s)| s)
+        .collect();
+    Ok((plan, kept, bad))
+}
+
+/// Packs to delete once the index no longer names them: `doomed` minus every
+/// pack the committed index names.
+pub(crate) fn deletable(index: &Index, doomed: &[PackId]) -> Result<Vec<PackId>> {
+    let named = index.pack_ids()?;
+    Ok(doomed
+        .iter()
+        .filter(|p| !named.contains(p))
+        .copied()
+        .collect())
+}

@@ -1,0 +1,291 @@
+//! The pack plan of a gc: from the live chunks and the pack headers (the
+//! truth; the index is only consulted to prefer the copy it already names),
+//! decide which copy of every live chunk survives, and which packs are kept,
+//! repacked or deleted. Pure apart from `bases`, which reads the base ids of
+//! the chosen delta entries. `check` proves the plan safe before anything is
+//! executed (restic's PlanPrune, then Execute).
+//!
+//! Invariants a plan that passes `check` keeps:
+//! - every live chunk has exactly one chosen copy, in a pack that is kept or
+//!   repacked (never deleted);
+//! - every chosen delta's base is live and its chosen copy is stored in full,
+//!   so after gc every index row names a chunk that can be decoded.
+
+use crate::error::{Error, Result};
+use crate::format::pack::{EntryKind, PackEntry};
+use crate::id::{ChunkId, PackId};
+use crate::store::Location;
+use std::collections::{HashMap, HashSet};
+
+/// One pack as its header describes it.
+#[derive(Clone, Debug)]
+pub struct PackInfo {
+    pub id: PackId,
+    pub size: u64,
+    pub entries: Vec<PackEntry>,
+}
+
+/// What happens to one pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fate {
+    Keep,
+    Repack,
+    Delete,
+}
+
+#[derive(Debug, Default)]
+pub struct PackPlan {
+    /// Every chunk that must stay readable: marked ones and their bases.
+    pub live: HashSet<ChunkId>,
+    /// Where each live chunk is read from (before any repack).
+    pub chosen: HashMap<ChunkId, Location>,
+    /// Each chosen delta's base.
+    pub bases: HashMap<ChunkId, ChunkId>,
+    pub fates: Vec<(PackId, u64, Fate)>,
+}
+
+impl PackPlan {
+    pub fn with_fate(&self, fate: Fate) -> impl Iterator<Item = PackId> + '_ {
+        self.fates
+            .iter()
+            .filter(move |(_, _, f)| *f == fate)
+            .map(|(p, _, _)| *p)
+    }
+
+    /// The chosen entries of `pack`, in pack order (what a repack copies).
+    pub fn chosen_in(&self, pack: &PackId) -> Vec<Location> {
+        let mut out: Vec<Location> = self
+            .chosen
+            .values()
+            .filter(|l| l.pack == *pack)
+            .cloned()
+            .collect();
+        out.sort_by_key(|l| l.entry.offset);
+        out
+    }
+
+    /// Pack bytes freed: deleted packs whole, repacked ones but their live bytes.
+    pub fn bytes_freed(&self) -> u64 {
+        self.fates
+            .iter()
+            .map(|(p, size, fate)| match fate {
+                Fate::Keep => 0,
+                Fate::Delete => *size,
+                Fate::Repack => size.saturating_sub(self.live_bytes(p)),
+            })
+            .sum()
+    }
+
+    fn live_bytes(&self, pack: &PackId) -> u64 {
+        self.chosen
+            .values()
+            .filter(|l| l.pack == *pack)
+            .map(|l| l.entry.length as u64)
+            .sum()
+    }
+}
+
+/// Plans which copy of each live chunk survives and each pack's fate.
+/// `indexed` gives the index's row for a chunk (preferred when it names a
+/// real copy); `bases` returns the base id of each delta entry it is given.
+/// A live chunk no pack holds stops the plan: gc then changes nothing.
+pub fn plan_packs(
+    packs: &[PackInfo],
+    mut live: HashSet<ChunkId>,
+    indexed: impl Fn(&ChunkId) -> Option<Location>,
+    bases: impl FnOnce(&[Location]) -> Result<Vec<ChunkId>>,
+    repack_threshold: f64,
+) -> Result<PackPlan> {
+    let mut copies: HashMap<ChunkId, Vec<Location>> = HashMap::new();
+    for p in packs {
+        for e in &p.entries {
+            if live.contains(&e.id) {
+                copies.entry(e.id).or_default().push(Location {
+                    pack: p.id,
+                    entry: e.clone(),
+                });
+            }
+        }
+    }
+    let choose = |id: &ChunkId, full: bool| -> Result<Location> {
+        let candidates: Vec<&Location> = copies
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter(|l| !full || l.entry.kind != EntryKind::Delta)
+            .collect();
+        let index_copy = indexed(id).filter(|l| candidates.contains(&l));
+        index_copy
+            .or_else(|| candidates.first().map(|l| (*l).clone()))
+            .ok_or_else(|| {
+                let what = if full { "stored in full" } else { "held" };
+                Error::corrupt(
+                    format!("chunk {id}"),
+                    format!("a kept snapshot needs it and no pack has it {what}; gc changed nothing (run `snap verify` to see what is affected)"),
+                )
+            })
+    };
+    let mut chosen = HashMap::with_capacity(live.len());
+    for id in &live {
+        chosen.insert(*id, choose(id, false)?);
+    }
+    let mut deltas: Vec<Location> = chosen
+        .values()
+        .filter(|l| l.entry.kind == EntryKind::Delta)
+        .cloned()
+        .collect();
+    deltas.sort_by_key(|l| (l.pack, l.entry.offset));
+    let base_ids = bases(&deltas)?;
+    let mut base_of = HashMap::with_capacity(deltas.len());
+    for (d, b) in deltas.iter().zip(base_ids) {
+        base_of.insert(d.entry.id, b);
+    }
+    // A base is chosen in full, so it brings in no further base.
+    for b in base_of.values() {
+        live.insert(*b);
+        chosen.insert(*b, choose(b, true)?);
+    }
+    let mut plan = PackPlan {
+        live,
+        chosen,
+        bases: base_of,
+        fates: Vec::with_capacity(packs.len()),
+    };
+    let mut live_bytes: HashMap<PackId, u64> = HashMap::new();
+    for l in plan.chosen.values() {
+        *live_bytes.entry(l.pack).or_default() += l.entry.length as u64;
+    }
+    for p in packs {
+        let total: u64 = p.entries.iter().map(|e| e.length as u64).sum();
+        let fate = match live_bytes.get(&p.id) {
+            None => Fate::Delete,
+            Some(&n) if total > 0 && 1.0 - n as f64 / total as f64 > repack_threshold => {
+                Fate::Repack
+            }
+            Some(_) => Fate::Keep,
+        };
+        plan.fates.push((p.id, p.size, fate));
+    }
+    Ok(plan)
+}
+
+/// Checks the plan's invariants before anything is executed.
+pub fn check(plan: &PackPlan) -> Result<()> {
+    let fate: HashMap<PackId, Fate> = plan.fates.iter().map(|(p, _, f)| (*p, *f)).collect();
+    let fail = |what: String| {
+        Err(Error::corrupt(
+            "gc plan",
+            format!("{what}; the plan was not executed and nothing was changed"),
+        ))
+    };
+    for id in &plan.live {
+        let Some(loc) = plan.chosen.get(id) else {
+            return fail(format!("live chunk {id} has no chosen copy"));
+        };
+        match fate.get(&loc.pack) {
+            Some(Fate::Keep) | Some(Fate::Repack) => {}
+            _ => return fail(format!("live chunk {id} would be deleted with its pack")),
+        }
+        if loc.entry.kind == EntryKind::Delta {
+            let base = plan.bases.get(id).and_then(|b| plan.chosen.get(b));
+            match base {
+                Some(b) if b.entry.kind != EntryKind::Delta && plan.live.contains(&b.entry.id) => {}
+                _ => return fail(format!("the base of delta {id} would not stay readable")),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u8, kind: EntryKind, offset: u64) -> PackEntry {
+        PackEntry {
+            kind,
+            id: ChunkId([id; 32]),
+            offset,
+            length: 100,
+            raw_length: 4096,
+        }
+    }
+
+    fn pack(n: u8, entries: Vec<PackEntry>) -> PackInfo {
+        PackInfo {
+            id: PackId([n; 32]),
+            size: 1000,
+            entries,
+        }
+    }
+
+    // The story of issue 9, defect 1: page P stored in full (B, pack 1), then
+    // as a delta D against B (pack 2), then replaced. A gc keeping only D's
+    // snapshot once deleted B's pack and left D's row naming a missing base.
+    #[test]
+    fn a_kept_delta_keeps_its_base() {
+        let packs = vec![
+            pack(1, vec![entry(0xB, EntryKind::Zstd, 0)]),
+            pack(2, vec![entry(0xD, EntryKind::Delta, 0)]),
+        ];
+        let live = HashSet::from([ChunkId([0xD; 32])]);
+        let plan = plan_packs(
+            &packs,
+            live,
+            |_| None,
+            |d| Ok(d.iter().map(|_| ChunkId([0xB; 32])).collect()),
+            0.1,
+        )
+        .unwrap();
+        check(&plan).unwrap();
+        assert!(plan.live.contains(&ChunkId([0xB; 32])));
+        assert_eq!(plan.with_fate(Fate::Delete).count(), 0);
+    }
+
+    #[test]
+    fn a_base_stored_only_as_a_delta_stops_the_plan() {
+        let packs = vec![pack(
+            1,
+            vec![
+                entry(0xB, EntryKind::Delta, 0),
+                entry(0xD, EntryKind::Delta, 100),
+            ],
+        )];
+        let live = HashSet::from([ChunkId([0xD; 32])]);
+        let r = plan_packs(
+            &packs,
+            live,
+            |_| None,
+            |d| Ok(d.iter().map(|_| ChunkId([0xB; 32])).collect()),
+            0.1,
+        );
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn the_index_copy_is_preferred_and_a_wrong_row_ignored() {
+        let packs = vec![
+            pack(1, vec![entry(7, EntryKind::Zstd, 0)]),
+            pack(2, vec![entry(7, EntryKind::Zstd, 0)]),
+        ];
+        let live = HashSet::from([ChunkId([7; 32])]);
+        let at = |p: u8| Location {
+            pack: PackId([p; 32]),
+            entry: entry(7, EntryKind::Zstd, 0),
+        };
+        let plan = plan_packs(&packs, live.clone(), |_| Some(at(2)), |_| Ok(vec![]), 0.1).unwrap();
+        assert_eq!(plan.chosen[&ChunkId([7; 32])].pack, PackId([2; 32]));
+        // A row naming a pack that does not hold the chunk (a flipped bit) is not trusted.
+        let plan = plan_packs(&packs, live, |_| Some(at(9)), |_| Ok(vec![]), 0.1).unwrap();
+        assert_eq!(plan.chosen[&ChunkId([7; 32])].pack, PackId([1; 32]));
+        check(&plan).unwrap();
+        assert_eq!(plan.with_fate(Fate::Delete).collect::<Vec<_>>(), [PackId([2; 32])]);
+    }
+
+    #[test]
+    fn a_missing_live_chunk_stops_the_plan() {
+        let live = HashSet::from([ChunkId([3; 32])]);
+        assert!(plan_packs(&[], live, |_| None, |_| Ok(vec![]), 0.1).is_err());
+    }
+}
