@@ -233,6 +233,7 @@ impl JobRunner<'_> {
                 checkpoint: s.checkpoint,
                 integrity_check: s.integrity_check,
                 backup_api: false,
+                lock_wait: None,
             },
             lock_wait: self.lock_wait,
             ..Default::default()

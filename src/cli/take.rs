@@ -35,6 +35,9 @@ pub struct Args {
     /// Run PRAGMA wal_checkpoint(TRUNCATE) first (skipped if the database is busy)
     #[arg(long)]
     checkpoint: bool,
+    /// Seconds a database capture waits for its read lock while a writer holds the database
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    db_lock_wait: u64,
     /// Check captured databases with the full integrity_check (default: quick_check)
     #[arg(long)]
     integrity_check: bool,
@@ -96,6 +99,7 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
             checkpoint: args.checkpoint,
             integrity_check: args.integrity_check,
             backup_api: args.backup_api,
+            lock_wait: Some(std::time::Duration::from_secs(args.db_lock_wait)),
         },
         progress: progress_wanted(ctx),
         lock_wait: ctx.lock_wait,

@@ -92,15 +92,41 @@ impl PackPlan {
 /// A live chunk no pack holds stops the plan: gc then changes nothing.
 pub fn plan_packs(
     packs: &[PackInfo],
-    mut live: HashSet<ChunkId>,
+    live: HashSet<ChunkId>,
     indexed: impl Fn(&ChunkId) -> Option<Location>,
     bases: impl FnOnce(&[Location]) -> Result<Vec<ChunkId>>,
     repack_threshold: f64,
 ) -> Result<PackPlan> {
-    let mut copies: HashMap<ChunkId, Vec<Location>> = HashMap::new();
+    let mut copies = HashMap::new();
+    collect_copies(packs, &live, &mut copies);
+    let mut plan = choose_copies(packs, live, &copies, &indexed, bases)?;
+    let mut live_bytes: HashMap<PackId, u64> = HashMap::new();
+    for l in plan.chosen.values() {
+        *live_bytes.entry(l.pack).or_default() += l.entry.length as u64;
+    }
+    for p in packs {
+        let total: u64 = p.entries.iter().map(|e| e.length as u64).sum();
+        let fate = match live_bytes.get(&p.id) {
+            None => Fate::Delete,
+            Some(&n) if total > 0 && 1.0 - n as f64 / total as f64 > repack_threshold => {
+                Fate::Repack
+            }
+            Some(_) => Fate::Keep,
+        };
+        plan.fates.push((p.id, p.size, fate));
+    }
+    Ok(plan)
+}
+
+/// Every copy, in the pack headers, of the chunks in `wanted`.
+fn collect_copies(
+    packs: &[PackInfo],
+    wanted: &HashSet<ChunkId>,
+    copies: &mut HashMap<ChunkId, Vec<Location>>,
+) {
     for p in packs {
         for e in &p.entries {
-            if live.contains(&e.id) {
+            if wanted.contains(&e.id) {
                 copies.entry(e.id).or_default().push(Location {
                     pack: p.id,
                     entry: e.clone(),
@@ -108,7 +134,17 @@ pub fn plan_packs(
             }
         }
     }
-    let choose = |id: &ChunkId, full: bool| -> Result<Location> {
+}
+
+/// One copy per live chunk, then one full copy per base of a chosen delta.
+fn choose_copies(
+    packs: &[PackInfo],
+    mut live: HashSet<ChunkId>,
+    copies: &HashMap<ChunkId, Vec<Location>>,
+    indexed: &impl Fn(&ChunkId) -> Option<Location>,
+    bases: impl FnOnce(&[Location]) -> Result<Vec<ChunkId>>,
+) -> Result<PackPlan> {
+    let choose = |copies: &HashMap<ChunkId, Vec<Location>>, id: &ChunkId, full: bool| -> Result<Location> {
         let candidates: Vec<&Location> = copies
             .get(id)
             .into_iter()
@@ -128,7 +164,7 @@ pub fn plan_packs(
     };
     let mut chosen = HashMap::with_capacity(live.len());
     for id in &live {
-        chosen.insert(*id, choose(id, false)?);
+        chosen.insert(*id, choose(copies, id, false)?);
     }
     let mut deltas: Vec<Location> = chosen
         .values()
@@ -141,33 +177,22 @@ pub fn plan_packs(
     for (d, b) in deltas.iter().zip(base_ids) {
         base_of.insert(d.entry.id, b);
     }
+    // Bases that are not live yet: find their copies too.
+    let new: HashSet<ChunkId> = base_of.values().filter(|b| !live.contains(b)).copied().collect();
+    let mut base_copies = HashMap::new();
+    collect_copies(packs, &new, &mut base_copies);
     // A base is chosen in full, so it brings in no further base.
     for b in base_of.values() {
+        let pool = if new.contains(b) { &base_copies } else { copies };
+        chosen.insert(*b, choose(pool, b, true)?);
         live.insert(*b);
-        chosen.insert(*b, choose(b, true)?);
     }
-    let mut plan = PackPlan {
+    Ok(PackPlan {
         live,
         chosen,
         bases: base_of,
         fates: Vec::with_capacity(packs.len()),
-    };
-    let mut live_bytes: HashMap<PackId, u64> = HashMap::new();
-    for l in plan.chosen.values() {
-        *live_bytes.entry(l.pack).or_default() += l.entry.length as u64;
-    }
-    for p in packs {
-        let total: u64 = p.entries.iter().map(|e| e.length as u64).sum();
-        let fate = match live_bytes.get(&p.id) {
-            None => Fate::Delete,
-            Some(&n) if total > 0 && 1.0 - n as f64 / total as f64 > repack_threshold => {
-                Fate::Repack
-            }
-            Some(_) => Fate::Keep,
-        };
-        plan.fates.push((p.id, p.size, fate));
-    }
-    Ok(plan)
+    })
 }
 
 /// Checks the plan's invariants before anything is executed.

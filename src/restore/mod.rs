@@ -75,6 +75,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         let reader = StoreReader::new(store, &index)?;
         let jobs = plan(&reader, &snap, opts)?;
         for job in &jobs {
+            check_depth(&reader, &job.node)?;
             let target = job.into.join(std::ffi::OsStr::from_bytes(&job.node.name));
             check_target(&target, replace)?;
             if !opts.force {
@@ -194,6 +195,26 @@ pub fn lookup(reader: &StoreReader, top: &Tree, sub: &str) -> Result<Node> {
 
 pub fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
     tree.nodes.iter().find(|n| n.name == name)
+}
+
+/// Refuses, before anything is written, a tree nested deeper than restore
+/// recreates (`MAX_DEPTH`).
+fn check_depth(reader: &StoreReader, node: &Node) -> Result<()> {
+    let max = crate::format::tree::MAX_DEPTH;
+    reader.walk(
+        "",
+        vec![node.clone()],
+        |path, _| {
+            if path.matches('/').count() >= max {
+                return Err(Error::Invalid(format!(
+                    "the snapshot nests directories more than {max} deep (at {}…); nothing was restored",
+                    &path[..path.len().min(80)]
+                )));
+            }
+            Ok(true)
+        },
+        |_, e| Err(e),
+    )
 }
 
 /// Refuses an existing target (a file, or a non-empty directory) unless

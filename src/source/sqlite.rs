@@ -29,6 +29,8 @@ pub struct CaptureOptions {
     /// Use the backup API even when `sqlite_dbpage` is available (the
     /// fallback path, exercised by the tests).
     pub backup_api: bool,
+    /// How long to wait for the read lock (default `BUSY_WAIT`).
+    pub lock_wait: Option<Duration>,
 }
 
 /// Pages per chunk. One page: see DESIGN.md, "Parameters" (bytes stored per
@@ -100,12 +102,15 @@ pub fn capture(
     )
     .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
     .map_err(Error::sqlite(path))?;
+    LOCK_WAIT.set(opts.lock_wait.unwrap_or(BUSY_WAIT));
     conn.busy_handler(Some(wait_for_lock))
         .map_err(Error::sqlite(path))?;
     let mut warnings = Vec::new();
-    let journal_mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .map_err(|e| busy(path, e))?;
+    let journal_mode: String = match conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)) {
+        Ok(mode) => mode,
+        Err(e) if damaged(&e) => "unknown".into(),
+        Err(e) => return Err(busy(path, e)),
+    };
     if opts.checkpoint && journal_mode.eq_ignore_ascii_case("wal") {
         conn.busy_timeout(CHECKPOINT_WAIT)
             .map_err(Error::sqlite(path))?;
@@ -132,9 +137,17 @@ pub fn capture(
     } else {
         backup_pages(&conn, path, &tmp, image.as_file_mut()).map(|(s, n)| (s, n, Vec::new()))
     }
-    .map_err(|e| match e {
-        Error::Sqlite { path, source } => busy(&path, source),
-        other => other,
+    .or_else(|e| match e {
+        // SQLite cannot read it at all: store the file's pages as they are,
+        // and let the check mark the snapshot (exit 5), as for a bad page.
+        Error::Sqlite { source, .. } if damaged(&source) => {
+            raw_pages(path, image.as_file_mut()).map(|(s, n, mut d)| {
+                d.insert(0, format!("SQLite could not read it ({source})"));
+                (s, n, d)
+            })
+        }
+        Error::Sqlite { path, source } => Err(busy(&path, source)),
+        other => Err(other),
     })?;
     drop(conn);
     let bases = parent
@@ -207,21 +220,57 @@ fn check_room(db: &Path, tmp: &Path) -> Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// The capture's lock wait, for the busy handler (a plain fn) on this thread.
+    static LOCK_WAIT: std::cell::Cell<Duration> = const { std::cell::Cell::new(BUSY_WAIT) };
+}
+
 /// SQLite's busy handler for the capture: retry every millisecond (a writer
 /// committing in a tight loop leaves the lock free only for moments) until
-/// `BUSY_WAIT` has passed.
+/// the lock wait has passed.
 fn wait_for_lock(tries: i32) -> bool {
     std::thread::sleep(Duration::from_millis(1));
-    (tries as u128) < BUSY_WAIT.as_millis()
+    (tries as u128) < LOCK_WAIT.get().as_millis()
+}
+
+/// Errors that mean the database file itself is damaged.
+fn damaged(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// The pages of a file SQLite cannot read, copied byte for byte (the last
+/// one padded with zeros). Returns (page size, count, damage).
+fn raw_pages(path: &Path, out: &mut std::fs::File) -> Result<(u32, u64, Vec<String>)> {
+    let mut file = std::fs::File::open(path).map_err(Error::io("open", path))?;
+    let mut head = [0u8; 18];
+    file.read_exact(&mut head).map_err(Error::io("read", path))?;
+    let page_size = match u16::from_be_bytes([head[16], head[17]]) {
+        1 => 65536,
+        n if n >= 512 && n.is_power_of_two() => n as u32,
+        _ => 4096,
+    };
+    file.rewind().map_err(Error::io("read", path))?;
+    let n = std::io::copy(&mut file, out).map_err(Error::io("copy", path))?;
+    let pages = n.div_ceil(page_size as u64);
+    out.set_len(pages * page_size as u64)
+        .map_err(Error::io("write image of", path))?;
+    let mut damage = Vec::new();
+    if n % page_size as u64 != 0 {
+        damage.push(format!("{n} bytes is not a whole number of {page_size}-byte pages"));
+    }
+    Ok((page_size, pages, damage))
 }
 
 /// "database is locked" after the whole wait says what was waited for.
 fn busy(path: &Path, e: rusqlite::Error) -> Error {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
         return Error::Invalid(format!(
-            "{}: waited {} s for a read lock, and another process kept its write lock on the database all that time (a writer committing without pause, or a transaction left open); nothing was recorded",
+            "{}: waited {} s for a read lock, and another process kept its write lock on the database all that time (a writer committing without pause, or a transaction left open); nothing was recorded (--db-lock-wait sets the wait)",
             path.display(),
-            BUSY_WAIT.as_secs()
+            LOCK_WAIT.get().as_secs()
         ));
     }
     Error::Sqlite {

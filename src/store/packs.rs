@@ -44,7 +44,10 @@ impl<'a> PackReader<'a> {
             .unwrap_or_else(|| self.store.pack_path(id));
         let f = Arc::new(File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound(format!("pack {id} is missing ({})", path.display()))
+                Error::corrupt(
+                    format!("pack {id}"),
+                    format!("it is missing from the store ({})", path.display()),
+                )
             } else {
                 Error::io("open pack", &path)(e)
             }
