@@ -133,7 +133,11 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     };
     // The record is written last: only now is every chunk it names durable.
     let id = store.write_snapshot(&snapshot)?;
-    index.add_snapshot(&id, snapshot.time.timestamp())?;
+    // The snapshot exists now; the catalog is a cache a rebuild restores.
+    if let Err(e) = index.add_snapshot(&id, snapshot.time.timestamp()) {
+        w.warnings
+            .push(format!("the index catalog was not updated ({e})"));
+    }
     Ok(TakeReport {
         id: Some(id),
         snapshot: Some(snapshot),
@@ -352,7 +356,9 @@ impl Walker<'_> {
         let size = meta.len();
         let mut chunks = Vec::new();
         let mut read = 0u64;
-        for chunk in crate::chunker::file_chunks(std::io::Read::take(&file, size), self.writer_params()) {
+        for chunk in
+            crate::chunker::file_chunks(std::io::Read::take(&file, size), self.writer_params())
+        {
             let data = match chunk {
                 Ok(d) => d,
                 Err(e) => return self.unreadable(path, e).map(|_| None),
@@ -364,7 +370,8 @@ impl Walker<'_> {
         }
         let now = file.metadata().ok();
         let changed = read != size
-            || now.is_none_or(|m| m.len() != size || source::mtime_ns(&m) != source::mtime_ns(meta));
+            || now
+                .is_none_or(|m| m.len() != size || source::mtime_ns(&m) != source::mtime_ns(meta));
         if changed {
             // As tar does: keep what was read, and say the file changed meanwhile.
             self.warnings.push(format!(

@@ -16,7 +16,8 @@ fn create_blob_db(path: &Path, blob: &[u8]) {
 
 fn set_blob(path: &Path, blob: &[u8]) {
     let c = Connection::open(path).unwrap();
-    c.execute("UPDATE t SET v = ?1 WHERE id = 1", [blob]).unwrap();
+    c.execute("UPDATE t SET v = ?1 WHERE id = 1", [blob])
+        .unwrap();
 }
 
 fn blob_of(path: &Path) -> Vec<u8> {
@@ -54,7 +55,10 @@ fn gc_never_leaves_a_delta_without_its_base() {
     snap_ok(&store, &["take", data.to_str().unwrap()]);
     set_blob(&db, &rng.bytes(3000));
     snap_ok(&store, &["take", data.to_str().unwrap()]);
-    snap_ok(&store, &["gc", "--keep-last", "1", "--repack-threshold", "1"]);
+    snap_ok(
+        &store,
+        &["gc", "--keep-last", "1", "--repack-threshold", "1"],
+    );
     // The database returns to D's content.
     fs::copy(&saved, &db).unwrap();
     let id = snap_json(&store, &["take", data.to_str().unwrap()])["id"]
@@ -122,7 +126,10 @@ fn gc_trusts_pack_headers_not_a_damaged_index_row() {
     let dir = tempfile::tempdir().unwrap();
     let (_data, store, want) = two_snapshots(dir.path());
     flip_index_row(&store, 3);
-    snap_ok(&store, &["gc", "--keep-last", "2", "--repack-threshold", "0"]);
+    snap_ok(
+        &store,
+        &["gc", "--keep-last", "2", "--repack-threshold", "0"],
+    );
     all_restore(&store, dir.path(), &want);
     snap_ok(&store, &["verify", "--read-data"]);
 }
@@ -135,7 +142,11 @@ fn verify_checks_index_rows_against_pack_headers() {
     let (_data, store, _want) = two_snapshots(dir.path());
     flip_index_row(&store, 33);
     let out = snap(&store, &["verify", "--read-data"]);
-    assert_eq!(out.status.code(), Some(3), "verify passed a damaged index row");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "verify passed a damaged index row"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("does not match the pack's header"));
     snap_ok(&store, &["repair", "index"]);
     snap_ok(&store, &["verify", "--read-data"]);
@@ -173,7 +184,12 @@ fn a_corrupt_record_is_named_and_the_rest_carries_on() {
     p[0] ^= 1;
     fs::write(&pack, p).unwrap();
     let m = snap(&store, &["mirror", "--remote", &url]);
-    assert_eq!(m.status.code(), Some(3), "{}", String::from_utf8_lossy(&m.stderr));
+    assert_eq!(
+        m.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&m.stderr)
+    );
     let uploaded: Vec<_> = walkdir(&remote);
     let pack_name = pack.file_name().unwrap().to_str().unwrap().to_string();
     assert!(!uploaded.iter().any(|f| f.ends_with(&pack_name)));
@@ -222,7 +238,11 @@ impl ReadOnly {
     fn mount(src: &Path, at: &Path) -> ReadOnly {
         fs::create_dir_all(at).unwrap();
         let run = |args: &[&str]| {
-            let ok = std::process::Command::new("mount").args(args).status().unwrap().success();
+            let ok = std::process::Command::new("mount")
+                .args(args)
+                .status()
+                .unwrap()
+                .success();
             assert!(ok, "mount {args:?} failed");
         };
         run(&["--bind", src.to_str().unwrap(), at.to_str().unwrap()]);
@@ -245,7 +265,10 @@ fn read_only_commands_work_on_a_read_only_store() {
     let dir = tempfile::tempdir().unwrap();
     let (_data, store, want) = two_snapshots(dir.path());
     let ro = ReadOnly::mount(&store, &dir.path().join("ro"));
-    assert!(fs::write(ro.0.join("x"), b"x").is_err(), "the mount is writable");
+    assert!(
+        fs::write(ro.0.join("x"), b"x").is_err(),
+        "the mount is writable"
+    );
     snap_ok(&ro.0, &["list"]);
     snap_ok(&ro.0, &["ls", "latest"]);
     snap_ok(&ro.0, &["verify", "--read-data"]);
@@ -262,7 +285,15 @@ fn list_runs_beside_gc() {
     snap_ok(&store, &["init"]);
     for i in 0..40 {
         fs::write(data.join("f"), format!("{i}")).unwrap();
-        snap_ok(&store, &["take", data.to_str().unwrap(), "--time", &format!("2026-01-01T00:{i:02}:00Z")]);
+        snap_ok(
+            &store,
+            &[
+                "take",
+                data.to_str().unwrap(),
+                "--time",
+                &format!("2026-01-01T00:{i:02}:00Z"),
+            ],
+        );
     }
     let gc = std::process::Command::new(snap_bin())
         .args(["--store", store.to_str().unwrap(), "gc", "--keep-last", "1"])
@@ -304,7 +335,11 @@ fn a_growing_file_is_read_up_to_its_size_at_open() {
     let out = snap(&store, &["--json", "take", data.to_str().unwrap()]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     appender.join().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let read = v["stats"]["read"].as_u64().unwrap();
     assert!(read < 512 << 20, "read {read} bytes of a growing file");
@@ -364,8 +399,20 @@ fn a_very_deep_tree_is_walked_without_recursion() {
     snap_ok(&root, &["verify"]);
     snap_ok(&root, &["gc", "--keep-last", "1", "--dry-run"]);
     snap_ok(&root, &["gc", "--keep-last", "1"]);
-    let r = snap(&root, &["restore", "latest", "--to", dir.path().join("out").to_str().unwrap()]);
-    assert_eq!(r.status.code(), Some(2), "a too-deep restore is refused, not a crash");
+    let r = snap(
+        &root,
+        &[
+            "restore",
+            "latest",
+            "--to",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "a too-deep restore is refused, not a crash"
+    );
 }
 
 // Defect 11. Killed takes left up to 535 MB in `tmp/` until a gc.
@@ -393,10 +440,20 @@ fn a_truncated_database_is_recorded_and_marked() {
     let db = data.join("app.db");
     create_blob_db(&db, &Rng(3).bytes(100_000));
     let len = fs::metadata(&db).unwrap().len();
-    fs::OpenOptions::new().write(true).open(&db).unwrap().set_len(len / 2 + 100).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2 + 100)
+        .unwrap();
     snap_ok(&store, &["init"]);
     let out = snap(&store, &["take", data.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list = snap_json(&store, &["list"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["ok"], false);
@@ -412,6 +469,14 @@ fn a_missing_pack_is_damage_not_bad_input() {
         fs::remove_dir_all(d.unwrap().path()).unwrap();
     }
     let to = dir.path().join("out");
-    let out = snap(&store, &["restore", &want[1].0, "--to", to.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = snap(
+        &store,
+        &["restore", &want[1].0, "--to", to.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -21,7 +21,10 @@ pub fn delta_bases(packs: &PackReader, deltas: &[Location]) -> Result<Vec<ChunkI
         .zip(packs.read_stored_many(deltas))
         .map(|(l, stored)| {
             delta_base(&stored?).ok_or_else(|| {
-                Error::corrupt(format!("chunk {} in pack {}", l.entry.id, l.pack), "delta without base")
+                Error::corrupt(
+                    format!("chunk {} in pack {}", l.entry.id, l.pack),
+                    "delta without base",
+                )
             })
         })
         .collect()

@@ -144,7 +144,10 @@ fn choose_copies(
     indexed: &impl Fn(&ChunkId) -> Option<Location>,
     bases: impl FnOnce(&[Location]) -> Result<Vec<ChunkId>>,
 ) -> Result<PackPlan> {
-    let choose = |copies: &HashMap<ChunkId, Vec<Location>>, id: &ChunkId, full: bool| -> Result<Location> {
+    let choose = |copies: &HashMap<ChunkId, Vec<Location>>,
+                  id: &ChunkId,
+                  full: bool|
+     -> Result<Location> {
         let candidates: Vec<&Location> = copies
             .get(id)
             .into_iter()
@@ -178,12 +181,20 @@ fn choose_copies(
         base_of.insert(d.entry.id, b);
     }
     // Bases that are not live yet: find their copies too.
-    let new: HashSet<ChunkId> = base_of.values().filter(|b| !live.contains(b)).copied().collect();
+    let new: HashSet<ChunkId> = base_of
+        .values()
+        .filter(|b| !live.contains(b))
+        .copied()
+        .collect();
     let mut base_copies = HashMap::new();
     collect_copies(packs, &new, &mut base_copies);
     // A base is chosen in full, so it brings in no further base.
     for b in base_of.values() {
-        let pool = if new.contains(b) { &base_copies } else { copies };
+        let pool = if new.contains(b) {
+            &base_copies
+        } else {
+            copies
+        };
         chosen.insert(*b, choose(pool, b, true)?);
         live.insert(*b);
     }
@@ -305,7 +316,10 @@ mod tests {
         let plan = plan_packs(&packs, live, |_| Some(at(9)), |_| Ok(vec![]), 0.1).unwrap();
         assert_eq!(plan.chosen[&ChunkId([7; 32])].pack, PackId([1; 32]));
         check(&plan).unwrap();
-        assert_eq!(plan.with_fate(Fate::Delete).collect::<Vec<_>>(), [PackId([2; 32])]);
+        assert_eq!(
+            plan.with_fate(Fate::Delete).collect::<Vec<_>>(),
+            [PackId([2; 32])]
+        );
     }
 
     #[test]

@@ -140,12 +140,11 @@ pub fn capture(
     .or_else(|e| match e {
         // SQLite cannot read it at all: store the file's pages as they are,
         // and let the check mark the snapshot (exit 5), as for a bad page.
-        Error::Sqlite { source, .. } if damaged(&source) => {
-            raw_pages(path, image.as_file_mut()).map(|(s, n, mut d)| {
+        Error::Sqlite { source, .. } if damaged(&source) => raw_pages(path, image.as_file_mut())
+            .map(|(s, n, mut d)| {
                 d.insert(0, format!("SQLite could not read it ({source})"));
                 (s, n, d)
-            })
-        }
+            }),
         Error::Sqlite { path, source } => Err(busy(&path, source)),
         other => Err(other),
     })?;
@@ -246,7 +245,8 @@ fn damaged(e: &rusqlite::Error) -> bool {
 fn raw_pages(path: &Path, out: &mut std::fs::File) -> Result<(u32, u64, Vec<String>)> {
     let mut file = std::fs::File::open(path).map_err(Error::io("open", path))?;
     let mut head = [0u8; 18];
-    file.read_exact(&mut head).map_err(Error::io("read", path))?;
+    file.read_exact(&mut head)
+        .map_err(Error::io("read", path))?;
     let page_size = match u16::from_be_bytes([head[16], head[17]]) {
         1 => 65536,
         n if n >= 512 && n.is_power_of_two() => n as u32,
@@ -259,7 +259,9 @@ fn raw_pages(path: &Path, out: &mut std::fs::File) -> Result<(u32, u64, Vec<Stri
         .map_err(Error::io("write image of", path))?;
     let mut damage = Vec::new();
     if n % page_size as u64 != 0 {
-        damage.push(format!("{n} bytes is not a whole number of {page_size}-byte pages"));
+        damage.push(format!(
+            "{n} bytes is not a whole number of {page_size}-byte pages"
+        ));
     }
     Ok((page_size, pages, damage))
 }
@@ -308,7 +310,10 @@ fn copy_pages(
         let mut n = 0u64;
         let mut damage = Vec::new();
         let mut buf = std::io::BufWriter::with_capacity(1 << 20, &mut *out);
-        let mut put = |page: &[u8]| buf.write_all(page).map_err(Error::io("write image of", path));
+        let mut put = |page: &[u8]| {
+            buf.write_all(page)
+                .map_err(Error::io("write image of", path))
+        };
         while let Some(row) = rows.next().map_err(Error::sqlite(path))? {
             let pgno = row.get::<_, i64>(0).map_err(Error::sqlite(path))? as u64;
             let data = row
@@ -321,7 +326,10 @@ fn copy_pages(
             }
             n += 1;
             if data.len() != page_size as usize {
-                damage.push(format!("page {pgno} is {} bytes, not {page_size}", data.len()));
+                damage.push(format!(
+                    "page {pgno} is {} bytes, not {page_size}",
+                    data.len()
+                ));
                 let mut page = data[..data.len().min(zeros.len())].to_vec();
                 page.resize(zeros.len(), 0);
                 put(&page)?;
@@ -330,7 +338,9 @@ fn copy_pages(
             }
         }
         if n < page_count {
-            damage.push(format!("the file holds {n} of its {page_count} pages (truncated)"));
+            damage.push(format!(
+                "the file holds {n} of its {page_count} pages (truncated)"
+            ));
         }
         while n < page_count {
             n += 1;

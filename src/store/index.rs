@@ -38,7 +38,10 @@ fn decode_location(id: ChunkId, v: &[u8; 49]) -> Result<Location> {
     let kind = EntryKind::from_u8(v[48]).ok_or_else(|| {
         Error::corrupt(
             format!("index row of chunk {id}"),
-            format!("unknown entry kind {} (`snap repair index` rebuilds the index)", v[48]),
+            format!(
+                "unknown entry kind {} (`snap repair index` rebuilds the index)",
+                v[48]
+            ),
         )
     })?;
     Ok(Location {

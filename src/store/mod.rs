@@ -399,7 +399,7 @@ impl Store {
                 continue;
             }
             if entry.file_type().is_ok_and(|t| t.is_file()) {
-                let _ = fs::remove_file(entry.path());
+                let _ = durable::remove_file(&entry.path());
             }
         }
         Ok(())

@@ -194,7 +194,9 @@ pub struct RebuildReport {
 pub fn rebuild_index(store: &Store) -> Result<RebuildReport> {
     let path = store.index_path();
     let tmp = store.tmp_dir().join("index.rebuild");
-    let _ = fs::remove_file(&tmp);
+    if tmp.exists() {
+        durable::remove_file(&tmp)?;
+    }
     let report = build_index(store, &Index::open(&tmp)?)?;
     durable::rename(&tmp, &path)?;
     durable::fsync_dir(store.root())?;
@@ -233,7 +235,9 @@ fn build_index(store: &Store, index: &Index) -> Result<RebuildReport> {
     deltas.sort_by_key(|l| (l.pack, l.entry.offset));
     for (loc, stored) in deltas.iter().zip(packs.read_stored_many(&deltas)) {
         let full = match stored.ok().and_then(|b| delta_base(&b)) {
-            Some(b) => reader.get(&b)?.is_some_and(|l| l.entry.kind != EntryKind::Delta),
+            Some(b) => reader
+                .get(&b)?
+                .is_some_and(|l| l.entry.kind != EntryKind::Delta),
             None => false,
         };
         if !full {

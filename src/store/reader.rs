@@ -150,8 +150,11 @@ impl<'a> StoreReader<'a> {
                 format!("{dir}/{}", node.name_lossy())
             }
         };
-        let mut stack: Vec<(String, Node)> =
-            nodes.into_iter().rev().map(|n| (join(prefix, &n), n)).collect();
+        let mut stack: Vec<(String, Node)> = nodes
+            .into_iter()
+            .rev()
+            .map(|n| (join(prefix, &n), n))
+            .collect();
         while let Some((path, node)) = stack.pop() {
             if !visit(&path, &node)? {
                 continue;
