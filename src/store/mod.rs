@@ -73,6 +73,23 @@ impl Default for StoreConfig {
     }
 }
 
+/// An empty directory, or one an `init` killed before it wrote `config`
+/// left behind (only the empty skeleton): a new store may be made there.
+fn empty_or_unfinished(root: &Path) -> Result<bool> {
+    for entry in fs::read_dir(root).map_err(Error::io("read", root))? {
+        let entry = entry.map_err(Error::io("read", root))?;
+        let name = entry.file_name();
+        let skeleton = ["packs", "snapshots", "tmp", "lock"].contains(&name.to_str().unwrap_or(""));
+        let empty = name == "tmp"
+            || name == "lock"
+            || fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none());
+        if !(skeleton && empty) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn random_bytes() -> Vec<u8> {
     // A store id only needs to be unique, not secret: time, pid and an address.
     let t = std::time::SystemTime::now()
@@ -105,12 +122,7 @@ impl Store {
                 root.display()
             )));
         }
-        if root.is_dir()
-            && fs::read_dir(root)
-                .map_err(Error::io("read", root))?
-                .next()
-                .is_some()
-        {
+        if root.is_dir() && !empty_or_unfinished(root)? {
             return Err(Error::Invalid(format!(
                 "{} is not empty; a new store needs an empty or missing directory",
                 root.display()
