@@ -111,7 +111,15 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
         packs.sort();
         for (pack, (snap, path)) in packs {
             c.report.packs_read += 1;
-            let checked = packs::verify_pack(store, &pack, |base| c.reader.chunk(base));
+            let indexed = |e: &PackEntry| {
+                c.reader
+                    .index
+                    .get(&e.id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|l| l.pack == pack && l.entry == *e)
+            };
+            let checked = packs::verify_pack(store, &pack, indexed, |base| c.reader.chunk(base));
             if let Err(e) = checked {
                 c.problem(Some(snap), Some(path), Some(pack), e.to_string());
             }

@@ -106,6 +106,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 let listed: HashSet<_> = w.listed().into_iter().collect();
                 let modelled: HashSet<_> = model.keys().copied().collect();
                 prop_assert_eq!(listed, modelled, "step {}: gc kept the wrong snapshots", i);
+                w.check(&model).map_err(ctx)?;
             }
             Step::GcCrash {
                 keep_last,

@@ -112,6 +112,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             d.reasons.join(", ")
         );
     }
+    for (pack, fate) in &report.packs {
+        println!(
+            "{:<6} pack {}",
+            format!("{fate:?}").to_lowercase(),
+            &pack[..12]
+        );
+    }
     println!(
         "{}{} kept, {} forgotten; {} packs deleted, {} repacked into {}; {} freed; {:.2} s",
         if report.dry_run { "dry run: " } else { "" },
@@ -125,6 +132,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     );
     for b in &report.bad_packs {
         println!("unreadable pack left alone: {b}");
+    }
+    for b in &report.bad_records {
+        eprintln!("snap: warning: {b}; neither kept nor forgotten (run `snap verify`)");
     }
     Ok(0)
 }

@@ -31,6 +31,9 @@ pub use writer::ChunkWriter;
 
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Snapshots with their ids, oldest first.
+pub type Snapshots = Vec<(SnapshotId, Snapshot)>;
+
 /// FastCDC parameters (bytes). See DESIGN.md "Parameters" for the measurements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkerParams {
@@ -301,7 +304,7 @@ impl Store {
     /// (each named with its problem). A record removed meanwhile (a gc running
     /// beside a lock-free `list`) is simply not listed; any other I/O error
     /// fails the call, so a record that exists is never silently skipped.
-    pub fn snapshots_checked(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<String>)> {
+    pub fn snapshots_checked(&self) -> Result<(Snapshots, Vec<String>)> {
         let mut all = Vec::new();
         let mut bad = Vec::new();
         for id in self.snapshot_ids()? {

@@ -141,11 +141,15 @@ pub fn read_header(path: &Path) -> Result<Vec<PackEntry>> {
 }
 
 /// Reads a whole pack (from the remote when the store is a remote's view) and
-/// checks its name, header and every entry; `base` supplies the plain bytes
-/// of the bases that delta entries name.
+/// checks its name (so every byte), its header, and decodes every entry;
+/// `base` supplies the plain bytes of the bases that delta entries name. A
+/// delta entry the index does not point to (`indexed` false: a dead entry
+/// in a kept pack) may have lost its base to gc, so it is checked by the
+/// pack's hash alone.
 pub fn verify_pack(
     store: &Store,
     id: &PackId,
+    indexed: impl Fn(&PackEntry) -> bool,
     base: impl Fn(&ChunkId) -> Result<Vec<u8>>,
 ) -> Result<Vec<PackEntry>> {
     let bytes = match (store.remote(), store.readable_pack_path(id)) {
@@ -165,6 +169,7 @@ pub fn verify_pack(
     for e in &entries {
         let stored = &bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
         let base_plain = match e.kind {
+            EntryKind::Delta if !indexed(e) => continue,
             EntryKind::Delta => Some(base(&delta_base(stored).expect("checked length"))?),
             _ => None,
         };
