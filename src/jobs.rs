@@ -187,6 +187,7 @@ impl JobRunner<'_> {
                     read_data: job.read_data,
                     sample: job.sample.map(|p| p / 100.0),
                     lock_wait: self.lock_wait,
+                    ..Default::default()
                 };
                 let r = match &job.remote {
                     Some(name) => {

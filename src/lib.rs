@@ -31,11 +31,14 @@
 //! ```
 
 pub mod chunker;
+pub mod diff;
 pub mod error;
 pub mod format;
 pub mod id;
 pub mod packer;
+pub mod recover;
 pub mod restore;
+pub mod select;
 pub mod snapshot;
 pub mod source;
 pub mod store;
@@ -45,6 +48,7 @@ pub use error::{Error, Result};
 pub use format::record::Snapshot;
 pub use id::{ChunkId, PackId, SnapshotId};
 pub use restore::{restore, RestoreOptions, RestoreReport};
+pub use select::Selection;
 pub use snapshot::{take, TakeOptions, TakeReport};
 pub use store::{Store, StoreConfig};
 pub use verify::{verify, VerifyOptions, VerifyReport};
@@ -52,6 +56,27 @@ pub use verify::{verify, VerifyOptions, VerifyReport};
 /// All snapshots in the store, oldest first.
 pub fn list(store: &Store) -> Result<Vec<(SnapshotId, Snapshot)>> {
     store.snapshots()
+}
+
+/// Forgets snapshots: their records are removed (durably, under the
+/// exclusive lock); `gc` then frees the space only they used. Returns the
+/// ids forgotten.
+pub fn forget(
+    store: &Store,
+    ids: &[SnapshotId],
+    lock_wait: std::time::Duration,
+) -> Result<Vec<SnapshotId>> {
+    let lock = store.lock("forget", lock_wait)?;
+    let index = store.open_index(&lock)?;
+    for id in ids {
+        store.load_snapshot(id)?;
+    }
+    for id in ids {
+        store::durable::remove_file(&store.snapshot_path(id))?;
+        index.remove_snapshot(id)?;
+    }
+    store::durable::fsync_dir(&store.root().join("snapshots"))?;
+    Ok(ids.to_vec())
 }
 pub mod config;
 pub mod gc;

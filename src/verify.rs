@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Default)]
 pub struct VerifyOptions {
-    /// Snapshot specs (ids, prefixes, `latest`); empty means all.
+    /// Snapshot specs (ids, prefixes, `latest`, `latest:PATH`); empty means
+    /// every snapshot in `selection`.
     pub snapshots: Vec<String>,
+    /// Which snapshots `latest` and "all" mean.
+    pub selection: crate::Selection,
     pub read_data: bool,
     /// Like `read_data`, for this share (0..=1) of the packs in use.
     pub sample: Option<f64>,
@@ -66,12 +69,17 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut bad_records = Vec::new();
     let ids: Vec<SnapshotId> = if opts.snapshots.is_empty() {
         let (all, bad) = store.snapshots_checked()?;
-        bad_records = bad;
-        all.into_iter().map(|(id, _)| id).collect()
+        if opts.selection.is_empty() {
+            bad_records = bad;
+        }
+        all.into_iter()
+            .filter(|(_, s)| opts.selection.matches(s))
+            .map(|(id, _)| id)
+            .collect()
     } else {
         opts.snapshots
             .iter()
-            .map(|s| store.resolve(s))
+            .map(|s| store.resolve_in(s, &opts.selection))
             .collect::<Result<_>>()?
     };
     let lock = store.lock_shared("verify", opts.lock_wait)?;

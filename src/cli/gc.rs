@@ -1,5 +1,5 @@
 use super::{bytes, Ctx};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use snap::gc::GcOptions;
 use snap::retention::{GroupBy, Policy};
 
@@ -53,7 +53,9 @@ enum GroupByArg {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if !(0.0..=100.0).contains(&args.repack_threshold) {
-        bail!("--repack-threshold is a percentage between 0 and 100");
+        return Err(super::invalid(
+            "--repack-threshold is a percentage between 0 and 100",
+        ));
     }
     let mut policy = Policy {
         keep_last: args.keep_last,
@@ -75,6 +77,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             };
             policy = tier.unwrap_or_default();
         }
+    }
+    // No policy at all: keep every snapshot, free only what none uses (after `snap forget`).
+    if policy.is_empty() {
+        policy.keep_last = Some(u32::MAX);
     }
     let opts = GcOptions {
         policy,

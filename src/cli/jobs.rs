@@ -96,7 +96,7 @@ pub fn daemon(ctx: &Ctx, args: DaemonArgs) -> Result<u8> {
     }
     let parse = |s: &str| -> Result<chrono::DateTime<chrono::Local>> {
         Ok(chrono::DateTime::parse_from_rfc3339(s)
-            .context("expected RFC 3339")?
+            .map_err(|e| super::invalid(format!("{s}: expected RFC 3339 ({e})")))?
             .with_timezone(&chrono::Local))
     };
     let clock: Box<dyn Clock> = match &args.virtual_clock {

@@ -5,9 +5,8 @@ use snap::store::StoreReader;
 
 #[derive(clap::Args)]
 pub struct ListArgs {
-    /// Only snapshots with this tag (repeatable: any of them)
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    filter: super::Filter,
     /// List the snapshots on this remote instead (no local store needed)
     #[arg(long)]
     remote: Option<String>,
@@ -15,7 +14,7 @@ pub struct ListArgs {
 
 #[derive(clap::Args)]
 pub struct LsArgs {
-    /// Snapshot id, unique prefix or `latest`
+    /// Snapshot id, unique prefix, `latest` or `latest:PATH`
     id: String,
     /// Only this path inside the snapshot (`root/sub/dir`)
     path: Option<String>,
@@ -37,10 +36,8 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
             all
         }
     };
-    let snaps: Vec<_> = all
-        .into_iter()
-        .filter(|(_, s)| args.tags.is_empty() || s.tags.iter().any(|t| args.tags.contains(t)))
-        .collect();
+    let sel = args.filter.selection()?;
+    let snaps: Vec<_> = all.into_iter().filter(|(_, s)| sel.matches(s)).collect();
     if ctx.json {
         let rows: Vec<_> = snaps
             .iter()
@@ -83,7 +80,7 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
 
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
     let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
-    let id = store.resolve(&args.id)?;
+    let id = store.resolve_in(&args.id, &Default::default())?;
     let snapshot = store.load_snapshot(&id)?;
     let lock = store.lock_shared("ls", ctx.lock_wait)?;
     let index = store.open_index(&lock)?;

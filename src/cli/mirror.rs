@@ -31,11 +31,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         Some(r) => r,
         None => {
             let remotes = &ctx.config()?.remotes;
-            anyhow::ensure!(
-                remotes.len() == 1,
-                "pass --remote: the config names {} remotes",
-                remotes.len()
-            );
+            if remotes.len() != 1 {
+                return Err(super::invalid(format!(
+                    "pass --remote: the config names {} remotes",
+                    remotes.len()
+                )));
+            }
             remotes.keys().next().expect("one").clone()
         }
     };

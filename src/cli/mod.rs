@@ -1,9 +1,11 @@
 //! Command line: parse and validate, call the library, print (human or --json).
 
+mod diff;
 mod gc;
 mod jobs;
 mod list;
 mod mirror;
+mod recover;
 mod restore;
 mod take;
 mod verify;
@@ -53,6 +55,16 @@ enum Command {
     Ls(list::LsArgs),
     /// Restore a snapshot into a directory, or in place
     Restore(restore::Args),
+    /// What changed between two snapshots, or a snapshot and the live files: files and database rows
+    Diff(diff::DiffArgs),
+    /// Put rows a snapshot has and a live database lost back into it (one transaction, undoable)
+    Recover(recover::RecoverArgs),
+    /// Write one file of a snapshot to stdout (a database as its image, or --sql)
+    Dump(diff::DumpArgs),
+    /// The snapshots and paths whose name matches a pattern
+    Find(diff::FindArgs),
+    /// Forget snapshots by id or filter (then `snap gc` frees their space)
+    Forget(recover::ForgetArgs),
     /// Forget snapshots by a retention policy and free the space they used
     Gc(gc::Args),
     /// Check that snapshots are complete and their data intact
@@ -90,6 +102,21 @@ enum Repair {
     Index,
 }
 
+impl Command {
+    /// No network: a closed stdout may end the process (SIGPIPE).
+    fn prints_only_locally(&self) -> bool {
+        let argv: Vec<String> = std::env::args().collect();
+        let remote = argv
+            .iter()
+            .any(|a| a == "--remote" || a.starts_with("--remote="));
+        !remote
+            && !matches!(
+                self,
+                Command::Mirror(_) | Command::Clone(_) | Command::Run(_) | Command::Daemon(_)
+            )
+    }
+}
+
 pub struct Ctx {
     pub json: bool,
     pub lock_wait: Duration,
@@ -100,9 +127,9 @@ pub struct Ctx {
 impl Ctx {
     /// The loaded configuration, or an error saying where it was looked for.
     pub fn config(&self) -> Result<&snap::config::Config> {
-        self.config.as_ref().context(
-            "no configuration: pass --config, set SNAP_CONFIG, or create ./snap.toml or ~/.config/snap/snap.toml",
-        )
+        self.config.as_ref().ok_or_else(|| {
+            invalid("no configuration: pass --config, set SNAP_CONFIG, or create ./snap.toml or ~/.config/snap/snap.toml")
+        })
     }
 
     /// A remote URL from a configured name or a URL.
@@ -132,6 +159,16 @@ fn default_store() -> Result<PathBuf> {
 /// Runs the command line; returns the exit code for a run that completed.
 pub fn run() -> Result<u8> {
     let cli = Cli::parse();
+    if cli.command.prints_only_locally() {
+        // Like any Unix tool: `snap list | head -1` ends quietly when head
+        // closes the pipe. Commands that talk to a remote keep Rust's default
+        // (SIGPIPE ignored), so a closed socket is an error, not a death.
+        // SAFETY: restoring the default disposition of a signal at start-up,
+        // before any thread is spawned.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let config = match snap::config::Config::locate(cli.config.as_deref()) {
         Some(path) => Some(snap::config::Config::load(&path)?),
         None => None,
@@ -159,10 +196,9 @@ pub fn run() -> Result<u8> {
         Command::Init { pack_size } => {
             let mut config = snap::StoreConfig::default();
             if let Some(n) = pack_size {
-                anyhow::ensure!(
-                    (1 << 20..=1 << 30).contains(&n),
-                    "--pack-size must be between 1 MiB and 1 GiB"
-                );
+                if !(1 << 20..=1 << 30).contains(&n) {
+                    return Err(invalid("--pack-size must be between 1 MiB and 1 GiB"));
+                }
                 config.pack_size = n;
             }
             let store = Store::init(&ctx.store_path, config).with_context(|| {
@@ -183,6 +219,11 @@ pub fn run() -> Result<u8> {
         Command::Restore(args) => restore::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Gc(args) => gc::run(&ctx, args),
+        Command::Diff(args) => diff::diff(&ctx, args),
+        Command::Recover(args) => recover::recover(&ctx, args),
+        Command::Dump(args) => diff::dump(&ctx, args),
+        Command::Find(args) => diff::find(&ctx, args),
+        Command::Forget(args) => recover::forget(&ctx, args),
         Command::Mirror(args) => mirror::run(&ctx, args),
         Command::Clone(args) => mirror::clone(&ctx, args),
         Command::Config { what } => jobs::config(&ctx, what),
@@ -193,6 +234,61 @@ pub fn run() -> Result<u8> {
         Command::Repair {
             what: Repair::Index,
         } => verify::repair_index(&ctx),
+    }
+}
+
+/// Bad input from the command line: exit 2, nothing was changed.
+pub fn invalid(msg: impl std::fmt::Display) -> anyhow::Error {
+    snap::Error::Invalid(msg.to_string()).into()
+}
+
+/// restic's snapshot filters, for commands that work on several snapshots.
+#[derive(clap::Args, Default)]
+pub struct Filter {
+    /// Only snapshots that hold this path (repeatable): a snapshot of a
+    /// directory holds everything inside it
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Only snapshots taken on this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Only snapshots with this tag (repeatable: any of them)
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+}
+
+/// The host and tag filters, for commands whose --path means something else.
+#[derive(clap::Args, Default)]
+pub struct HostTag {
+    /// `latest` means the newest snapshot taken on this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// `latest` means the newest snapshot with this tag (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+}
+
+impl Filter {
+    pub fn selection(&self) -> Result<snap::Selection> {
+        Ok(snap::Selection {
+            paths: self
+                .paths
+                .iter()
+                .map(std::path::absolute)
+                .collect::<std::io::Result<_>>()?,
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+        })
+    }
+}
+
+impl HostTag {
+    pub fn selection(&self) -> snap::Selection {
+        snap::Selection {
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            ..Default::default()
+        }
     }
 }
 

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Snapshot id, unique prefix (at least 6 hex digits) or `latest`
+    /// Snapshot id, unique prefix (at least 6 hex digits), `latest`, or
+    /// `latest:PATH` (the newest snapshot that holds PATH)
     id: String,
+    #[command(flatten)]
+    filter: super::HostTag,
     /// Directory to restore into: each root reappears as DIR/<base name>
     #[arg(long, required_unless_present = "in_place")]
     to: Option<PathBuf>,
@@ -16,9 +19,11 @@ pub struct Args {
     /// Overwrite existing targets, and databases another process has open
     #[arg(long)]
     force: bool,
-    /// Put every path back where it was taken from; what is there now is
-    /// snapshotted first (tag pre-restore), so the rollback can be undone
-    #[arg(long, conflicts_with_all = ["to", "path"])]
+    /// Put every path (or only --path SUB) back where it was taken from;
+    /// what is there now is snapshotted first (tag pre-restore), so the
+    /// rollback can be undone. Files the snapshot lacks are removed from the
+    /// restored directories (the undo snapshot keeps them)
+    #[arg(long, conflicts_with = "to")]
     in_place: bool,
     /// Restore from this remote (ranged reads of the packs needed; no local store needed)
     #[arg(long)]
@@ -26,11 +31,17 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    if args.to.as_deref() == Some(std::path::Path::new("-")) {
+        return Err(super::invalid(
+            "--to - : restore writes files and directories; `snap dump ID PATH` writes one file to stdout",
+        ));
+    }
     let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
     let report = snap::restore(
         &store,
         &RestoreOptions {
             snapshot: args.id,
+            selection: args.filter.selection(),
             to: args.to,
             path: args.path,
             force: args.force,

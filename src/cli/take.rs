@@ -1,5 +1,5 @@
 use super::{bytes, progress_wanted, Ctx};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use snap::{source::sqlite::CaptureOptions, Store, TakeOptions};
 use std::path::PathBuf;
 
@@ -52,7 +52,23 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
         .as_deref()
         .map(chrono::DateTime::parse_from_rfc3339)
         .transpose()
-        .context("--time must be RFC 3339, e.g. 2026-11-20T03:00:00Z")?;
+        .map_err(|e| {
+            super::invalid(format!(
+                "--time must be RFC 3339, e.g. 2026-11-20T03:00:00Z ({e})"
+            ))
+        })?;
+    if args.paths.is_empty() {
+        let config = ctx.config().map_err(|_| {
+            super::invalid(
+                "give paths to snapshot, or configure sources (no configuration was found)",
+            )
+        })?;
+        if config.sources.is_empty() {
+            return Err(super::invalid(
+                "the config has no sources; give paths to snapshot",
+            ));
+        }
+    }
     // `snap take ./data` works on a fresh machine: the default store is created on first use.
     let store = if default_store {
         Store::open_or_init(&ctx.store_path)?
@@ -60,15 +76,12 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
         ctx.open()?
     };
     if args.paths.is_empty() {
-        let config = ctx
-            .config()
-            .context("give paths to snapshot, or configure sources")?;
+        let config = ctx.config()?;
         let names: Vec<String> = if args.sources.is_empty() {
             config.sources.keys().cloned().collect()
         } else {
             args.sources.clone()
         };
-        anyhow::ensure!(!names.is_empty(), "the config has no sources");
         let clock = snap::schedule::SystemClock;
         let runner = snap::jobs::JobRunner {
             config,

@@ -4,8 +4,11 @@ use snap::VerifyOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Snapshots to check (id, prefix or `latest`); all when none is given
+    /// Snapshots to check (id, prefix, `latest` or `latest:PATH`); all (in
+    /// the selection) when none is given
     ids: Vec<String>,
+    #[command(flatten)]
+    filter: super::Filter,
     /// Only the newest snapshot
     #[arg(long, conflicts_with_all = ["ids", "all"])]
     latest: bool,
@@ -36,6 +39,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let report = snap::verify(
         &store,
         &VerifyOptions {
+            selection: args.filter.selection()?,
             snapshots: if args.latest {
                 vec!["latest".into()]
             } else {

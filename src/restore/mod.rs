@@ -26,16 +26,20 @@ use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
-    /// Full id, unique prefix (>= 6 hex digits) or `latest`.
+    /// Full id, unique prefix (>= 6 hex digits), `latest` or `latest:PATH`.
     pub snapshot: String,
+    /// Which snapshots `latest` means.
+    pub selection: crate::Selection,
     /// Each root reappears as `to/<base name>`.
     pub to: Option<PathBuf>,
     /// Restore only this path inside the snapshot (`root/sub/file`).
     pub path: Option<String>,
     /// Overwrite existing targets (and databases another process has open).
     pub force: bool,
-    /// Put every root back where it was taken from, snapshotting what is
-    /// there first (so the rollback can itself be undone).
+    /// Put every root (or only `path`) back where it was taken from,
+    /// snapshotting what is there first (so the rollback can itself be
+    /// undone). Entries of restored directories that the snapshot lacks are
+    /// removed (they are in the undo snapshot).
     pub in_place: bool,
     pub lock_wait: Duration,
 }
@@ -61,7 +65,7 @@ struct Job {
 
 pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
     let start = Instant::now();
-    let id = store.resolve(&opts.snapshot)?;
+    let id = store.resolve_in(&opts.snapshot, &opts.selection)?;
     let snap = store.load_snapshot(&id)?;
     let mut report = RestoreReport {
         snapshot: id.to_hex(),
@@ -133,8 +137,36 @@ fn plan(
 ) -> Result<Vec<Job>> {
     let top = reader.tree(&snap.tree)?;
     if opts.in_place {
-        if opts.path.is_some() || opts.to.is_some() {
-            return Err(Error::Invalid("--in-place restores every root where it was taken from; it takes neither --to nor --path".into()));
+        if opts.to.is_some() {
+            return Err(Error::Invalid(
+                "--in-place restores where the snapshot was taken from; it takes no --to".into(),
+            ));
+        }
+        let origin = |name: &[u8]| -> Result<PathBuf> {
+            snap.paths
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.file_name().map(|n| n.as_bytes()) == Some(name))
+                .ok_or_else(|| Error::corrupt("snapshot", "a root is missing from its paths"))
+        };
+        if let Some(sub) = &opts.path {
+            // Only SUB goes back, beside whatever else is there now.
+            let parts: Vec<&str> = sub
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .collect();
+            let root = parts
+                .first()
+                .ok_or_else(|| Error::Invalid("--path is empty".into()))?;
+            let mut into = origin(root.as_bytes())?;
+            into.pop();
+            for p in &parts[..parts.len() - 1] {
+                into.push(p);
+            }
+            return Ok(vec![Job {
+                node: lookup(reader, &top, sub)?,
+                into,
+            }]);
         }
         return snap
             .paths

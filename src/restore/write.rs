@@ -15,9 +15,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Plain bytes fetched and verified in parallel before being written in order.
-const READ_AHEAD_BYTES: u64 = 8 << 20;
-
 pub struct Writer<'r, 'a> {
     pub reader: &'r StoreReader<'a>,
     pub report: &'r mut RestoreReport,
@@ -173,29 +170,19 @@ impl Writer<'_, '_> {
     /// Writes the chunks in order, each verified against its id first.
     pub fn write_chunks(&self, file: &File, chunks: &[ChunkId], target: &Path) -> Result<()> {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let mut rest = chunks;
-        while !rest.is_empty() {
-            let mut locations = Vec::new();
-            let mut bytes = 0;
-            while let Some((id, tail)) = rest.split_first() {
-                if bytes >= READ_AHEAD_BYTES {
-                    break;
+        self.reader
+            .copy_chunks(chunks, &mut out)
+            .map_err(|e| match e {
+                Error::Corrupt { what, detail } => {
+                    Error::corrupt(format!("{what} (file {})", target.display()), detail)
                 }
-                let loc = self.reader.index.locate(id)?;
-                bytes += loc.entry.raw_length as u64;
-                locations.push(loc);
-                rest = tail;
-            }
-            for data in self.reader.chunks(&locations) {
-                let data = data.map_err(|e| match e {
-                    Error::Corrupt { what, detail } => {
-                        Error::corrupt(format!("{what} (file {})", target.display()), detail)
-                    }
-                    other => other,
-                })?;
-                out.write_all(&data).map_err(Error::io("write", target))?;
-            }
-        }
+                Error::Io { op, source, .. } => Error::Io {
+                    op,
+                    path: target.to_path_buf(),
+                    source,
+                },
+                other => other,
+            })?;
         out.flush().map_err(Error::io("write", target))
     }
 

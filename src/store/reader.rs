@@ -12,6 +12,9 @@ use crate::id::ChunkId;
 use rayon::prelude::*;
 use std::collections::HashMap;
 
+/// Plain bytes fetched and verified in parallel before being written in order.
+pub const READ_AHEAD: u64 = 8 << 20;
+
 pub struct StoreReader<'a> {
     pub index: IndexReader,
     pub packs: PackReader<'a>,
@@ -167,6 +170,33 @@ impl<'a> StoreReader<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Writes the plain bytes of `chunks`, in order and each verified, to
+    /// `out`; reads ahead `READ_AHEAD` bytes at a time (coalesced, decoded in
+    /// parallel). Returns the bytes written.
+    pub fn copy_chunks(&self, chunks: &[ChunkId], out: &mut impl std::io::Write) -> Result<u64> {
+        let mut rest = chunks;
+        let mut written = 0;
+        while !rest.is_empty() {
+            let mut locations = Vec::new();
+            let mut bytes = 0;
+            while let Some((id, tail)) = rest.split_first() {
+                if bytes >= READ_AHEAD {
+                    break;
+                }
+                let loc = self.index.locate(id)?;
+                bytes += loc.entry.raw_length as u64;
+                locations.push(loc);
+                rest = tail;
+            }
+            for data in self.chunks(&locations) {
+                let data = data?;
+                out.write_all(&data).map_err(Error::io("write", "output"))?;
+                written += data.len() as u64;
+            }
+        }
+        Ok(written)
     }
 
     pub fn tree(&self, ids: &[ChunkId]) -> Result<Tree> {

@@ -1,0 +1,195 @@
+//! `snap diff`, `snap dump`, `snap find`: looking into snapshots.
+
+use super::{bytes, invalid, Ctx};
+use anyhow::Result;
+use snap::format::tree::NodeKind;
+use snap::store::StoreReader;
+use std::io::Write;
+
+#[derive(clap::Args)]
+pub struct DiffArgs {
+    /// The older snapshot: id, prefix, `latest` or `latest:PATH`
+    a: String,
+    /// The newer snapshot (omit with --live)
+    #[arg(required_unless_present = "live")]
+    b: Option<String>,
+    /// Only this path inside the snapshots (`root/sub`)
+    #[arg(long = "in", value_name = "SUB")]
+    sub: Option<String>,
+    /// Compare A with the live paths it was taken from ("what did the migration delete?")
+    #[arg(long, conflicts_with = "b")]
+    live: bool,
+    /// Print the SQL that turns A's rows into B's (as sqldiff does)
+    #[arg(long)]
+    sql: bool,
+    /// Compare databases by content only, not row by row
+    #[arg(long)]
+    no_rows: bool,
+    #[command(flatten)]
+    filter: super::Filter,
+}
+
+pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<u8> {
+    let store = ctx.open()?;
+    let report = snap::diff::diff(
+        &store,
+        &snap::diff::DiffOptions {
+            a: args.a,
+            b: args.b,
+            selection: args.filter.selection()?,
+            path: args.sub,
+            no_rows: args.no_rows,
+            sql: args.sql,
+            lock_wait: ctx.lock_wait,
+        },
+    )?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    if args.sql {
+        for d in &report.databases {
+            writeln!(out, "-- {}", d.path)?;
+            for line in &d.sql {
+                writeln!(out, "{line}")?;
+            }
+        }
+        return Ok(0);
+    }
+    let size = |s: Option<u64>| s.map(bytes).unwrap_or_else(|| "-".into());
+    for c in &report.changes {
+        let sign = match c.change {
+            "added" => "+",
+            "removed" => "-",
+            _ => "M",
+        };
+        writeln!(
+            out,
+            "{sign} {:<4} {:>10} -> {:<10} {}",
+            c.kind,
+            size(c.size_a),
+            size(c.size_b),
+            c.path
+        )?;
+    }
+    for d in &report.databases {
+        writeln!(out, "database {}:", d.path)?;
+        for s in &d.schema {
+            writeln!(out, "  schema: {s}")?;
+        }
+        for t in &d.tables {
+            writeln!(
+                out,
+                "  {:<24} {:>8} added {:>8} removed {:>8} changed",
+                t.table, t.added, t.removed, t.changed
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "{} .. {}: {} paths changed, {} databases with row changes",
+        &report.a[..12],
+        if report.b == "live" {
+            "live"
+        } else {
+            &report.b[..12]
+        },
+        report.changes.len(),
+        report.databases.len()
+    )?;
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct DumpArgs {
+    /// Snapshot id, prefix, `latest` or `latest:PATH`
+    id: String,
+    /// The file inside the snapshot (`root/sub/file`)
+    path: String,
+    /// A database as SQL text (schema and rows) instead of its image
+    #[arg(long)]
+    sql: bool,
+    #[command(flatten)]
+    filter: super::HostTag,
+}
+
+pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
+    let store = ctx.open()?;
+    let id = store.resolve_in(&args.id, &args.filter.selection())?;
+    let snapshot = store.load_snapshot(&id)?;
+    let lock = store.lock_shared("dump", ctx.lock_wait)?;
+    let index = store.open_index(&lock)?;
+    let reader = StoreReader::new(&store, &index)?;
+    let top = reader.tree(&snapshot.tree)?;
+    let node = snap::restore::lookup(&reader, &top, &args.path)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match (&node.kind, args.sql) {
+        (NodeKind::File { chunks }, false) => {
+            reader.copy_chunks(chunks, &mut out)?;
+        }
+        (NodeKind::Database(db), false) => {
+            reader.copy_chunks(&db.chunks, &mut out)?;
+        }
+        (NodeKind::Database(db), true) => {
+            let image = snap::diff::image(&reader, &db.chunks)?;
+            snap::diff::rows::dump_sql(image.path(), &mut out)?;
+        }
+        (_, true) => return Err(invalid(format!("{} is not a database", args.path))),
+        _ => return Err(invalid(format!("{} is not a file", args.path))),
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct FindArgs {
+    /// A glob matched against names and paths (`*.db`, `recruit/*`)
+    pattern: String,
+    #[command(flatten)]
+    filter: super::Filter,
+}
+
+pub fn find(ctx: &Ctx, args: FindArgs) -> Result<u8> {
+    let glob = globset::Glob::new(&args.pattern)
+        .map_err(|e| invalid(format!("{}: {e}", args.pattern)))?
+        .compile_matcher();
+    let store = ctx.open()?;
+    let snaps = store.select(&args.filter.selection()?)?;
+    let lock = store.lock_shared("find", ctx.lock_wait)?;
+    let index = store.open_index(&lock)?;
+    let reader = StoreReader::new(&store, &index)?;
+    let mut rows = Vec::new();
+    for (id, s) in &snaps {
+        let top = reader.tree(&s.tree)?.nodes;
+        reader.walk(
+            "",
+            top,
+            |path, node| {
+                let name = node.name_lossy();
+                if glob.is_match(&name) || glob.is_match(path) {
+                    rows.push(serde_json::json!({
+                        "snapshot": id.to_hex(), "time": s.time, "path": path, "size": node.size,
+                    }));
+                }
+                Ok(true)
+            },
+            |_, e| Err(e),
+        )?;
+    }
+    if ctx.json {
+        ctx.print_json(&rows)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for r in &rows {
+            writeln!(
+                out,
+                "{} {} {}",
+                &r["snapshot"].as_str().unwrap_or("")[..12],
+                r["time"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,234 @@
+//! One side of a diff: a snapshot's tree, or the live paths a snapshot was
+//! taken from, flattened to path -> entry. A file's key is the hash of its
+//! chunk ids, computed the same way on both sides, so equal content means
+//! equal keys without reading a snapshot's data.
+
+use super::rows::{diff_pair, DbDiff};
+use crate::error::{Error, Result};
+use crate::format::record::Snapshot;
+use crate::format::tree::NodeKind;
+use crate::id::ChunkId;
+use crate::store::{ChunkerParams, StoreReader};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Link,
+    Db,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "dir",
+            Kind::Link => "link",
+            Kind::Db => "db",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub kind: Kind,
+    pub size: u64,
+    /// Content key (None: a live database, compared by its rows).
+    pub key: Option<ChunkId>,
+    /// Where a database's pages are: its chunks, or its live file.
+    pub db: Option<Db>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Chunks(Vec<ChunkId>),
+    Live(PathBuf),
+}
+
+fn key_of(ids: &[ChunkId]) -> ChunkId {
+    ChunkId::of(&ids.iter().flat_map(|c| c.0).collect::<Vec<u8>>())
+}
+
+fn under(path: &str, sub: Option<&str>) -> bool {
+    match sub.map(|s| s.trim_matches('/')) {
+        None | Some("") => true,
+        Some(s) => {
+            path == s || path.starts_with(&format!("{s}/")) || s.starts_with(&format!("{path}/"))
+        }
+    }
+}
+
+pub fn from_snapshot(
+    reader: &StoreReader,
+    snap: &Snapshot,
+    sub: Option<&str>,
+) -> Result<BTreeMap<String, Entry>> {
+    let mut out = BTreeMap::new();
+    let top = reader.tree(&snap.tree)?.nodes;
+    reader.walk(
+        "",
+        top,
+        |path, node| {
+            if !under(path, sub) {
+                return Ok(false);
+            }
+            let (kind, key, db) = match &node.kind {
+                NodeKind::File { chunks } => (Kind::File, Some(key_of(chunks)), None),
+                NodeKind::Dir { .. } => (Kind::Dir, None, None),
+                NodeKind::Symlink { target } => (Kind::Link, Some(ChunkId::of(target)), None),
+                NodeKind::Database(d) => (
+                    Kind::Db,
+                    Some(key_of(&d.chunks)),
+                    Some(Db::Chunks(d.chunks.clone())),
+                ),
+            };
+            let size = match &node.kind {
+                NodeKind::Database(d) => d.page_count * d.page_size as u64,
+                _ => node.size,
+            };
+            out.insert(
+                path.to_string(),
+                Entry {
+                    kind,
+                    size,
+                    key,
+                    db,
+                },
+            );
+            Ok(true)
+        },
+        |_, e| Err(e),
+    )?;
+    Ok(out)
+}
+
+/// The live paths `snap` was taken from, named as in the snapshot.
+pub fn from_live(
+    snap: &Snapshot,
+    sub: Option<&str>,
+    chunker: ChunkerParams,
+) -> Result<BTreeMap<String, Entry>> {
+    let mut out = BTreeMap::new();
+    let mut stack: Vec<(PathBuf, String)> = snap
+        .paths
+        .iter()
+        .map(|p| {
+            let p = PathBuf::from(p);
+            let name = p
+                .file_name()
+                .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned());
+            (p, name.unwrap_or_else(|| "root".into()))
+        })
+        .collect();
+    while let Some((abs, rel)) = stack.pop() {
+        if !under(&rel, sub) {
+            continue;
+        }
+        let meta = match fs::symlink_metadata(&abs) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("stat", &abs)(e)),
+        };
+        let entry = if meta.is_dir() {
+            for e in fs::read_dir(&abs).map_err(Error::io("read", &abs))? {
+                let name = e.map_err(Error::io("read", &abs))?.file_name();
+                let child = format!("{rel}/{}", String::from_utf8_lossy(name.as_bytes()));
+                stack.push((abs.join(&name), child));
+            }
+            Entry {
+                kind: Kind::Dir,
+                size: 0,
+                key: None,
+                db: None,
+            }
+        } else if meta.file_type().is_symlink() {
+            let target = fs::read_link(&abs).map_err(Error::io("read link", &abs))?;
+            Entry {
+                kind: Kind::Link,
+                size: 0,
+                key: Some(ChunkId::of(target.as_os_str().as_bytes())),
+                db: None,
+            }
+        } else if crate::source::sqlite_sibling(&abs).is_some() {
+            continue;
+        } else if crate::source::is_sqlite(&abs) {
+            Entry {
+                kind: Kind::Db,
+                size: meta.len(),
+                key: None,
+                db: Some(Db::Live(abs.clone())),
+            }
+        } else if meta.is_file() {
+            let file = fs::File::open(&abs).map_err(Error::io("open", &abs))?;
+            let mut ids = Vec::new();
+            for chunk in crate::chunker::file_chunks(std::io::Read::take(file, meta.len()), chunker)
+            {
+                ids.push(ChunkId::of(&chunk.map_err(Error::io("read", &abs))?));
+            }
+            Entry {
+                kind: Kind::File,
+                size: meta.len(),
+                key: Some(key_of(&ids)),
+                db: None,
+            }
+        } else {
+            continue;
+        };
+        out.insert(rel, entry);
+    }
+    Ok(out)
+}
+
+/// A database of one side as a file SQLite can open: a snapshot's image
+/// written to a private temporary file, or the live file itself.
+pub(crate) enum DbFile {
+    Image(tempfile::NamedTempFile),
+    Live(PathBuf),
+}
+
+impl DbFile {
+    pub fn path(&self) -> &Path {
+        match self {
+            DbFile::Image(t) => t.path(),
+            DbFile::Live(p) => p,
+        }
+    }
+
+    pub fn is_image(&self) -> bool {
+        matches!(self, DbFile::Image(_))
+    }
+}
+
+/// Writes a snapshot database's image to a private temporary file.
+pub fn image(reader: &StoreReader, chunks: &[ChunkId]) -> Result<tempfile::NamedTempFile> {
+    let tmp = tempfile::NamedTempFile::new().map_err(Error::io("create temporary file", "/tmp"))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+    reader.copy_chunks(chunks, &mut out)?;
+    std::io::Write::flush(&mut out).map_err(Error::io("write", tmp.path()))?;
+    drop(out);
+    Ok(tmp)
+}
+
+fn open(reader: &StoreReader, e: &Entry) -> Result<DbFile> {
+    match &e.db {
+        Some(Db::Chunks(c)) => image(reader, c).map(DbFile::Image),
+        Some(Db::Live(p)) => Ok(DbFile::Live(p.clone())),
+        None => Err(Error::Invalid("not a database".into())),
+    }
+}
+
+pub fn diff_databases(
+    reader: &StoreReader,
+    path: &str,
+    a: &Entry,
+    b: &Entry,
+    sql: bool,
+) -> Result<DbDiff> {
+    let (fa, fb) = (open(reader, a)?, open(reader, b)?);
+    let conn = super::rows::open_pair(fa.path(), fa.is_image(), fb.path(), fb.is_image())?;
+    diff_pair(&conn, path, sql).map_err(Error::sqlite(fa.path()))
+}

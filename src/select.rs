@@ -1,0 +1,137 @@
+//! Which snapshots a command works on: restic's `--path`, `--host` and
+//! `--tag` filters, and snapshot specs (`ID`, a prefix, `latest`,
+//! `latest:PATH`) resolved within them.
+
+use crate::error::{Error, Result};
+use crate::format::record::Snapshot;
+use crate::id::SnapshotId;
+use crate::store::Store;
+use std::path::{Path, PathBuf};
+
+/// A filter on snapshots; empty fields match everything.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Absolute paths: a snapshot matches when one of its paths is one of
+    /// these, contains one (a snapshot of `/srv/app` contains
+    /// `/srv/app/db.sqlite`), or lies inside one.
+    pub paths: Vec<PathBuf>,
+    /// Host names (any of them).
+    pub hosts: Vec<String>,
+    /// Tags (any of them).
+    pub tags: Vec<String>,
+}
+
+/// Is `a` the same path as `b` or inside it?
+fn within(a: &Path, b: &Path) -> bool {
+    a.starts_with(b)
+}
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty() && self.hosts.is_empty() && self.tags.is_empty()
+    }
+
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        let path_ok = self.paths.is_empty()
+            || self.paths.iter().any(|p| {
+                s.paths
+                    .iter()
+                    .any(|sp| within(p, Path::new(sp)) || within(Path::new(sp), p))
+            });
+        let host_ok = self.hosts.is_empty() || self.hosts.contains(&s.host);
+        let tag_ok = self.tags.is_empty() || s.tags.iter().any(|t| self.tags.contains(t));
+        path_ok && host_ok && tag_ok
+    }
+
+    /// This selection narrowed to snapshots that hold `path`.
+    pub fn with_path(&self, path: PathBuf) -> Selection {
+        let mut s = self.clone();
+        s.paths = vec![path];
+        s
+    }
+}
+
+impl Store {
+    /// The readable snapshots that match `sel`, oldest first.
+    pub fn select(&self, sel: &Selection) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        Ok(self
+            .snapshots()?
+            .into_iter()
+            .filter(|(_, s)| sel.matches(s))
+            .collect())
+    }
+
+    /// Resolves a full id, a unique prefix of at least 6 hex digits,
+    /// `latest` (the newest snapshot in `sel`) or `latest:PATH` (the newest
+    /// in `sel` that holds PATH, a path on this machine).
+    pub fn resolve_in(&self, spec: &str, sel: &Selection) -> Result<SnapshotId> {
+        let latest = |sel: &Selection, what: &str| {
+            self.select(sel)?
+                .pop()
+                .map(|(id, _)| id)
+                .ok_or_else(|| Error::NotFound(format!("no snapshot {what}")))
+        };
+        if spec == "latest" {
+            let what = if sel.is_empty() {
+                "in the store".to_string()
+            } else {
+                "matches the selection".into()
+            };
+            return latest(sel, &what);
+        }
+        if let Some(path) = spec.strip_prefix("latest:") {
+            let abs = std::path::absolute(path).map_err(Error::io("resolve", path))?;
+            return latest(
+                &sel.with_path(abs.clone()),
+                &format!("holds {}", abs.display()),
+            );
+        }
+        let id = self.resolve(spec)?;
+        if !sel.is_empty() && !sel.matches(&self.load_snapshot(&id)?) {
+            return Err(Error::NotFound(format!(
+                "snapshot {spec} does not match the --path/--host/--tag selection"
+            )));
+        }
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(paths: &[&str], host: &str, tags: &[&str]) -> Snapshot {
+        Snapshot {
+            version: 1,
+            time: chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+            host: host.into(),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            tree: vec![],
+            parent: None,
+            stats: Default::default(),
+            skipped: vec![],
+            databases: vec![],
+        }
+    }
+
+    #[test]
+    fn paths_match_inside_and_around() {
+        let s = snap(&["/srv/app"], "h", &["daily"]);
+        let sel = |p: &str| Selection {
+            paths: vec![p.into()],
+            ..Default::default()
+        };
+        assert!(sel("/srv/app").matches(&s));
+        assert!(sel("/srv/app/db.sqlite").matches(&s));
+        assert!(sel("/srv").matches(&s));
+        assert!(!sel("/srv/application").matches(&s));
+        assert!(!sel("/other").matches(&s));
+        let tags = Selection {
+            tags: vec!["weekly".into()],
+            ..Default::default()
+        };
+        assert!(!tags.matches(&s));
+        assert!(Selection::default().matches(&s));
+    }
+}

@@ -1,0 +1,297 @@
+//! Recovery as a person needs it, with the real binary: what changed (diff,
+//! against a snapshot or the live files), only the lost rows back (recover),
+//! a database-only rollback, scoped `latest`, forget, dump and find.
+
+mod common;
+use common::*;
+use rusqlite::Connection;
+use std::fs;
+use std::path::Path;
+
+fn count(db: &Path, table: &str) -> i64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The seed case's database: 35 candidates, 108 evaluations, 160 messages.
+fn recruit_db(path: &Path) {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode=wal;
+         CREATE TABLE candidates(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, email TEXT);
+         CREATE TABLE evaluations(id INTEGER PRIMARY KEY AUTOINCREMENT,
+             candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE CASCADE, score INTEGER, notes TEXT);
+         CREATE TABLE messages(id INTEGER PRIMARY KEY AUTOINCREMENT,
+             candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE CASCADE, body TEXT);
+         CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+         INSERT INTO settings VALUES ('theme', 'light'), ('lang', 'en');",
+    )
+    .unwrap();
+    let tx = c.unchecked_transaction().unwrap();
+    for i in 1..=35 {
+        tx.execute(
+            "INSERT INTO candidates(name, email) VALUES (?1, ?2)",
+            (format!("cand {i}"), format!("c{i}@x.org")),
+        )
+        .unwrap();
+    }
+    for i in 0..108 {
+        tx.execute(
+            "INSERT INTO evaluations(candidate_id, score, notes) VALUES (?1, ?2, ?3)",
+            (i % 35 + 1, i % 5, format!("notes {i}")),
+        )
+        .unwrap();
+    }
+    for i in 0..160 {
+        tx.execute(
+            "INSERT INTO messages(candidate_id, body) VALUES (?1, ?2)",
+            (i % 35 + 1, format!("hello {i}")),
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+/// The bad migration: a cascade delete, then the app keeps writing 5 rows.
+fn bad_migration_then_new_rows(db: &Path) {
+    let c = Connection::open(db).unwrap();
+    c.execute_batch(
+        "PRAGMA foreign_keys=ON;
+         DELETE FROM candidates;
+         UPDATE settings SET value = 'dark' WHERE key = 'theme';
+         INSERT INTO candidates(name, email) VALUES ('new 1', 'n1@x.org'), ('new 2', 'n2@x.org');
+         INSERT INTO evaluations(candidate_id, score, notes) VALUES (36, 4, 'fresh'), (37, 3, 'fresh');
+         INSERT INTO messages(candidate_id, body) VALUES (36, 'welcome');",
+    )
+    .unwrap();
+}
+
+fn table<'a>(diff: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    diff["databases"][0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == name)
+        .unwrap_or_else(|| panic!("no table {name} in {diff}"))
+}
+
+#[test]
+fn cascade_delete_is_diffed_and_only_the_lost_rows_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, store) = (dir.path().join("recruit"), dir.path().join("store"));
+    fs::create_dir_all(&data).unwrap();
+    let db = data.join("recruit.db");
+    recruit_db(&db);
+    fs::write(data.join("config.json"), "{}").unwrap();
+    snap_ok(&store, &["init"]);
+    let pre = snap_json(
+        &store,
+        &["take", data.to_str().unwrap(), "--tag", "pre-migration"],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The application keeps the database open while all this happens.
+    let app = Connection::open(&db).unwrap();
+    bad_migration_then_new_rows(&db);
+
+    // What did the migration delete? One command.
+    let d = snap_json(&store, &["diff", "latest", "--live"]);
+    assert_eq!(table(&d, "candidates")["removed"], 35);
+    assert_eq!(table(&d, "candidates")["added"], 2);
+    assert_eq!(table(&d, "evaluations")["removed"], 108);
+    assert_eq!(table(&d, "messages")["removed"], 160);
+    assert_eq!(
+        table(&d, "settings")["changed"],
+        1,
+        "WITHOUT ROWID tables are compared by key"
+    );
+
+    let dry = snap_json(
+        &store,
+        &["recover", &pre, "--db", db.to_str().unwrap(), "--dry-run"],
+    );
+    let missing: u64 = dry["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["missing"].as_u64().unwrap())
+        .sum();
+    assert_eq!(missing, 303);
+    assert!(dry["sql"].as_array().unwrap().len() >= 303);
+    assert_eq!(count(&db, "candidates"), 2, "a dry run changes nothing");
+
+    let r = snap_json(&store, &["recover", "latest", "--db", db.to_str().unwrap()]);
+    let recovered: u64 = r["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["recovered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(recovered, 303);
+    assert_eq!(r["foreign_key_check"], "ok");
+    assert_eq!(count(&db, "candidates"), 37);
+    assert_eq!(count(&db, "evaluations"), 110);
+    assert_eq!(count(&db, "messages"), 161);
+    let theme: String = app
+        .query_row("SELECT value FROM settings WHERE key = 'theme'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        theme, "dark",
+        "a conflicting row is kept unless --overwrite"
+    );
+    // The undo: the pre-recover snapshot holds the database as it was.
+    let undo = r["pre_recover"].as_str().unwrap();
+    let list = snap_json(&store, &["list", "--tag", "pre-recover"]);
+    assert_eq!(list[0]["id"], undo);
+}
+
+#[test]
+fn diff_sql_turns_a_into_b() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, store) = (dir.path().join("recruit"), dir.path().join("store"));
+    fs::create_dir_all(&data).unwrap();
+    let db = data.join("recruit.db");
+    recruit_db(&db);
+    snap_ok(&store, &["init"]);
+    let a = snap_json(&store, &["take", data.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    bad_migration_then_new_rows(&db);
+    let b = snap_json(&store, &["take", data.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sql = snap_ok(&store, &["diff", &a, &b, "--sql"]);
+    let out = dir.path().join("out");
+    snap_ok(&store, &["restore", &a, "--to", out.to_str().unwrap()]);
+    let restored = out.join("recruit/recruit.db");
+    Connection::open(&restored)
+        .unwrap()
+        .execute_batch(&sql)
+        .unwrap();
+    let again = snap_json(&store, &["take", out.join("recruit").to_str().unwrap()]);
+    let d = snap_json(&store, &["diff", again["id"].as_str().unwrap(), &b]);
+    assert!(
+        d["databases"].as_array().unwrap().is_empty(),
+        "after the SQL, A's rows are B's: {d}"
+    );
+}
+
+#[test]
+fn database_only_rollback_keeps_the_rest_and_is_undoable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, store) = (dir.path().join("recruit"), dir.path().join("store"));
+    fs::create_dir_all(data.join("logs")).unwrap();
+    let db = data.join("recruit.db");
+    recruit_db(&db);
+    fs::write(data.join("config.json"), "v1").unwrap();
+    snap_ok(&store, &["init"]);
+    let pre = snap_json(&store, &["take", data.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    bad_migration_then_new_rows(&db);
+    fs::write(data.join("config.json"), "v2").unwrap();
+    fs::write(data.join("logs/today.log"), "new log").unwrap();
+    let r = snap_json(
+        &store,
+        &[
+            "restore",
+            &pre,
+            "--in-place",
+            "--path",
+            "recruit/recruit.db",
+            "--force",
+        ],
+    );
+    assert_eq!(count(&db, "candidates"), 35);
+    assert_eq!(
+        fs::read_to_string(data.join("config.json")).unwrap(),
+        "v2",
+        "only the database rolled back"
+    );
+    assert!(data.join("logs/today.log").exists());
+    // The undo snapshot holds the database as the rollback found it.
+    let undo = r["undo_snapshot"].as_str().unwrap().to_string();
+    snap_ok(&store, &["restore", &undo, "--in-place", "--force"]);
+    assert_eq!(count(&db, "candidates"), 2);
+}
+
+#[test]
+fn latest_is_scoped_by_path_and_forget_removes_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (one, two) = (dir.path().join("one.db"), dir.path().join("two"));
+    Connection::open(&one)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x)")
+        .unwrap();
+    fs::create_dir_all(&two).unwrap();
+    fs::write(two.join("f"), "x").unwrap();
+    snap_ok(&store, &["init"]);
+    let a = snap_json(&store, &["take", one.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = snap_json(&store, &["take", two.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // `latest` alone is the newest of anything; scoped, it is that database's.
+    let v = snap_json(
+        &store,
+        &["verify", "latest", "--path", one.to_str().unwrap()],
+    );
+    assert_eq!(v["report"]["snapshots"], 1);
+    let l = snap_json(&store, &["list", "--path", one.to_str().unwrap()]);
+    assert_eq!(l.as_array().unwrap().len(), 1);
+    assert_eq!(l[0]["id"], a.as_str());
+    let out = dir.path().join("out");
+    snap_ok(
+        &store,
+        &[
+            "restore",
+            &format!("latest:{}", one.display()),
+            "--to",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(out.join("one.db").exists());
+    // forget by id, even the newest; gc then frees its space.
+    snap_ok(&store, &["forget", &b]);
+    assert_eq!(snap_json(&store, &["list"]).as_array().unwrap().len(), 1);
+    snap_ok(&store, &["gc"]);
+    snap_ok(&store, &["verify", "--read-data"]);
+}
+
+#[test]
+fn dump_and_find() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, store) = (dir.path().join("recruit"), dir.path().join("store"));
+    fs::create_dir_all(&data).unwrap();
+    recruit_db(&data.join("recruit.db"));
+    fs::write(data.join("config.json"), "{\"a\":1}").unwrap();
+    snap_ok(&store, &["init"]);
+    snap_ok(&store, &["take", data.to_str().unwrap()]);
+    assert_eq!(
+        snap_ok(&store, &["dump", "latest", "recruit/config.json"]),
+        "{\"a\":1}"
+    );
+    let sql = snap_ok(&store, &["dump", "latest", "recruit/recruit.db", "--sql"]);
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch(&sql).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 160);
+    let image = snap(&store, &["dump", "latest", "recruit/recruit.db"]).stdout;
+    assert_eq!(&image[..16], b"SQLite format 3\0");
+    let found = snap_json(&store, &["find", "*.db"]);
+    assert_eq!(found[0]["path"], "recruit/recruit.db");
+}
