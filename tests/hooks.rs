@@ -57,6 +57,12 @@ fn npm_script_backup_before_migration() {
     let list = snap_json(&store, &["list", "--tag", "pre-migration"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["databases"][0]["check"], "ok");
+    // Something else is snapshotted into the same store later: `latest`
+    // alone would now mean that, and verify would say "ok" about it.
+    let other = dir.path().join("uploads");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("a.txt"), "not the database").unwrap();
+    snap_ok(&store, &["take", other.to_str().unwrap()]);
     let verify = sh(
         &project,
         &store,
@@ -66,6 +72,11 @@ fn npm_script_backup_before_migration() {
         verify.status.success(),
         "{}",
         String::from_utf8_lossy(&verify.stdout)
+    );
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        said.contains("1 snapshots") && said.contains("1 databases checked"),
+        "db:backup:verify checked the database's snapshot: {said}"
     );
 }
 
