@@ -80,7 +80,7 @@ pub struct GcReport {
 pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     let start = Instant::now();
     let lock = store.lock("gc", opts.lock_wait)?;
-    let index = store.open_index(&lock)?;
+    let mut index = store.open_index(&lock)?;
     let (plan, kept, bad_records) = plan_store(store, opts)?;
     let mut report = GcReport {
         dry_run: opts.dry_run,
@@ -89,9 +89,20 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
         bad_records,
         ..Default::default()
     };
+    // If any kept snapshot cannot be read completely, gc stops having
+    // changed nothing. A damaged index row can be the cause: the index is a
+    // cache, so it is rebuilt from the packs once and the mark retried.
+    let live = match mark(&StoreReader::new(store, &index)?, kept.iter()) {
+        Ok(live) => live,
+        Err(Error::Corrupt { .. }) if !opts.dry_run => {
+            drop(index);
+            packs::rebuild_index(store)?;
+            index = store.open_index(&lock)?;
+            mark(&StoreReader::new(store, &index)?, kept.iter())?
+        }
+        Err(e) => return Err(e),
+    };
     let reader = StoreReader::new(store, &index)?;
-    // If any kept snapshot cannot be read completely, gc stops here having changed nothing.
-    let live = mark(&reader, kept.iter())?;
     let packs = read_headers(store, &mut report)?;
     let pack_plan = plan::plan_packs(
         &packs,

@@ -132,7 +132,8 @@ pub fn capture(
         .prefix(".image-")
         .tempfile_in(&tmp)
         .map_err(Error::io("create image file in", &tmp))?;
-    let (page_size, page_count, damage) = if has_dbpage(&conn) && !opts.backup_api {
+    let shape = file_shape(path);
+    let (page_size, page_count, mut damage) = if has_dbpage(&conn) && !opts.backup_api {
         copy_pages(&conn, path, image.as_file_mut())
     } else {
         backup_pages(&conn, path, &tmp, image.as_file_mut()).map(|(s, n)| (s, n, Vec::new()))
@@ -149,6 +150,7 @@ pub fn capture(
         other => Err(other),
     })?;
     drop(conn);
+    damage.extend(shape);
     let bases = parent
         .filter(|p| p.page_size == page_size && PAGES_PER_CHUNK == 1)
         .map(|p| p.chunks.as_slice())
@@ -230,6 +232,39 @@ thread_local! {
 fn wait_for_lock(tries: i32) -> bool {
     std::thread::sleep(Duration::from_millis(1));
     (tries as u128) < LOCK_WAIT.get().as_millis()
+}
+
+/// Damage visible in the file's own shape, whatever SQLite makes of it: a
+/// size that is not a whole number of pages, or a file shorter than its
+/// header says (a truncated copy).
+fn file_shape(path: &Path) -> Vec<String> {
+    let (Ok(mut f), Ok(meta)) = (std::fs::File::open(path), std::fs::metadata(path)) else {
+        return Vec::new();
+    };
+    let mut h = [0u8; 100];
+    if f.read_exact(&mut h).is_err() {
+        return vec!["the file is shorter than its 100-byte header".into()];
+    }
+    let page_size = match u16::from_be_bytes([h[16], h[17]]) {
+        1 => 65536u64,
+        n => n as u64,
+    };
+    let len = meta.len();
+    let mut out = Vec::new();
+    if page_size >= 512 && len % page_size != 0 {
+        out.push(format!(
+            "its {len} bytes are not a whole number of {page_size}-byte pages"
+        ));
+    }
+    let pages = u32::from_be_bytes([h[28], h[29], h[30], h[31]]) as u64;
+    // The in-header size is valid when "version-valid-for" equals the change counter.
+    if h[92..96] == h[24..28] && pages > 0 && len < pages * page_size {
+        out.push(format!(
+            "the file holds {len} bytes and its header says {} (truncated)",
+            pages * page_size
+        ));
+    }
+    out
 }
 
 /// Errors that mean the database file itself is damaged.
