@@ -232,11 +232,12 @@ pub fn schedule(ctx: &Ctx, what: ScheduleCmd) -> Result<u8> {
         println!("crontab updated");
         return Ok(0);
     }
+    // System units when run as root (by uid, not $USER), user units otherwise.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
     let dir = match dir {
         Some(d) => d,
-        None if std::env::var("USER").as_deref() == Ok("root") => {
-            PathBuf::from("/etc/systemd/system")
-        }
+        None if root => PathBuf::from("/etc/systemd/system"),
         None => dirs::config_dir()
             .context("no config directory")?
             .join("systemd/user"),
@@ -250,8 +251,20 @@ pub fn schedule(ctx: &Ctx, what: ScheduleCmd) -> Result<u8> {
             println!("wrote {}", dir.join(name).display());
         }
     }
-    if !dry_run {
-        println!("enable with: systemctl daemon-reload && systemctl enable --now snap-<job>.timer");
-    }
+    let timers: Vec<&str> = files
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.ends_with(".timer"))
+        .collect();
+    let systemctl = if root {
+        "systemctl"
+    } else {
+        "systemctl --user"
+    };
+    println!(
+        "{}enable with: {systemctl} daemon-reload && {systemctl} enable --now {}",
+        if dry_run { "# " } else { "" },
+        timers.join(" ")
+    );
     Ok(0)
 }

@@ -89,6 +89,13 @@ enum Command {
         #[command(subcommand)]
         what: jobs::ScheduleCmd,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages for snap and each command into DIR
+    Man {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Repair the store
     Repair {
         #[command(subcommand)]
@@ -234,6 +241,18 @@ pub fn run() -> Result<u8> {
         Command::Repair {
             what: Repair::Index,
         } => verify::repair_index(&ctx),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "snap", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(cmd, &dir)?;
+            println!("man pages written to {}", dir.display());
+            Ok(0)
+        }
     }
 }
 

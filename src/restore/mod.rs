@@ -120,6 +120,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         force: replace,
         prune: opts.in_place,
         depth: 0,
+        links: Default::default(),
     };
     for job in &jobs {
         fs::create_dir_all(&job.into).map_err(Error::io("create directory", &job.into))?;

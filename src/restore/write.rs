@@ -7,12 +7,14 @@ use crate::format::tree::{Node, NodeKind};
 use crate::id::ChunkId;
 use crate::store::StoreReader;
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes, Permissions};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub struct Writer<'r, 'a> {
@@ -24,6 +26,20 @@ pub struct Writer<'r, 'a> {
     pub prune: bool,
     /// Directories entered so far on the way down (bounded by `MAX_DEPTH`).
     pub depth: usize,
+    /// Files restored so far by identity (device, inode at take): a file of
+    /// the same identity and content is restored as a hard link to it.
+    pub links: HashMap<(u64, u64), (PathBuf, ChunkId)>,
+}
+
+/// A file's identity at take, if it has one.
+fn link_key(n: &Node) -> Option<(u64, u64)> {
+    matches!(n.kind, NodeKind::File { .. })
+        .then_some((n.dev, n.inode))
+        .filter(|k| k.1 != 0)
+}
+
+fn content_key(chunks: &[ChunkId]) -> ChunkId {
+    ChunkId::of(&chunks.iter().flat_map(|c| c.0).collect::<Vec<u8>>())
 }
 
 pub fn system_time(ns: i64) -> SystemTime {
@@ -107,6 +123,11 @@ impl Writer<'_, '_> {
             .nodes
             .iter()
             .partition(|n| matches!(n.kind, NodeKind::File { .. }));
+        // A file whose identity was restored already becomes a hard link.
+        let mut seen = std::collections::HashSet::new();
+        let (files, linked): (Vec<&Node>, Vec<&Node>) = files.into_iter().partition(|n| {
+            link_key(n).is_none_or(|k| !self.links.contains_key(&k) && seen.insert(k))
+        });
         let this = &*self;
         files
             .par_iter()
@@ -117,7 +138,23 @@ impl Writer<'_, '_> {
                 _ => unreachable!("partitioned"),
             })
             .collect::<Result<Vec<()>>>()?;
-        self.report.files += files.len() as u64;
+        for n in &files {
+            if let (Some(k), NodeKind::File { chunks }) = (link_key(n), &n.kind) {
+                let path = target.join(OsStr::from_bytes(&n.name));
+                self.links.insert(k, (path, content_key(chunks)));
+            }
+        }
+        for n in &linked {
+            let NodeKind::File { chunks } = &n.kind else {
+                continue;
+            };
+            let path = target.join(OsStr::from_bytes(&n.name));
+            match link_key(n).and_then(|k| self.links.get(&k)) {
+                Some((src, key)) if *key == content_key(chunks) => self.link(src, &path)?,
+                _ => self.file(&path, n, chunks)?,
+            }
+        }
+        self.report.files += (files.len() + linked.len()) as u64;
         self.report.bytes += files.iter().map(|n| n.size).sum::<u64>();
         self.depth += 1;
         for child in others {
@@ -144,6 +181,17 @@ impl Writer<'_, '_> {
         self.finish_file(tmp, target, node)
     }
 
+    /// `dst` appears, atomically, as a hard link to the restored file `src`.
+    fn link(&self, src: &Path, dst: &Path) -> Result<()> {
+        let tmp = dst.with_file_name(format!(".snap-link-{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        fs::hard_link(src, &tmp).map_err(Error::io("link", &tmp))?;
+        if fs::symlink_metadata(dst).is_ok_and(|m| m.is_dir()) {
+            self.clear_way(dst, true)?;
+        }
+        fs::rename(&tmp, dst).map_err(Error::io("rename into place", dst))
+    }
+
     /// Removes what stands at `path` (never following a symlink) when allowed.
     pub fn clear_way(&self, path: &Path, dirs_too: bool) -> Result<()> {
         let Ok(meta) = fs::symlink_metadata(path) else {
@@ -168,8 +216,10 @@ impl Writer<'_, '_> {
     }
 
     /// Writes the chunks in order, each verified against its id first.
+    /// Blocks of zeros are skipped, not written: a sparse file comes back
+    /// sparse (as tar and borg restore it).
     pub fn write_chunks(&self, file: &File, chunks: &[ChunkId], target: &Path) -> Result<()> {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut out = SparseWriter::new(file);
         self.reader
             .copy_chunks(chunks, &mut out)
             .map_err(|e| match e {
@@ -206,5 +256,68 @@ impl Writer<'_, '_> {
         tmp.persist(target)
             .map_err(|e| Error::io("rename into place", target)(e.error))?;
         Ok(())
+    }
+}
+
+/// Writes a stream at increasing offsets, skipping every aligned block of
+/// zeros (the file system leaves a hole), and sets the length at the end.
+struct SparseWriter<'f> {
+    file: &'f File,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    at: u64,
+}
+
+const BLOCK: usize = 4096;
+
+impl<'f> SparseWriter<'f> {
+    fn new(file: &'f File) -> Self {
+        SparseWriter {
+            file,
+            buf: Vec::with_capacity(1 << 20),
+            at: 0,
+        }
+    }
+
+    /// Writes the buffer's non-zero blocks; keeps a tail shorter than a block.
+    fn drain(&mut self, all: bool) -> std::io::Result<()> {
+        let whole = if all {
+            self.buf.len()
+        } else {
+            self.buf.len() / BLOCK * BLOCK
+        };
+        let mut i = 0;
+        while i < whole {
+            let end = (i + BLOCK).min(whole);
+            if self.buf[i..end].iter().all(|b| *b == 0) {
+                i = end;
+                continue;
+            }
+            let mut j = end;
+            while j < whole && !self.buf[j..(j + BLOCK).min(whole)].iter().all(|b| *b == 0) {
+                j = (j + BLOCK).min(whole);
+            }
+            self.file
+                .write_all_at(&self.buf[i..j], self.at + i as u64)?;
+            i = j;
+        }
+        self.buf.drain(..whole);
+        self.at += whole as u64;
+        Ok(())
+    }
+}
+
+impl std::io::Write for SparseWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 1 << 20 {
+            self.drain(false)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain(true)?;
+        self.file.set_len(self.at)
     }
 }
