@@ -226,3 +226,79 @@ fn a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(out.status.code(), Some(101));
 }
+
+// A long `verify` (or any reader) once blocked the pre-migration hook's
+// `take` for as long as it ran: every command took the store lock
+// exclusively. Readers now block only gc.
+#[test]
+fn a_reader_blocks_gc_but_not_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, store) = store_with_one(dir.path());
+    let readers = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(store.join("lock.readers"))
+        .unwrap();
+    readers.lock_shared().unwrap();
+    fs::write(data.join("more.bin"), Rng(4).bytes(10_000)).unwrap();
+    assert_eq!(
+        code(snap(
+            &store,
+            &["--lock-wait", "0", "take", data.to_str().unwrap()]
+        )),
+        0
+    );
+    assert_eq!(code(snap(&store, &["--lock-wait", "0", "verify"])), 0);
+    assert_eq!(
+        code(snap(
+            &store,
+            &["--lock-wait", "0", "gc", "--keep-last", "1"]
+        )),
+        4
+    );
+    readers.unlock().unwrap();
+    assert_eq!(
+        code(snap(
+            &store,
+            &["--lock-wait", "0", "gc", "--keep-last", "1"]
+        )),
+        0
+    );
+}
+
+#[test]
+fn readers_and_a_writer_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, store) = store_with_one(dir.path());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = snap(&store, &["--lock-wait", "0", "verify", "--read-data"]);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+                runs += 1;
+            }
+            runs
+        })
+    };
+    for i in 0..10 {
+        fs::write(data.join("more.bin"), Rng(i).bytes(300_000)).unwrap();
+        assert_eq!(
+            code(snap(
+                &store,
+                &["--lock-wait", "0", "take", data.to_str().unwrap()]
+            )),
+            0
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+}

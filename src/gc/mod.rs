@@ -79,7 +79,7 @@ pub struct GcReport {
 
 pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     let start = Instant::now();
-    let lock = store.lock("gc", opts.lock_wait)?;
+    let lock = store.lock_all("gc", opts.lock_wait)?;
     let mut index = store.open_index(&lock)?;
     let (plan, kept, bad_records) = plan_store(store, opts)?;
     let mut report = GcReport {

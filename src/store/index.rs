@@ -77,6 +77,7 @@ impl Index {
     pub fn open(path: &Path) -> Result<Index> {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
+            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
             .create_with_backend(super::durable::IndexBackend::open(path)?)?;
         let tx = db.begin_write()?;
         tx.open_table(CHUNKS)?;
@@ -93,6 +94,7 @@ impl Index {
     pub fn open_read_only(path: &Path) -> Result<Index> {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
+            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
             .open_read_only(path)?;
         Ok(Index {
             db: Db::Read(db),

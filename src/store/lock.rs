@@ -1,10 +1,12 @@
-//! The store lock: an OS file lock (flock) on `STORE/lock`. Writers of the
-//! index and deleters (take, gc, repair, mirror) hold it exclusively; readers
-//! (ls, restore, verify) hold it shared, so they never see gc delete a pack
-//! under them and never block each other. The kernel releases it when its
-//! holder exits or is killed, so a lock can never be stale: a crashed run never
-//! blocks the next scheduled one. Waiters poll until `wait` has passed, then
-//! fail with `Error::Locked` naming the holder.
+//! The store locks: OS file locks (flock) on two files. `STORE/lock` is held
+//! exclusively by the one process that writes the index (take, gc, repair,
+//! mirror, clone). `STORE/lock.readers` is held shared by readers (ls,
+//! restore, verify, diff, dump, find) and exclusively by gc, the one command
+//! that deletes what readers read. So readers never block each other or a
+//! take, and never see gc delete a pack under them. The kernel releases a
+//! lock when its holder exits or is killed, so a lock can never be stale: a
+//! crashed run never blocks the next scheduled one. Waiters poll until
+//! `wait` has passed, then fail with `Error::Locked` naming the holder.
 //!
 //! A store on a read-only file system (a mounted backup disk) cannot be
 //! written by anyone, so a shared lock there is not needed and not taken.
@@ -17,26 +19,52 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct StoreLock {
-    _file: Option<File>,
+    _files: Vec<File>,
     exclusive: bool,
 }
 
 impl StoreLock {
-    /// True for the exclusive lock (index writes and deletions allowed).
+    /// True for the writer's lock (index writes allowed).
     pub fn exclusive(&self) -> bool {
         self.exclusive
     }
 
+    /// The writer's lock: index writes, no deletions readers could see.
     pub fn acquire(root: &Path, what: &str, wait: Duration) -> Result<StoreLock> {
-        Self::take(root, what, wait, true)
+        let file = Self::take(root, "lock", what, wait, true)?;
+        Ok(StoreLock {
+            _files: file.into_iter().collect(),
+            exclusive: true,
+        })
     }
 
+    /// The writer's lock and every reader excluded: for deleting packs.
+    pub fn acquire_all(root: &Path, what: &str, wait: Duration) -> Result<StoreLock> {
+        let writer = Self::take(root, "lock", what, wait, true)?;
+        let readers = Self::take(root, "lock.readers", what, wait, true)?;
+        Ok(StoreLock {
+            _files: writer.into_iter().chain(readers).collect(),
+            exclusive: true,
+        })
+    }
+
+    /// A reader's lock: shared with other readers and with a writer.
     pub fn acquire_shared(root: &Path, what: &str, wait: Duration) -> Result<StoreLock> {
-        Self::take(root, what, wait, false)
+        let file = Self::take(root, "lock.readers", what, wait, false)?;
+        Ok(StoreLock {
+            _files: file.into_iter().collect(),
+            exclusive: false,
+        })
     }
 
-    fn take(root: &Path, what: &str, wait: Duration, exclusive: bool) -> Result<StoreLock> {
-        let path = root.join("lock");
+    fn take(
+        root: &Path,
+        name: &str,
+        what: &str,
+        wait: Duration,
+        exclusive: bool,
+    ) -> Result<Option<File>> {
+        let path = root.join(name);
         let opened = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -48,12 +76,7 @@ impl StoreLock {
             Err(e) if !exclusive && read_only(&e) => match File::open(&path) {
                 Ok(f) => f,
                 // Nobody can write a store on a read-only file system.
-                Err(_) => {
-                    return Ok(StoreLock {
-                        _file: None,
-                        exclusive,
-                    })
-                }
+                Err(_) => return Ok(None),
             },
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
@@ -93,10 +116,7 @@ impl StoreLock {
                 .and_then(|_| file.rewind())
                 .and_then(|_| file.write_all(note.as_bytes()));
         }
-        Ok(StoreLock {
-            _file: Some(file),
-            exclusive,
-        })
+        Ok(Some(file))
     }
 }
 

@@ -361,7 +361,14 @@ impl Store {
         StoreLock::acquire(&self.root, what, wait)
     }
 
-    /// Takes the store lock shared: for commands that only read.
+    /// Takes the writer's lock and excludes every reader: for gc, which
+    /// deletes packs readers may be reading.
+    pub fn lock_all(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
+        StoreLock::acquire_all(&self.root, what, wait)
+    }
+
+    /// Takes a reader's lock: for commands that only read. It does not
+    /// block a take, only gc.
     pub fn lock_shared(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
         StoreLock::acquire_shared(&self.root, what, wait)
     }
