@@ -168,7 +168,6 @@ impl JobRunner<'_> {
                     self.remote(job.remote.as_ref().expect("checked by config").get_ref())?;
                 let opts = MirrorOptions {
                     verify: job.sample.unwrap_or(0.0) / 100.0,
-                    progress: false,
                     lock_wait: self.lock_wait,
                 };
                 let r = mirror::mirror(&self.store, &remote, &opts)?;

@@ -31,7 +31,7 @@ pub struct TakeOptions {
     /// A path that does not exist is skipped; none left is "nothing to back up".
     pub allow_missing: bool,
     pub sqlite: sqlite::CaptureOptions,
-    pub progress: bool,
+    /// How long to wait for another snap process to release the store.
     pub lock_wait: Duration,
 }
 
@@ -59,7 +59,7 @@ struct Walker<'a> {
     skipped: Vec<Skipped>,
     databases: Vec<DatabaseSummary>,
     warnings: Vec<String>,
-    progress: indicatif::ProgressBar,
+    progress: crate::progress::Reporter,
 }
 
 pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
@@ -88,8 +88,10 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         skipped: Vec::new(),
         databases: Vec::new(),
         warnings,
-        progress: progress_bar(opts.progress, None),
+        progress: store.progress().clone(),
     };
+    w.progress
+        .start("take", Some(source::estimate(&roots, &w.excludes)));
     let parent_top = match &parent {
         Some((_, p)) => Some(w.reader.tree(&p.tree)?),
         None => None,
@@ -111,7 +113,7 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         .writer
         .put_buffer(&crate::format::tree::encode_tree(&top))?;
     let written = w.writer.finish()?;
-    w.progress.finish_and_clear();
+    w.progress.finish();
     let mut stats = w.stats;
     stats.added = written.added;
     stats.added_raw = written.added_raw;
@@ -198,27 +200,6 @@ fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
         .binary_search_by(|n| n.name.as_slice().cmp(name))
         .ok()
         .map(|i| &tree.nodes[i])
-}
-
-/// A progress line on stderr when `show` (a terminal, not --json): bytes
-/// against `total` when it is known, a spinner otherwise.
-pub fn progress_bar(show: bool, total: Option<u64>) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let (bar, template) = match total {
-        Some(n) => (
-            indicatif::ProgressBar::new(n),
-            "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ({eta})",
-        ),
-        None => (
-            indicatif::ProgressBar::new_spinner(),
-            "{spinner} {binary_bytes} read ({elapsed})",
-        ),
-    };
-    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("template"));
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
 }
 
 impl Walker<'_> {
@@ -343,6 +324,7 @@ impl Walker<'_> {
         if let (false, Some(old)) = (self.opts.force_read, old) {
             if let NodeKind::File { chunks } = &old.kind {
                 if source::unchanged(old, meta) && self.all_stored(chunks)? {
+                    self.progress.advance(meta.len());
                     return Ok(Some(chunks.clone()));
                 }
             }
@@ -365,7 +347,7 @@ impl Walker<'_> {
             };
             read += data.len() as u64;
             self.stats.read += data.len() as u64;
-            self.progress.inc(data.len() as u64);
+            self.progress.advance(data.len() as u64);
             chunks.push(self.writer.put(data)?);
         }
         let now = file.metadata().ok();
@@ -417,7 +399,7 @@ impl Walker<'_> {
         self.stats.databases += 1;
         self.stats.size += image.db.page_count * image.db.page_size as u64;
         self.stats.read += image.bytes_read;
-        self.progress.inc(image.bytes_read);
+        self.progress.advance(meta.len());
         self.warnings.extend(image.warnings);
         self.databases.push(sqlite::summary(rel, &image.db));
         let mut node = source::node(name, meta, NodeKind::Database(Box::new(image.db)));

@@ -97,7 +97,10 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
     for bad in bad_records {
         c.problem(None, None, None, bad);
     }
+    let progress = store.progress();
+    progress.start_items("verify: snapshots", Some(ids.len() as u64));
     for id in ids {
+        progress.advance(1);
         c.report.snapshots += 1;
         if let Err(e) = c.snapshot(&id) {
             c.problem(Some(id), None, None, e.to_string());
@@ -117,7 +120,17 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
             .filter(|(p, _)| (u16::from_be_bytes([p.0[0], p.0[1]]) as u32) < limit)
             .collect();
         packs.sort();
+        let sizes: u64 = packs
+            .iter()
+            .filter_map(|(p, _)| store.readable_pack_path(p))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        progress.start("verify: reading packs", Some(sizes));
         for (pack, (snap, path)) in packs {
+            if let Some(p) = store.readable_pack_path(&pack) {
+                progress.advance(std::fs::metadata(p).map_or(0, |m| m.len()));
+            }
             c.report.packs_read += 1;
             let indexed = |e: &PackEntry| {
                 c.reader
@@ -133,6 +146,7 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
             }
         }
     }
+    progress.finish();
     let mut report = c.report;
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)

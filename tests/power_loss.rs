@@ -96,7 +96,7 @@ impl Disk {
             if p.is_dir() {
                 self.names.insert(p.clone(), Entry::Dir);
                 self.load_dir(&p);
-            } else if p.file_name().unwrap() != "lock" {
+            } else if !p.file_name().unwrap().to_string_lossy().starts_with("lock") {
                 self.inodes.push(Inode {
                     durable: fs::read(&p).unwrap(),
                     pending: vec![],
@@ -215,7 +215,7 @@ fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         for e in fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-            if rel.starts_with("tmp") || rel == Path::new("lock") {
+            if rel.starts_with("tmp") || rel.to_string_lossy().starts_with("lock") {
                 continue;
             }
             if p.is_dir() {

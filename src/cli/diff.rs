@@ -126,10 +126,10 @@ pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match (&node.kind, args.sql) {
         (NodeKind::File { chunks }, false) => {
-            reader.copy_chunks(chunks, &mut out)?;
+            reader.copy_chunks(chunks, &mut out, &snap::Reporter::none())?;
         }
         (NodeKind::Database(db), false) => {
-            reader.copy_chunks(&db.chunks, &mut out)?;
+            reader.copy_chunks(&db.chunks, &mut out, &snap::Reporter::none())?;
         }
         (NodeKind::Database(db), true) => {
             let image = snap::diff::image(&reader, &db.chunks)?;

@@ -1,4 +1,4 @@
-use super::{bytes, progress_wanted, Ctx};
+use super::{bytes, Ctx};
 use anyhow::{Context, Result};
 use snap::mirror::{self, MirrorOptions, Remote};
 use std::sync::Arc;
@@ -46,7 +46,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         &remote,
         &MirrorOptions {
             verify: args.verify / 100.0,
-            progress: progress_wanted(ctx),
             lock_wait: ctx.lock_wait,
         },
     )
@@ -74,14 +73,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
 
 pub fn clone(ctx: &Ctx, args: CloneArgs) -> Result<u8> {
     let remote = open_remote(&ctx.remote_url(&args.remote)?)?;
-    let report =
-        mirror::clone(&remote, &ctx.store_path, progress_wanted(ctx)).with_context(|| {
-            format!(
-                "cannot clone {} into {}",
-                args.remote,
-                ctx.store_path.display()
-            )
-        })?;
+    let report = mirror::clone(&remote, &ctx.store_path, &ctx.reporter()).with_context(|| {
+        format!(
+            "cannot clone {} into {}",
+            args.remote,
+            ctx.store_path.display()
+        )
+    })?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {

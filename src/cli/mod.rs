@@ -5,6 +5,7 @@ mod gc;
 mod jobs;
 mod list;
 mod mirror;
+mod progress;
 mod recover;
 mod restore;
 mod take;
@@ -35,6 +36,12 @@ pub struct Cli {
     /// Seconds to wait for another snap process to release the store
     #[arg(long, global = true, default_value_t = 3600)]
     lock_wait: u64,
+    /// No progress bars, no waiting messages
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Name each phase of the work on stderr
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -126,6 +133,8 @@ impl Command {
 
 pub struct Ctx {
     pub json: bool,
+    pub quiet: bool,
+    pub verbose: bool,
     pub lock_wait: Duration,
     pub store_path: PathBuf,
     pub config: Option<snap::config::Config>,
@@ -147,8 +156,13 @@ impl Ctx {
         Ok(self.config()?.remote_url(spec)?)
     }
 
+    /// The store, reporting progress to the terminal.
     pub fn open(&self) -> Result<Store> {
-        Ok(Store::open(&self.store_path)?)
+        Ok(Store::open(&self.store_path)?.with_progress(progress::reporter(self)))
+    }
+
+    pub fn reporter(&self) -> snap::Reporter {
+        progress::reporter(self)
     }
 
     pub fn print_json<T: serde::Serialize>(&self, value: &T) -> Result<()> {
@@ -195,6 +209,8 @@ pub fn run() -> Result<u8> {
     };
     let ctx = Ctx {
         json: cli.json,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
         lock_wait: Duration::from_secs(cli.lock_wait),
         store_path,
         config,
@@ -313,9 +329,4 @@ impl HostTag {
 
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
-}
-
-pub fn progress_wanted(ctx: &Ctx) -> bool {
-    use std::io::IsTerminal;
-    !ctx.json && std::io::stderr().is_terminal()
 }

@@ -1,4 +1,4 @@
-use super::{bytes, progress_wanted, Ctx};
+use super::{bytes, Ctx};
 use anyhow::Result;
 use snap::{source::sqlite::CaptureOptions, Store, TakeOptions};
 use std::path::PathBuf;
@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
     }
     // `snap take ./data` works on a fresh machine: the default store is created on first use.
     let store = if default_store {
-        Store::open_or_init(&ctx.store_path)?
+        Store::open_or_init(&ctx.store_path)?.with_progress(ctx.reporter())
     } else {
         ctx.open()?
     };
@@ -95,7 +95,6 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
             opts.force_read |= args.force_read;
             opts.skip_unreadable |= args.skip_unreadable;
             opts.allow_missing |= args.allow_missing;
-            opts.progress = progress_wanted(ctx);
             code = code.max(report(ctx, &args, &snap::take(&store, &opts)?)?);
         }
         return Ok(code);
@@ -114,7 +113,6 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
             backup_api: args.backup_api,
             lock_wait: Some(std::time::Duration::from_secs(args.db_lock_wait)),
         },
-        progress: progress_wanted(ctx),
         lock_wait: ctx.lock_wait,
     };
     let report_ = snap::take(&store, &opts)?;

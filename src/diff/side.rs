@@ -207,7 +207,7 @@ impl DbFile {
 pub fn image(reader: &StoreReader, chunks: &[ChunkId]) -> Result<tempfile::NamedTempFile> {
     let tmp = tempfile::NamedTempFile::new().map_err(Error::io("create temporary file", "/tmp"))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
-    reader.copy_chunks(chunks, &mut out)?;
+    reader.copy_chunks(chunks, &mut out, &crate::progress::Reporter::none())?;
     std::io::Write::flush(&mut out).map_err(Error::io("write", tmp.path()))?;
     drop(out);
     Ok(tmp)

@@ -91,8 +91,7 @@ pub(crate) fn run(
 fn repack(store: &Store, reader: &StoreReader, plan: &PackPlan) -> Result<Vec<SealedPack>> {
     let mut packer = Packer::new(store);
     let mut sealed = Vec::new();
-    for pack in plan.with_fate(Fate::Repack) {
-        let locs = plan.chosen_in(&pack);
+    for (_, locs) in plan.to_repack() {
         let stored = reader.packs.read_stored_many(&locs);
         let mut batch = Vec::with_capacity(locs.len());
         for (loc, bytes) in locs.into_iter().zip(stored) {
@@ -103,6 +102,7 @@ fn repack(store: &Store, reader: &StoreReader, plan: &PackPlan) -> Result<Vec<Se
             };
             // Verify while copying: gc never spreads a corrupt entry.
             decode_named(&loc, &bytes, base.as_deref())?;
+            store.progress().advance(bytes.len() as u64);
             batch.push((loc.entry, bytes));
         }
         sealed.extend(packer.add_stored(batch)?);

@@ -92,6 +92,8 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     // If any kept snapshot cannot be read completely, gc stops having
     // changed nothing. A damaged index row can be the cause: the index is a
     // cache, so it is rebuilt from the packs once and the mark retried.
+    let progress = store.progress();
+    progress.start_items("gc: mark", Some(kept.len() as u64));
     let live = match mark(&StoreReader::new(store, &index)?, kept.iter()) {
         Ok(live) => live,
         Err(Error::Corrupt { .. }) if !opts.dry_run => {
@@ -104,6 +106,7 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     };
     let reader = StoreReader::new(store, &index)?;
     let packs = read_headers(store, &mut report)?;
+    progress.finish();
     let pack_plan = plan::plan_packs(
         &packs,
         live,
@@ -121,7 +124,13 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     }
     let before: u64 = packs.iter().map(|p| p.size).sum();
     execute::forget(store, &index, &report.plan)?;
+    let repack_bytes: u64 = pack_plan
+        .with_fate(Fate::Repack)
+        .map(|p| pack_plan.live_bytes.get(&p).copied().unwrap_or(0))
+        .sum();
+    progress.start("gc: repack", Some(repack_bytes));
     let written = execute::run(store, &index, &reader, &pack_plan)?;
+    progress.finish();
     report.packs_written = written.len() as u64;
     let after = before + written.iter().sum::<u64>()
         - pack_plan

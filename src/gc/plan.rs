@@ -43,6 +43,8 @@ pub struct PackPlan {
     /// Each chosen delta's base.
     pub bases: HashMap<ChunkId, ChunkId>,
     pub fates: Vec<(PackId, u64, Fate)>,
+    /// Bytes of chosen entries per pack.
+    pub live_bytes: HashMap<PackId, u64>,
 }
 
 impl PackPlan {
@@ -53,15 +55,18 @@ impl PackPlan {
             .map(|(p, _, _)| *p)
     }
 
-    /// The chosen entries of `pack`, in pack order (what a repack copies).
-    pub fn chosen_in(&self, pack: &PackId) -> Vec<Location> {
-        let mut out: Vec<Location> = self
-            .chosen
-            .values()
-            .filter(|l| l.pack == *pack)
-            .cloned()
-            .collect();
-        out.sort_by_key(|l| l.entry.offset);
+    /// The chosen entries of every pack to repack, each in pack order.
+    pub fn to_repack(&self) -> Vec<(PackId, Vec<Location>)> {
+        let repack: std::collections::HashSet<PackId> = self.with_fate(Fate::Repack).collect();
+        let mut by_pack: HashMap<PackId, Vec<Location>> = HashMap::new();
+        for l in self.chosen.values().filter(|l| repack.contains(&l.pack)) {
+            by_pack.entry(l.pack).or_default().push(l.clone());
+        }
+        let mut out: Vec<(PackId, Vec<Location>)> = by_pack.into_iter().collect();
+        for (_, locs) in &mut out {
+            locs.sort_by_key(|l| l.entry.offset);
+        }
+        out.sort_by_key(|(p, _)| *p);
         out
     }
 
@@ -72,16 +77,8 @@ impl PackPlan {
             .map(|(p, size, fate)| match fate {
                 Fate::Keep => 0,
                 Fate::Delete => *size,
-                Fate::Repack => size.saturating_sub(self.live_bytes(p)),
+                Fate::Repack => size.saturating_sub(self.live_bytes.get(p).copied().unwrap_or(0)),
             })
-            .sum()
-    }
-
-    fn live_bytes(&self, pack: &PackId) -> u64 {
-        self.chosen
-            .values()
-            .filter(|l| l.pack == *pack)
-            .map(|l| l.entry.length as u64)
             .sum()
     }
 }
@@ -104,6 +101,7 @@ pub fn plan_packs(
     for l in plan.chosen.values() {
         *live_bytes.entry(l.pack).or_default() += l.entry.length as u64;
     }
+    plan.live_bytes = live_bytes.clone();
     for p in packs {
         let total: u64 = p.entries.iter().map(|e| e.length as u64).sum();
         let fate = match live_bytes.get(&p.id) {
@@ -203,6 +201,7 @@ fn choose_copies(
         chosen,
         bases: base_of,
         fates: Vec::with_capacity(packs.len()),
+        live_bytes: HashMap::new(),
     })
 }
 

@@ -31,7 +31,6 @@ pub fn snapshot_key(id: &SnapshotId) -> String {
 pub struct MirrorOptions {
     /// Re-read and re-hash this share (0..=1) of the remote's packs.
     pub verify: f64,
-    pub progress: bool,
     pub lock_wait: Duration,
 }
 
@@ -104,7 +103,8 @@ pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<Mi
         .filter_map(|(_, p)| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let bar = crate::snapshot::progress_bar(opts.progress, Some(total));
+    let bar = store.progress();
+    bar.start("mirror", Some(total));
     let check = |key: &str, bytes: &[u8]| -> Result<()> {
         let named = key
             .rsplit('/')
@@ -128,7 +128,7 @@ pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<Mi
             Err(e) => report.problems.push(format!("{key}: {e}")),
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     // Records go last, and only when every pack made it.
     if report.problems.is_empty() {
         let records: std::collections::HashSet<String> = remote

@@ -262,7 +262,11 @@ pub struct CloneReport {
 
 /// Rebuilds a complete local store at `dest` from the remote alone: packs
 /// (each checked against its name) and records downloaded, index rebuilt.
-pub fn clone(remote: &Remote, dest: &Path, progress: bool) -> Result<CloneReport> {
+pub fn clone(
+    remote: &Remote,
+    dest: &Path,
+    progress: &crate::progress::Reporter,
+) -> Result<CloneReport> {
     let start = Instant::now();
     let config = remote_config(remote)?;
     // A clone that was interrupted is resumed: its destination is the same
@@ -288,7 +292,8 @@ pub fn clone(remote: &Remote, dest: &Path, progress: bool) -> Result<CloneReport
     let mut packs = remote_packs(remote)?;
     packs.retain(|id, _| !store.pack_path(id).exists());
     let total = packs.values().sum();
-    let bar = crate::snapshot::progress_bar(progress, Some(total));
+    let bar = progress;
+    bar.start("clone", Some(total));
     let items = packs
         .keys()
         .map(|id| (pack_key(id), store.pack_path(id)))
@@ -311,11 +316,11 @@ pub fn clone(remote: &Remote, dest: &Path, progress: bool) -> Result<CloneReport
         store: dest.display().to_string(),
         ..Default::default()
     };
-    for (_, r) in remote.download(items, &store.tmp_dir(), &check, &bar) {
+    for (_, r) in remote.download(items, &store.tmp_dir(), &check, bar) {
         report.bytes += r?;
         report.packs += 1;
     }
-    bar.finish_and_clear();
+    bar.finish();
     for (id, _, bytes) in remote_records(remote)? {
         durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         report.snapshots += 1;

@@ -210,7 +210,7 @@ impl Remote {
         &self,
         items: Vec<(String, PathBuf)>,
         check: &(dyn Fn(&str, &[u8]) -> Result<()> + Sync),
-        progress: &indicatif::ProgressBar,
+        progress: &crate::progress::Reporter,
     ) -> Result<Vec<(String, Result<u64>)>> {
         let (op, url) = (&self.op, self.url.as_str());
         self.rt.block_on(async {
@@ -231,7 +231,7 @@ impl Remote {
                                 "size differs after upload",
                             ));
                         }
-                        progress.inc(len);
+                        progress.advance(len);
                         Ok(len)
                     }
                     .await;
@@ -256,7 +256,7 @@ impl Remote {
         items: Vec<(String, PathBuf)>,
         tmp_dir: &std::path::Path,
         check: &(dyn Fn(&str, &[u8]) -> Result<()> + Sync),
-        progress: &indicatif::ProgressBar,
+        progress: &crate::progress::Reporter,
     ) -> Vec<(String, Result<u64>)> {
         let (op, url) = (&self.op, self.url.as_str());
         self.rt.block_on(
@@ -273,7 +273,7 @@ impl Remote {
                             crate::store::durable::create_dir_durable(dir)?;
                         }
                         crate::store::durable::write_atomic(tmp_dir, &local, &bytes)?;
-                        progress.inc(bytes.len() as u64);
+                        progress.advance(bytes.len() as u64);
                         Ok(bytes.len() as u64)
                     }
                     .await;

@@ -73,13 +73,14 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
     };
     let replace = opts.force || opts.in_place;
     // Plan and check every target under one lock; nothing is written yet.
-    let jobs = {
+    let (jobs, total) = {
         let lock = store.lock_shared("restore", opts.lock_wait)?;
         let index = store.open_index(&lock)?;
         let reader = StoreReader::new(store, &index)?;
         let jobs = plan(&reader, &snap, opts)?;
+        let mut total = 0;
         for job in &jobs {
-            check_depth(&reader, &job.node)?;
+            total += check_depth(&reader, &job.node)?;
             let target = job.into.join(std::ffi::OsStr::from_bytes(&job.node.name));
             check_target(&target, replace)?;
             if !opts.force {
@@ -89,7 +90,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
             }
             report.targets.push(target.to_string_lossy().into());
         }
-        jobs
+        (jobs, total)
     };
     if opts.in_place {
         let existing: Vec<PathBuf> = report
@@ -114,6 +115,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
     let lock = store.lock_shared("restore", opts.lock_wait)?;
     let index = store.open_index(&lock)?;
     let reader = StoreReader::new(store, &index)?;
+    store.progress().start("restore", Some(total));
     let mut w = write::Writer {
         reader: &reader,
         report: &mut report,
@@ -127,6 +129,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         w.node(&job.into, &job.node)?;
         crate::store::durable::fsync_dir(&job.into)?;
     }
+    store.progress().finish();
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -231,23 +234,30 @@ pub fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
 }
 
 /// Refuses, before anything is written, a tree nested deeper than restore
-/// recreates (`MAX_DEPTH`).
-fn check_depth(reader: &StoreReader, node: &Node) -> Result<()> {
+/// recreates (`MAX_DEPTH`). Returns the bytes the tree holds.
+fn check_depth(reader: &StoreReader, node: &Node) -> Result<u64> {
     let max = crate::format::tree::MAX_DEPTH;
+    let mut total = 0;
     reader.walk(
         "",
         vec![node.clone()],
-        |path, _| {
+        |path, n| {
             if path.matches('/').count() >= max {
                 return Err(Error::Invalid(format!(
                     "the snapshot nests directories more than {max} deep (at {}…); nothing was restored",
                     &path[..path.len().min(80)]
                 )));
             }
+            total += match &n.kind {
+                NodeKind::File { .. } => n.size,
+                NodeKind::Database(d) => d.page_count * d.page_size as u64,
+                _ => 0,
+            };
             Ok(true)
         },
         |_, e| Err(e),
-    )
+    )?;
+    Ok(total)
 }
 
 /// Refuses an existing target (a file, or a non-empty directory) unless

@@ -221,7 +221,7 @@ impl Writer<'_, '_> {
     pub fn write_chunks(&self, file: &File, chunks: &[ChunkId], target: &Path) -> Result<()> {
         let mut out = SparseWriter::new(file);
         self.reader
-            .copy_chunks(chunks, &mut out)
+            .copy_chunks(chunks, &mut out, self.reader.packs.store().progress())
             .map_err(|e| match e {
                 Error::Corrupt { what, detail } => {
                     Error::corrupt(format!("{what} (file {})", target.display()), detail)

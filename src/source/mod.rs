@@ -39,6 +39,30 @@ pub fn unchanged(old: &Node, meta: &Metadata) -> bool {
         && old.inode == meta.ino()
 }
 
+/// The bytes `take` will go through under `roots` (file sizes, found by a
+/// walk of `stat`s only), for a progress total.
+pub fn estimate(roots: &[std::path::PathBuf], excludes: &Excludes) -> u64 {
+    let mut total = 0;
+    let mut stack: Vec<std::path::PathBuf> = roots.to_vec();
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|c| !excludes.matches(c)),
+                );
+            }
+        } else if meta.is_file() && sqlite_sibling(&p).is_none() {
+            total += meta.len();
+        }
+    }
+    total
+}
+
 /// `--exclude` globs, matched against the full path and the base name.
 pub struct Excludes(GlobSet);
 

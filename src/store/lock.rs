@@ -12,6 +12,7 @@
 //! written by anyone, so a shared lock there is not needed and not taken.
 
 use crate::error::{Error, Result};
+use crate::progress::{Event, Reporter};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
@@ -30,8 +31,8 @@ impl StoreLock {
     }
 
     /// The writer's lock: index writes, no deletions readers could see.
-    pub fn acquire(root: &Path, what: &str, wait: Duration) -> Result<StoreLock> {
-        let file = Self::take(root, "lock", what, wait, true)?;
+    pub fn acquire(root: &Path, what: &str, wait: Duration, r: &Reporter) -> Result<StoreLock> {
+        let file = Self::take(root, "lock", what, wait, true, r)?;
         Ok(StoreLock {
             _files: file.into_iter().collect(),
             exclusive: true,
@@ -39,9 +40,9 @@ impl StoreLock {
     }
 
     /// The writer's lock and every reader excluded: for deleting packs.
-    pub fn acquire_all(root: &Path, what: &str, wait: Duration) -> Result<StoreLock> {
-        let writer = Self::take(root, "lock", what, wait, true)?;
-        let readers = Self::take(root, "lock.readers", what, wait, true)?;
+    pub fn acquire_all(root: &Path, what: &str, wait: Duration, r: &Reporter) -> Result<StoreLock> {
+        let writer = Self::take(root, "lock", what, wait, true, r)?;
+        let readers = Self::take(root, "lock.readers", what, wait, true, r)?;
         Ok(StoreLock {
             _files: writer.into_iter().chain(readers).collect(),
             exclusive: true,
@@ -49,8 +50,13 @@ impl StoreLock {
     }
 
     /// A reader's lock: shared with other readers and with a writer.
-    pub fn acquire_shared(root: &Path, what: &str, wait: Duration) -> Result<StoreLock> {
-        let file = Self::take(root, "lock.readers", what, wait, false)?;
+    pub fn acquire_shared(
+        root: &Path,
+        what: &str,
+        wait: Duration,
+        r: &Reporter,
+    ) -> Result<StoreLock> {
+        let file = Self::take(root, "lock.readers", what, wait, false, r)?;
         Ok(StoreLock {
             _files: file.into_iter().collect(),
             exclusive: false,
@@ -63,6 +69,7 @@ impl StoreLock {
         what: &str,
         wait: Duration,
         exclusive: bool,
+        reporter: &Reporter,
     ) -> Result<Option<File>> {
         let path = root.join(name);
         let opened = OpenOptions::new()
@@ -81,6 +88,7 @@ impl StoreLock {
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
         let start = Instant::now();
+        let mut said = false;
         loop {
             let tried = if exclusive {
                 file.try_lock()
@@ -90,14 +98,18 @@ impl StoreLock {
             match tried {
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    if !said && start.elapsed() > Duration::from_millis(500) {
+                        reporter.send(Event::Waiting {
+                            holder: holder(&mut file),
+                        });
+                        said = true;
+                    }
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    let _ = file.read_to_string(&mut holder);
                     return Err(Error::Locked {
                         store: root.to_path_buf(),
-                        holder: holder.trim().to_string(),
+                        holder: holder(&mut file),
                         waited_secs: start.elapsed().as_secs(),
                     });
                 }
@@ -108,8 +120,9 @@ impl StoreLock {
             // Who holds the lock, for the message another process shows while waiting.
             let host = gethostname::gethostname().to_string_lossy().into_owned();
             let note = format!(
-                "held by `snap {what}`, pid {} on {host}",
-                std::process::id()
+                "held by `snap {what}`, pid {} on {host} since {}",
+                std::process::id(),
+                chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
             );
             let _ = file
                 .set_len(0)
@@ -117,6 +130,18 @@ impl StoreLock {
                 .and_then(|_| file.write_all(note.as_bytes()));
         }
         Ok(Some(file))
+    }
+}
+
+/// What the holder of a lock wrote into its file.
+fn holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.rewind().and_then(|_| file.read_to_string(&mut text));
+    let text = text.trim();
+    if text.is_empty() {
+        "held by another snap process".into()
+    } else {
+        text.into()
     }
 }
 

@@ -112,6 +112,8 @@ pub struct Store {
     remote: Option<std::sync::Arc<crate::mirror::Remote>>,
     /// Another store whose copy of a pack is read before the remote's.
     local_packs: Option<PathBuf>,
+    /// Where long operations on this store report their progress.
+    progress: crate::progress::Reporter,
 }
 
 impl Store {
@@ -167,6 +169,7 @@ impl Store {
             config,
             remote: None,
             local_packs: None,
+            progress: Default::default(),
         })
     }
 
@@ -178,6 +181,17 @@ impl Store {
         } else {
             Store::init(root, StoreConfig::default())
         }
+    }
+
+    /// Operations on this store report their progress (and waits for its
+    /// lock) to `reporter`.
+    pub fn with_progress(mut self, reporter: crate::progress::Reporter) -> Store {
+        self.progress = reporter;
+        self
+    }
+
+    pub fn progress(&self) -> &crate::progress::Reporter {
+        &self.progress
     }
 
     /// Packs this store lacks are read from `remote` with ranged reads.
@@ -358,19 +372,19 @@ impl Store {
     /// Takes the store lock exclusively for `what` (a command name, shown to
     /// waiters): for commands that write the index or delete.
     pub fn lock(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
-        StoreLock::acquire(&self.root, what, wait)
+        StoreLock::acquire(&self.root, what, wait, &self.progress)
     }
 
     /// Takes the writer's lock and excludes every reader: for gc, which
     /// deletes packs readers may be reading.
     pub fn lock_all(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
-        StoreLock::acquire_all(&self.root, what, wait)
+        StoreLock::acquire_all(&self.root, what, wait, &self.progress)
     }
 
     /// Takes a reader's lock: for commands that only read. It does not
     /// block a take, only gc.
     pub fn lock_shared(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
-        StoreLock::acquire_shared(&self.root, what, wait)
+        StoreLock::acquire_shared(&self.root, what, wait, &self.progress)
     }
 
     /// Opens the index under the store lock. Under the exclusive lock, files

@@ -174,8 +174,13 @@ impl<'a> StoreReader<'a> {
 
     /// Writes the plain bytes of `chunks`, in order and each verified, to
     /// `out`; reads ahead `READ_AHEAD` bytes at a time (coalesced, decoded in
-    /// parallel). Returns the bytes written.
-    pub fn copy_chunks(&self, chunks: &[ChunkId], out: &mut impl std::io::Write) -> Result<u64> {
+    /// parallel), reporting each batch to `progress`. Returns the bytes written.
+    pub fn copy_chunks(
+        &self,
+        chunks: &[ChunkId],
+        out: &mut impl std::io::Write,
+        progress: &crate::progress::Reporter,
+    ) -> Result<u64> {
         let mut rest = chunks;
         let mut written = 0;
         while !rest.is_empty() {
@@ -195,6 +200,7 @@ impl<'a> StoreReader<'a> {
                 out.write_all(&data).map_err(Error::io("write", "output"))?;
                 written += data.len() as u64;
             }
+            progress.advance(bytes);
         }
         Ok(written)
     }

@@ -1,0 +1,81 @@
+//! Progress of long operations, reported through a callback the caller
+//! supplies (the CLI draws bars with totals, rates and ETA; a library user
+//! may log, or pass nothing). The library never draws anything itself.
+
+use std::sync::Arc;
+
+/// One thing a long operation reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A phase begins: what it does, and its total when known (bytes, or
+    /// items when `bytes` is false).
+    Start {
+        phase: String,
+        total: Option<u64>,
+        bytes: bool,
+    },
+    /// `n` more done in the current phase.
+    Advance(u64),
+    /// The current phase is done.
+    Finish,
+    /// Waiting for a lock another process holds (said once per wait).
+    Waiting { holder: String },
+}
+
+/// A progress callback; cheap to clone, callable from any thread.
+#[derive(Clone, Default)]
+pub struct Reporter(Option<Arc<dyn Fn(Event) + Send + Sync>>);
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Reporter(..)"
+        } else {
+            "Reporter(none)"
+        })
+    }
+}
+
+impl Reporter {
+    /// Reports to `f`.
+    pub fn new(f: impl Fn(Event) + Send + Sync + 'static) -> Reporter {
+        Reporter(Some(Arc::new(f)))
+    }
+
+    /// Reports nothing.
+    pub fn none() -> Reporter {
+        Reporter(None)
+    }
+
+    pub fn send(&self, e: Event) {
+        if let Some(f) = &self.0 {
+            f(e)
+        }
+    }
+
+    pub fn start(&self, phase: &str, total: Option<u64>) {
+        self.send(Event::Start {
+            phase: phase.into(),
+            total,
+            bytes: true,
+        })
+    }
+
+    pub fn start_items(&self, phase: &str, total: Option<u64>) {
+        self.send(Event::Start {
+            phase: phase.into(),
+            total,
+            bytes: false,
+        })
+    }
+
+    pub fn advance(&self, n: u64) {
+        if n > 0 {
+            self.send(Event::Advance(n))
+        }
+    }
+
+    pub fn finish(&self) {
+        self.send(Event::Finish)
+    }
+}
