@@ -119,7 +119,7 @@ pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<Mi
         }
         crate::format::pack::decode_pack(bytes).map(|_| ())
     };
-    for (key, result) in remote.upload(todo, &check, &bar)? {
+    for (key, result) in remote.upload(todo, &check, bar)? {
         match result {
             Ok(n) => {
                 report.packs_uploaded += 1;
