@@ -566,7 +566,10 @@ fn rollback_database_with_a_writer_in_a_tight_loop_is_captured() {
     let during = commits.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
     w.join().unwrap();
-    assert!(before >= 20 && during > 0, "the writer hardly ran ({before}, {during})");
+    assert!(
+        before >= 20 && during > 0,
+        "the writer hardly ran ({before}, {during})"
+    );
     snap_ok(&store, &["verify", "--read-data"]);
 }
 
