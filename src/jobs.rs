@@ -151,7 +151,7 @@ impl JobRunner<'_> {
                         .ok_or_else(|| Error::Invalid("gc job without a policy".into()))?,
                     group_by: self.config.group_by,
                     now: Some(now),
-                    lock_wait: self.lock_wait,
+                    lock_wait: crate::LockWait(self.lock_wait),
                     ..Default::default()
                 };
                 let r = match remote {
@@ -168,7 +168,7 @@ impl JobRunner<'_> {
                     self.remote(job.remote.as_ref().expect("checked by config").get_ref())?;
                 let opts = MirrorOptions {
                     verify: job.sample.unwrap_or(0.0) / 100.0,
-                    lock_wait: self.lock_wait,
+                    lock_wait: crate::LockWait(self.lock_wait),
                 };
                 let r = mirror::mirror(&self.store, &remote, &opts)?;
                 Ok((
@@ -185,7 +185,7 @@ impl JobRunner<'_> {
                     },
                     read_data: job.read_data,
                     sample: job.sample.map(|p| p / 100.0),
-                    lock_wait: self.lock_wait,
+                    lock_wait: crate::LockWait(self.lock_wait),
                     ..Default::default()
                 };
                 let r = match &job.remote {
@@ -235,7 +235,7 @@ impl JobRunner<'_> {
                 backup_api: false,
                 lock_wait: None,
             },
-            lock_wait: self.lock_wait,
+            lock_wait: crate::LockWait(self.lock_wait),
             ..Default::default()
         })
     }

@@ -14,34 +14,51 @@
 //! restore: snapshot -> manifest -> index -> packs -> decompress -> verify hash -> files (atomic)
 //! ```
 //!
-//! Layout:
+//! Layout (the data flow, one module a stage):
 //! - `source`: walking paths into tree nodes; consistent SQLite capture.
-//! - `chunker`: FastCDC for files and trees, page runs for database images.
+//! - `chunker`: FastCDC for files and trees, pages for database images.
 //! - `packer`: parallel zstd compression of new chunks into sealed packs.
 //! - `format`: pure encode/decode of packs, trees and snapshot records.
-//! - `store`: the directory layout, the lock, the redb index, chunk reading/writing.
-//! - `snapshot`: `take`. `restore`: `restore`. `verify`: `verify`.
+//! - `store`: the layout, the locks, the durability seam, the redb index.
+//! - `snapshot` (take), `restore`, `verify`, `diff`, `recover`, `gc`
+//!   (retention plan, pack plan, execution), `mirror` (remotes), `jobs`
+//!   (configuration, schedules, monitoring).
+//!
+//! The public API is the items re-exported here and the modules `gc`,
+//! `diff`, `recover`, `mirror`, `jobs`, `config`, `retention`, `schedule`,
+//! `progress` and `select`. The stage modules are public for the project's
+//! own tests, benchmarks and fuzz targets and hidden from the documentation:
+//! they may change between versions.
+//!
+//! Take a snapshot of a data directory, list, and restore the newest
+//! snapshot of it elsewhere:
 //!
 //! ```no_run
 //! use snap::{Store, TakeOptions, RestoreOptions};
 //! let store = Store::open_or_init("/var/backups/snap")?;
 //! let taken = snap::take(&store, &TakeOptions { paths: vec!["/srv/app/data".into()], ..Default::default() })?;
-//! snap::restore(&store, &RestoreOptions { snapshot: "latest".into(), to: Some("/tmp/back".into()), ..Default::default() })?;
+//! for (id, s) in snap::list(&store)? { println!("{id} {}", s.time); }
+//! snap::restore(&store, &RestoreOptions { snapshot: "latest:/srv/app/data".into(), to: Some("/tmp/back".into()), ..Default::default() })?;
 //! # Ok::<(), snap::Error>(())
 //! ```
 
+#[doc(hidden)]
 pub mod chunker;
 pub mod diff;
 pub mod error;
+#[doc(hidden)]
 pub mod format;
 pub mod id;
+#[doc(hidden)]
 pub mod packer;
 pub mod progress;
 pub mod recover;
 pub mod restore;
 pub mod select;
 pub mod snapshot;
+#[doc(hidden)]
 pub mod source;
+#[doc(hidden)]
 pub mod store;
 pub mod verify;
 
@@ -52,7 +69,8 @@ pub use progress::{Event, Reporter};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 pub use select::Selection;
 pub use snapshot::{take, TakeOptions, TakeReport};
-pub use store::{Store, StoreConfig};
+pub use source::sqlite::CaptureOptions;
+pub use store::{LockWait, Store, StoreConfig};
 pub use verify::{verify, VerifyOptions, VerifyReport};
 
 /// All snapshots in the store, oldest first.
@@ -63,12 +81,8 @@ pub fn list(store: &Store) -> Result<Vec<(SnapshotId, Snapshot)>> {
 /// Forgets snapshots: their records are removed (durably, under the
 /// exclusive lock); `gc` then frees the space only they used. Returns the
 /// ids forgotten.
-pub fn forget(
-    store: &Store,
-    ids: &[SnapshotId],
-    lock_wait: std::time::Duration,
-) -> Result<Vec<SnapshotId>> {
-    let lock = store.lock("forget", lock_wait)?;
+pub fn forget(store: &Store, ids: &[SnapshotId], lock_wait: LockWait) -> Result<Vec<SnapshotId>> {
+    let lock = store.lock("forget", lock_wait.0)?;
     let index = store.open_index(&lock)?;
     for id in ids {
         store.load_snapshot(id)?;

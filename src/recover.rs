@@ -45,7 +45,7 @@ pub struct RecoverOptions {
     pub dry_run: bool,
     /// Replace rows that exist in both with different values.
     pub overwrite: bool,
-    pub lock_wait: Duration,
+    pub lock_wait: crate::store::LockWait,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -86,7 +86,7 @@ pub fn recover(store: &Store, opts: &RecoverOptions) -> Result<RecoverReport> {
     }
     let id = store.resolve_in(&opts.snapshot, &opts.selection.with_path(db.clone()))?;
     let image = {
-        let lock = store.lock_shared("recover", opts.lock_wait)?;
+        let lock = store.lock_shared("recover", opts.lock_wait.0)?;
         let index = store.open_index(&lock)?;
         let reader = StoreReader::new(store, &index)?;
         let chunks = database_chunks(&reader, &store.load_snapshot(&id)?, &db)?;

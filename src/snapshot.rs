@@ -15,7 +15,7 @@ use chrono::{DateTime, FixedOffset};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Clone, Debug, Default)]
 pub struct TakeOptions {
@@ -32,7 +32,7 @@ pub struct TakeOptions {
     pub allow_missing: bool,
     pub sqlite: sqlite::CaptureOptions,
     /// How long to wait for another snap process to release the store.
-    pub lock_wait: Duration,
+    pub lock_wait: crate::store::LockWait,
 }
 
 #[derive(Debug)]
@@ -74,7 +74,7 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
             warnings,
         });
     }
-    let lock = store.lock("take", opts.lock_wait)?;
+    let lock = store.lock("take", opts.lock_wait.0)?;
     let index = store.open_index(&lock)?;
     let paths: Vec<String> = roots.iter().map(|p| p.to_string_lossy().into()).collect();
     let host = gethostname::gethostname().to_string_lossy().into_owned();

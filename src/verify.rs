@@ -12,7 +12,7 @@ use crate::source::sqlite;
 use crate::store::{packs, Store, StoreReader};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Clone, Debug, Default)]
 pub struct VerifyOptions {
@@ -24,7 +24,7 @@ pub struct VerifyOptions {
     pub read_data: bool,
     /// Like `read_data`, for this share (0..=1) of the packs in use.
     pub sample: Option<f64>,
-    pub lock_wait: Duration,
+    pub lock_wait: crate::store::LockWait,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -82,7 +82,7 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
             .map(|s| store.resolve_in(s, &opts.selection))
             .collect::<Result<_>>()?
     };
-    let lock = store.lock_shared("verify", opts.lock_wait)?;
+    let lock = store.lock_shared("verify", opts.lock_wait.0)?;
     let index = store.open_index(&lock)?;
     let mut c = Checker {
         reader: StoreReader::new(store, &index)?,

@@ -40,7 +40,7 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<u8> {
             path: args.sub,
             no_rows: args.no_rows,
             sql: args.sql,
-            lock_wait: ctx.lock_wait,
+            lock_wait: snap::LockWait(ctx.lock_wait),
         },
     )?;
     if ctx.json {

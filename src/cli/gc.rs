@@ -92,7 +92,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         dry_run: args.dry_run,
         repack_threshold: args.repack_threshold / 100.0,
         now: None,
-        lock_wait: ctx.lock_wait,
+        lock_wait: snap::LockWait(ctx.lock_wait),
     };
     let report = match &args.remote {
         Some(r) => {

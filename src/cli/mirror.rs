@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         &remote,
         &MirrorOptions {
             verify: args.verify / 100.0,
-            lock_wait: ctx.lock_wait,
+            lock_wait: snap::LockWait(ctx.lock_wait),
         },
     )
     .context("mirror stopped; it is resumable: run it again once the remote is reachable")?;

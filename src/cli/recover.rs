@@ -40,7 +40,7 @@ pub fn recover(ctx: &Ctx, args: RecoverArgs) -> Result<u8> {
             filter: args.filter,
             dry_run: args.dry_run,
             overwrite: args.overwrite,
-            lock_wait: ctx.lock_wait,
+            lock_wait: snap::LockWait(ctx.lock_wait),
         },
     )?;
     if ctx.json {
@@ -127,7 +127,7 @@ pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<u8> {
     let done = if args.dry_run {
         ids
     } else {
-        snap::forget(&store, &ids, ctx.lock_wait)?
+        snap::forget(&store, &ids, snap::LockWait(ctx.lock_wait))?
     };
     if ctx.json {
         ctx.print_json(&serde_json::json!({

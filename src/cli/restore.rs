@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             path: args.path,
             force: args.force,
             in_place: args.in_place,
-            lock_wait: ctx.lock_wait,
+            lock_wait: snap::LockWait(ctx.lock_wait),
         },
     )?;
     if ctx.json {

@@ -113,7 +113,7 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
             backup_api: args.backup_api,
             lock_wait: Some(std::time::Duration::from_secs(args.db_lock_wait)),
         },
-        lock_wait: ctx.lock_wait,
+        lock_wait: snap::LockWait(ctx.lock_wait),
     };
     let report_ = snap::take(&store, &opts)?;
     report(ctx, &args, &report_)

@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             },
             read_data: args.read_data,
             sample: args.sample.map(|p| p / 100.0),
-            lock_wait: ctx.lock_wait,
+            lock_wait: snap::LockWait(ctx.lock_wait),
         },
     )?;
     if ctx.json {

@@ -30,7 +30,6 @@ use crate::store::StoreReader;
 use crate::Store;
 use side::{Entry, Kind};
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 #[derive(Clone, Debug, Default)]
 pub struct DiffOptions {
@@ -46,7 +45,7 @@ pub struct DiffOptions {
     pub no_rows: bool,
     /// Also produce the SQL that turns A's rows into B's.
     pub sql: bool,
-    pub lock_wait: Duration,
+    pub lock_wait: crate::store::LockWait,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -70,7 +69,7 @@ pub struct DiffReport {
 }
 
 pub fn diff(store: &Store, opts: &DiffOptions) -> Result<DiffReport> {
-    let lock = store.lock_shared("diff", opts.lock_wait)?;
+    let lock = store.lock_shared("diff", opts.lock_wait.0)?;
     let index = store.open_index(&lock)?;
     let reader = StoreReader::new(store, &index)?;
     let a_id = store.resolve_in(&opts.a, &opts.selection)?;

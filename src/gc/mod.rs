@@ -28,7 +28,7 @@ use crate::store::{packs, Index, Store, StoreReader};
 use chrono::{DateTime, FixedOffset};
 use std::collections::HashSet;
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Clone, Debug)]
 pub struct GcOptions {
@@ -40,7 +40,7 @@ pub struct GcOptions {
     pub repack_threshold: f64,
     /// "Now" for the policy (future snapshots are never forgotten).
     pub now: Option<DateTime<FixedOffset>>,
-    pub lock_wait: Duration,
+    pub lock_wait: crate::store::LockWait,
 }
 
 impl Default for GcOptions {
@@ -51,7 +51,7 @@ impl Default for GcOptions {
             dry_run: false,
             repack_threshold: 0.10,
             now: None,
-            lock_wait: Duration::from_secs(3600),
+            lock_wait: Default::default(),
         }
     }
 }
@@ -79,7 +79,7 @@ pub struct GcReport {
 
 pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     let start = Instant::now();
-    let lock = store.lock_all("gc", opts.lock_wait)?;
+    let lock = store.lock_all("gc", opts.lock_wait.0)?;
     let mut index = store.open_index(&lock)?;
     let (plan, kept, bad_records) = plan_store(store, opts)?;
     let mut report = GcReport {

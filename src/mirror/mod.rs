@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
 use crate::store::Store;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub fn pack_key(id: &PackId) -> String {
     let hex = id.to_hex();
@@ -31,7 +31,7 @@ pub fn snapshot_key(id: &SnapshotId) -> String {
 pub struct MirrorOptions {
     /// Re-read and re-hash this share (0..=1) of the remote's packs.
     pub verify: f64,
-    pub lock_wait: Duration,
+    pub lock_wait: crate::store::LockWait,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -64,7 +64,7 @@ fn remote_packs(remote: &Remote) -> Result<HashMap<PackId, u64>> {
 /// interrupted is completed by the next one.
 pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<MirrorReport> {
     let start = Instant::now();
-    let _lock = store.lock("mirror", opts.lock_wait)?;
+    let _lock = store.lock("mirror", opts.lock_wait.0)?;
     let mut report = MirrorReport {
         remote: remote.url.clone(),
         ..Default::default()

@@ -339,7 +339,7 @@ pub fn clone(
 pub fn gc_remote(remote: Arc<Remote>, local: Option<&Store>, opts: &GcOptions) -> Result<GcReport> {
     let start = Instant::now();
     let _lock = local
-        .map(|s| s.lock("gc --remote", opts.lock_wait))
+        .map(|s| s.lock("gc --remote", opts.lock_wait.0))
         .transpose()?;
     let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
     let (view, packs) = view(remote.clone(), &dir.path().join("view"), local)?;

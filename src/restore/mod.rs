@@ -22,7 +22,7 @@ use crate::store::{Store, StoreReader};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
@@ -41,7 +41,7 @@ pub struct RestoreOptions {
     /// undone). Entries of restored directories that the snapshot lacks are
     /// removed (they are in the undo snapshot).
     pub in_place: bool,
-    pub lock_wait: Duration,
+    pub lock_wait: crate::store::LockWait,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -74,7 +74,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
     let replace = opts.force || opts.in_place;
     // Plan and check every target under one lock; nothing is written yet.
     let (jobs, total) = {
-        let lock = store.lock_shared("restore", opts.lock_wait)?;
+        let lock = store.lock_shared("restore", opts.lock_wait.0)?;
         let index = store.open_index(&lock)?;
         let reader = StoreReader::new(store, &index)?;
         let jobs = plan(&reader, &snap, opts)?;
@@ -112,7 +112,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
             report.undo_snapshot = undo.id.map(|i| i.to_hex());
         }
     }
-    let lock = store.lock_shared("restore", opts.lock_wait)?;
+    let lock = store.lock_shared("restore", opts.lock_wait.0)?;
     let index = store.open_index(&lock)?;
     let reader = StoreReader::new(store, &index)?;
     store.progress().start("restore", Some(total));

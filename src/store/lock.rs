@@ -18,6 +18,18 @@ use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// How long a command waits for another snap process to release the store
+/// before failing with `Error::Locked`. The default is an hour, as the CLI's:
+/// a scheduled take that meets a running gc waits for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockWait(pub Duration);
+
+impl Default for LockWait {
+    fn default() -> Self {
+        LockWait(Duration::from_secs(3600))
+    }
+}
+
 #[derive(Debug)]
 pub struct StoreLock {
     _files: Vec<File>,

@@ -25,7 +25,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use index::{Index, Location};
-pub use lock::StoreLock;
+pub use lock::{LockWait, StoreLock};
 pub use reader::StoreReader;
 pub use writer::ChunkWriter;
 

@@ -125,7 +125,7 @@ impl World {
             &snap::TakeOptions {
                 paths: vec![self.data.clone()],
                 time: Some(time),
-                lock_wait: Duration::from_secs(10),
+                lock_wait: snap::LockWait(Duration::from_secs(10)),
                 ..Default::default()
             },
         )?;
@@ -144,7 +144,7 @@ impl World {
                 },
                 repack_threshold: threshold,
                 dry_run,
-                lock_wait: Duration::from_secs(10),
+                lock_wait: snap::LockWait(Duration::from_secs(10)),
                 ..Default::default()
             },
         )
@@ -172,7 +172,7 @@ pub fn check_store(store: &Store, model: &HashMap<SnapshotId, String>) -> Result
         store,
         &snap::VerifyOptions {
             read_data: true,
-            lock_wait: Duration::from_secs(10),
+            lock_wait: snap::LockWait(Duration::from_secs(10)),
             ..Default::default()
         },
     )
@@ -190,7 +190,7 @@ pub fn check_store(store: &Store, model: &HashMap<SnapshotId, String>) -> Result
             &snap::RestoreOptions {
                 snapshot: id.to_hex(),
                 to: Some(out.path().to_path_buf()),
-                lock_wait: Duration::from_secs(10),
+                lock_wait: snap::LockWait(Duration::from_secs(10)),
                 ..Default::default()
             },
         )
