@@ -48,6 +48,23 @@ pub struct MirrorReport {
     pub problems: Vec<String>,
 }
 
+/// Checks a pack's bytes against the name in its key and decodes its
+/// header; `what` says whose copy it is in an error.
+pub(crate) fn check_pack(key: &str, bytes: &[u8], what: &str) -> Result<()> {
+    let named = key
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.strip_suffix(".pack"))
+        .and_then(PackId::from_hex);
+    if named != Some(PackId::of(bytes)) {
+        return Err(Error::corrupt(
+            format!("{what} {key}"),
+            "its bytes do not match its name",
+        ));
+    }
+    crate::format::pack::decode_pack(bytes).map(|_| ())
+}
+
 /// Remote packs by id with their sizes.
 fn remote_packs(remote: &Remote) -> Result<HashMap<PackId, u64>> {
     Ok(remote
@@ -105,20 +122,8 @@ pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<Mi
         .sum();
     let bar = store.progress();
     bar.start("mirror", Some(total));
-    let check = |key: &str, bytes: &[u8]| -> Result<()> {
-        let named = key
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.strip_suffix(".pack"))
-            .and_then(PackId::from_hex);
-        if named != Some(PackId::of(bytes)) {
-            return Err(Error::corrupt(
-                format!("local pack for {key}"),
-                "its bytes do not match its name; not uploaded (`snap verify --read-data` names what it affects)",
-            ));
-        }
-        crate::format::pack::decode_pack(bytes).map(|_| ())
-    };
+    // A corrupt local pack is never uploaded: `verify --read-data` names what it affects.
+    let check = |key: &str, bytes: &[u8]| check_pack(key, bytes, "local pack for");
     for (key, result) in remote.upload(todo, &check, bar)? {
         match result {
             Ok(n) => {

@@ -298,20 +298,7 @@ pub fn clone(
         .keys()
         .map(|id| (pack_key(id), store.pack_path(id)))
         .collect();
-    let check = |key: &str, bytes: &[u8]| -> Result<()> {
-        let name = key
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.strip_suffix(".pack"))
-            .and_then(PackId::from_hex);
-        if name != Some(PackId::of(bytes)) {
-            return Err(Error::corrupt(
-                format!("remote pack {key}"),
-                "content does not match its name",
-            ));
-        }
-        pack::decode_pack(bytes).map(|_| ())
-    };
+    let check = |key: &str, bytes: &[u8]| super::check_pack(key, bytes, "remote pack");
     let mut report = CloneReport {
         store: dest.display().to_string(),
         ..Default::default()
