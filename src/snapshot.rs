@@ -17,10 +17,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// What `take` snapshots, and how.
 #[derive(Clone, Debug, Default)]
 pub struct TakeOptions {
+    /// Files, directories and SQLite databases (found by content) to snapshot;
+    /// each becomes a root named by its base name.
     pub paths: Vec<PathBuf>,
+    /// Tags recorded with the snapshot (for `--tag` selection and retention).
     pub tags: Vec<String>,
+    /// Globs of paths to leave out, matched on the full path and the name.
     pub excludes: Vec<String>,
     /// Recorded time; now when unset.
     pub time: Option<DateTime<FixedOffset>>,
@@ -30,16 +35,21 @@ pub struct TakeOptions {
     pub skip_unreadable: bool,
     /// A path that does not exist is skipped; none left is "nothing to back up".
     pub allow_missing: bool,
+    /// How databases are captured (checkpoint first, check, lock wait).
     pub sqlite: sqlite::CaptureOptions,
     /// How long to wait for another snap process to release the store.
     pub lock_wait: crate::store::LockWait,
 }
 
+/// What `take` did.
 #[derive(Debug)]
 pub struct TakeReport {
     /// None when there was nothing to back up (`allow_missing`).
     pub id: Option<SnapshotId>,
+    /// The record written, with its figures and database checks.
     pub snapshot: Option<Snapshot>,
+    /// What the caller should be told (skipped files, files that changed
+    /// while read, leftover journals, failed checks).
     pub warnings: Vec<String>,
 }
 
@@ -62,6 +72,22 @@ struct Walker<'a> {
     progress: crate::progress::Reporter,
 }
 
+/// Snapshots `opts.paths` into `store`: every live SQLite database found is
+/// captured consistently through SQLite, everything else is chunked; the
+/// record is written last, after every chunk it names is durable.
+///
+/// ```no_run
+/// let store = snap::Store::open_or_init("/var/backups/snap")?;
+/// let report = snap::take(&store, &snap::TakeOptions {
+///     paths: vec!["/srv/app/data".into()],
+///     tags: vec!["pre-migration".into()],
+///     ..Default::default()
+/// })?;
+/// if !report.ok() {
+///     eprintln!("a database image failed its check: {:?}", report.warnings);
+/// }
+/// # Ok::<(), snap::Error>(())
+/// ```
 pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     let start = Instant::now();
     let mut warnings = Vec::new();

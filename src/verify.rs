@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::Instant;
 
+/// Which snapshots `verify` checks, and how deeply.
 #[derive(Clone, Debug, Default)]
 pub struct VerifyOptions {
     /// Snapshot specs (ids, prefixes, `latest`, `latest:PATH`); empty means
@@ -21,31 +22,46 @@ pub struct VerifyOptions {
     pub snapshots: Vec<String>,
     /// Which snapshots `latest` and "all" mean.
     pub selection: crate::Selection,
+    /// Re-read and re-hash every pack used, and check every database image.
     pub read_data: bool,
     /// Like `read_data`, for this share (0..=1) of the packs in use.
     pub sample: Option<f64>,
+    /// How long to wait for gc to release the store.
     pub lock_wait: crate::store::LockWait,
 }
 
+/// What `verify` checked and what it found.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
+    /// Snapshots checked.
     pub snapshots: u64,
+    /// Distinct chunks checked (indexed, in a pack that exists).
     pub chunks: u64,
+    /// Packs read whole and re-hashed.
     pub packs_read: u64,
+    /// Database images restored to a temporary file and checked.
     pub databases_checked: u64,
+    /// Everything wrong, each named; empty when all is well.
     pub problems: Vec<Problem>,
+    /// Wall time.
     pub duration_ms: u64,
 }
 
+/// One thing `verify` found wrong, with where it was found.
 #[derive(Debug, serde::Serialize)]
 pub struct Problem {
+    /// The snapshot affected, when one is.
     pub snapshot: Option<String>,
+    /// The file inside it, when one is.
     pub path: Option<String>,
+    /// The pack involved, when one is.
     pub pack: Option<String>,
+    /// What is wrong.
     pub detail: String,
 }
 
 impl VerifyReport {
+    /// No problem found.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }

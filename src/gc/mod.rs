@@ -77,6 +77,18 @@ pub struct GcReport {
     pub bad_records: Vec<String>,
 }
 
+/// Forgets the snapshots `opts.policy` does not keep and frees what no kept
+/// snapshot needs, through a plan that is checked before anything changes.
+///
+/// ```no_run
+/// use snap::gc::{gc, GcOptions};
+/// use snap::retention::Policy;
+/// let store = snap::Store::open("/var/backups/snap")?;
+/// let policy = Policy { keep_within: Some("30d".into()), ..Default::default() };
+/// let report = gc(&store, &GcOptions { policy, ..Default::default() })?;
+/// println!("{} forgotten, {} bytes freed", report.forgotten, report.bytes_freed);
+/// # Ok::<(), snap::Error>(())
+/// ```
 pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     let start = Instant::now();
     let lock = store.lock_all("gc", opts.lock_wait.0)?;

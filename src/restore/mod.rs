@@ -44,16 +44,24 @@ pub struct RestoreOptions {
     pub lock_wait: crate::store::LockWait,
 }
 
+/// What `restore` did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RestoreReport {
+    /// The snapshot restored (full id).
     pub snapshot: String,
+    /// Files, directories and databases written.
     pub files: u64,
+    /// Directories restored.
     pub dirs: u64,
+    /// Databases restored (each checked before it appeared).
     pub databases: u64,
+    /// Plain bytes restored.
     pub bytes: u64,
+    /// Wall time.
     pub duration_ms: u64,
     /// With `--in-place`: the snapshot of what was there before.
     pub undo_snapshot: Option<String>,
+    /// The paths that were (re)placed.
     pub targets: Vec<String>,
 }
 
@@ -63,6 +71,21 @@ struct Job {
     into: PathBuf,
 }
 
+/// Restores a snapshot (or one path of it) into a directory, or in place;
+/// every chunk is verified and every file appears atomically.
+///
+/// ```no_run
+/// let store = snap::Store::open("/var/backups/snap")?;
+/// // Roll back only the database, keeping an undo snapshot of what is there now.
+/// let report = snap::restore(&store, &snap::RestoreOptions {
+///     snapshot: "latest:/srv/app/data/app.db".into(),
+///     path: Some("data/app.db".into()),
+///     in_place: true,
+///     ..Default::default()
+/// })?;
+/// println!("undo with snapshot {:?}", report.undo_snapshot);
+/// # Ok::<(), snap::Error>(())
+/// ```
 pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
     let start = Instant::now();
     let id = store.resolve_in(&opts.snapshot, &opts.selection)?;
