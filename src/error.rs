@@ -2,56 +2,80 @@
 
 use std::path::{Path, PathBuf};
 
+/// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can go wrong, grouped by how a caller reacts; every
+/// variant keeps what failed, on what, and the underlying cause.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An operating-system call failed on a path: retry after fixing the cause.
     #[error("{op} {}: {source}", path.display())]
     Io {
+        /// What was being done ("read", "rename into place", …).
         op: &'static str,
+        /// On what.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
     /// Stored data does not match its id or its format: never used silently.
     #[error("corrupt {what}: {detail}")]
-    Corrupt { what: String, detail: String },
+    Corrupt {
+        /// What is corrupt: a chunk, pack or record, by id or path.
+        what: String,
+        /// How it was found to be.
+        detail: String,
+    },
     /// A snapshot, chunk, pack or path that was asked for does not exist.
     #[error("{0}")]
     NotFound(String),
     /// Another process holds the store.
-    #[error("store {} is busy: {holder} (waited {waited_secs} s; pass a longer --lock-wait)", store.display())]
+    #[error("store {} is busy: {holder} (waited {waited_secs} s)", store.display())]
     Locked {
+        /// The store.
         store: PathBuf,
+        /// Who holds it, as the holder wrote it (command, pid, host, since when).
         holder: String,
+        /// How long this call waited.
         waited_secs: u64,
     },
     /// The request cannot be carried out as asked; nothing was changed.
     #[error("{0}")]
     Invalid(String),
-    /// The redb index failed; `snap repair index` rebuilds it from packs.
+    /// The redb index failed (it is a cache: a rebuild from the packs
+    /// replaces it). Keeps redb's error as its cause.
     #[error("index: {0}")]
-    Index(String),
+    Index(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A remote (bucket or directory) failed; `retryable` when the failure is
     /// temporary (network, throttling) and a later run may succeed.
     #[error("remote: {message}{}", if *retryable { " (temporary; run again to resume)" } else { "" })]
-    Remote { message: String, retryable: bool },
+    Remote {
+        /// What failed, on which remote and object.
+        message: String,
+        /// Whether a later run may succeed.
+        retryable: bool,
+    },
     /// SQLite refused or failed an operation on a database.
     #[error("sqlite {}: {source}", path.display())]
     Sqlite {
+        /// The database file.
         path: PathBuf,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
 }
 
 impl Error {
+    /// An `Io` error maker for `map_err`.
     pub fn io(op: &'static str, path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.as_ref().to_path_buf();
         move |source| Error::Io { op, path, source }
     }
 
+    /// A `Corrupt` error.
     pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Error {
         Error::Corrupt {
             what: what.into(),
@@ -59,6 +83,7 @@ impl Error {
         }
     }
 
+    /// A `Sqlite` error maker for `map_err`.
     pub fn sqlite(path: impl AsRef<Path>) -> impl FnOnce(rusqlite::Error) -> Error {
         let path = path.as_ref().to_path_buf();
         move |source| Error::Sqlite { path, source }
@@ -75,7 +100,7 @@ impl Error {
             Error::Corrupt { what, detail } => Error::corrupt(what.clone(), detail.clone()),
             Error::NotFound(s) => Error::NotFound(s.clone()),
             Error::Invalid(s) => Error::Invalid(s.clone()),
-            Error::Index(s) => Error::Index(s.clone()),
+            Error::Index(e) => Error::Index(e.to_string().into()),
             Error::Remote { message, retryable } => Error::Remote {
                 message: message.clone(),
                 retryable: *retryable,
@@ -100,7 +125,7 @@ macro_rules! index_error {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
             fn from(e: $t) -> Self {
-                Error::Index(e.to_string())
+                Error::Index(Box::new(e))
             }
         }
     )*};

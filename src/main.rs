@@ -6,7 +6,11 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("snap: {e:#}");
+            let hint = match e.chain().find_map(|c| c.downcast_ref::<snap::Error>()) {
+                Some(snap::Error::Locked { .. }) => " (pass a longer --lock-wait to wait more)",
+                _ => "",
+            };
+            eprintln!("snap: {e:#}{hint}");
             let code = e
                 .chain()
                 .find_map(|c| c.downcast_ref::<snap::Error>())

@@ -151,7 +151,7 @@ impl IndexBackend {
             .open(path)
             .map_err(Error::io("open index", path))?;
         let inner =
-            redb::backends::FileBackend::new(file).map_err(|e| Error::Index(e.to_string()))?;
+            redb::backends::FileBackend::new(file).map_err(|e| Error::Index(Box::new(e)))?;
         Ok(IndexBackend {
             inner,
             path: path.to_path_buf(),
