@@ -6,24 +6,29 @@ use std::fmt;
 
 macro_rules! id_type {
     ($name:ident, $what:literal) => {
+        #[doc = concat!("A ", $what, " id: 32 bytes of BLAKE3.")]
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub [u8; 32]);
 
         impl $name {
+            /// The id of `data` (its BLAKE3 hash).
             pub fn of(data: &[u8]) -> Self {
                 $name(*blake3::hash(data).as_bytes())
             }
 
+            /// 64 lowercase hex digits.
             pub fn to_hex(&self) -> String {
                 hex::encode(self.0)
             }
 
+            /// Parses 64 hex digits.
             pub fn from_hex(s: &str) -> Option<Self> {
                 let mut out = [0u8; 32];
                 hex::decode_to_slice(s, &mut out).ok()?;
                 Some($name(out))
             }
 
+            /// The first 8 hex digits, for messages.
             pub fn short(&self) -> String {
                 hex::encode(&self.0[..4])
             }

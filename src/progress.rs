@@ -10,8 +10,11 @@ pub enum Event {
     /// A phase begins: what it does, and its total when known (bytes, or
     /// items when `bytes` is false).
     Start {
+        /// What the phase does ("take", "gc: repack", …).
         phase: String,
+        /// Its total, when known.
         total: Option<u64>,
+        /// Whether the total counts bytes (else items).
         bytes: bool,
     },
     /// `n` more done in the current phase.
@@ -19,7 +22,10 @@ pub enum Event {
     /// The current phase is done.
     Finish,
     /// Waiting for a lock another process holds (said once per wait).
-    Waiting { holder: String },
+    Waiting {
+        /// Who holds the lock, as the holder wrote it.
+        holder: String,
+    },
 }
 
 /// A progress callback; cheap to clone, callable from any thread.
@@ -47,12 +53,14 @@ impl Reporter {
         Reporter(None)
     }
 
+    /// Reports one event.
     pub fn send(&self, e: Event) {
         if let Some(f) = &self.0 {
             f(e)
         }
     }
 
+    /// A phase counted in bytes begins.
     pub fn start(&self, phase: &str, total: Option<u64>) {
         self.send(Event::Start {
             phase: phase.into(),
@@ -61,6 +69,7 @@ impl Reporter {
         })
     }
 
+    /// A phase counted in items begins.
     pub fn start_items(&self, phase: &str, total: Option<u64>) {
         self.send(Event::Start {
             phase: phase.into(),
@@ -69,12 +78,14 @@ impl Reporter {
         })
     }
 
+    /// `n` more done.
     pub fn advance(&self, n: u64) {
         if n > 0 {
             self.send(Event::Advance(n))
         }
     }
 
+    /// The phase is done.
     pub fn finish(&self) {
         self.send(Event::Finish)
     }

@@ -30,10 +30,12 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// What `recover` puts back, and where.
 #[derive(Clone, Debug, Default)]
 pub struct RecoverOptions {
     /// The snapshot holding the rows: an id, prefix, `latest` or `latest:PATH`.
     pub snapshot: String,
+    /// Which snapshots `latest` means (narrowed to those that hold `db`).
     pub selection: Selection,
     /// The live database to recover into (as it was snapshotted).
     pub db: PathBuf,
@@ -45,11 +47,14 @@ pub struct RecoverOptions {
     pub dry_run: bool,
     /// Replace rows that exist in both with different values.
     pub overwrite: bool,
+    /// How long to wait for the store.
     pub lock_wait: crate::store::LockWait,
 }
 
+/// What `recover` found and did in one table.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct TableRecovery {
+    /// The table.
     pub table: String,
     /// Rows in the snapshot whose key the live table lacks.
     pub missing: u64,
@@ -61,11 +66,16 @@ pub struct TableRecovery {
     pub overwritten: u64,
 }
 
+/// What `recover` did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RecoverReport {
+    /// The snapshot the rows came from.
     pub snapshot: String,
+    /// The live database.
     pub db: String,
+    /// Nothing was changed.
     pub dry_run: bool,
+    /// Per table.
     pub tables: Vec<TableRecovery>,
     /// The statements a dry run would execute.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -76,6 +86,7 @@ pub struct RecoverReport {
     pub foreign_key_check: String,
 }
 
+/// Puts back into a live database the rows a snapshot has and it lost.
 pub fn recover(store: &Store, opts: &RecoverOptions) -> Result<RecoverReport> {
     let db = std::path::absolute(&opts.db).map_err(Error::io("resolve", &opts.db))?;
     if !crate::source::is_sqlite(&db) {

@@ -27,10 +27,12 @@ fn within(a: &Path, b: &Path) -> bool {
 }
 
 impl Selection {
+    /// Selects everything.
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty() && self.hosts.is_empty() && self.tags.is_empty()
     }
 
+    /// Whether `s` is selected.
     pub fn matches(&self, s: &Snapshot) -> bool {
         let path_ok = self.paths.is_empty()
             || self.paths.iter().any(|p| {

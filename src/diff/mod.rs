@@ -31,6 +31,7 @@ use crate::Store;
 use side::{Entry, Kind};
 use std::collections::{BTreeMap, HashSet};
 
+/// What `diff` compares.
 #[derive(Clone, Debug, Default)]
 pub struct DiffOptions {
     /// The older side: an id, prefix, `latest` or `latest:PATH`.
@@ -45,29 +46,39 @@ pub struct DiffOptions {
     pub no_rows: bool,
     /// Also produce the SQL that turns A's rows into B's.
     pub sql: bool,
+    /// How long to wait for gc to release the store.
     pub lock_wait: crate::store::LockWait,
 }
 
+/// One path that differs.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct FileChange {
+    /// The path inside the snapshots (`root/sub/file`).
     pub path: String,
     /// `added`, `removed` or `changed`.
     pub change: &'static str,
     /// `file`, `dir`, `link` or `db` (B's kind when it changed kind).
     pub kind: &'static str,
+    /// Its size in A (none when added).
     pub size_a: Option<u64>,
+    /// Its size in B (none when removed).
     pub size_b: Option<u64>,
 }
 
+/// What `diff` found.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct DiffReport {
+    /// A's snapshot id.
     pub a: String,
     /// B's snapshot id, or `live`.
     pub b: String,
+    /// Paths added, removed or changed, in path order.
     pub changes: Vec<FileChange>,
+    /// Databases in both whose rows or schema differ.
     pub databases: Vec<DbDiff>,
 }
 
+/// Compares two snapshots, or a snapshot with the live paths it was taken from.
 pub fn diff(store: &Store, opts: &DiffOptions) -> Result<DiffReport> {
     let lock = store.lock_shared("diff", opts.lock_wait.0)?;
     let index = store.open_index(&lock)?;

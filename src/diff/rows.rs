@@ -7,8 +7,10 @@ use crate::error::{Error, Result};
 use rusqlite::Connection;
 use std::path::Path;
 
+/// How one table's rows differ.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct TableDiff {
+    /// The table.
     pub table: String,
     /// Rows of B whose key A lacks.
     pub added: u64,
@@ -18,11 +20,14 @@ pub struct TableDiff {
     pub changed: u64,
 }
 
+/// How one database differs.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct DbDiff {
+    /// Its path inside the snapshots.
     pub path: String,
     /// Tables, indexes, views and triggers added, removed or changed.
     pub schema: Vec<String>,
+    /// Tables whose rows differ.
     pub tables: Vec<TableDiff>,
     /// With `sql`: statements that turn A's rows into B's.
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -30,9 +30,12 @@ use std::collections::HashSet;
 use std::fs;
 use std::time::Instant;
 
+/// How `gc` thins and frees.
 #[derive(Clone, Debug)]
 pub struct GcOptions {
+    /// Which snapshots to keep.
     pub policy: Policy,
+    /// What a group of snapshots is (the policy applies per group).
     pub group_by: GroupBy,
     /// Print the plan and what would be freed; change nothing.
     pub dry_run: bool,
@@ -40,6 +43,7 @@ pub struct GcOptions {
     pub repack_threshold: f64,
     /// "Now" for the policy (future snapshots are never forgotten).
     pub now: Option<DateTime<FixedOffset>>,
+    /// How long to wait for the store.
     pub lock_wait: crate::store::LockWait,
 }
 

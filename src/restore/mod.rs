@@ -24,6 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// What `restore` puts back, and where.
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
     /// Full id, unique prefix (>= 6 hex digits), `latest` or `latest:PATH`.
@@ -41,6 +42,7 @@ pub struct RestoreOptions {
     /// undone). Entries of restored directories that the snapshot lacks are
     /// removed (they are in the undo snapshot).
     pub in_place: bool,
+    /// How long to wait for gc to release the store.
     pub lock_wait: crate::store::LockWait,
 }
 
@@ -252,6 +254,7 @@ pub fn lookup(reader: &StoreReader, top: &Tree, sub: &str) -> Result<Node> {
     Err(missing())
 }
 
+/// The node named `name` in `tree`.
 pub fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
     tree.nodes.iter().find(|n| n.name == name)
 }
