@@ -18,71 +18,100 @@ use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Retention rules of one tier; a snapshot any rule keeps is kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Policy {
+    /// The N newest snapshots of each group.
     pub keep_last: Option<u32>,
+    /// The newest snapshot of each of the N newest hours that have one.
     pub keep_hourly: Option<u32>,
+    /// Likewise per day (local time).
     pub keep_daily: Option<u32>,
+    /// Likewise per ISO week.
     pub keep_weekly: Option<u32>,
+    /// Likewise per month.
     pub keep_monthly: Option<u32>,
+    /// Likewise per year.
     pub keep_yearly: Option<u32>,
     /// A duration such as `30d`, `12h`, `1y`.
     pub keep_within: Option<String>,
+    /// Every snapshot with one of these tags.
     pub keep_tags: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// What makes snapshots one group, thinned together.
 pub enum GroupBy {
+    /// The same set of paths (the default: two databases never thin each other).
     #[default]
     Paths,
+    /// The same host.
     Host,
+    /// The same host and paths.
     HostPaths,
 }
 
+/// A snapshot as the policy sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candidate {
+    /// Its id.
     pub id: String,
+    /// When it was taken.
     pub time: DateTime<FixedOffset>,
+    /// Where it was taken.
     #[serde(default)]
     pub host: String,
+    /// What it holds.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<String>,
 }
 
+/// Keep or forget one snapshot, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
+    /// The snapshot.
     pub id: String,
+    /// When it was taken.
     pub time: DateTime<FixedOffset>,
+    /// Its group's key.
     pub group: String,
+    /// Kept (else forgotten).
     pub keep: bool,
+    /// The rules that keep it (`last`, `daily 2026-11-20`, …); empty when forgotten.
     pub reasons: Vec<String>,
 }
 
 /// Every candidate with keep or forget and why, oldest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
+    /// One per candidate.
     pub decisions: Vec<Decision>,
 }
 
 impl Plan {
+    /// The snapshots to forget.
     pub fn forget(&self) -> impl Iterator<Item = &Decision> {
         self.decisions.iter().filter(|d| !d.keep)
     }
 
+    /// The snapshots to keep.
     pub fn keep(&self) -> impl Iterator<Item = &Decision> {
         self.decisions.iter().filter(|d| d.keep)
     }
 }
 
 impl Policy {
+    /// No rule at all (refused by `plan`: it would forget everything).
     pub fn is_empty(&self) -> bool {
         *self == Policy::default()
     }
 
+    /// `keep_within` parsed.
     pub fn within(&self) -> Result<Option<chrono::Duration>> {
         self.keep_within
             .as_deref()

@@ -61,17 +61,27 @@ impl Default for GcOptions {
 }
 
 #[derive(Debug, Default, serde::Serialize)]
+/// What `gc` decided and did.
 pub struct GcReport {
+    /// Nothing was changed.
     pub dry_run: bool,
+    /// Keep or forget for every snapshot, with reasons.
     pub plan: Plan,
+    /// Snapshots forgotten.
     pub forgotten: usize,
+    /// Snapshots kept.
     pub kept: usize,
+    /// Chunks the kept snapshots need (delta bases included).
     pub live_chunks: u64,
+    /// Packs deleted whole.
     pub packs_deleted: u64,
+    /// Packs whose live entries were copied into new packs.
     pub packs_repacked: u64,
+    /// New packs written by the repack.
     pub packs_written: u64,
     /// Pack bytes before minus pack bytes after.
     pub bytes_freed: u64,
+    /// Wall time.
     pub duration_ms: u64,
     /// The fate of every pack that changes (`repack` or `delete`), by id.
     pub packs: Vec<(String, Fate)>,

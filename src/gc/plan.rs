@@ -20,8 +20,11 @@ use std::collections::{HashMap, HashSet};
 /// One pack as its header describes it.
 #[derive(Clone, Debug)]
 pub struct PackInfo {
+    /// The pack.
     pub id: PackId,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its header's entries.
     pub entries: Vec<PackEntry>,
 }
 
@@ -29,11 +32,15 @@ pub struct PackInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fate {
+    /// Kept as it is.
     Keep,
+    /// Its chosen entries are copied into new packs, then it is deleted.
     Repack,
+    /// No chosen entry: deleted.
     Delete,
 }
 
+/// Which copy of every live chunk survives, and each pack's fate.
 #[derive(Debug, Default)]
 pub struct PackPlan {
     /// Every chunk that must stay readable: marked ones and their bases.
@@ -42,12 +49,14 @@ pub struct PackPlan {
     pub chosen: HashMap<ChunkId, Location>,
     /// Each chosen delta's base.
     pub bases: HashMap<ChunkId, ChunkId>,
+    /// Every pack with its size and fate.
     pub fates: Vec<(PackId, u64, Fate)>,
     /// Bytes of chosen entries per pack.
     pub live_bytes: HashMap<PackId, u64>,
 }
 
 impl PackPlan {
+    /// The packs with this fate.
     pub fn with_fate(&self, fate: Fate) -> impl Iterator<Item = PackId> + '_ {
         self.fates
             .iter()
