@@ -44,6 +44,15 @@ pub enum Error {
     /// The request cannot be carried out as asked; nothing was changed.
     #[error("{0}")]
     Invalid(String),
+    /// Refused unless an option of the request allows it (`force`,
+    /// `allow_missing`, `skip_unreadable`); nothing was changed.
+    #[error("{message}")]
+    Refused {
+        /// What was refused, and why.
+        message: String,
+        /// The option (a field of the options struct) that allows it.
+        option: &'static str,
+    },
     /// The redb index failed (it is a cache: a rebuild from the packs
     /// replaces it). Keeps redb's error as its cause.
     #[error("index: {0}")]
@@ -100,6 +109,10 @@ impl Error {
             Error::Corrupt { what, detail } => Error::corrupt(what.clone(), detail.clone()),
             Error::NotFound(s) => Error::NotFound(s.clone()),
             Error::Invalid(s) => Error::Invalid(s.clone()),
+            Error::Refused { message, option } => Error::Refused {
+                message: message.clone(),
+                option,
+            },
             Error::Index(e) => Error::Index(e.to_string().into()),
             Error::Remote { message, retryable } => Error::Remote {
                 message: message.clone(),
@@ -112,7 +125,7 @@ impl Error {
     /// Process exit code for this error (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Invalid(_) | Error::NotFound(_) => 2,
+            Error::Invalid(_) | Error::NotFound(_) | Error::Refused { .. } => 2,
             Error::Corrupt { .. } => 3,
             Error::Locked { .. } => 4,
             Error::Remote { .. } => 6,

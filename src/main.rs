@@ -7,8 +7,13 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let hint = match e.chain().find_map(|c| c.downcast_ref::<snap::Error>()) {
-                Some(snap::Error::Locked { .. }) => " (pass a longer --lock-wait to wait more)",
-                _ => "",
+                Some(snap::Error::Locked { .. }) => {
+                    " (pass a longer --lock-wait to wait more)".into()
+                }
+                Some(snap::Error::Refused { option, .. }) => {
+                    format!(" (pass --{} to allow it)", option.replace('_', "-"))
+                }
+                _ => String::new(),
             };
             eprintln!("snap: {e:#}{hint}");
             let code = e

@@ -186,10 +186,10 @@ fn check_paths(opts: &TakeOptions, warnings: &mut Vec<String>) -> Result<Vec<Pat
                 continue;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound(format!(
-                    "{} does not exist (pass --allow-missing to treat that as nothing to back up)",
-                    p.display()
-                )))
+                return Err(Error::Refused {
+                    message: format!("{} does not exist; nothing was recorded", p.display()),
+                    option: "allow_missing",
+                })
             }
             Err(e) => return Err(Error::io("stat", p)(e)),
         }
@@ -278,10 +278,13 @@ impl Walker<'_> {
 
     fn unreadable(&mut self, path: &Path, e: std::io::Error) -> Result<()> {
         if !self.opts.skip_unreadable {
-            return Err(Error::Invalid(format!(
-                "cannot read {}: {e} (no snapshot was recorded; pass --skip-unreadable to record one without it)",
-                path.display()
-            )));
+            return Err(Error::Refused {
+                message: format!(
+                    "cannot read {}: {e}; no snapshot was recorded",
+                    path.display()
+                ),
+                option: "skip_unreadable",
+            });
         }
         self.warnings
             .push(format!("{}: {e}; skipped", path.display()));

@@ -87,11 +87,14 @@ pub fn refuse_if_open(db: &Path) -> Result<()> {
         for fd in fds.flatten() {
             if let Ok(link) = fs::read_link(fd.path()) {
                 if watched.contains(&link) {
-                    return Err(Error::Invalid(format!(
-                        "{} is open in process {} ; stop it first or pass --force (nothing was changed)",
-                        db.display(),
-                        pid.to_string_lossy()
-                    )));
+                    return Err(Error::Refused {
+                        message: format!(
+                            "{} is open in process {}: stop it first (nothing was changed)",
+                            db.display(),
+                            pid.to_string_lossy()
+                        ),
+                        option: "force",
+                    });
                 }
             }
         }

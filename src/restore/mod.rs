@@ -297,10 +297,10 @@ fn check_target(target: &Path, force: bool) -> Result<()> {
             .map(|mut d| d.next().is_none())
             .unwrap_or(false);
     if !empty_dir && !force {
-        return Err(Error::Invalid(format!(
-            "{} already exists; pass --force to overwrite it (nothing was changed)",
-            target.display()
-        )));
+        return Err(Error::Refused {
+            message: format!("{} already exists (nothing was changed)", target.display()),
+            option: "force",
+        });
     }
     Ok(())
 }

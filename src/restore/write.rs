@@ -207,10 +207,10 @@ impl Writer<'_, '_> {
             return fs::remove_dir_all(path).map_err(Error::io("remove", path));
         }
         if !self.force {
-            return Err(Error::Invalid(format!(
-                "{} is in the way; pass --force",
-                path.display()
-            )));
+            return Err(Error::Refused {
+                message: format!("{} is in the way", path.display()),
+                option: "force",
+            });
         }
         fs::remove_file(path).map_err(Error::io("remove", path))
     }
