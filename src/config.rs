@@ -28,21 +28,28 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+/// A `snap.toml`: the store, sources, policies, remotes, jobs and monitoring.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The store directory.
     pub store: Option<PathBuf>,
+    /// What `take` snapshots, by name.
     #[serde(default)]
     pub sources: BTreeMap<String, Source>,
     /// The local tier's retention policy.
     #[serde(default)]
     pub policy: Option<Spanned<Policy>>,
+    /// How retention groups snapshots.
     #[serde(default)]
     pub group_by: GroupBy,
+    /// Remotes by name.
     #[serde(default)]
     pub remotes: BTreeMap<String, RemoteConfig>,
+    /// Scheduled jobs by name.
     #[serde(default)]
     pub jobs: BTreeMap<String, Job>,
+    /// Where job results go.
     #[serde(default)]
     pub monitoring: Monitoring,
     /// Where the text came from, for messages.
@@ -50,43 +57,60 @@ pub struct Config {
     pub path: PathBuf,
 }
 
+/// One thing to snapshot.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
+    /// Files, directories and databases.
     pub paths: Vec<PathBuf>,
+    /// Tags for its snapshots.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Globs to leave out.
     #[serde(default)]
     pub excludes: Vec<String>,
+    /// `wal_checkpoint(TRUNCATE)` first, skipped when busy.
     #[serde(default)]
     pub checkpoint: bool,
+    /// The full `integrity_check` instead of `quick_check`.
     #[serde(default)]
     pub integrity_check: bool,
+    /// A missing path is nothing to back up, not an error.
     #[serde(default)]
     pub allow_missing: bool,
 }
 
+/// A remote and its retention tier.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteConfig {
+    /// `gs://BUCKET/PREFIX` or `file:///PATH`.
     pub url: Spanned<String>,
     /// This remote's retention policy (e.g. 90 days).
     pub policy: Option<Spanned<Policy>>,
 }
 
+/// What a job does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// `snap take` of the sources.
     Take,
+    /// `snap gc` with the tier's policy.
     Gc,
+    /// `snap mirror` to a remote.
     Mirror,
+    /// `snap verify`.
     Verify,
 }
 
+/// A scheduled job.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Job {
+    /// What it does.
     pub action: Action,
+    /// When (see `schedule::Schedule::parse`).
     pub schedule: Option<Spanned<String>>,
     /// take: the sources to snapshot (default: all).
     #[serde(default)]
@@ -96,12 +120,14 @@ pub struct Job {
     /// verify: re-read every pack, or this percentage of them.
     #[serde(default)]
     pub read_data: bool,
+    /// Verify this percentage of the packs.
     pub sample: Option<f64>,
     /// verify: only the newest snapshot.
     #[serde(default)]
     pub latest: bool,
 }
 
+/// Where results go: a JSON log and a Prometheus textfile.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Monitoring {
@@ -133,6 +159,7 @@ impl Config {
             .filter(|p| p.exists())
     }
 
+    /// Reads, expands `${VAR}`, parses and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(Error::io("read config", path))?;
         let text = expand_env(&text, path, |name| std::env::var(name).ok())?;
@@ -244,6 +271,7 @@ impl Config {
             })
     }
 
+    /// The retention policy of remote `name`.
     pub fn remote_policy(&self, name: &str) -> Option<Policy> {
         self.remotes
             .get(name)?
@@ -252,6 +280,7 @@ impl Config {
             .map(|p| p.get_ref().clone())
     }
 
+    /// The local tier's policy.
     pub fn local_policy(&self) -> Option<Policy> {
         self.policy.as_ref().map(|p| p.get_ref().clone())
     }

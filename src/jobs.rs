@@ -23,17 +23,26 @@ use std::time::{Duration, Instant};
 /// One run of one job: the JSON log line.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct JobRecord {
+    /// The job's name.
     pub job: String,
+    /// What it did.
     pub action: Action,
+    /// When it started.
     pub start: DateTime<FixedOffset>,
+    /// When it ended.
     pub end: DateTime<FixedOffset>,
+    /// How long it ran.
     pub duration_seconds: f64,
+    /// `ok` or `failed`.
     pub outcome: String,
+    /// The action's figures (bytes added, freed, uploaded, …).
     pub figures: serde_json::Value,
+    /// Why it failed.
     pub error: Option<String>,
 }
 
 impl JobRecord {
+    /// The run succeeded.
     pub fn ok(&self) -> bool {
         self.outcome == "ok"
     }
@@ -42,21 +51,30 @@ impl JobRecord {
 /// The last run and last success of each job (`STORE/jobs.json`).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct JobState {
+    /// Per job.
     pub jobs: BTreeMap<String, JobStatus>,
 }
 
+/// The last run and last success of one job.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct JobStatus {
     /// When the daemon first saw the job: a job never run is not "missed" before this.
     pub since: Option<DateTime<FixedOffset>>,
+    /// The last run.
     pub last: Option<JobRecord>,
+    /// When it last succeeded.
     pub last_success: Option<DateTime<FixedOffset>>,
 }
 
+/// Runs configured jobs: one now, or all on their schedules.
 pub struct JobRunner<'a> {
+    /// The configuration.
     pub config: &'a Config,
+    /// The local store.
     pub store: Store,
+    /// Time (the system's, or a virtual one in tests).
     pub clock: &'a dyn Clock,
+    /// How long each job waits for the store.
     pub lock_wait: Duration,
 }
 
@@ -65,6 +83,7 @@ impl JobRunner<'_> {
         self.store.root().join("jobs.json")
     }
 
+    /// The per-job state in `STORE/jobs.json`.
     pub fn load_state(&self) -> Result<JobState> {
         match std::fs::read(self.state_path()) {
             Ok(b) => {

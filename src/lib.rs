@@ -42,6 +42,8 @@
 //! # Ok::<(), snap::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 #[doc(hidden)]
 pub mod chunker;
 pub mod diff;

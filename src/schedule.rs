@@ -11,6 +11,7 @@ use croner::Cron;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// A job's schedule, as a cron expression.
 #[derive(Clone, Debug)]
 pub struct Schedule {
     /// The equivalent 5-field cron expression.
@@ -33,6 +34,7 @@ fn hhmm(s: &str) -> std::result::Result<(u32, u32), String> {
 }
 
 impl Schedule {
+    /// Parses `hourly [:MM]`, `daily HH:MM`, `weekly DAY HH:MM`, `monthly D HH:MM` or a cron expression.
     pub fn parse(s: &str) -> std::result::Result<Schedule, String> {
         let words: Vec<&str> = s.split_whitespace().collect();
         let cron = match words.as_slice() {
@@ -140,11 +142,13 @@ impl Schedule {
 
 /// Where the daemon gets the time and how it waits.
 pub trait Clock {
+    /// The current time.
     fn now(&self) -> DateTime<Local>;
     /// Waits until `t` or until `stop` is set; false when stopped.
     fn sleep_until(&self, t: DateTime<Local>, stop: &AtomicBool) -> bool;
 }
 
+/// The system's clock.
 pub struct SystemClock;
 
 impl Clock for SystemClock {
@@ -169,6 +173,7 @@ impl Clock for SystemClock {
 pub struct VirtualClock(std::sync::Mutex<DateTime<Local>>);
 
 impl VirtualClock {
+    /// A virtual clock at `t`, whose sleeps jump.
     pub fn starting_at(t: DateTime<Local>) -> Self {
         VirtualClock(std::sync::Mutex::new(t))
     }

@@ -80,6 +80,7 @@ struct Checker<'a> {
     report: VerifyReport,
 }
 
+/// Checks snapshots: trees, index rows against pack headers, and with `read_data` every byte.
 pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
     let start = Instant::now();
     let mut bad_records = Vec::new();

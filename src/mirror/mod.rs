@@ -18,31 +18,44 @@ use crate::store::Store;
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// The object key of a pack on a remote.
 pub fn pack_key(id: &PackId) -> String {
     let hex = id.to_hex();
     format!("packs/{}/{hex}.pack", &hex[..2])
 }
 
+/// The object key of a snapshot record on a remote.
 pub fn snapshot_key(id: &SnapshotId) -> String {
     format!("snapshots/{id}.json")
 }
 
+/// How `mirror` pushes.
 #[derive(Clone, Debug, Default)]
 pub struct MirrorOptions {
     /// Re-read and re-hash this share (0..=1) of the remote's packs.
     pub verify: f64,
+    /// How long to wait for the store.
     pub lock_wait: crate::store::LockWait,
 }
 
+/// What `mirror` did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct MirrorReport {
+    /// The remote's URL.
     pub remote: String,
+    /// Packs sent.
     pub packs_uploaded: u64,
+    /// Snapshot records sent.
     pub records_uploaded: u64,
+    /// Bytes sent.
     pub bytes_uploaded: u64,
+    /// Packs the remote had already.
     pub packs_already_there: u64,
+    /// Remote packs re-read (`verify`).
     pub packs_verified: u64,
+    /// Wall time.
     pub duration_ms: u64,
+    /// Upload rate.
     pub throughput_mib_s: f64,
     /// Everything that went wrong, by object; empty on success.
     pub problems: Vec<String>,

@@ -251,12 +251,18 @@ fn decode_tail(id: &PackId, size: u64, tail: &[u8]) -> Result<Vec<pack::PackEntr
     pack::decode_header(&tail[..header_len as usize], &sum, data_len).map_err(named(id))
 }
 
+/// What `clone` did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct CloneReport {
+    /// The new store.
     pub store: String,
+    /// Packs downloaded.
     pub packs: u64,
+    /// Snapshot records downloaded.
     pub snapshots: u64,
+    /// Bytes downloaded.
     pub bytes: u64,
+    /// Wall time.
     pub duration_ms: u64,
 }
 

@@ -20,7 +20,9 @@ use std::time::Duration;
 /// Uploads and downloads in flight at once (each holds one pack in memory).
 pub const TRANSFERS: usize = 4;
 
+/// A bucket prefix or a directory, reached through opendal.
 pub struct Remote {
+    /// Its URL.
     pub url: String,
     op: Operator,
     rt: tokio::runtime::Runtime,
@@ -146,6 +148,7 @@ impl Remote {
         }
     }
 
+    /// A whole object.
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
         Ok(self
             .rt
@@ -195,6 +198,7 @@ impl Remote {
         self.rt.block_on(put_new(&self.op, &self.url, path, bytes))
     }
 
+    /// Deletes an object.
     pub fn delete(&self, path: &str) -> Result<()> {
         self.rt
             .block_on(self.op.delete(path))
