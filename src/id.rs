@@ -71,6 +71,18 @@ macro_rules! id_type {
 }
 
 id_type!(ChunkId, "chunk");
+
+impl ChunkId {
+    /// One id for a whole chunk list (a file's content, a subtree): equal
+    /// lists, equal ids, without reading any chunk.
+    pub fn of_list(ids: &[ChunkId]) -> ChunkId {
+        let mut h = blake3::Hasher::new();
+        for id in ids {
+            h.update(&id.0);
+        }
+        ChunkId(*h.finalize().as_bytes())
+    }
+}
 id_type!(PackId, "pack");
 id_type!(SnapshotId, "snapshot");
 

@@ -49,10 +49,6 @@ pub enum Db {
     Live(PathBuf),
 }
 
-fn key_of(ids: &[ChunkId]) -> ChunkId {
-    ChunkId::of(&ids.iter().flat_map(|c| c.0).collect::<Vec<u8>>())
-}
-
 fn under(path: &str, sub: Option<&str>) -> bool {
     match sub.map(|s| s.trim_matches('/')) {
         None | Some("") => true,
@@ -77,12 +73,12 @@ pub fn from_snapshot(
                 return Ok(false);
             }
             let (kind, key, db) = match &node.kind {
-                NodeKind::File { chunks } => (Kind::File, Some(key_of(chunks)), None),
+                NodeKind::File { chunks } => (Kind::File, Some(ChunkId::of_list(chunks)), None),
                 NodeKind::Dir { .. } => (Kind::Dir, None, None),
                 NodeKind::Symlink { target } => (Kind::Link, Some(ChunkId::of(target)), None),
                 NodeKind::Database(d) => (
                     Kind::Db,
-                    Some(key_of(&d.chunks)),
+                    Some(ChunkId::of_list(&d.chunks)),
                     Some(Db::Chunks(d.chunks.clone())),
                 ),
             };
@@ -172,7 +168,7 @@ pub fn from_live(
             Entry {
                 kind: Kind::File,
                 size: meta.len(),
-                key: Some(key_of(&ids)),
+                key: Some(ChunkId::of_list(&ids)),
                 db: None,
             }
         } else {

@@ -37,7 +37,7 @@ pub fn mark<'s>(
                     NodeKind::Symlink { .. } => false,
                     NodeKind::Dir { tree } => {
                         live.extend(tree.iter().copied());
-                        let key = ChunkId::of(&tree.iter().flat_map(|c| c.0).collect::<Vec<u8>>());
+                        let key = ChunkId::of_list(tree);
                         walked.insert(key)
                     }
                 })

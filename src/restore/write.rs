@@ -38,10 +38,6 @@ fn link_key(n: &Node) -> Option<(u64, u64)> {
         .filter(|k| k.1 != 0)
 }
 
-fn content_key(chunks: &[ChunkId]) -> ChunkId {
-    ChunkId::of(&chunks.iter().flat_map(|c| c.0).collect::<Vec<u8>>())
-}
-
 pub fn system_time(ns: i64) -> SystemTime {
     if ns >= 0 {
         UNIX_EPOCH + Duration::from_nanos(ns as u64)
@@ -141,7 +137,7 @@ impl Writer<'_, '_> {
         for n in &files {
             if let (Some(k), NodeKind::File { chunks }) = (link_key(n), &n.kind) {
                 let path = target.join(OsStr::from_bytes(&n.name));
-                self.links.insert(k, (path, content_key(chunks)));
+                self.links.insert(k, (path, ChunkId::of_list(chunks)));
             }
         }
         for n in &linked {
@@ -150,7 +146,7 @@ impl Writer<'_, '_> {
             };
             let path = target.join(OsStr::from_bytes(&n.name));
             match link_key(n).and_then(|k| self.links.get(&k)) {
-                Some((src, key)) if *key == content_key(chunks) => self.link(src, &path)?,
+                Some((src, key)) if *key == ChunkId::of_list(chunks) => self.link(src, &path)?,
                 _ => self.file(&path, n, chunks)?,
             }
         }
