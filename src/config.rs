@@ -88,6 +88,12 @@ pub struct RemoteConfig {
     pub url: Spanned<String>,
     /// This remote's retention policy (e.g. 90 days).
     pub policy: Option<Spanned<Policy>>,
+    /// Mirror unencrypted when the store has no recipient.
+    #[serde(default)]
+    pub plaintext: bool,
+    /// The identity (private key) file that opens this remote, on a host
+    /// that prunes, verifies or restores from it (never on the backed-up one).
+    pub identity_file: Option<String>,
 }
 
 /// What a job does.
@@ -269,6 +275,11 @@ impl Config {
                     self.path.display()
                 ))
             })
+    }
+
+    /// The remote named `name`, if configured.
+    pub fn remote(&self, name: &str) -> Option<&RemoteConfig> {
+        self.remotes.get(name)
     }
 
     /// The retention policy of remote `name`.

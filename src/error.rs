@@ -65,7 +65,29 @@ pub enum Error {
         message: String,
         /// Whether a later run may succeed.
         retryable: bool,
+        /// The remote client's error, when there is one.
+        #[source]
+        source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
     },
+    /// The remote refused the credential for an operation (HTTP 401/403):
+    /// running again will not help; the credential needs `permission`.
+    #[error(
+        "permission denied for {operation} on {object} at {url}: the credential needs {permission}"
+    )]
+    Denied {
+        /// What snap was doing ("create", "read", "list", "delete").
+        operation: String,
+        /// The object (or prefix) it was done on.
+        object: String,
+        /// The remote.
+        url: String,
+        /// The permission that would allow it (GCS names).
+        permission: String,
+    },
+    /// Encrypted data cannot be opened: no identity was given, or the one
+    /// given is not a recipient of it.
+    #[error("{0}")]
+    Key(String),
     /// SQLite refused or failed an operation on a database.
     #[error("sqlite {}: {source}", path.display())]
     Sqlite {
@@ -114,10 +136,27 @@ impl Error {
                 option,
             },
             Error::Index(e) => Error::Index(e.to_string().into()),
-            Error::Remote { message, retryable } => Error::Remote {
+            Error::Remote {
+                message,
+                retryable,
+                source,
+            } => Error::Remote {
                 message: message.clone(),
                 retryable: *retryable,
+                source: source.clone(),
             },
+            Error::Denied {
+                operation,
+                object,
+                url,
+                permission,
+            } => Error::Denied {
+                operation: operation.clone(),
+                object: object.clone(),
+                url: url.clone(),
+                permission: permission.clone(),
+            },
+            Error::Key(s) => Error::Key(s.clone()),
             other => Error::Invalid(other.to_string()),
         }
     }
@@ -125,10 +164,11 @@ impl Error {
     /// Process exit code for this error (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Invalid(_) | Error::NotFound(_) | Error::Refused { .. } => 2,
+            Error::Invalid(_) | Error::NotFound(_) | Error::Refused { .. } | Error::Key(_) => 2,
             Error::Corrupt { .. } => 3,
             Error::Locked { .. } => 4,
             Error::Remote { .. } => 6,
+            Error::Denied { .. } => 8,
             Error::Io { .. } | Error::Index(_) | Error::Sqlite { .. } => 1,
         }
     }

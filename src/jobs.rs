@@ -161,7 +161,7 @@ impl JobRunner<'_> {
                 let (policy, remote) = match &job.remote {
                     Some(r) => (
                         self.config.remote_policy(r.get_ref()),
-                        Some(self.remote(r.get_ref())?),
+                        Some((self.remote(r.get_ref())?, r.get_ref().clone())),
                     ),
                     None => (self.config.local_policy(), None),
                 };
@@ -174,7 +174,10 @@ impl JobRunner<'_> {
                     ..Default::default()
                 };
                 let r = match remote {
-                    Some(remote) => mirror::gc_remote(remote, Some(&self.store), &opts)?,
+                    Some((remote, name)) => {
+                        let opened = self.opened(&remote, &name)?;
+                        mirror::gc_remote(remote, &opened, Some(&self.store), &opts)?
+                    }
                     None => crate::gc::gc(&self.store, &opts)?,
                 };
                 Ok((
@@ -188,6 +191,12 @@ impl JobRunner<'_> {
                 let opts = MirrorOptions {
                     verify: job.sample.unwrap_or(0.0) / 100.0,
                     lock_wait: crate::LockWait(self.lock_wait),
+                    plaintext: self
+                        .config
+                        .remote(job.remote.as_ref().expect("checked").get_ref())
+                        .is_some_and(|r| r.plaintext),
+                    rescan: false,
+                    identities: Vec::new(),
                 };
                 let r = mirror::mirror(&self.store, &remote, &opts)?;
                 Ok((
@@ -213,7 +222,9 @@ impl JobRunner<'_> {
                             .map_err(Error::io("create temporary directory", "/tmp"))?;
                         // No local packs: verifying a remote means reading the remote's bytes.
                         let remote = self.remote(name.get_ref())?;
-                        let (view, _) = mirror::view(remote, &dir.path().join("view"), None)?;
+                        let opened = self.opened(&remote, name.get_ref())?;
+                        let (view, _) =
+                            mirror::view(remote, &opened, &dir.path().join("view"), None)?;
                         crate::verify(&view, &opts)?
                     }
                     None => crate::verify(&self.store, &opts)?,
@@ -224,6 +235,16 @@ impl JobRunner<'_> {
                 ))
             }
         }
+    }
+
+    /// Opens a remote with the identity its config names (or the environment's).
+    fn opened(&self, remote: &Remote, name: &str) -> Result<mirror::Opened> {
+        let file = self
+            .config
+            .remote(name)
+            .and_then(|r| r.identity_file.as_deref());
+        let ids = mirror::crypt::identities(file.map(std::path::Path::new))?;
+        mirror::open_remote(remote, &ids)
     }
 
     fn remote(&self, name: &str) -> Result<Arc<Remote>> {

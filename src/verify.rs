@@ -267,7 +267,7 @@ impl Checker<'_> {
                 Ok(Some(loc)) => {
                     if !self.packs.contains_key(&loc.pack) {
                         // A remote view's index was built from the remote's listing.
-                        if self.store.remote().is_none()
+                        if !self.store.is_view()
                             && !self.store.pack_path(&loc.pack).exists()
                         {
                             self.problem(

@@ -165,6 +165,7 @@ fn exit_6_remote_failed() {
             "--store",
             store.to_str().unwrap(),
             "mirror",
+            "--plaintext",
             "--remote",
             "gs://bucket/x",
         ])

@@ -183,7 +183,7 @@ fn a_corrupt_record_is_named_and_the_rest_carries_on() {
     let mut p = fs::read(&pack).unwrap();
     p[0] ^= 1;
     fs::write(&pack, p).unwrap();
-    let m = snap(&store, &["mirror", "--remote", &url]);
+    let m = snap(&store, &["mirror", "--plaintext", "--remote", &url]);
     assert_eq!(
         m.status.code(),
         Some(3),

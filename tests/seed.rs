@@ -42,6 +42,7 @@ keep_within = "30d"
 
 [remotes.bucket]
 url = "gs://snaptest/seed"
+plaintext = true
 policy = {{ keep_within = "90d" }}
 
 [jobs.backup]

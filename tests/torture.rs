@@ -96,6 +96,9 @@ fn kill_campaign() {
     let (data, store) = (dir.path().join("data"), dir.path().join("store"));
     let remote = dir.path().join("remote");
     let url = format!("file://{}", remote.display());
+    // The remote is sealed: the operator's identity opens it.
+    let identity = dir.path().join("identity");
+    let identity = identity.to_str().unwrap();
     make_tree(&data, 11, 2);
     let db = data.join("live.db");
     {
@@ -112,6 +115,7 @@ fn kill_campaign() {
         tx.commit().unwrap();
     }
     snap_ok(&store, &["init", "--pack-size", "1048576"]);
+    snap_ok(&store, &["key", "generate", "--out", identity]);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = live_writer(db.clone(), stop.clone());
     let scratch = dir.path().join("scratch");
@@ -139,7 +143,7 @@ fn kill_campaign() {
             "take" => vec!["--json", "take", data.to_str().unwrap()],
             "gc" => vec!["gc", "--keep-last", &keep, "--repack-threshold", threshold],
             "mirror" => vec!["mirror", "--remote", &url],
-            "clone" => vec!["clone", "--remote", &url],
+            "clone" => vec!["--identity", identity, "clone", "--remote", &url],
             _ => vec!["repair", "index"],
         };
         let target = if op == "clone" {
@@ -216,11 +220,17 @@ fn kill_campaign() {
             }
         }
         if op == "mirror" && remote.join("config").exists() {
-            snap_ok(&store, &["verify", "--remote", &url]);
+            snap_ok(
+                &store,
+                &["--identity", identity, "verify", "--remote", &url],
+            );
         }
         if op == "clone" {
             // A killed clone is finished by the next one, and the result verifies.
-            let again = snap(&clone_dest, &["clone", "--remote", &url]);
+            let again = snap(
+                &clone_dest,
+                &["--identity", identity, "clone", "--remote", &url],
+            );
             assert!(
                 again.status.success(),
                 "{}",

@@ -97,11 +97,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let report = match &args.remote {
         Some(r) => {
             let local = ctx.open().ok();
-            snap::mirror::gc_remote(
-                super::mirror::open_remote(&ctx.remote_url(r)?)?,
-                local.as_ref(),
-                &opts,
-            )?
+            let (remote, opened) = super::mirror::opened(ctx, r)?;
+            snap::mirror::gc_remote(remote, &opened, local.as_ref(), &opts)?
         }
         None => snap::gc::gc(&ctx.open()?, &opts)?,
     };

@@ -26,7 +26,8 @@ pub struct LsArgs {
 pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
     let all = match &args.remote {
         Some(r) => {
-            snap::mirror::remote_snapshots(&*super::mirror::open_remote(&ctx.remote_url(r)?)?)?
+            let (remote, opened) = super::mirror::opened(ctx, r)?;
+            snap::mirror::remote_snapshots(&remote, &opened)?
         }
         None => {
             let (all, bad) = ctx.open()?.snapshots_checked()?;

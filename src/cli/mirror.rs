@@ -1,6 +1,6 @@
 use super::{bytes, Ctx};
 use anyhow::{Context, Result};
-use snap::mirror::{self, MirrorOptions, Remote};
+use snap::mirror::{self, MirrorOptions, Opened, Remote};
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -9,9 +9,17 @@ pub struct Args {
     /// [default: the config's only remote]
     #[arg(long)]
     remote: Option<String>,
-    /// Also re-read and re-hash this percentage of the remote's packs
+    /// Also re-read and re-hash this percentage of the remote's packs (needs
+    /// read permission and the identity)
     #[arg(long, default_value_t = 0.0)]
     verify: f64,
+    /// Mirror unencrypted when the store has no recipient (`snap key`)
+    #[arg(long)]
+    plaintext: bool,
+    /// List the remote (needs list permission) and send again whatever it
+    /// lacks of what was sent before (after a bucket was emptied or restored)
+    #[arg(long)]
+    rescan: bool,
 }
 
 #[derive(clap::Args)]
@@ -21,35 +29,83 @@ pub struct CloneArgs {
     remote: String,
 }
 
+#[derive(clap::Args)]
+pub struct RepairArgs {
+    /// The remote to copy good packs from [default: the config's only remote]
+    #[arg(long = "from-remote", value_name = "REMOTE")]
+    from_remote: Option<String>,
+}
+
 pub fn open_remote(spec: &str) -> Result<Arc<Remote>> {
     Ok(Arc::new(Remote::open(spec)?))
 }
 
+/// The remote name given, or the config's only remote.
+fn remote_spec(ctx: &Ctx, given: Option<String>) -> Result<String> {
+    if let Some(r) = given {
+        return Ok(r);
+    }
+    let remotes = &ctx.config()?.remotes;
+    if remotes.len() != 1 {
+        return Err(super::invalid(format!(
+            "pass --remote: the config names {} remotes",
+            remotes.len()
+        )));
+    }
+    Ok(remotes.keys().next().expect("one").clone())
+}
+
+/// The identities for remote `spec`: --identity, the remote's
+/// `identity_file`, or the environment.
+fn identities(ctx: &Ctx, spec: &str) -> Result<Vec<age::x25519::Identity>> {
+    let configured = ctx
+        .config
+        .as_ref()
+        .and_then(|c| c.remote(spec))
+        .and_then(|r| r.identity_file.clone())
+        .map(std::path::PathBuf::from);
+    Ok(mirror::crypt::identities(
+        ctx.identity.as_deref().or(configured.as_deref()),
+    )?)
+}
+
+/// Opens remote `spec` (a name or URL) for reading.
+pub fn opened(ctx: &Ctx, spec: &str) -> Result<(Arc<Remote>, Opened)> {
+    let remote = open_remote(&ctx.remote_url(spec)?)?;
+    let opened = mirror::open_remote(&remote, &identities(ctx, spec)?)?;
+    Ok((remote, opened))
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let store = ctx.open()?;
-    let spec = match args.remote {
-        Some(r) => r,
-        None => {
-            let remotes = &ctx.config()?.remotes;
-            if remotes.len() != 1 {
-                return Err(super::invalid(format!(
-                    "pass --remote: the config names {} remotes",
-                    remotes.len()
-                )));
-            }
-            remotes.keys().next().expect("one").clone()
-        }
-    };
+    let spec = remote_spec(ctx, args.remote)?;
     let remote = open_remote(&ctx.remote_url(&spec)?)?;
-    let report = mirror::mirror(
-        &store,
-        &remote,
-        &MirrorOptions {
-            verify: args.verify / 100.0,
-            lock_wait: snap::LockWait(ctx.lock_wait),
+    let plaintext = args.plaintext
+        || ctx
+            .config
+            .as_ref()
+            .and_then(|c| c.remote(&spec))
+            .is_some_and(|r| r.plaintext);
+    let opts = MirrorOptions {
+        verify: args.verify / 100.0,
+        lock_wait: snap::LockWait(ctx.lock_wait),
+        plaintext,
+        rescan: args.rescan,
+        identities: if args.verify > 0.0 {
+            identities(ctx, &spec)?
+        } else {
+            Vec::new()
         },
-    )
-    .context("mirror stopped; it is resumable: run it again once the remote is reachable")?;
+    };
+    let report = mirror::mirror(&store, &remote, &opts).map_err(|e| {
+        let resumable = matches!(e, snap::Error::Remote { .. });
+        let e = anyhow::Error::from(e);
+        if resumable {
+            e.context("mirror stopped; it is resumable: run it again once the remote is reachable")
+        } else {
+            e.context("mirror stopped")
+        }
+    })?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {
@@ -72,14 +128,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
 }
 
 pub fn clone(ctx: &Ctx, args: CloneArgs) -> Result<u8> {
-    let remote = open_remote(&ctx.remote_url(&args.remote)?)?;
-    let report = mirror::clone(&remote, &ctx.store_path, &ctx.reporter()).with_context(|| {
-        format!(
-            "cannot clone {} into {}",
-            args.remote,
-            ctx.store_path.display()
-        )
-    })?;
+    let (remote, opened) = opened(ctx, &args.remote)?;
+    let report =
+        mirror::clone(&remote, &opened, &ctx.store_path, &ctx.reporter()).with_context(|| {
+            format!(
+                "cannot clone {} into {}",
+                args.remote,
+                ctx.store_path.display()
+            )
+        })?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {
@@ -96,26 +153,65 @@ pub fn clone(ctx: &Ctx, args: CloneArgs) -> Result<u8> {
     Ok(0)
 }
 
+pub fn repair_packs(ctx: &Ctx, args: RepairArgs) -> Result<u8> {
+    let spec = remote_spec(ctx, args.from_remote)?;
+    let store = ctx.open()?;
+    let source = mirror::source::Fallback::new(&ctx.remote_url(&spec)?, identities(ctx, &spec)?);
+    let report = snap::store::packs::repair_packs(&store, &source, ctx.lock_wait)?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+    } else {
+        for p in &report.replaced {
+            println!("replaced pack {p} with the copy from {spec}");
+        }
+        for p in &report.failed {
+            println!("PROBLEM {p}");
+        }
+        println!(
+            "{} packs checked, {} replaced, {} could not be",
+            report.checked,
+            report.replaced.len(),
+            report.failed.len()
+        );
+    }
+    Ok(if report.failed.is_empty() { 0 } else { 3 })
+}
+
 /// A temporary local view of a remote, for commands given `--remote`.
 pub struct RemoteView {
     pub store: snap::Store,
     _dir: tempfile::TempDir,
 }
 
-pub fn remote_view(spec: &str, local: Option<&snap::Store>) -> Result<RemoteView> {
+pub fn remote_view(ctx: &Ctx, spec: &str, local: Option<&snap::Store>) -> Result<RemoteView> {
     let dir = tempfile::tempdir()?;
-    let (store, _) = mirror::view(open_remote(spec)?, &dir.path().join("view"), local)?;
+    let (remote, opened) = opened(ctx, spec)?;
+    let (store, _) = mirror::view(remote, &opened, &dir.path().join("view"), local)?;
     Ok(RemoteView { store, _dir: dir })
 }
 
 /// The local store, or with `remote` a view of that remote (kept alive by the
-/// returned guard). A local store, when there is one, lends its cache and packs.
+/// returned guard). A local store, when there is one, lends its cache and
+/// packs; without `remote`, a local store whose config names one remote
+/// reads a pack that is missing or damaged here from that remote.
 pub fn store_or_view(ctx: &Ctx, remote: Option<&str>) -> Result<(snap::Store, Option<RemoteView>)> {
     match remote {
         Some(r) => {
-            let view = remote_view(&ctx.remote_url(r)?, ctx.open().ok().as_ref())?;
+            let view = remote_view(ctx, r, ctx.open().ok().as_ref())?;
             Ok((view.store.clone(), Some(view)))
         }
-        None => Ok((ctx.open()?, None)),
+        None => {
+            let store = ctx.open()?;
+            let one = ctx.config.as_ref().filter(|c| c.remotes.len() == 1);
+            match one {
+                Some(c) => {
+                    let spec = c.remotes.keys().next().expect("one").clone();
+                    let ids = identities(ctx, &spec).unwrap_or_default();
+                    let source = mirror::source::Fallback::new(&ctx.remote_url(&spec)?, ids);
+                    Ok((store.with_fallback(Arc::new(source)), None))
+                }
+                None => Ok((store, None)),
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 mod diff;
 mod gc;
 mod jobs;
+mod key;
 mod list;
 mod mirror;
 mod progress;
@@ -36,6 +37,10 @@ pub struct Cli {
     /// Seconds to wait for another snap process to release the store
     #[arg(long, global = true, default_value_t = 3600)]
     lock_wait: u64,
+    /// The age identity (private key) file that opens an encrypted remote
+    /// [default: the remote's `identity_file`, $SNAP_IDENTITY_FILE, $SNAP_IDENTITY]
+    #[arg(long, global = true, value_name = "FILE")]
+    identity: Option<PathBuf>,
     /// No progress bars, no waiting messages
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
@@ -103,6 +108,11 @@ enum Command {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Keys that encrypt what goes to remotes
+    Key {
+        #[command(subcommand)]
+        what: key::Key,
+    },
     /// Repair the store
     Repair {
         #[command(subcommand)]
@@ -114,6 +124,8 @@ enum Command {
 enum Repair {
     /// Rebuild the index from the packs and snapshot records alone
     Index,
+    /// Replace every pack that is missing or damaged here with the remote's copy
+    Packs(mirror::RepairArgs),
 }
 
 impl Command {
@@ -138,6 +150,7 @@ pub struct Ctx {
     pub lock_wait: Duration,
     pub store_path: PathBuf,
     pub config: Option<snap::config::Config>,
+    pub identity: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -214,6 +227,7 @@ pub fn run() -> Result<u8> {
         lock_wait: Duration::from_secs(cli.lock_wait),
         store_path,
         config,
+        identity: cli.identity,
     };
     match cli.command {
         Command::Init { pack_size } => {
@@ -257,6 +271,10 @@ pub fn run() -> Result<u8> {
         Command::Repair {
             what: Repair::Index,
         } => verify::repair_index(&ctx),
+        Command::Repair {
+            what: Repair::Packs(args),
+        } => mirror::repair_packs(&ctx, args),
+        Command::Key { what } => key::run(&ctx, what),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "snap", &mut std::io::stdout());

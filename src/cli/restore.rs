@@ -62,6 +62,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             bytes(report.bytes),
             report.duration_ms as f64 / 1000.0
         );
+        for p in &report.fell_back {
+            eprintln!("snap: warning: pack {p} is missing or damaged in the store; it was read from the remote instead (`snap repair packs` heals the store)");
+        }
         if let Some(undo) = &report.undo_snapshot {
             println!("what was there before is snapshot {undo}; `snap restore {} --in-place` undoes this", &undo[..12]);
         }

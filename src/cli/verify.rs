@@ -29,7 +29,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let view = match &args.remote {
         // No local packs: verifying a remote means reading the remote's bytes.
-        Some(r) => Some(super::mirror::remote_view(&ctx.remote_url(r)?, None)?),
+        Some(r) => Some(super::mirror::remote_view(ctx, r, None)?),
         None => None,
     };
     let store = match &view {

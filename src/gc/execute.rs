@@ -88,7 +88,11 @@ pub(crate) fn run(
 /// Copies the chosen entries of every pack to repack into new packs, byte
 /// for byte (deltas keep their base), each verified on the way in and each
 /// new pack re-read whole and checked against its name and header.
-fn repack(store: &Store, reader: &StoreReader, plan: &PackPlan) -> Result<Vec<SealedPack>> {
+pub(crate) fn repack(
+    store: &Store,
+    reader: &StoreReader,
+    plan: &PackPlan,
+) -> Result<Vec<SealedPack>> {
     let mut packer = Packer::new(store);
     let mut sealed = Vec::new();
     for (_, locs) in plan.to_repack() {

@@ -13,7 +13,7 @@
 //! deleted, and never one the new index names (a repack can produce a pack
 //! with the very name of one planned for deletion: identity, not name, decides).
 
-mod execute;
+pub(crate) mod execute;
 mod mark;
 pub mod plan;
 
@@ -170,7 +170,7 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     Ok(report)
 }
 
-fn describe(plan: &PackPlan, report: &mut GcReport) {
+pub(crate) fn describe(plan: &PackPlan, report: &mut GcReport) {
     report.live_chunks = plan.live.len() as u64;
     report.packs_deleted = plan.with_fate(Fate::Delete).count() as u64;
     report.packs_repacked = plan.with_fate(Fate::Repack).count() as u64;

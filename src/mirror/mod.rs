@@ -1,41 +1,50 @@
-//! mirror: store -> diff remote listing -> upload packs -> upload records last.
+//! mirror: store -> seal -> upload packs -> upload records last, never
+//! reading the bucket (a create-only credential suffices; see `state`).
 //!
-//! The remote holds the store's own layout under its prefix:
-//! `config`, `packs/<2 hex>/<64 hex>.pack`, `snapshots/<64 hex>.json`.
-//! Invariant: a snapshot record is uploaded only after every pack in the
-//! store is on the remote, so the remote never names a missing pack; every
-//! object is named by its content and never overwritten.
+//! The remote's layout is in `layout`. Invariants: a snapshot record is
+//! uploaded only after every pack of the store is on the remote, so the
+//! remote never names a missing pack; every object is named by its content
+//! (or its keyed hash) and created with a does-not-exist precondition, so
+//! nothing is ever overwritten; a hold listing every pack the store holds is
+//! created before any pack, so remote gc never deletes a pack a future
+//! record of this store may name.
 
+pub mod crypt;
+pub mod layout;
+mod prune;
 mod pull;
+mod push;
 mod remote;
+pub mod source;
+pub mod state;
 
-pub use pull::{clone, gc_remote, remote_snapshots, view, CloneReport};
-pub use remote::Remote;
+pub use layout::pack_key;
+pub use prune::gc_remote;
+pub use pull::{clone, open as open_remote, remote_snapshots, view, CloneReport, Opened};
+pub use remote::{Op, Remote};
 
 use crate::error::{Error, Result};
-use crate::id::{PackId, SnapshotId};
+use crate::id::PackId;
 use crate::store::Store;
-use std::collections::HashMap;
+use crypt::Codec;
+use state::State;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// The object key of a pack on a remote.
-pub fn pack_key(id: &PackId) -> String {
-    let hex = id.to_hex();
-    format!("packs/{}/{hex}.pack", &hex[..2])
-}
-
-/// The object key of a snapshot record on a remote.
-pub fn snapshot_key(id: &SnapshotId) -> String {
-    format!("snapshots/{id}.json")
-}
-
 /// How `mirror` pushes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct MirrorOptions {
     /// Re-read and re-hash this share (0..=1) of the remote's packs.
     pub verify: f64,
     /// How long to wait for the store.
     pub lock_wait: crate::store::LockWait,
+    /// Mirror unencrypted when the store has no recipient.
+    pub plaintext: bool,
+    /// List the remote (needs list permission) and send again what the
+    /// local state says was sent but the remote lacks.
+    pub rescan: bool,
+    /// What opens sealed packs for `verify` (never needed to push).
+    pub identities: Vec<age::x25519::Identity>,
 }
 
 /// What `mirror` did.
@@ -61,119 +70,72 @@ pub struct MirrorReport {
     pub problems: Vec<String>,
 }
 
-/// Checks a pack's bytes against the name in its key and decodes its
-/// header; `what` says whose copy it is in an error.
-pub(crate) fn check_pack(key: &str, bytes: &[u8], what: &str) -> Result<()> {
-    let named = key
-        .rsplit('/')
-        .next()
-        .and_then(|n| n.strip_suffix(".pack"))
-        .and_then(PackId::from_hex);
-    if named != Some(PackId::of(bytes)) {
+/// Checks a local pack's bytes against its id and decodes its header.
+pub(crate) fn check_pack(id: &PackId, bytes: &[u8], what: &str) -> Result<()> {
+    if PackId::of(bytes) != *id {
         return Err(Error::corrupt(
-            format!("{what} {key}"),
+            format!("{what} {id}"),
             "its bytes do not match its name",
         ));
     }
     crate::format::pack::decode_pack(bytes).map(|_| ())
 }
 
-/// Remote packs by id with their sizes.
-fn remote_packs(remote: &Remote) -> Result<HashMap<PackId, u64>> {
-    Ok(remote
-        .list("packs/")?
-        .into_iter()
-        .filter_map(|(path, size)| {
-            let name = path.rsplit('/').next()?;
-            Some((PackId::from_hex(name.strip_suffix(".pack")?)?, size))
-        })
-        .collect())
+/// The codec new objects for this store are sealed with.
+fn push_codec(store: &Store, state: &State, plaintext: bool) -> Result<(Codec, Vec<String>)> {
+    let recipients = state::recipients(store)?;
+    if recipients.is_empty() {
+        if !plaintext {
+            return Err(Error::Refused {
+                message: "the store has no recipient to encrypt to, so anyone who can read the bucket could read this copy; add one (`snap key generate`) or allow a plaintext copy".into(),
+                option: "plaintext",
+            });
+        }
+        return Ok((Codec::Plain, recipients));
+    }
+    let parsed = crypt::parse_recipients(&recipients.join("\n"), "recipients")?;
+    let codec = Codec::Age {
+        recipients: parsed,
+        identities: Vec::new(),
+        naming: state.naming,
+    };
+    Ok((codec, recipients))
 }
 
-/// Pushes the store to `remote`. Idempotent and resumable: a run that was
-/// interrupted is completed by the next one.
-pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<MirrorReport> {
+/// Pushes the store to `remote` without reading it. Idempotent and
+/// resumable: a run that was interrupted is completed by the next one.
+pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Result<MirrorReport> {
     let start = Instant::now();
     let _lock = store.lock("mirror", opts.lock_wait.0)?;
     let mut report = MirrorReport {
         remote: remote.url.clone(),
         ..Default::default()
     };
-    let config = serde_json::to_vec_pretty(store.config()).expect("config encodes");
-    match remote.size("config")? {
-        None => remote.put_new("config", config)?,
-        Some(_) => {
-            let theirs: crate::StoreConfig = serde_json::from_slice(&remote.read("config")?)
-                .map_err(|e| Error::corrupt(format!("config on {}", remote.url), e.to_string()))?;
-            if theirs.store_id != store.config().store_id {
-                return Err(Error::Invalid(format!(
-                    "{} holds another store ({}); mirror each store to its own prefix",
-                    remote.url, theirs.store_id
-                )));
-            }
-        }
+    let mut state = State::load(store, &remote.url)?;
+    let (codec, recipients) = push_codec(store, &state, opts.plaintext)?;
+    let fresh = state.sent.is_empty();
+    let existed = push::config(store, remote, &codec, &recipients, &mut state)?;
+    if opts.rescan || (fresh && existed) {
+        push::rescan(remote, &codec, &mut state)?;
     }
-    let there = remote_packs(remote)?;
-    let mut todo = Vec::new();
-    for (id, path) in store.pack_files()? {
-        let size = std::fs::metadata(&path)
-            .map_err(Error::io("stat", &path))?
-            .len();
-        match there.get(&id) {
-            Some(s) if *s == size => report.packs_already_there += 1,
-            Some(s) => report.problems.push(format!(
-                "{}: {s} bytes on the remote, {size} here",
-                pack_key(&id)
-            )),
-            None => todo.push((pack_key(&id), path)),
-        }
-    }
-    let total: u64 = todo
-        .iter()
-        .filter_map(|(_, p)| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = store.progress();
-    bar.start("mirror", Some(total));
-    // A corrupt local pack is never uploaded: `verify --read-data` names what it affects.
-    let check = |key: &str, bytes: &[u8]| check_pack(key, bytes, "local pack for");
-    for (key, result) in remote.upload(todo, &check, bar)? {
-        match result {
-            Ok(n) => {
-                report.packs_uploaded += 1;
-                report.bytes_uploaded += n;
-            }
-            Err(e) => report.problems.push(format!("{key}: {e}")),
-        }
-    }
-    bar.finish();
+    push::hold(store, remote, &codec)?;
+    push::packs(store, remote, &codec, &mut state, &mut report)?;
     // Records go last, and only when every pack made it.
     if report.problems.is_empty() {
-        let records: std::collections::HashSet<String> = remote
-            .list("snapshots/")?
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
-        for id in store.snapshot_ids()? {
-            let key = snapshot_key(&id);
-            if !records.contains(&key) {
-                let path = store.snapshot_path(&id);
-                let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
-                if SnapshotId::of(&bytes) != id {
-                    report.problems.push(format!(
-                        "{}: a corrupt record, not uploaded",
-                        path.display()
-                    ));
-                    continue;
-                }
-                remote.put_new(&key, bytes.clone())?;
-                report.records_uploaded += 1;
-                report.bytes_uploaded += bytes.len() as u64;
-            }
-        }
+        push::records(store, remote, &codec, &mut state, &mut report)?;
     }
     if opts.verify > 0.0 {
-        verify_sample(remote, opts.verify, &mut report)?;
+        let codec = match codec {
+            Codec::Age {
+                recipients, naming, ..
+            } => Codec::Age {
+                recipients,
+                naming,
+                identities: opts.identities.clone(),
+            },
+            plain => plain,
+        };
+        verify_sample(remote, &codec, opts.verify, &mut report)?;
     }
     report.duration_ms = start.elapsed().as_millis() as u64;
     report.throughput_mib_s =
@@ -181,25 +143,28 @@ pub fn mirror(store: &Store, remote: &Remote, opts: &MirrorOptions) -> Result<Mi
     Ok(report)
 }
 
-/// Re-reads a share of the remote's packs and checks each against its name.
-fn verify_sample(remote: &Remote, share: f64, report: &mut MirrorReport) -> Result<()> {
-    let mut packs: Vec<PackId> = remote_packs(remote)?.into_keys().collect();
-    packs.sort();
-    // A deterministic spread: every pack whose id falls in the first `share` of the id space.
+/// Re-reads a share of the remote's packs and checks each against its name
+/// (needs read and list permission, and the identity when sealed).
+fn verify_sample(
+    remote: &Arc<Remote>,
+    codec: &Codec,
+    share: f64,
+    report: &mut MirrorReport,
+) -> Result<()> {
+    let mut names: Vec<PackId> = pull::remote_packs(remote)?.into_keys().collect();
+    names.sort();
+    // A deterministic spread: every pack whose name falls in the first `share` of the space.
     let limit = (share.clamp(0.0, 1.0) * 65536.0) as u32;
-    for id in packs
+    let source = source::RemotePacks::new(remote.clone(), codec.clone(), source::Ids::Names);
+    for name in names
         .into_iter()
         .filter(|id| (u16::from_be_bytes([id.0[0], id.0[1]]) as u32) < limit.max(1))
     {
-        let bytes = remote.read(&pack_key(&id))?;
         report.packs_verified += 1;
-        if PackId::of(&bytes) != id {
-            report.problems.push(format!(
-                "{}: content does not match its name",
-                pack_key(&id)
-            ));
-        } else if let Err(e) = crate::format::pack::decode_pack(&bytes) {
-            report.problems.push(format!("{}: {e}", pack_key(&id)));
+        let checked = crate::store::PackSource::read_pack(&source, &name)
+            .and_then(|plain| crate::format::pack::decode_pack(&plain).map(|_| ()));
+        if let Err(e) = checked {
+            report.problems.push(format!("{}: {e}", pack_key(&name)));
         }
     }
     Ok(())

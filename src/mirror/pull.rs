@@ -1,254 +1,274 @@
-//! Reading a remote back: its snapshot list, a *view* (a local store with an
-//! index built from the remote's pack headers, reading chunks from the remote
-//! by ranged reads), a full clone, and remote retention.
+//! Reading a remote back: opening it (its config, and with an identity its
+//! keys), its snapshot records, a *view* (a local store with an index built
+//! from the remote's pack headers, reading chunks from the remote by ranged
+//! reads), and a full clone.
 
-use super::{pack_key, remote_packs, snapshot_key, Remote};
+use super::crypt::{self, Codec};
+use super::layout::{self, pack_key, Keys};
+use super::source::{Ids, RemotePacks};
+use super::Remote;
 use crate::error::{Error, Result};
 use crate::format::pack;
-use crate::gc::{mark, plan_store, Fate, GcOptions, GcReport, PackInfo};
+use crate::gc::PackInfo;
 use crate::id::{PackId, SnapshotId};
-use crate::store::{durable, Index, Store, StoreConfig, StoreReader};
+use crate::store::{durable, Index, PackSource, Store, StoreConfig};
 use crate::Snapshot;
+use age::x25519::Identity;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Bytes fetched from the end of a pack to find its header in one read.
+/// Bytes read from the end of a pack to find its header in one read.
 const TAIL: u64 = 64 << 10;
 
-fn remote_config(remote: &Remote) -> Result<StoreConfig> {
-    let bytes = remote.read("config").map_err(|e| match e {
-        Error::Remote { message, .. }
+/// A remote, opened: the store it holds and how its objects are encoded.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    /// The config of the store it is a copy of.
+    pub store: StoreConfig,
+    /// How its objects are sealed and named.
+    pub codec: Codec,
+    /// Whom new objects are sealed to (sealed remotes).
+    pub recipients: Vec<String>,
+}
+
+/// Opens a remote: reads `config` and, when sealed, the first `keys/`
+/// object one of `identities` opens.
+pub fn open(remote: &Remote, identities: &[Identity]) -> Result<Opened> {
+    let bytes = remote.read(layout::CONFIG).map_err(|e| match e {
+        Error::Remote { ref message, .. }
             if message.contains("NotFound") || message.contains("not found") =>
         {
             Error::NotFound(format!("{} holds no snap store", remote.url))
         }
         other => other,
     })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::corrupt(format!("config on {}", remote.url), e.to_string()))
+    let header = layout::parse_config(&bytes)
+        .ok_or_else(|| Error::corrupt(format!("config on {}", remote.url), "not a snap remote"))?;
+    if !header.sealed {
+        let store = header.store.ok_or_else(|| {
+            Error::corrupt(format!("config on {}", remote.url), "no store config")
+        })?;
+        return Ok(Opened {
+            store,
+            codec: Codec::Plain,
+            recipients: Vec::new(),
+        });
+    }
+    let mut last = Error::Key(format!(
+        "{} is encrypted and holds no keys object",
+        remote.url
+    ));
+    for (key, _) in remote.list(layout::KEYS)? {
+        let opened = remote.read(&key).and_then(|b| {
+            Codec::Age {
+                recipients: vec![],
+                identities: identities.to_vec(),
+                naming: [0; 32],
+            }
+            .open(&key, &b)
+        });
+        match opened {
+            Ok(plain) => {
+                let keys: Keys = serde_json::from_slice(&plain)
+                    .map_err(|e| Error::corrupt(format!("remote object {key}"), e.to_string()))?;
+                let mut naming = [0u8; 32];
+                hex::decode_to_slice(&keys.naming_key, &mut naming).map_err(|_| {
+                    Error::corrupt(format!("remote object {key}"), "bad naming key")
+                })?;
+                let recipients = crypt::parse_recipients(&keys.recipients.join("\n"), &key)?;
+                let codec = Codec::Age {
+                    recipients,
+                    identities: identities.to_vec(),
+                    naming,
+                };
+                return Ok(Opened {
+                    store: keys.store,
+                    codec,
+                    recipients: keys.recipients,
+                });
+            }
+            Err(e @ Error::Key(_)) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
-/// Every snapshot record on the remote, oldest first, each checked against its id.
-pub fn remote_snapshots(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot)>> {
-    Ok(remote_records(remote)?
+/// Remote packs by name with their (stored) sizes.
+pub(crate) fn remote_packs(remote: &Remote) -> Result<HashMap<PackId, u64>> {
+    Ok(remote
+        .list(layout::PACKS)?
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".pack"))
+        .filter_map(|(k, size)| Some((PackId(layout::name_of(&k)?), size)))
+        .collect())
+}
+
+/// Every snapshot record on the remote, oldest first, each checked against its name.
+pub fn remote_snapshots(remote: &Remote, opened: &Opened) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    Ok(remote_records(remote, &opened.codec, None)?
         .into_iter()
         .map(|(id, s, _)| (id, s))
         .collect())
 }
 
-/// Every record object on the remote: id, object path, size.
-fn listed_records(remote: &Remote) -> Result<Vec<(SnapshotId, String, u64)>> {
-    Ok(remote
-        .list("snapshots/")?
-        .into_iter()
-        .filter_map(|(path, size)| {
-            let id = path
-                .rsplit('/')
-                .next()?
-                .strip_suffix(".json")
-                .and_then(SnapshotId::from_hex)?;
-            Some((id, path, size))
-        })
-        .collect())
-}
-
-/// Reads records concurrently, each checked against its id.
-fn fetch_records(
+/// Records (id, decoded, plain bytes), oldest first; those in `cache` are
+/// read locally. Each is checked against its name.
+pub(crate) fn remote_records(
     remote: &Remote,
-    listed: &[&(SnapshotId, String, u64)],
-) -> Result<Vec<(SnapshotId, Vec<u8>)>> {
-    let reads = remote.read_ranges(
-        listed
-            .iter()
-            .map(|(_, p, size)| (p.clone(), 0, *size))
-            .collect(),
-    );
-    listed
-        .iter()
-        .zip(reads)
-        .map(|((id, path, _), bytes)| {
-            let bytes = bytes?;
-            if SnapshotId::of(&bytes) != *id {
-                return Err(Error::corrupt(
-                    format!("remote record {path}"),
-                    "does not match its id",
-                ));
-            }
-            Ok((*id, bytes))
-        })
-        .collect()
-}
-
-fn decode_sorted(
-    records: Vec<(SnapshotId, Vec<u8>)>,
+    codec: &Codec,
+    cache: Option<(&Path, &Path)>,
 ) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
-    let mut out = records
+    let listed: Vec<([u8; 32], String, u64)> = remote
+        .list(layout::SNAPSHOTS)?
         .into_iter()
-        .map(|(id, bytes)| Ok((id, Snapshot::decode(&bytes)?, bytes)))
+        .filter_map(|(k, size)| Some((layout::name_of(&k)?, k, size)))
+        .collect();
+    let cached = |name: &[u8; 32]| {
+        let (dir, _) = cache?;
+        let bytes = std::fs::read(dir.join(hex::encode(name))).ok()?;
+        (codec.name(&SnapshotId::of(&bytes).0) == *name).then_some(bytes)
+    };
+    let mut plain = Vec::new();
+    let mut missing = Vec::new();
+    for item in &listed {
+        match cached(&item.0) {
+            Some(bytes) => plain.push(bytes),
+            None => missing.push(item),
+        }
+    }
+    let reads = remote.read_ranges(missing.iter().map(|(_, k, s)| (k.clone(), 0, *s)).collect());
+    for ((name, key, _), stored) in missing.into_iter().zip(reads) {
+        let bytes = codec.open(key, &stored?)?;
+        if codec.name(&SnapshotId::of(&bytes).0) != *name {
+            return Err(Error::corrupt(
+                format!("remote record {key}"),
+                "does not match its name",
+            ));
+        }
+        if let Some((dir, tmp)) = cache {
+            durable::create_dir_durable(dir)?;
+            durable::write_atomic(tmp, &dir.join(hex::encode(name)), &bytes)?;
+        }
+        plain.push(bytes);
+    }
+    let mut out = plain
+        .into_iter()
+        .map(|b| Ok((SnapshotId::of(&b), Snapshot::decode(&b)?, b)))
         .collect::<Result<Vec<_>>>()?;
     out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
     Ok(out)
 }
 
-/// Records with their raw bytes, read concurrently.
-fn remote_records(remote: &Remote) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
-    let listed = listed_records(remote)?;
-    decode_sorted(fetch_records(remote, &listed.iter().collect::<Vec<_>>())?)
-}
-
 /// A local store in `dir` that stands for the remote: the remote's config and
-/// records, an index built from the remote's pack headers, and no packs:
-/// chunks are read from the remote with ranged reads, so a restore fetches
-/// only what it needs. Returns the store and each pack's chunk ids.
+/// records, an index built from the remote's pack headers (packs are named
+/// by their names on the remote), and no packs: chunks are read from the
+/// remote with ranged reads, so a restore fetches only what it needs.
+/// Returns the store and each pack's entries.
 ///
 /// With `local` (the store that mirrors to this remote), pack headers and
-/// records already fetched once are kept in `local/remote-cache/` (they are
-/// immutable and checked against their names), and chunks are read from
-/// `local`'s own copy of a pack when it has one: same name, same bytes.
+/// records fetched once are kept in `local/remote-cache/` (immutable, and
+/// checked against their names), and a pack `local` holds is read there.
 pub fn view(
     remote: Arc<Remote>,
+    opened: &Opened,
     dir: &Path,
     local: Option<&Store>,
 ) -> Result<(Store, Vec<PackInfo>)> {
-    let mut store = Store::init(dir, remote_config(&remote)?)?;
+    let codec = &opened.codec;
+    let store = Store::init(dir, opened.store.clone())?;
     let cache = local.map(|l| {
         l.root()
             .join("remote-cache")
             .join(&blake3::hash(remote.url.as_bytes()).to_hex()[..16])
     });
-    let packs = remote_packs(&remote)?;
+    let sizes = remote_packs(&remote)?;
+    let mut source =
+        RemotePacks::new(remote.clone(), codec.clone(), Ids::Names).with_sizes(sizes.clone());
+    if let Some(l) = local {
+        for (id, path) in l.pack_files()? {
+            source = source.with_local_copy(PackId(codec.name(&id.0)), path);
+        }
+    }
     let index = Index::open(&store.index_path())?;
     let mut contents = Vec::new();
-    let cached = |id: &PackId| {
-        cache
+    let headers = cache.as_ref().map(|c| c.join("headers"));
+    for name in sizes.keys() {
+        let cached = headers
             .as_ref()
-            .and_then(|c| std::fs::read(c.join("headers").join(id.to_hex())).ok())
-    };
-    let missing: Vec<(&PackId, &u64)> = packs
-        .iter()
-        .filter(|(id, _)| cached(id).is_none())
-        .collect();
-    let tails: Vec<(String, u64, u64)> = missing
-        .iter()
-        .map(|(id, size)| (pack_key(id), size.saturating_sub(TAIL), (**size).min(TAIL)))
-        .collect();
-    let mut fetched = HashMap::new();
-    for ((id, size), tail) in missing.iter().zip(remote.read_ranges(tails)) {
-        let tail = header_tail(&remote, id, **size, tail?)?;
-        if let Some(c) = &cache {
-            durable::create_dir_durable(&c.join("headers"))?;
-            durable::write_atomic(
-                &store.tmp_dir(),
-                &c.join("headers").join(id.to_hex()),
-                &tail,
-            )?;
-        }
-        fetched.insert(**id, tail);
-    }
-    for (id, size) in &packs {
-        let tail = fetched
-            .remove(id)
-            .or_else(|| cached(id))
-            .expect("fetched or cached");
-        let entries = decode_tail(id, *size, &tail)?;
-        index.add_pack(id, *size, &entries)?;
+            .and_then(|h| std::fs::read(h.join(name.to_hex())).ok());
+        let tail = match cached {
+            Some(t) => t,
+            None => {
+                let t = header_tail(&source, name)?;
+                if let Some(h) = &headers {
+                    durable::create_dir_durable(h)?;
+                    durable::write_atomic(&store.tmp_dir(), &h.join(name.to_hex()), &t)?;
+                }
+                t
+            }
+        };
+        let (size, entries) = decode_tail(name, &tail)?;
+        index.add_pack(name, size, &entries)?;
         contents.push(PackInfo {
-            id: *id,
-            size: *size,
+            id: *name,
+            size,
             entries,
         });
     }
-    for (id, snap, bytes) in remote_records_cached(&remote, cache.as_deref(), &store)? {
+    let records = cache.as_ref().map(|c| (c.join("records"), store.tmp_dir()));
+    let records = records.as_ref().map(|(d, t)| (d.as_path(), t.as_path()));
+    for (id, snap, bytes) in remote_records(&remote, codec, records)? {
         durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         index.add_snapshot(&id, snap.time.timestamp())?;
     }
     drop(index);
-    if let Some(l) = local {
-        store = store.with_local_packs(l.root().to_path_buf());
-    }
-    Ok((store.with_remote(remote), contents))
+    Ok((store.with_view_source(Arc::new(source)), contents))
 }
 
-/// Remote records, reading those in `cache` locally (checked against their ids).
-fn remote_records_cached(
-    remote: &Remote,
-    cache: Option<&Path>,
-    store: &Store,
-) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
-    let Some(cache) = cache else {
-        return remote_records(remote);
-    };
-    let dir = cache.join("records");
-    durable::create_dir_durable(&dir)?;
-    let listed = listed_records(remote)?;
-    let local = |id: &SnapshotId| {
-        std::fs::read(dir.join(id.to_hex()))
-            .ok()
-            .filter(|b| SnapshotId::of(b) == *id)
-    };
-    let mut records = Vec::new();
-    let mut missing = Vec::new();
-    for item in &listed {
-        match local(&item.0) {
-            Some(bytes) => records.push((item.0, bytes)),
-            None => missing.push(item),
-        }
+/// Header + trailer of a pack, followed by its plain size (8 bytes LE).
+fn header_tail(source: &RemotePacks, name: &PackId) -> Result<Vec<u8>> {
+    let size = source.plain_len(name)?;
+    let corrupt = |d: &str| Error::corrupt(format!("remote pack {}", pack_key(name)), d);
+    if size < pack::TRAILER_LEN as u64 {
+        return Err(corrupt("shorter than its trailer"));
     }
-    for (id, bytes) in fetch_records(remote, &missing)? {
-        durable::write_atomic(&store.tmp_dir(), &dir.join(id.to_hex()), &bytes)?;
-        records.push((id, bytes));
-    }
-    decode_sorted(records)
-}
-
-fn named(id: &PackId) -> impl Fn(Error) -> Error + '_ {
-    move |e| match e {
-        Error::Corrupt { detail, .. } => {
-            Error::corrupt(format!("remote pack {}", pack_key(id)), detail)
-        }
-        other => other,
-    }
-}
-
-/// The header and trailer of a pack, from a read of its last bytes (a second
-/// read only when the header is larger than that).
-fn header_tail(remote: &Remote, id: &PackId, size: u64, tail: Vec<u8>) -> Result<Vec<u8>> {
-    if tail.len() < pack::TRAILER_LEN {
-        return Err(named(id)(Error::corrupt(
-            "pack",
-            "shorter than its trailer",
-        )));
-    }
-    let (header_len, _) =
-        pack::decode_trailer(&tail[tail.len() - pack::TRAILER_LEN..], size).map_err(named(id))?;
+    let tail = source.read_range(name, size.saturating_sub(TAIL), size.min(TAIL))?;
+    let (header_len, _) = pack::decode_trailer(&tail[tail.len() - pack::TRAILER_LEN..], size)
+        .map_err(|e| corrupt(&e.to_string()))?;
     let need = header_len as u64 + pack::TRAILER_LEN as u64;
-    if need <= tail.len() as u64 {
-        Ok(tail[tail.len() - need as usize..].to_vec())
+    let mut out = if need <= tail.len() as u64 {
+        tail[tail.len() - need as usize..].to_vec()
     } else {
-        remote.read_range(&pack_key(id), size - need, need)
-    }
+        source.read_range(name, size - need, need)?
+    };
+    out.extend(size.to_le_bytes());
+    Ok(out)
 }
 
-/// Decodes header + trailer bytes of a pack of `size` bytes.
-fn decode_tail(id: &PackId, size: u64, tail: &[u8]) -> Result<Vec<pack::PackEntry>> {
-    if tail.len() < pack::TRAILER_LEN {
-        return Err(named(id)(Error::corrupt(
-            "pack",
-            "shorter than its trailer",
-        )));
-    }
-    let (header_len, sum) =
-        pack::decode_trailer(&tail[tail.len() - pack::TRAILER_LEN..], size).map_err(named(id))?;
+/// Decodes what `header_tail` returned: the pack's plain size and entries.
+fn decode_tail(name: &PackId, tail: &[u8]) -> Result<(u64, Vec<pack::PackEntry>)> {
+    let corrupt = |d: String| Error::corrupt(format!("remote pack {}", pack_key(name)), d);
+    let Some(split) = tail
+        .len()
+        .checked_sub(8)
+        .filter(|n| *n >= pack::TRAILER_LEN)
+    else {
+        return Err(corrupt("cached header too short".into()));
+    };
+    let size = u64::from_le_bytes(tail[split..].try_into().expect("8 bytes"));
+    let tail = &tail[..split];
+    let (header_len, sum) = pack::decode_trailer(&tail[tail.len() - pack::TRAILER_LEN..], size)
+        .map_err(|e| corrupt(e.to_string()))?;
     if header_len as usize + pack::TRAILER_LEN != tail.len() {
-        return Err(named(id)(Error::corrupt(
-            "pack",
-            "cached header has the wrong length",
-        )));
+        return Err(corrupt("cached header has the wrong length".into()));
     }
     let data_len = size - tail.len() as u64;
-    pack::decode_header(&tail[..header_len as usize], &sum, data_len).map_err(named(id))
+    let entries = pack::decode_header(&tail[..header_len as usize], &sum, data_len)
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok((size, entries))
 }
 
 /// What `clone` did.
@@ -267,54 +287,51 @@ pub struct CloneReport {
 }
 
 /// Rebuilds a complete local store at `dest` from the remote alone: packs
-/// (each checked against its name) and records downloaded, index rebuilt.
+/// (each opened and checked against its name) and records downloaded,
+/// index rebuilt.
 pub fn clone(
     remote: &Remote,
+    opened: &Opened,
     dest: &Path,
     progress: &crate::progress::Reporter,
 ) -> Result<CloneReport> {
     let start = Instant::now();
-    let config = remote_config(remote)?;
-    // A clone that was interrupted is resumed: its destination is the same
-    // store, and packs already there arrived whole (written atomically, each
-    // checked against its name first).
-    let store = match Store::open(dest) {
-        Ok(s) if s.config().store_id == config.store_id => s,
-        Ok(s) => {
-            return Err(Error::Invalid(format!(
-                "{} holds another store ({}); clone into an empty or missing directory",
-                dest.display(),
-                s.config().store_id
-            )))
-        }
-        Err(_) => Store::init(dest, config).map_err(|e| match e {
-            Error::Invalid(m) => Error::Invalid(format!(
-                "{m} (an interrupted clone of this remote is resumed in place; anything else needs an empty directory)"
-            )),
-            other => other,
-        })?,
-    };
+    let codec = &opened.codec;
+    let store = clone_target(dest, &opened.store)?;
     let _lock = store.lock("clone", std::time::Duration::ZERO)?;
-    let mut packs = remote_packs(remote)?;
-    packs.retain(|id, _| !store.pack_path(id).exists());
-    let total = packs.values().sum();
-    let bar = progress;
-    bar.start("clone", Some(total));
-    let items = packs
-        .keys()
-        .map(|id| (pack_key(id), store.pack_path(id)))
+    // A killed clone is resumed: packs already here arrived whole (written
+    // atomically, each checked against its name first).
+    let here: std::collections::HashSet<[u8; 32]> = store
+        .pack_files()?
+        .iter()
+        .map(|(id, _)| codec.name(&id.0))
         .collect();
-    let check = |key: &str, bytes: &[u8]| super::check_pack(key, bytes, "remote pack");
+    let mut packs = remote_packs(remote)?;
+    packs.retain(|name, _| !here.contains(&name.0));
+    progress.start("clone", Some(packs.values().sum()));
+    let items = packs.keys().map(pack_key).collect();
+    let place = |key: &str, stored: &[u8]| {
+        let plain = codec.open(key, stored)?;
+        let id = PackId::of(&plain);
+        if Some(codec.name(&id.0)) != layout::name_of(key) {
+            return Err(Error::corrupt(
+                format!("remote pack {key}"),
+                "does not match its name",
+            ));
+        }
+        pack::decode_pack(&plain)?;
+        Ok((store.pack_path(&id), plain))
+    };
     let mut report = CloneReport {
         store: dest.display().to_string(),
         ..Default::default()
     };
-    for (_, r) in remote.download(items, &store.tmp_dir(), &check, bar) {
+    for (_, r) in remote.download(items, &store.tmp_dir(), &place, progress) {
         report.bytes += r?;
         report.packs += 1;
     }
-    bar.finish();
-    for (id, _, bytes) in remote_records(remote)? {
+    progress.finish();
+    for (id, _, bytes) in remote_records(remote, codec, None)? {
         durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         report.snapshots += 1;
         report.bytes += bytes.len() as u64;
@@ -324,53 +341,21 @@ pub fn clone(
     Ok(report)
 }
 
-/// Applies a policy to the remote's own snapshot records and deletes the
-/// remote packs no kept remote snapshot needs, through the same checked pack
-/// plan as local gc (no repacking remotely). Records are deleted before
-/// packs, so a crash leaves only unneeded packs. `local` is locked
-/// meanwhile, so no mirror of it runs at the same time.
-pub fn gc_remote(remote: Arc<Remote>, local: Option<&Store>, opts: &GcOptions) -> Result<GcReport> {
-    let start = Instant::now();
-    let _lock = local
-        .map(|s| s.lock("gc --remote", opts.lock_wait.0))
-        .transpose()?;
-    let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
-    let (view, packs) = view(remote.clone(), &dir.path().join("view"), local)?;
-    let (plan, kept, bad_records) = plan_store(&view, opts)?;
-    let index = Index::open(&view.index_path())?;
-    let reader = StoreReader::new(&view, &index)?;
-    let live = mark(&reader, kept.iter())?;
-    let pack_plan = crate::gc::plan::plan_packs(
-        &packs,
-        live,
-        |id| reader.index.get(id).ok().flatten(),
-        |deltas| crate::gc::delta_bases(&reader.packs, deltas),
-        f64::INFINITY,
-    )?;
-    crate::gc::plan::check(&pack_plan)?;
-    let dead: Vec<PackId> = pack_plan.with_fate(Fate::Delete).collect();
-    let mut report = GcReport {
-        dry_run: opts.dry_run,
-        forgotten: plan.forget().count(),
-        kept: plan.keep().count(),
-        live_chunks: pack_plan.live.len() as u64,
-        packs_deleted: dead.len() as u64,
-        bytes_freed: pack_plan.bytes_freed(),
-        packs: dead.iter().map(|p| (p.to_hex(), Fate::Delete)).collect(),
-        bad_records,
-        ..Default::default()
-    };
-    if !opts.dry_run {
-        for d in plan.forget() {
-            remote.delete(&snapshot_key(
-                &SnapshotId::from_hex(&d.id).expect("ids from the remote"),
-            ))?;
-        }
-        for p in &dead {
-            remote.delete(&pack_key(p))?;
-        }
+/// The store a clone goes into: a new one, or the same store a killed
+/// clone left.
+fn clone_target(dest: &Path, config: &StoreConfig) -> Result<Store> {
+    match Store::open(dest) {
+        Ok(s) if s.config().store_id == config.store_id => Ok(s),
+        Ok(s) => Err(Error::Invalid(format!(
+            "{} holds another store ({}); clone into an empty or missing directory",
+            dest.display(),
+            s.config().store_id
+        ))),
+        Err(_) => Store::init(dest, config.clone()).map_err(|e| match e {
+            Error::Invalid(m) => Error::Invalid(format!(
+                "{m} (an interrupted clone of this remote is resumed in place; anything else needs an empty directory)"
+            )),
+            other => other,
+        }),
     }
-    report.plan = plan;
-    report.duration_ms = start.elapsed().as_millis() as u64;
-    Ok(report)
 }

@@ -14,7 +14,6 @@ use futures::stream::{self, StreamExt};
 use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
 use opendal::options::{ListOptions, ReadOptions, WriteOptions};
 use opendal::Operator;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Uploads and downloads in flight at once (each holds one pack in memory).
@@ -34,11 +33,68 @@ impl std::fmt::Debug for Remote {
     }
 }
 
-fn remote_err(url: &str, what: &str) -> impl FnOnce(opendal::Error) -> Error {
-    let (url, what) = (url.to_string(), what.to_string());
-    move |e| Error::Remote {
-        retryable: e.is_temporary(),
-        message: format!("{what} on {url}: {e}"),
+/// What snap does to an object, for error messages and permissions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Set up the client.
+    Configure,
+    /// Create a new object.
+    Create,
+    /// Read an object (or part of one).
+    Read,
+    /// Stat an object.
+    Stat,
+    /// List objects under a prefix.
+    List,
+    /// Delete an object.
+    Delete,
+}
+
+impl Op {
+    fn verb(self) -> &'static str {
+        match self {
+            Op::Configure => "configure",
+            Op::Create => "create",
+            Op::Read => "read",
+            Op::Stat => "stat",
+            Op::List => "list",
+            Op::Delete => "delete",
+        }
+    }
+
+    /// The permission a credential needs for it (GCS IAM names; S3 and
+    /// Azure have the matching ones).
+    fn permission(self) -> &'static str {
+        match self {
+            Op::Configure => "valid credentials",
+            Op::Create => "storage.objects.create (role Storage Object Creator)",
+            Op::Read | Op::Stat => "storage.objects.get (role Storage Object Viewer)",
+            Op::List => "storage.objects.list (role Storage Object Viewer)",
+            Op::Delete => "storage.objects.delete (role Storage Object User or Admin)",
+        }
+    }
+}
+
+/// Maps opendal's error for `op` on `object`: a refused credential becomes
+/// `Error::Denied` (never "run it again"), the rest `Error::Remote`.
+pub(crate) fn remote_err(url: &str, op: Op, object: &str) -> impl FnOnce(opendal::Error) -> Error {
+    let (url, object) = (url.to_string(), object.to_string());
+    move |e| {
+        let denied = e.kind() == opendal::ErrorKind::PermissionDenied
+            || e.to_string().contains("status: 401");
+        if denied {
+            return Error::Denied {
+                operation: op.verb().into(),
+                object,
+                url,
+                permission: op.permission().into(),
+            };
+        }
+        Error::Remote {
+            retryable: e.is_temporary(),
+            message: format!("{} {object} on {url}: {e}", op.verb()),
+            source: Some(std::sync::Arc::new(e)),
+        }
     }
 }
 
@@ -71,7 +127,7 @@ impl Remote {
             } else if let Ok(path) = std::env::var("GOOGLE_APPLICATION_CREDENTIALS") {
                 b = b.credential_path(&path);
             }
-            Operator::new(b).map_err(remote_err(url, "configure"))?
+            Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
         } else if let Some(path) = url.strip_prefix("file://") {
             if !path.starts_with('/') {
                 return Err(Error::Invalid(format!(
@@ -83,7 +139,7 @@ impl Remote {
             let b = opendal::services::Fs::default()
                 .root(path)
                 .atomic_write_dir(&format!("{}/.tmp", path.trim_end_matches('/')));
-            Operator::new(b).map_err(remote_err(url, "configure"))?
+            Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
         } else {
             return Err(Error::Invalid(format!(
                 "remote {url:?}: expected gs://BUCKET/PREFIX or file:///PATH"
@@ -131,7 +187,7 @@ impl Remote {
                     Err(e)
                 }
             })
-            .map_err(remote_err(&self.url, "list"))?;
+            .map_err(remote_err(&self.url, Op::List, dir))?;
         Ok(entries
             .into_iter()
             .filter(|e| !e.path().ends_with('/'))
@@ -144,7 +200,7 @@ impl Remote {
         match self.rt.block_on(self.op.stat(path)) {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(remote_err(&self.url, &format!("stat {path}"))(e)),
+            Err(e) => Err(remote_err(&self.url, Op::Stat, path)(e)),
         }
     }
 
@@ -153,7 +209,7 @@ impl Remote {
         Ok(self
             .rt
             .block_on(self.op.read(path))
-            .map_err(remote_err(&self.url, &format!("read {path}")))?
+            .map_err(remote_err(&self.url, Op::Read, path))?
             .to_vec())
     }
 
@@ -177,7 +233,7 @@ impl Remote {
                     let buf = op
                         .read_options(&path, opts)
                         .await
-                        .map_err(remote_err(url, &format!("read {path}")))?
+                        .map_err(remote_err(url, Op::Read, &path))?
                         .to_vec();
                     if buf.len() as u64 != len {
                         return Err(Error::corrupt(
@@ -192,9 +248,11 @@ impl Remote {
         )
     }
 
-    /// Writes a new object; an existing one is never overwritten (objects are
-    /// named by their content, so one that exists is not replaced).
-    pub fn put_new(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+    /// Writes a new object with a does-not-exist precondition: an existing
+    /// one is never overwritten (objects are named by their content, so one
+    /// that exists already holds these bytes). Needs only create permission.
+    /// Returns false when the object was there already.
+    pub fn put_new(&self, path: &str, bytes: Vec<u8>) -> Result<bool> {
         self.rt.block_on(put_new(&self.op, &self.url, path, bytes))
     }
 
@@ -202,83 +260,76 @@ impl Remote {
     pub fn delete(&self, path: &str) -> Result<()> {
         self.rt
             .block_on(self.op.delete(path))
-            .map_err(remote_err(&self.url, &format!("delete {path}")))
+            .map_err(remote_err(&self.url, Op::Delete, path))
     }
 
-    /// Uploads local files, `TRANSFERS` at a time, each passed by `check`
-    /// first (a corrupt local file is never uploaded); after each upload the
-    /// object's size is checked, so a partial object is never counted as sent.
-    /// Returns each upload's result (bytes sent), in any order; the first
-    /// remote failure (after retries) stops the rest and is returned.
-    pub fn upload(
+    /// Uploads objects, `TRANSFERS` at a time; `prepare` makes each object's
+    /// bytes (reading, checking and sealing a local file: a corrupt local
+    /// file is never uploaded). Only creates objects: no read, list or stat.
+    /// Returns each upload's result (bytes sent, 0 when the object was
+    /// already there), in any order; the first remote failure (after
+    /// retries) stops the rest and is returned beside what finished.
+    #[allow(clippy::type_complexity)]
+    pub fn upload<T: Send + Sync>(
         &self,
-        items: Vec<(String, PathBuf)>,
-        check: &(dyn Fn(&str, &[u8]) -> Result<()> + Sync),
+        items: Vec<(String, T)>,
+        prepare: &(dyn Fn(&str, &T) -> Result<Vec<u8>> + Sync),
         progress: &crate::progress::Reporter,
-    ) -> Result<Vec<(String, Result<u64>)>> {
+    ) -> (Vec<(String, T, Result<u64>)>, Option<Error>) {
         let (op, url) = (&self.op, self.url.as_str());
         self.rt.block_on(async {
             let mut results = stream::iter(items)
-                .map(|(path, local)| async move {
+                .map(|(path, item)| async move {
                     let r = async {
-                        let bytes = std::fs::read(&local).map_err(Error::io("read", &local))?;
-                        check(&path, &bytes)?;
+                        let bytes = prepare(&path, &item)?;
                         let len = bytes.len() as u64;
-                        put_new(op, url, &path, bytes).await?;
-                        let sent = op
-                            .stat(&path)
-                            .await
-                            .map_err(remote_err(url, &format!("stat {path}")))?;
-                        if sent.content_length() != len {
-                            return Err(Error::corrupt(
-                                format!("remote object {path}"),
-                                "size differs after upload",
-                            ));
-                        }
+                        let created = put_new(op, url, &path, bytes).await?;
                         progress.advance(len);
-                        Ok(len)
+                        Ok(if created { len } else { 0 })
                     }
                     .await;
-                    (path, r)
+                    (path, item, r)
                 })
                 .buffer_unordered(TRANSFERS);
             let mut out = Vec::new();
-            while let Some((path, r)) = results.next().await {
+            while let Some((path, item, r)) = results.next().await {
                 match r {
-                    Err(e @ Error::Remote { .. }) => return Err(e),
-                    r => out.push((path, r)),
+                    Err(e @ (Error::Remote { .. } | Error::Denied { .. })) => {
+                        return (out, Some(e))
+                    }
+                    r => out.push((path, item, r)),
                 }
             }
-            Ok(out)
+            (out, None)
         })
     }
 
-    /// Downloads objects into local files (temp name, fsync, rename), checking
-    /// each with `check` before it is renamed into place.
+    /// Downloads objects into local files (temp name, fsync, rename); `place`
+    /// opens and checks each and says where it goes and with what bytes.
     pub fn download(
         &self,
-        items: Vec<(String, PathBuf)>,
+        keys: Vec<String>,
         tmp_dir: &std::path::Path,
-        check: &(dyn Fn(&str, &[u8]) -> Result<()> + Sync),
+        place: &Place<'_>,
         progress: &crate::progress::Reporter,
     ) -> Vec<(String, Result<u64>)> {
         let (op, url) = (&self.op, self.url.as_str());
         self.rt.block_on(
-            stream::iter(items)
-                .map(|(path, local)| async move {
+            stream::iter(keys)
+                .map(|path| async move {
                     let r = async {
-                        let bytes = op
+                        let stored = op
                             .read(&path)
                             .await
-                            .map_err(remote_err(url, &format!("read {path}")))?
+                            .map_err(remote_err(url, Op::Read, &path))?
                             .to_vec();
-                        check(&path, &bytes)?;
+                        let (local, bytes) = place(&path, &stored)?;
                         if let Some(dir) = local.parent() {
                             crate::store::durable::create_dir_durable(dir)?;
                         }
                         crate::store::durable::write_atomic(tmp_dir, &local, &bytes)?;
-                        progress.advance(bytes.len() as u64);
-                        Ok(bytes.len() as u64)
+                        progress.advance(stored.len() as u64);
+                        Ok(stored.len() as u64)
                     }
                     .await;
                     (path, r)
@@ -289,17 +340,18 @@ impl Remote {
     }
 }
 
-async fn put_new(op: &Operator, url: &str, path: &str, bytes: Vec<u8>) -> Result<()> {
+/// Says where a downloaded object goes and with what bytes.
+pub type Place<'a> = dyn Fn(&str, &[u8]) -> Result<(std::path::PathBuf, Vec<u8>)> + Sync + 'a;
+
+async fn put_new(op: &Operator, url: &str, path: &str, bytes: Vec<u8>) -> Result<bool> {
     let opts = WriteOptions {
         content_type: Some("application/octet-stream".into()),
         if_not_exists: true,
         ..Default::default()
     };
     match op.write_options(path, bytes, opts).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == opendal::ErrorKind::ConditionNotMatch => Err(Error::Invalid(
-            format!("{path} already exists on {url}; it was not overwritten"),
-        )),
-        Err(e) => Err(remote_err(url, &format!("upload {path}"))(e)),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == opendal::ErrorKind::ConditionNotMatch => Ok(false),
+        Err(e) => Err(remote_err(url, Op::Create, path)(e)),
     }
 }

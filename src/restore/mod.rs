@@ -65,6 +65,9 @@ pub struct RestoreReport {
     pub undo_snapshot: Option<String>,
     /// The paths that were (re)placed.
     pub targets: Vec<String>,
+    /// Packs missing or damaged in the store that were read from its
+    /// fallback (a remote) instead: `repair packs` heals them.
+    pub fell_back: Vec<String>,
 }
 
 /// A root or sub-path to restore, and the directory it goes into.
@@ -155,6 +158,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         crate::store::durable::fsync_dir(&job.into)?;
     }
     store.progress().finish();
+    report.fell_back = store.fell_back().iter().map(|p| p.to_hex()).collect();
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
 }

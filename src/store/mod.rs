@@ -15,6 +15,7 @@ pub mod index;
 pub mod lock;
 pub mod packs;
 pub mod reader;
+pub mod source;
 pub mod writer;
 
 use crate::error::{Error, Result};
@@ -27,6 +28,8 @@ use std::path::{Path, PathBuf};
 pub use index::{Index, Location};
 pub use lock::{LockWait, StoreLock};
 pub use reader::StoreReader;
+pub use source::PackSource;
+use source::Packs;
 pub use writer::ChunkWriter;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -108,10 +111,8 @@ fn random_bytes() -> Vec<u8> {
 pub struct Store {
     root: PathBuf,
     config: StoreConfig,
-    /// Where packs missing locally are read from (a view of a remote).
-    remote: Option<std::sync::Arc<crate::mirror::Remote>>,
-    /// Another store whose copy of a pack is read before the remote's.
-    local_packs: Option<PathBuf>,
+    /// Where packs are read from besides (or instead of) `packs/`.
+    packs: Packs,
     /// Where long operations on this store report their progress.
     progress: crate::progress::Reporter,
 }
@@ -167,8 +168,7 @@ impl Store {
         Ok(Store {
             root,
             config,
-            remote: None,
-            local_packs: None,
+            packs: Packs::Own,
             progress: Default::default(),
         })
     }
@@ -194,36 +194,51 @@ impl Store {
         &self.progress
     }
 
-    /// Packs this store lacks are read from `remote` with ranged reads.
-    pub fn with_remote(mut self, remote: std::sync::Arc<crate::mirror::Remote>) -> Store {
-        self.remote = Some(remote);
+    /// A view: a store with an index and records but no packs of its own;
+    /// every pack is read from `source`.
+    pub fn with_view_source(mut self, source: std::sync::Arc<dyn PackSource>) -> Store {
+        self.packs = Packs::View(source);
         self
     }
 
-    /// A view reads a pack from the store at `root` when that store has it.
-    pub fn with_local_packs(mut self, root: PathBuf) -> Store {
-        self.local_packs = Some(root);
+    /// A pack missing or damaged in `packs/` is read from `source` instead,
+    /// and named by `fell_back`.
+    pub fn with_fallback(mut self, source: std::sync::Arc<dyn PackSource>) -> Store {
+        self.packs = Packs::Fallback(source, Default::default());
         self
     }
 
-    /// Where this store's pack `id` can be read locally, if anywhere.
-    pub fn readable_pack_path(&self, id: &PackId) -> Option<PathBuf> {
-        let own = self.pack_path(id);
-        if self.remote.is_none() || own.exists() {
-            return Some(own);
+    /// Is this store a view (no packs of its own)?
+    pub fn is_view(&self) -> bool {
+        matches!(self.packs, Packs::View(_))
+    }
+
+    /// The source packs are read from when `packs/` cannot give them.
+    pub fn source(&self) -> Option<&dyn PackSource> {
+        match &self.packs {
+            Packs::Own => None,
+            Packs::View(s) | Packs::Fallback(s, _) => Some(s.as_ref()),
         }
-        let hex = id.to_hex();
-        let other = self
-            .local_packs
-            .as_ref()?
-            .join("packs")
-            .join(&hex[..2])
-            .join(format!("{hex}.pack"));
-        other.exists().then_some(other)
     }
 
-    pub fn remote(&self) -> Option<&crate::mirror::Remote> {
-        self.remote.as_deref()
+    /// Packs whose copy here was missing or damaged and that were read from
+    /// the fallback source instead.
+    pub fn fell_back(&self) -> Vec<PackId> {
+        match &self.packs {
+            Packs::Fallback(_, f) => f.lock().expect("fell_back lock").iter().copied().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub(crate) fn note_fell_back(&self, id: &PackId) {
+        if let Packs::Fallback(_, f) = &self.packs {
+            f.lock().expect("fell_back lock").insert(*id);
+        }
+    }
+
+    /// Where this store's pack `id` can be read locally (None in a view).
+    pub fn readable_pack_path(&self, id: &PackId) -> Option<PathBuf> {
+        (!self.is_view()).then(|| self.pack_path(id))
     }
 
     pub fn root(&self) -> &Path {

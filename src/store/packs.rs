@@ -1,7 +1,7 @@
 //! Reading packs: a chunk by its location, a pack's header from its end, and
 //! rebuilding the index from every pack header and snapshot record.
 
-use super::{durable, Index, Location, Store};
+use super::{durable, Index, Location, Packs, Store};
 use crate::error::{Error, Result};
 use crate::format::entry::{decode_entry, delta_base};
 use crate::format::pack::{self, EntryKind, PackEntry, TRAILER_LEN};
@@ -38,10 +38,7 @@ impl<'a> PackReader<'a> {
         if let Some(f) = open.get(id) {
             return Ok(f.clone());
         }
-        let path = self
-            .store
-            .readable_pack_path(id)
-            .unwrap_or_else(|| self.store.pack_path(id));
+        let path = self.store.pack_path(id);
         let f = Arc::new(File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::corrupt(
@@ -64,15 +61,38 @@ impl<'a> PackReader<'a> {
         self.read_span(&loc.pack, loc.entry.offset, loc.entry.length as u64)
     }
 
+    /// Bytes of a pack: from the view's source, or from `packs/` with a
+    /// missing pack read from the fallback source (and noted).
     fn read_span(&self, pack: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
-        if let (Some(remote), None) = (self.store.remote(), self.store.readable_pack_path(pack)) {
-            return remote.read_range(&crate::mirror::pack_key(pack), offset, len);
+        match &self.store.packs {
+            Packs::View(source) => source.read_range(pack, offset, len),
+            Packs::Fallback(source, _) if !self.store.pack_path(pack).exists() => {
+                self.store.note_fell_back(pack);
+                source.read_range(pack, offset, len)
+            }
+            _ => {
+                let file = self.file(pack)?;
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, offset)
+                    .map_err(Error::io("read pack", self.store.pack_path(pack)))?;
+                Ok(buf)
+            }
         }
-        let file = self.file(pack)?;
-        let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, offset)
-            .map_err(Error::io("read pack", self.store.pack_path(pack)))?;
-        Ok(buf)
+    }
+
+    /// Is there a fallback source to read a damaged local entry from?
+    pub fn has_fallback(&self) -> bool {
+        matches!(self.store.packs, Packs::Fallback(..))
+    }
+
+    /// The stored bytes of the entry at `loc` from the fallback source (its
+    /// local copy failed its check), noting the pack as fallen back.
+    pub fn read_from_fallback(&self, loc: &Location) -> Result<Vec<u8>> {
+        let Packs::Fallback(source, _) = &self.store.packs else {
+            unreachable!("only called with a fallback")
+        };
+        self.store.note_fell_back(&loc.pack);
+        source.read_range(&loc.pack, loc.entry.offset, loc.entry.length as u64)
     }
 
     /// Stored bytes of many entries, in order; entries that sit back to back
@@ -140,7 +160,7 @@ pub fn read_header(path: &Path) -> Result<Vec<PackEntry>> {
     pack::decode_header(&header, &sum, data_len).map_err(named)
 }
 
-/// Reads a whole pack (from the remote when the store is a remote's view) and
+/// Reads a whole pack (from the source when the store is a view) and
 /// checks its name (so every byte), its header, and decodes every entry;
 /// `base` supplies the plain bytes of the bases that delta entries name. A
 /// delta entry the index does not point to (`indexed` false: a dead entry
@@ -152,19 +172,20 @@ pub fn verify_pack(
     indexed: impl Fn(&PackEntry) -> bool,
     base: impl Fn(&ChunkId) -> Result<Vec<u8>>,
 ) -> Result<Vec<PackEntry>> {
-    let bytes = match (store.remote(), store.readable_pack_path(id)) {
-        (Some(remote), None) => remote.read(&crate::mirror::pack_key(id))?,
-        (_, path) => {
-            let path = path.unwrap_or_else(|| store.pack_path(id));
-            fs::read(&path).map_err(Error::io("read pack", &path))?
+    let bytes = match store.readable_pack_path(id) {
+        // The source checks a whole pack against the name it has there.
+        None => store.source().expect("a view has a source").read_pack(id)?,
+        Some(path) => {
+            let bytes = fs::read(&path).map_err(Error::io("read pack", &path))?;
+            if PackId::of(&bytes) != *id {
+                return Err(Error::corrupt(
+                    format!("pack {id}"),
+                    "content does not match its name",
+                ));
+            }
+            bytes
         }
     };
-    if PackId::of(&bytes) != *id {
-        return Err(Error::corrupt(
-            format!("pack {id}"),
-            "content does not match its name",
-        ));
-    }
     let entries = pack::decode_pack(&bytes)?;
     for e in &entries {
         let stored = &bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
@@ -258,5 +279,56 @@ fn build_index(store: &Store, index: &Index) -> Result<RebuildReport> {
         report.snapshots += 1;
     }
     report.bad_records = bad;
+    Ok(report)
+}
+
+/// What `repair_packs` did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RepairReport {
+    /// Packs checked (every pack the index names or `packs/` holds).
+    pub checked: u64,
+    /// Packs replaced by the source's copy.
+    pub replaced: Vec<String>,
+    /// Packs missing or damaged here that the source could not give.
+    pub failed: Vec<String>,
+}
+
+/// Checks every pack against its name and replaces each one that is
+/// missing or damaged with `source`'s copy (checked against the same name
+/// before it is renamed into place; a damaged file is only ever replaced by
+/// bytes that hash to its name).
+pub fn repair_packs(
+    store: &Store,
+    source: &dyn super::PackSource,
+    wait: std::time::Duration,
+) -> Result<RepairReport> {
+    let lock = store.lock("repair packs", wait)?;
+    let index = store.open_index(&lock)?;
+    let mut ids = index.pack_ids()?;
+    ids.extend(store.pack_files()?.into_iter().map(|(id, _)| id));
+    let mut ids: Vec<PackId> = ids.into_iter().collect();
+    ids.sort();
+    let mut report = RepairReport::default();
+    for id in ids {
+        report.checked += 1;
+        let path = store.pack_path(&id);
+        if fs::read(&path).is_ok_and(|b| PackId::of(&b) == id) {
+            continue;
+        }
+        let fixed = source.read_pack(&id).and_then(|bytes| {
+            if PackId::of(&bytes) != id {
+                return Err(Error::corrupt(
+                    format!("pack {id} from {}", source.describe()),
+                    "does not match its name",
+                ));
+            }
+            durable::create_dir_durable(path.parent().expect("packs/xx"))?;
+            durable::write_atomic(&store.tmp_dir(), &path, &bytes)
+        });
+        match fixed {
+            Ok(()) => report.replaced.push(id.to_hex()),
+            Err(e) => report.failed.push(format!("pack {id}: {e}")),
+        }
+    }
     Ok(report)
 }

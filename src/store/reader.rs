@@ -31,12 +31,48 @@ impl<'a> StoreReader<'a> {
     /// The plain chunk, verified against its id.
     pub fn chunk(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self.index.locate(id)?;
-        let stored = self.packs.read_stored(&loc)?;
-        let base = match loc.entry.kind {
-            EntryKind::Delta => Some(self.base(&loc, &stored)?),
-            _ => None,
+        let read = || {
+            let stored = self.packs.read_stored(&loc)?;
+            let base = match loc.entry.kind {
+                EntryKind::Delta => Some(self.base(&loc, &stored)?),
+                _ => None,
+            };
+            decode_named(&loc, &stored, base.as_deref())
         };
-        decode_named(&loc, &stored, base.as_deref())
+        read().or_else(|e| self.retry_from_fallback(&loc, e))
+    }
+
+    /// After a corrupt read of `loc`: the chunk again, each of its pieces
+    /// (the entry, a delta's base) that fails its check here read from the
+    /// fallback source instead. Without a fallback, the error stands.
+    fn retry_from_fallback(&self, loc: &Location, err: Error) -> Result<Vec<u8>> {
+        if !self.packs.has_fallback() || !matches!(err, Error::Corrupt { .. }) {
+            return Err(err);
+        }
+        let piece = |l: &Location, base: Option<&[u8]>| {
+            self.packs
+                .read_stored(l)
+                .and_then(|s| decode_named(l, &s, base).map(|plain| (plain, s)))
+                .or_else(|_| {
+                    let s = self.packs.read_from_fallback(l)?;
+                    decode_named(l, &s, base).map(|plain| (plain, s))
+                })
+        };
+        if loc.entry.kind != EntryKind::Delta {
+            return piece(loc, None).map(|(plain, _)| plain);
+        }
+        // The delta's stored bytes name its base; read them (here, or from
+        // the source if unreadable here) without decoding first.
+        let stored = self
+            .packs
+            .read_stored(loc)
+            .or_else(|_| self.packs.read_from_fallback(loc))?;
+        let base_id = delta_base(&stored).ok_or_else(|| {
+            Error::corrupt(format!("chunk {}", loc.entry.id), "delta without base")
+        })?;
+        let base_loc = self.index.locate(&base_id)?;
+        let (base, _) = piece(&base_loc, None)?;
+        piece(loc, Some(&base)).map(|(plain, _)| plain)
     }
 
     /// A delta's base: located, read and verified; never a delta itself.
@@ -76,6 +112,10 @@ impl<'a> StoreReader<'a> {
                 };
                 decode_named(loc, s, base.map(|b| b.as_slice()))
             })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .zip(locs)
+            .map(|(r, loc)| r.or_else(|e| self.retry_from_fallback(loc, e)))
             .collect()
     }
 

@@ -1,0 +1,244 @@
+//! Sealing what leaves the machine: every object a remote holds is encrypted
+//! with age (X25519) to the store's recipients, and named by a keyed hash,
+//! so a bucket reader learns neither contents nor chunk or pack ids.
+//!
+//! The backing-up host holds only recipients (public keys) and the naming
+//! key: it can seal, never open. Opening (restore, remote verify, remote gc)
+//! needs an identity (the private key), kept elsewhere.
+
+use crate::error::{Error, Result};
+use age::x25519::{Identity, Recipient};
+use std::io::{Read, Write};
+use std::str::FromStr;
+
+/// How objects on a remote are encoded.
+#[derive(Clone)]
+pub enum Codec {
+    /// Stored as the local store stores them (remotes made before sealing).
+    Plain,
+    /// Age-encrypted, with keyed names.
+    Age {
+        /// Whom new objects are sealed to (may be empty when only opening).
+        recipients: Vec<Recipient>,
+        /// What opens objects (empty on the backing-up host).
+        identities: Vec<Identity>,
+        /// The key of object names: name = keyed BLAKE3(naming, id).
+        naming: [u8; 32],
+    },
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Codec::Plain => write!(f, "Plain"),
+            Codec::Age { recipients, .. } => write!(f, "Age({} recipients)", recipients.len()),
+        }
+    }
+}
+
+impl Codec {
+    /// Is anything sealed?
+    pub fn sealed(&self) -> bool {
+        matches!(self, Codec::Age { .. })
+    }
+
+    /// The name on the remote of the object whose id is `id`.
+    pub fn name(&self, id: &[u8; 32]) -> [u8; 32] {
+        match self {
+            Codec::Plain => *id,
+            Codec::Age { naming, .. } => *blake3::keyed_hash(naming, id).as_bytes(),
+        }
+    }
+
+    /// `plain` as it is stored on the remote.
+    pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>> {
+        let Codec::Age { recipients, .. } = self else {
+            return Ok(plain.to_vec());
+        };
+        seal_to(recipients, plain)
+    }
+
+    /// The plain bytes of `object`, as stored on the remote.
+    pub fn open(&self, object: &str, stored: &[u8]) -> Result<Vec<u8>> {
+        let Codec::Age { identities, .. } = self else {
+            return Ok(stored.to_vec());
+        };
+        let mut plain = Vec::new();
+        opener(object, stored, identities)?
+            .read_to_end(&mut plain)
+            .map_err(|e| Error::corrupt(format!("remote object {object}"), e.to_string()))?;
+        Ok(plain)
+    }
+
+    /// The identities that open objects (empty: none given).
+    pub fn identities(&self) -> &[Identity] {
+        match self {
+            Codec::Plain => &[],
+            Codec::Age { identities, .. } => identities,
+        }
+    }
+}
+
+/// Encrypts `plain` to every recipient.
+pub fn seal_to(recipients: &[Recipient], plain: &[u8]) -> Result<Vec<u8>> {
+    if recipients.is_empty() {
+        return Err(Error::Key(
+            "no recipient to seal to: add one with `snap key generate` or `snap key add-recipient`"
+                .into(),
+        ));
+    }
+    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+        .expect("at least one recipient");
+    let mut out = Vec::with_capacity(plain.len() + plain.len() / 4096 + 256);
+    let mut w = enc.wrap_output(&mut out).expect("writes to memory");
+    w.write_all(plain).expect("writes to memory");
+    w.finish().expect("writes to memory");
+    Ok(out)
+}
+
+/// A reader of the plain bytes of an age stream; `object` names it in errors.
+pub fn opener<R: Read>(
+    object: &str,
+    stored: R,
+    identities: &[Identity],
+) -> Result<age::stream::StreamReader<R>> {
+    if identities.is_empty() {
+        return Err(Error::Key(format!(
+            "{object} is encrypted: give the identity (private key) with --identity FILE or SNAP_IDENTITY_FILE"
+        )));
+    }
+    let corrupt =
+        |e: age::DecryptError| Error::corrupt(format!("remote object {object}"), e.to_string());
+    let dec = age::Decryptor::new(stored).map_err(corrupt)?;
+    dec.decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => Error::Key(format!(
+                "the identity given cannot open {object}: it was encrypted to other recipients (wrong key?)"
+            )),
+            other => corrupt(other),
+        })
+}
+
+/// A new random key (naming keys).
+pub fn random_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    getrandom::getrandom(&mut k).expect("the OS random source works");
+    k
+}
+
+/// The identities to open remotes with: from `file`, else the file in
+/// `SNAP_IDENTITY_FILE`, else the key in `SNAP_IDENTITY`; none when none is
+/// given. A passphrase-protected file is opened with `SNAP_IDENTITY_PASSPHRASE`.
+pub fn identities(file: Option<&std::path::Path>) -> Result<Vec<Identity>> {
+    let pass = std::env::var("SNAP_IDENTITY_PASSPHRASE").ok();
+    let file = file
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| std::env::var_os("SNAP_IDENTITY_FILE").map(Into::into));
+    if let Some(path) = file {
+        let bytes = std::fs::read(&path).map_err(Error::io("read identity file", &path))?;
+        return parse_identities(&bytes, &path.display().to_string(), pass.as_deref());
+    }
+    match std::env::var("SNAP_IDENTITY") {
+        Ok(key) => parse_identities(key.as_bytes(), "SNAP_IDENTITY", None),
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+/// Parses recipients, one `age1…` per line (`#` comments allowed).
+pub fn parse_recipients(text: &str, from: &str) -> Result<Vec<Recipient>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            Recipient::from_str(l)
+                .map_err(|e| Error::Key(format!("{from}: {l:?} is not an age recipient: {e}")))
+        })
+        .collect()
+}
+
+/// Parses identities from an identity file's text: `AGE-SECRET-KEY-1…`
+/// lines, or a whole file encrypted with a passphrase (`age -p`), opened
+/// with `passphrase`.
+pub fn parse_identities(
+    bytes: &[u8],
+    from: &str,
+    passphrase: Option<&str>,
+) -> Result<Vec<Identity>> {
+    let text = if bytes.starts_with(b"age-encryption.org/v1") {
+        let Some(pass) = passphrase else {
+            return Err(Error::Key(format!(
+                "{from} is protected by a passphrase: set SNAP_IDENTITY_PASSPHRASE"
+            )));
+        };
+        let id = age::scrypt::Identity::new(pass.to_string().into());
+        age::decrypt(&id, bytes)
+            .map_err(|e| Error::Key(format!("cannot open {from} with the passphrase given: {e}")))?
+    } else {
+        bytes.to_vec()
+    };
+    let text = String::from_utf8(text)
+        .map_err(|_| Error::Key(format!("{from} is not an age identity file")))?;
+    let ids: Vec<Identity> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .map(|l| {
+            Identity::from_str(l)
+                .map_err(|e| Error::Key(format!("{from}: a malformed identity: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    if ids.is_empty() {
+        return Err(Error::Key(format!(
+            "{from} holds no AGE-SECRET-KEY identity"
+        )));
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret;
+
+    #[test]
+    fn sealed_bytes_open_only_with_the_identity() {
+        let id = Identity::generate();
+        let other = Identity::generate();
+        let codec = |ids: Vec<Identity>| Codec::Age {
+            recipients: vec![id.to_public()],
+            identities: ids,
+            naming: [7; 32],
+        };
+        let sealed = codec(vec![]).seal(b"row of personal data").unwrap();
+        assert!(!sealed.windows(8).any(|w| w == b"personal"));
+        assert_eq!(
+            codec(vec![id.clone()]).open("x", &sealed).unwrap(),
+            b"row of personal data"
+        );
+        assert!(matches!(
+            codec(vec![other]).open("x", &sealed),
+            Err(Error::Key(_))
+        ));
+        assert!(matches!(
+            codec(vec![]).open("x", &sealed),
+            Err(Error::Key(_))
+        ));
+        let text = id.to_string();
+        let parsed = parse_identities(text.expose_secret().as_bytes(), "f", None).unwrap();
+        assert_eq!(
+            parsed[0].to_public().to_string(),
+            id.to_public().to_string()
+        );
+    }
+
+    #[test]
+    fn names_are_keyed() {
+        let c = Codec::Age {
+            recipients: vec![],
+            identities: vec![],
+            naming: [1; 32],
+        };
+        assert_ne!(c.name(&[0; 32]), [0; 32]);
+        assert_eq!(Codec::Plain.name(&[3; 32]), [3; 32]);
+    }
+}

@@ -1,0 +1,99 @@
+//! The remote's key scheme, in one place.
+//!
+//! ```text
+//! config                      plain JSON: remote format, store id, sealed or not
+//!                             (a format-1 remote: the store's config itself)
+//! keys/<16 hex>               sealed: the store config, naming key and
+//!                             recipients, one object per recipient set
+//! packs/<2 hex>/<64 hex>.pack a pack; sealed: named by the keyed hash of its id
+//! snapshots/<64 hex>.json     a snapshot record (plain remotes)
+//! snapshots/<64 hex>          a sealed record, named by the keyed hash of its id
+//! holds/<20 digits>-<8 hex>   sealed: the packs a mirroring store still holds
+//! ```
+
+use crate::id::PackId;
+use crate::store::StoreConfig;
+use serde::{Deserialize, Serialize};
+
+pub(crate) const CONFIG: &str = "config";
+pub(crate) const KEYS: &str = "keys/";
+pub(crate) const PACKS: &str = "packs/";
+pub(crate) const SNAPSHOTS: &str = "snapshots/";
+pub(crate) const HOLDS: &str = "holds/";
+
+/// The remote format this snap writes.
+pub(crate) const REMOTE_FORMAT: u32 = 2;
+
+/// The plain `config` object of a format-2 remote.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Header {
+    pub remote_format: u32,
+    pub store_id: String,
+    pub sealed: bool,
+    /// The store's config (plain remotes only; sealed ones keep it in `keys/`).
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+}
+
+/// The sealed contents of a `keys/` object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Keys {
+    pub store: StoreConfig,
+    /// Hex of the naming key.
+    pub naming_key: String,
+    /// Whom new objects are sealed to (`age1…`).
+    pub recipients: Vec<String>,
+}
+
+/// Parses a `config` object: a format-2 header or a format-1 store config.
+pub(crate) fn parse_config(bytes: &[u8]) -> Option<Header> {
+    if let Ok(h) = serde_json::from_slice::<Header>(bytes) {
+        return Some(h);
+    }
+    let store: StoreConfig = serde_json::from_slice(bytes).ok()?;
+    Some(Header {
+        remote_format: 1,
+        store_id: store.store_id.clone(),
+        sealed: false,
+        store: Some(store),
+    })
+}
+
+/// The key of the pack whose name on the remote is `name`.
+pub fn pack_key(name: &PackId) -> String {
+    let hex = name.to_hex();
+    format!("{PACKS}{}/{hex}.pack", &hex[..2])
+}
+
+/// The key of a record whose name on the remote is `name`.
+pub(crate) fn record_key(name: &[u8; 32], sealed: bool) -> String {
+    let hex = hex::encode(name);
+    if sealed {
+        format!("{SNAPSHOTS}{hex}")
+    } else {
+        format!("{SNAPSHOTS}{hex}.json")
+    }
+}
+
+/// The `keys/` object for a set of recipients (sorted).
+pub(crate) fn keys_key(recipients: &[String]) -> String {
+    let hash = blake3::hash(recipients.join("\n").as_bytes());
+    format!("{KEYS}{}", &hash.to_hex()[..16])
+}
+
+/// A new hold's key: its time first, so keys sort by age.
+pub(crate) fn hold_key(nanos: u128, salt: &[u8; 32]) -> String {
+    format!("{HOLDS}{nanos:020}-{}", &hex::encode(salt)[..8])
+}
+
+/// The name in a listed key (`packs/ab/<hex>.pack`, `snapshots/<hex>[.json]`).
+pub(crate) fn name_of(key: &str) -> Option<[u8; 32]> {
+    let last = key.rsplit('/').next()?;
+    let hex = last
+        .strip_suffix(".pack")
+        .or_else(|| last.strip_suffix(".json"))
+        .unwrap_or(last);
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex, &mut out).ok()?;
+    Some(out)
+}

@@ -1,0 +1,122 @@
+//! Remote retention: a policy applied to the remote's own records, then the
+//! same mark, pack plan and check as local gc, with repacking. Run by a
+//! trusted identity (the private key, and list, read and delete permission).
+
+use super::layout::{self, pack_key, record_key};
+use super::pull::{view, Opened};
+use super::Remote;
+use crate::error::{Error, Result};
+use crate::gc::{execute, mark, plan, plan_store, Fate, GcOptions, GcReport};
+use crate::id::{PackId, SnapshotId};
+use crate::store::{Index, StoreReader};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Applies a policy to the remote. Order, each step done before the next:
+/// packs are listed (by the view) before holds are read, so a pack a mirror
+/// created is either unlisted (left alone) or held by the hold that mirror
+/// created first; new packs are created; forgotten records deleted; then
+/// dead packs deleted by name, never one just created. A crash leaves at
+/// most unneeded packs. `local` is locked meanwhile, so no mirror of it runs.
+pub fn gc_remote(
+    remote: Arc<Remote>,
+    opened: &Opened,
+    local: Option<&crate::store::Store>,
+    opts: &GcOptions,
+) -> Result<GcReport> {
+    let start = Instant::now();
+    let _lock = local
+        .map(|s| s.lock("gc --remote", opts.lock_wait.0))
+        .transpose()?;
+    let codec = &opened.codec;
+    let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
+    let (view, packs) = view(remote.clone(), opened, &dir.path().join("view"), local)?;
+    let (held, holds) = read_holds(&remote, opened)?;
+    let (plan, kept, bad_records) = plan_store(&view, opts)?;
+    let index = Index::open(&view.index_path())?;
+    let reader = StoreReader::new(&view, &index)?;
+    let live = mark(&reader, kept.iter())?;
+    let mut pack_plan = plan::plan_packs(
+        &packs,
+        live,
+        |id| reader.index.get(id).ok().flatten(),
+        |deltas| execute::delta_bases(&reader.packs, deltas),
+        opts.repack_threshold,
+    )?;
+    // A pack a mirroring store still holds stays whole: a future record may name it.
+    for (p, _, fate) in pack_plan.fates.iter_mut() {
+        if held.contains(p) {
+            *fate = Fate::Keep;
+        }
+    }
+    plan::check(&pack_plan)?;
+    let mut report = GcReport {
+        dry_run: opts.dry_run,
+        forgotten: plan.forget().count(),
+        kept: plan.keep().count(),
+        bytes_freed: pack_plan.bytes_freed(),
+        bad_records,
+        ..Default::default()
+    };
+    crate::gc::describe(&pack_plan, &mut report);
+    report.plan = plan;
+    if !opts.dry_run {
+        let written = execute::repack(&view, &reader, &pack_plan)?;
+        let mut created = HashSet::new();
+        for s in &written {
+            let bytes = std::fs::read(view.pack_path(&s.id))
+                .map_err(Error::io("read", view.pack_path(&s.id)))?;
+            let name = PackId(codec.name(&s.id.0));
+            remote.put_new(&pack_key(&name), codec.seal(&bytes)?)?;
+            created.insert(name);
+        }
+        report.packs_written = written.len() as u64;
+        for d in report.plan.forget() {
+            let id = SnapshotId::from_hex(&d.id).expect("ids from the remote");
+            remote.delete(&record_key(&codec.name(&id.0), codec.sealed()))?;
+        }
+        for p in pack_plan
+            .fates
+            .iter()
+            .filter(|(_, _, f)| *f != Fate::Keep)
+            .map(|(p, _, _)| p)
+        {
+            if !created.contains(p) {
+                remote.delete(&pack_key(p))?;
+            }
+        }
+        // Superseded holds: the newest lists every pack its store still holds.
+        for key in holds.iter().rev().skip(1) {
+            remote.delete(key)?;
+        }
+    }
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Every pack named by the newest hold on the remote, and the holds' keys
+/// (oldest first). The newest is enough: a future record of the store names
+/// only packs it holds then, which are in its newest hold or were created
+/// after it (and so were not listed by this gc; see `gc_remote`).
+fn read_holds(remote: &Remote, opened: &Opened) -> Result<(HashSet<PackId>, Vec<String>)> {
+    let mut keys: Vec<String> = remote
+        .list(layout::HOLDS)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort();
+    let mut held = HashSet::new();
+    if let Some(key) = keys.last() {
+        let plain = opened.codec.open(key, &remote.read(key)?)?;
+        let names: Vec<String> = serde_json::from_slice(&plain)
+            .map_err(|e| Error::corrupt(format!("remote object {key}"), e.to_string()))?;
+        for n in names {
+            let mut b = [0u8; 32];
+            hex::decode_to_slice(&n, &mut b)
+                .map_err(|_| Error::corrupt(format!("remote object {key}"), "a bad pack name"))?;
+            held.insert(PackId(b));
+        }
+    }
+    Ok((held, keys))
+}

@@ -1,0 +1,211 @@
+//! The steps of `mirror`, each creating objects only (see `mirror`).
+
+use super::crypt::Codec;
+use super::layout::{self, pack_key, record_key, Header, Keys};
+use super::state::State;
+use super::{check_pack, MirrorReport, Remote};
+use crate::error::{Error, Result};
+use crate::id::{PackId, SnapshotId};
+use crate::store::Store;
+use std::path::PathBuf;
+
+/// Creates the remote's `config` (and, sealed, the `keys/` object of the
+/// current recipients) unless the state says they were sent. Returns whether
+/// `config` was there already.
+pub(super) fn config(
+    store: &Store,
+    remote: &Remote,
+    codec: &Codec,
+    recipients: &[String],
+    state: &mut State,
+) -> Result<bool> {
+    let mut existed = false;
+    if !state.has("c") {
+        let header = Header {
+            remote_format: layout::REMOTE_FORMAT,
+            store_id: store.config().store_id.clone(),
+            sealed: codec.sealed(),
+            store: (!codec.sealed()).then(|| store.config().clone()),
+        };
+        let bytes = serde_json::to_vec_pretty(&header).expect("header encodes");
+        if !remote.put_new(layout::CONFIG, bytes)? {
+            existed = true;
+            check_existing(store, remote, codec)?;
+        }
+        state.note(["c".to_string()])?;
+    }
+    state.save_key()?;
+    if codec.sealed() {
+        let mut sorted = recipients.to_vec();
+        sorted.sort();
+        let key = layout::keys_key(&sorted);
+        let line = format!("k {key}");
+        if !state.has(&line) {
+            let keys = Keys {
+                store: store.config().clone(),
+                naming_key: hex::encode(state.naming),
+                recipients: sorted,
+            };
+            let plain = serde_json::to_vec(&keys).expect("keys encode");
+            remote.put_new(&key, codec.seal(&plain)?)?;
+            state.note([line])?;
+        }
+    }
+    Ok(existed)
+}
+
+/// A `config` already on the remote must be this store's, sealed as we
+/// seal. A create-only credential cannot read it: then nothing is checked.
+fn check_existing(store: &Store, remote: &Remote, codec: &Codec) -> Result<()> {
+    let bytes = match remote.read(layout::CONFIG) {
+        Ok(b) => b,
+        Err(Error::Denied { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let theirs = layout::parse_config(&bytes)
+        .ok_or_else(|| Error::corrupt(format!("config on {}", remote.url), "not a snap remote"))?;
+    if theirs.store_id != store.config().store_id {
+        return Err(Error::Invalid(format!(
+            "{} holds another store ({}); mirror each store to its own prefix",
+            remote.url, theirs.store_id
+        )));
+    }
+    if theirs.sealed != codec.sealed() {
+        return Err(Error::Invalid(format!(
+            "{} holds a {} copy of this store; mirror the {} copy to a new prefix",
+            remote.url,
+            if theirs.sealed { "sealed" } else { "plaintext" },
+            if codec.sealed() {
+                "sealed"
+            } else {
+                "plaintext"
+            },
+        )));
+    }
+    Ok(())
+}
+
+/// Lists the remote and makes the state say exactly which packs and records
+/// are there (needs list permission): lost objects are sent again.
+pub(super) fn rescan(remote: &Remote, codec: &Codec, state: &mut State) -> Result<()> {
+    let names: std::collections::HashSet<[u8; 32]> = remote
+        .list(layout::PACKS)?
+        .into_iter()
+        .chain(remote.list(layout::SNAPSHOTS)?)
+        .filter_map(|(k, _)| layout::name_of(&k))
+        .collect();
+    let there = |line: &str| {
+        let id = line.get(2..).and_then(|h| {
+            let mut b = [0u8; 32];
+            hex::decode_to_slice(h, &mut b).ok().map(|_| b)
+        });
+        match (line.as_bytes().first(), id) {
+            (Some(b'p' | b'r'), Some(id)) => names.contains(&codec.name(&id)),
+            _ => true,
+        }
+    };
+    state.forget(there)?;
+    // What is there but not in the state (sent by a run that was killed
+    // before noting it) is noted now.
+    Ok(())
+}
+
+/// Creates a hold: every pack this store holds, by its name on the remote.
+pub(super) fn hold(store: &Store, remote: &Remote, codec: &Codec) -> Result<()> {
+    let names: Vec<String> = store
+        .pack_files()?
+        .into_iter()
+        .map(|(id, _)| hex::encode(codec.name(&id.0)))
+        .collect();
+    let plain = serde_json::to_vec(&names).expect("hold encodes");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let key = layout::hold_key(nanos, &super::crypt::random_key());
+    remote.put_new(&key, codec.seal(&plain)?)?;
+    Ok(())
+}
+
+/// Sends every pack the state does not list, each checked against its id
+/// before it is sealed (a corrupt local pack is never uploaded).
+pub(super) fn packs(
+    store: &Store,
+    remote: &Remote,
+    codec: &Codec,
+    state: &mut State,
+    report: &mut MirrorReport,
+) -> Result<()> {
+    let mut todo: Vec<(String, (PackId, PathBuf))> = Vec::new();
+    let mut total = 0;
+    for (id, path) in store.pack_files()? {
+        if state.has(&format!("p {}", id.to_hex())) {
+            report.packs_already_there += 1;
+            continue;
+        }
+        total += std::fs::metadata(&path).map_or(0, |m| m.len());
+        todo.push((pack_key(&PackId(codec.name(&id.0))), (id, path)));
+    }
+    let bar = store.progress();
+    bar.start("mirror", Some(total));
+    let prepare = |_key: &str, (id, path): &(PackId, PathBuf)| {
+        let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
+        check_pack(id, &bytes, "local pack")?;
+        codec.seal(&bytes)
+    };
+    let (results, stopped) = remote.upload(todo, &prepare, bar);
+    bar.finish();
+    let mut sent = Vec::new();
+    for (key, (id, _), result) in results {
+        match result {
+            Ok(0) => {
+                report.packs_already_there += 1;
+                sent.push(format!("p {}", id.to_hex()));
+            }
+            Ok(n) => {
+                report.packs_uploaded += 1;
+                report.bytes_uploaded += n;
+                sent.push(format!("p {}", id.to_hex()));
+            }
+            Err(e) => report.problems.push(format!("{key}: {e}")),
+        }
+    }
+    // What was sent before a remote failure stopped the rest is noted too.
+    state.note(sent)?;
+    stopped.map_or(Ok(()), Err)
+}
+
+/// Sends every record the state does not list: a record sent once is never
+/// sent again, even when the remote's retention has forgotten it since.
+pub(super) fn records(
+    store: &Store,
+    remote: &Remote,
+    codec: &Codec,
+    state: &mut State,
+    report: &mut MirrorReport,
+) -> Result<()> {
+    for id in store.snapshot_ids()? {
+        let line = format!("r {}", id.to_hex());
+        if state.has(&line) {
+            continue;
+        }
+        let path = store.snapshot_path(&id);
+        let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
+        if SnapshotId::of(&bytes) != id {
+            report.problems.push(format!(
+                "{}: a corrupt record, not uploaded",
+                path.display()
+            ));
+            continue;
+        }
+        let key = record_key(&codec.name(&id.0), codec.sealed());
+        let sealed = codec.seal(&bytes)?;
+        let n = sealed.len() as u64;
+        if remote.put_new(&key, sealed)? {
+            report.records_uploaded += 1;
+            report.bytes_uploaded += n;
+        }
+        state.note([line])?;
+    }
+    Ok(())
+}
