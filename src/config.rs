@@ -200,10 +200,11 @@ impl Config {
         }
         for r in config.remotes.values() {
             let url = r.url.get_ref();
-            if !(url.starts_with("gs://") || url.starts_with("file:///")) {
+            let schemes = ["gs://", "s3://", "azblob://", "file:///"];
+            if !schemes.iter().any(|s| url.starts_with(s)) {
                 return Err(at(
                     r.url.span().start,
-                    format!("remote url {url:?}: expected gs://BUCKET/PREFIX or file:///PATH"),
+                    format!("remote url {url:?}: expected gs://BUCKET/PREFIX, s3://BUCKET/PREFIX, azblob://CONTAINER/PREFIX or file:///PATH"),
                 ));
             }
             if let Some(p) = &r.policy {

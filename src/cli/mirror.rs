@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Remote: a name from the config, gs://BUCKET/PREFIX or file:///PATH
+    /// Remote: a name from the config, gs://, s3:// or azblob://BUCKET/PREFIX, or file:///PATH
     /// [default: the config's only remote]
     #[arg(long)]
     remote: Option<String>,

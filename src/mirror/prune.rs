@@ -7,9 +7,9 @@ use super::pull::{view, Opened};
 use super::Remote;
 use crate::error::{Error, Result};
 use crate::gc::{execute, mark, plan, plan_store, Fate, GcOptions, GcReport};
-use crate::id::{PackId, SnapshotId};
-use crate::store::{Index, StoreReader};
-use std::collections::HashSet;
+use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::store::{Index, Location, StoreReader};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,10 +37,32 @@ pub fn gc_remote(
     let index = Index::open(&view.index_path())?;
     let reader = StoreReader::new(&view, &index)?;
     let live = mark(&reader, kept.iter())?;
+    // A chunk a held pack has is kept there (that pack stays anyway), so
+    // other copies of it can go.
+    let in_held: HashMap<ChunkId, Location> = packs
+        .iter()
+        .filter(|p| held.contains(&p.id))
+        .flat_map(|p| {
+            p.entries.iter().map(|e| {
+                (
+                    e.id,
+                    Location {
+                        pack: p.id,
+                        entry: e.clone(),
+                    },
+                )
+            })
+        })
+        .collect();
     let mut pack_plan = plan::plan_packs(
         &packs,
         live,
-        |id| reader.index.get(id).ok().flatten(),
+        |id| {
+            in_held
+                .get(id)
+                .cloned()
+                .or_else(|| reader.index.get(id).ok().flatten())
+        },
         |deltas| execute::delta_bases(&reader.packs, deltas),
         opts.repack_threshold,
     )?;

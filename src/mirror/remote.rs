@@ -1,4 +1,7 @@
-//! A remote: an opendal operator over a GCS bucket prefix (`gs://BUCKET/PREFIX`)
+//! A remote: an opendal operator over a GCS bucket prefix (`gs://BUCKET/PREFIX`),
+//! an S3 bucket prefix (`s3://BUCKET/PREFIX`; credentials and region the AWS
+//! ways, `AWS_ENDPOINT_URL` for other S3 services), an Azure Blob container
+//! prefix (`azblob://CONTAINER/PREFIX`, with `AZURE_STORAGE_CONNECTION_STRING`)
 //! or a directory (`file:///PATH`), with retry (exponential backoff, only for
 //! errors opendal marks temporary), a per-request timeout and a concurrency
 //! limit. Async stays in here: a private tokio runtime runs every call, and
@@ -7,7 +10,8 @@
 //! Credentials for GCS come the usual Google ways (a key file in
 //! `GOOGLE_APPLICATION_CREDENTIALS`, or the VM's metadata server);
 //! `STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT` points it at an emulator
-//! with no credentials, as Google's own client libraries do.
+//! with no credentials, as Google's own client libraries do;
+//! `GOOGLE_OAUTH_ACCESS_TOKEN` gives a token directly.
 
 use crate::error::{Error, Result};
 use futures::stream::{self, StreamExt};
@@ -98,6 +102,17 @@ pub(crate) fn remote_err(url: &str, op: Op, object: &str) -> impl FnOnce(opendal
     }
 }
 
+/// `BUCKET/PREFIX` split, the prefix as an opendal root.
+fn bucket_and_prefix<'a>(url: &str, rest: &'a str) -> Result<(&'a str, String)> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(Error::Invalid(format!(
+            "remote {url}: no bucket (SCHEME://BUCKET/PREFIX)"
+        )));
+    }
+    Ok((bucket, format!("/{}", prefix.trim_matches('/'))))
+}
+
 impl Remote {
     /// Opens a remote from its URL. Nothing is contacted yet.
     pub fn open(url: &str) -> Result<Remote> {
@@ -113,6 +128,7 @@ impl Remote {
                 .bucket(bucket)
                 .root(&format!("/{}", prefix.trim_matches('/')))
                 .default_storage_class("STANDARD");
+            let token = std::env::var("GOOGLE_OAUTH_ACCESS_TOKEN").ok();
             if let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") {
                 let endpoint = if host.starts_with("http") {
                     host
@@ -121,12 +137,39 @@ impl Remote {
                 };
                 b = b
                     .endpoint(&endpoint)
-                    .skip_signature()
                     .disable_vm_metadata()
                     .disable_config_load();
+                b = match token {
+                    Some(t) => b.token(t),
+                    None => b.skip_signature(),
+                };
+            } else if let Some(t) = token {
+                b = b.token(t);
             } else if let Ok(path) = std::env::var("GOOGLE_APPLICATION_CREDENTIALS") {
                 b = b.credential_path(&path);
             }
+            Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
+        } else if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = bucket_and_prefix(url, rest)?;
+            let mut b = opendal::services::S3::default()
+                .bucket(bucket)
+                .root(&prefix)
+                .region(&std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()));
+            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+                b = b.endpoint(&endpoint);
+            }
+            Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
+        } else if let Some(rest) = url.strip_prefix("azblob://") {
+            let (container, prefix) = bucket_and_prefix(url, rest)?;
+            let conn = std::env::var("AZURE_STORAGE_CONNECTION_STRING").map_err(|_| {
+                Error::Invalid(format!(
+                    "remote {url}: set AZURE_STORAGE_CONNECTION_STRING for the storage account"
+                ))
+            })?;
+            let b = opendal::services::Azblob::from_connection_string(&conn)
+                .map_err(remote_err(url, Op::Configure, ""))?
+                .container(container)
+                .root(&prefix);
             Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
         } else if let Some(path) = url.strip_prefix("file://") {
             if !path.starts_with('/') {
@@ -142,7 +185,7 @@ impl Remote {
             Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
         } else {
             return Err(Error::Invalid(format!(
-                "remote {url:?}: expected gs://BUCKET/PREFIX or file:///PATH"
+                "remote {url:?}: expected gs://BUCKET/PREFIX, s3://BUCKET/PREFIX, azblob://CONTAINER/PREFIX or file:///PATH"
             )));
         };
         let op = op

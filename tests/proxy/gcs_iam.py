@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""A loopback HTTP proxy in front of a GCS JSON-API emulator that enforces
+IAM-like permissions per bearer token, as a bucket's IAM policy would.
+
+usage: gcs_iam.py LISTEN_PORT UPSTREAM_PORT TOKEN=PERM,PERM ...
+
+Permissions: create (storage.objects.create), get (storage.objects.get),
+list (storage.objects.list), delete (storage.objects.delete). A request the
+token lacks the permission for gets 403 with a GCS-shaped error body, and
+is logged to stderr as `DENIED <token> <perm> <method> <path>`.
+"""
+import http.client
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse, parse_qs
+
+UPSTREAM = None
+GRANTS = {}
+
+
+def needed(method, path):
+    """The permission a request needs."""
+    url = urlparse(path)
+    p = url.path
+    if p.startswith("/upload/"):
+        return "create"
+    if method == "DELETE":
+        return "delete"
+    if method in ("POST", "PUT", "PATCH"):
+        # compose, rewrite, metadata updates: writes of objects.
+        return "create"
+    # GET /storage/v1/b/BUCKET/o          -> list
+    # GET /storage/v1/b/BUCKET/o/OBJECT   -> get (metadata or alt=media)
+    parts = p.split("/")
+    if len(parts) >= 6 and parts[5] == "o" and len(parts) == 6:
+        return "list"
+    if p.startswith("/download/") or "alt" in parse_qs(url.query):
+        return "get"
+    return "get"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def handle_any(self):
+        auth = self.headers.get("Authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        perm = needed(self.command, self.path)
+        length = int(self.headers.get("Content-Length", "0") or 0)
+        body = self.rfile.read(length) if length else b""
+        # A resumable upload's session URI is its own authorization (as on
+        # GCS): the session was created by a credential allowed to create.
+        session = self.path.startswith("/upload/") and "upload_id=" in self.path
+        if not session and perm not in GRANTS.get(token, set()):
+            sys.stderr.write(f"DENIED {token or '-'} {perm} {self.command} {self.path}\n")
+            sys.stderr.flush()
+            msg = json.dumps({"error": {"code": 403, "message": f"caller does not have storage.objects.{perm} access",
+                                        "errors": [{"reason": "forbidden", "message": "forbidden"}]}}).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            self.wfile.write(msg)
+            return
+        conn = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=120)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization")}
+        headers["Host"] = f"127.0.0.1:{UPSTREAM}"
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() in ("content-length", "transfer-encoding", "connection"):
+                continue
+            if k.lower() == "location":
+                # Resumable uploads continue through the proxy.
+                v = v.replace(f"127.0.0.1:{UPSTREAM}", f"127.0.0.1:{self.server.server_port}")
+                v = v.replace(f"localhost:{UPSTREAM}", f"127.0.0.1:{self.server.server_port}")
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
+
+
+def main():
+    global UPSTREAM
+    port, UPSTREAM = int(sys.argv[1]), int(sys.argv[2])
+    for grant in sys.argv[3:]:
+        token, perms = grant.split("=", 1)
+        GRANTS[token] = set(p for p in perms.split(",") if p)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    print(f"listening {server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
