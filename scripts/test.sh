@@ -7,11 +7,26 @@
 # mirror test starts its own emulator on a free 127.0.0.1 port and stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/gcp-storage-emulator ]; then
+# S3 and Azure Blob remotes are tested against `moto` (PyPI, with boto3 to
+# make the bucket) and `azurite` (npm, installed locally under .ci/node, with
+# `azure-storage-blob` from PyPI to make the container).
+if [ ! -x .venv/bin/gcp-storage-emulator ] || [ ! -x .venv/bin/moto_server ] \
+  || ! .venv/bin/python -c "import boto3, azure.storage.blob" 2>/dev/null; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check gcp-storage-emulator
+  .venv/bin/pip install --quiet --disable-pip-version-check \
+    gcp-storage-emulator "moto[server]" boto3 azure-storage-blob
+fi
+if [ ! -x .ci/node/node_modules/.bin/azurite-blob ]; then
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm; \
+    else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq nodejs npm; fi
+  fi
+  (cd .ci/node && npm ci --no-audit --no-fund --silent)
 fi
 export SNAP_TEST_EMULATOR="$PWD/.venv/bin/gcp-storage-emulator"
+export SNAP_TEST_MOTO="$PWD/.venv/bin/moto_server"
+export SNAP_TEST_AZURITE="$PWD/.ci/node/node_modules/.bin/azurite-blob"
+export SNAP_TEST_PYTHON="$PWD/.venv/bin/python"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets

@@ -66,15 +66,37 @@ impl Op {
         }
     }
 
-    /// The permission a credential needs for it (GCS IAM names; S3 and
-    /// Azure have the matching ones).
-    fn permission(self) -> &'static str {
+    /// The permission a credential needs for it, in the words of the
+    /// service behind `url`.
+    fn permission(self, url: &str) -> &'static str {
+        let (create, get, list, delete) = if url.starts_with("s3://") {
+            (
+                "s3:PutObject",
+                "s3:GetObject",
+                "s3:ListBucket",
+                "s3:DeleteObject",
+            )
+        } else if url.starts_with("azblob://") {
+            (
+                "create (SAS permission c, or role Storage Blob Data Contributor)",
+                "read (SAS permission r, or role Storage Blob Data Reader)",
+                "list (SAS permission l, or role Storage Blob Data Reader)",
+                "delete (SAS permission d, or role Storage Blob Data Contributor)",
+            )
+        } else {
+            (
+                "storage.objects.create (role Storage Object Creator)",
+                "storage.objects.get (role Storage Object Viewer)",
+                "storage.objects.list (role Storage Object Viewer)",
+                "storage.objects.delete (role Storage Object User)",
+            )
+        };
         match self {
             Op::Configure => "valid credentials",
-            Op::Create => "storage.objects.create (role Storage Object Creator)",
-            Op::Read | Op::Stat => "storage.objects.get (role Storage Object Viewer)",
-            Op::List => "storage.objects.list (role Storage Object Viewer)",
-            Op::Delete => "storage.objects.delete (role Storage Object User or Admin)",
+            Op::Create => create,
+            Op::Read | Op::Stat => get,
+            Op::List => list,
+            Op::Delete => delete,
         }
     }
 }
@@ -90,8 +112,8 @@ pub(crate) fn remote_err(url: &str, op: Op, object: &str) -> impl FnOnce(opendal
             return Error::Denied {
                 operation: op.verb().into(),
                 object,
+                permission: op.permission(&url).into(),
                 url,
-                permission: op.permission().into(),
             };
         }
         Error::Remote {
