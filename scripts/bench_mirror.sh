@@ -23,7 +23,46 @@ for i in $(seq 1 8); do python3 scripts/gen_text.py "$W/data/log-$i.txt" $((16 <
 "$SNAP" --store "$W/store" init > /dev/null
 "$SNAP" --store "$W/store" take "$W/data" > /dev/null
 echo "store: $(du -sb "$W/store/packs" | cut -f1) bytes of packs"
+# What sealing costs: the same store mirrored and restored (--remote, ranged
+# reads) plaintext and sealed (age), to file:// and the emulator, REPS pairs
+# in alternation; medians. A fresh remote and fresh mirror state each time.
+seal_cost() {
+  cp -a "$W/store" "$W/plainstore"
+  "$SNAP" --store "$W/store" key generate --out "$W/identity" 2> /dev/null
+  local reps=${REPS:-3} kind s e
+  for r in $(seq 1 "$reps"); do
+    for kind in plain sealed; do
+      local store=$W/store url flag=()
+      [ $kind = plain ] && { store=$W/plainstore; flag=(--plaintext); }
+      for remote in "file://$W/r-$kind" "gs://bench/r-$kind-$r"; do
+        rm -rf "$W/r-$kind" "$store/mirror/"*/ "$W/out-$kind"
+        s=$(date +%s.%N); "$SNAP" --store "$store" mirror "${flag[@]}" --remote "$remote" > /dev/null; e=$(date +%s.%N)
+        echo "mirror ${remote%%:*} $kind $(echo "$e - $s" | bc)" >> "$W/seal.txt"
+        s=$(date +%s.%N)
+        "$SNAP" --identity "$W/identity" --store "$W/none" restore latest --remote "$remote" --to "$W/out-$kind" > /dev/null
+        e=$(date +%s.%N)
+        echo "restore ${remote%%:*} $kind $(echo "$e - $s" | bc)" >> "$W/seal.txt"
+        rm -rf "$W/out-$kind"
+      done
+    done
+  done
+  python3 - "$W/seal.txt" <<'PY'
+import sys, statistics, collections
+t = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    op, remote, kind, secs = line.split()
+    t[(op, remote, kind)].append(float(secs))
+for op in ("mirror", "restore"):
+    for remote in ("file", "gs"):
+        p, s = statistics.median(t[(op, remote, "plain")]), statistics.median(t[(op, remote, "sealed")])
+        print(f"{op:8} {remote:5} plaintext {p:6.2f} s  sealed {s:6.2f} s  sealed/plain {s / p:5.2f}x")
+PY
+  rm -rf "$W/plainstore" "$W/r-plain" "$W/r-sealed"
+}
+if [ "${ONLY:-}" = seal ]; then seal_cost; exit 0; fi
 t() { local label=$1; shift; local s; s=$(date +%s.%N); "$@" > "$W/out"; printf '%-44s %6.2f s  %s\n' "$label" "$(echo "$(date +%s.%N) - $s" | bc)" "$(tail -1 "$W/out")"; }
+seal_cost
+export SNAP_IDENTITY_FILE=$W/identity
 t "mirror the store -> GCS emulator" "$SNAP" --store "$W/store" mirror --remote gs://bench/snap
 t "mirror the store -> file:// remote" "$SNAP" --store "$W/store" mirror --remote "file://$W/fsremote"
 t "mirror again, nothing new (emulator)" "$SNAP" --store "$W/store" mirror --remote gs://bench/snap
@@ -34,6 +73,7 @@ rm -rf "$W/clone" "$W/clone2"
 mkdir -p "$W/npm"
 python3 "$BENCH/npm_db.py" build "$BENCH/data/npm.tsv.zst" "$W/npm/npm.db" > /dev/null
 "$SNAP" --store "$W/npmstore" init > /dev/null
+"$SNAP" --store "$W/npmstore" key generate --out "$W/npm-identity" 2> /dev/null
 "$SNAP" --store "$W/npmstore" take "$W/npm" > /dev/null
 "$SNAP" --store "$W/npmstore" mirror --remote gs://bench/npm > /dev/null
 python3 "$BENCH/npm_db.py" churn "$W/npm/npm.db" 1 > /dev/null

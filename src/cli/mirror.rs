@@ -156,7 +156,7 @@ pub fn clone(ctx: &Ctx, args: CloneArgs) -> Result<u8> {
 pub fn repair_packs(ctx: &Ctx, args: RepairArgs) -> Result<u8> {
     let spec = remote_spec(ctx, args.from_remote)?;
     let store = ctx.open()?;
-    let source = mirror::source::Fallback::new(&ctx.remote_url(&spec)?, identities(ctx, &spec)?);
+    let source = mirror::fallback::Fallback::new(&ctx.remote_url(&spec)?, identities(ctx, &spec)?);
     let report = snap::store::packs::repair_packs(&store, &source, ctx.lock_wait)?;
     if ctx.json {
         ctx.print_json(&report)?;
@@ -207,7 +207,7 @@ pub fn store_or_view(ctx: &Ctx, remote: Option<&str>) -> Result<(snap::Store, Op
                 Some(c) => {
                     let spec = c.remotes.keys().next().expect("one").clone();
                     let ids = identities(ctx, &spec).unwrap_or_default();
-                    let source = mirror::source::Fallback::new(&ctx.remote_url(&spec)?, ids);
+                    let source = mirror::fallback::Fallback::new(&ctx.remote_url(&spec)?, ids);
                     Ok((store.with_fallback(Arc::new(source)), None))
                 }
                 None => Ok((store, None)),

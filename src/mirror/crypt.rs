@@ -232,6 +232,28 @@ mod tests {
     }
 
     #[test]
+    fn a_passphrase_protected_identity_file_opens_with_its_passphrase_only() {
+        let id = Identity::generate();
+        let text = format!("{}\n", id.to_string().expose_secret());
+        let mut r = age::scrypt::Recipient::new("correct horse".to_string().into());
+        r.set_work_factor(10);
+        let file = age::encrypt(&r, text.as_bytes()).unwrap();
+        let parsed = parse_identities(&file, "f", Some("correct horse")).unwrap();
+        assert_eq!(
+            parsed[0].to_public().to_string(),
+            id.to_public().to_string()
+        );
+        assert!(matches!(
+            parse_identities(&file, "f", Some("wrong")),
+            Err(Error::Key(_))
+        ));
+        assert!(matches!(
+            parse_identities(&file, "f", None),
+            Err(Error::Key(_))
+        ));
+    }
+
+    #[test]
     fn names_are_keyed() {
         let c = Codec::Age {
             recipients: vec![],

@@ -10,7 +10,9 @@
 //! record of this store may name.
 
 pub mod crypt;
+pub mod fallback;
 pub mod layout;
+mod ops;
 mod prune;
 mod pull;
 mod push;
@@ -19,9 +21,10 @@ pub mod source;
 pub mod state;
 
 pub use layout::pack_key;
+pub use ops::Op;
 pub use prune::gc_remote;
 pub use pull::{clone, open as open_remote, remote_snapshots, view, CloneReport, Opened};
-pub use remote::{Op, Remote};
+pub use remote::Remote;
 
 use crate::error::{Error, Result};
 use crate::id::PackId;

@@ -13,6 +13,7 @@
 //! with no credentials, as Google's own client libraries do;
 //! `GOOGLE_OAUTH_ACCESS_TOKEN` gives a token directly.
 
+use super::ops::{remote_err, Op};
 use crate::error::{Error, Result};
 use futures::stream::{self, StreamExt};
 use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
@@ -34,93 +35,6 @@ pub struct Remote {
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Remote({})", self.url)
-    }
-}
-
-/// What snap does to an object, for error messages and permissions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    /// Set up the client.
-    Configure,
-    /// Create a new object.
-    Create,
-    /// Read an object (or part of one).
-    Read,
-    /// Stat an object.
-    Stat,
-    /// List objects under a prefix.
-    List,
-    /// Delete an object.
-    Delete,
-}
-
-impl Op {
-    fn verb(self) -> &'static str {
-        match self {
-            Op::Configure => "configure",
-            Op::Create => "create",
-            Op::Read => "read",
-            Op::Stat => "stat",
-            Op::List => "list",
-            Op::Delete => "delete",
-        }
-    }
-
-    /// The permission a credential needs for it, in the words of the
-    /// service behind `url`.
-    fn permission(self, url: &str) -> &'static str {
-        let (create, get, list, delete) = if url.starts_with("s3://") {
-            (
-                "s3:PutObject",
-                "s3:GetObject",
-                "s3:ListBucket",
-                "s3:DeleteObject",
-            )
-        } else if url.starts_with("azblob://") {
-            (
-                "create (SAS permission c, or role Storage Blob Data Contributor)",
-                "read (SAS permission r, or role Storage Blob Data Reader)",
-                "list (SAS permission l, or role Storage Blob Data Reader)",
-                "delete (SAS permission d, or role Storage Blob Data Contributor)",
-            )
-        } else {
-            (
-                "storage.objects.create (role Storage Object Creator)",
-                "storage.objects.get (role Storage Object Viewer)",
-                "storage.objects.list (role Storage Object Viewer)",
-                "storage.objects.delete (role Storage Object User)",
-            )
-        };
-        match self {
-            Op::Configure => "valid credentials",
-            Op::Create => create,
-            Op::Read | Op::Stat => get,
-            Op::List => list,
-            Op::Delete => delete,
-        }
-    }
-}
-
-/// Maps opendal's error for `op` on `object`: a refused credential becomes
-/// `Error::Denied` (never "run it again"), the rest `Error::Remote`.
-pub(crate) fn remote_err(url: &str, op: Op, object: &str) -> impl FnOnce(opendal::Error) -> Error {
-    let (url, object) = (url.to_string(), object.to_string());
-    move |e| {
-        let denied = e.kind() == opendal::ErrorKind::PermissionDenied
-            || e.to_string().contains("status: 401");
-        if denied {
-            return Error::Denied {
-                operation: op.verb().into(),
-                object,
-                permission: op.permission(&url).into(),
-                url,
-            };
-        }
-        Error::Remote {
-            retryable: e.is_temporary(),
-            message: format!("{} {object} on {url}: {e}", op.verb()),
-            source: Some(std::sync::Arc::new(e)),
-        }
     }
 }
 
@@ -341,12 +255,55 @@ impl Remote {
         prepare: &(dyn Fn(&str, &T) -> Result<Vec<u8>> + Sync),
         progress: &crate::progress::Reporter,
     ) -> (Vec<(String, T, Result<u64>)>, Option<Error>) {
+        use rayon::prelude::*;
+        type Prepared<T> = Vec<(String, T, Result<Vec<u8>>)>;
+        // Batches of TRANSFERS: the next batch is read, checked and sealed
+        // on all cores while this one uploads.
+        let prep = |batch: Vec<(String, T)>| -> Prepared<T> {
+            batch
+                .into_par_iter()
+                .map(|(k, item)| {
+                    let r = prepare(&k, &item);
+                    (k, item, r)
+                })
+                .collect()
+        };
+        let mut batches = Vec::new();
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            batches.push(items.by_ref().take(TRANSFERS).collect::<Vec<_>>());
+        }
+        let mut out = Vec::new();
+        let mut batches = batches.into_iter();
+        let mut ready = batches.next().map(prep);
+        while let Some(batch) = ready.take() {
+            let next = batches.next();
+            let (sent, prepared) = rayon::join(|| self.send(batch, progress), || next.map(prep));
+            ready = prepared;
+            for (path, item, r) in sent {
+                match r {
+                    Err(e @ (Error::Remote { .. } | Error::Denied { .. })) => {
+                        return (out, Some(e))
+                    }
+                    r => out.push((path, item, r)),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    /// Creates prepared objects concurrently; a failed preparation is passed on.
+    fn send<T>(
+        &self,
+        batch: Vec<(String, T, Result<Vec<u8>>)>,
+        progress: &crate::progress::Reporter,
+    ) -> Vec<(String, T, Result<u64>)> {
         let (op, url) = (&self.op, self.url.as_str());
-        self.rt.block_on(async {
-            let mut results = stream::iter(items)
-                .map(|(path, item)| async move {
+        self.rt.block_on(
+            stream::iter(batch)
+                .map(|(path, item, bytes)| async move {
                     let r = async {
-                        let bytes = prepare(&path, &item)?;
+                        let bytes = bytes?;
                         let len = bytes.len() as u64;
                         let created = put_new(op, url, &path, bytes).await?;
                         progress.advance(len);
@@ -355,18 +312,9 @@ impl Remote {
                     .await;
                     (path, item, r)
                 })
-                .buffer_unordered(TRANSFERS);
-            let mut out = Vec::new();
-            while let Some((path, item, r)) = results.next().await {
-                match r {
-                    Err(e @ (Error::Remote { .. } | Error::Denied { .. })) => {
-                        return (out, Some(e))
-                    }
-                    r => out.push((path, item, r)),
-                }
-            }
-            (out, None)
-        })
+                .buffer_unordered(TRANSFERS)
+                .collect(),
+        )
     }
 
     /// Downloads objects into local files (temp name, fsync, rename); `place`

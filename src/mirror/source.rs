@@ -10,6 +10,7 @@ use super::remote::Remote;
 use crate::error::{Error, Result};
 use crate::id::PackId;
 use crate::store::PackSource;
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -22,6 +23,8 @@ const CHUNK: u64 = 64 << 10;
 const SEALED_CHUNK: u64 = CHUNK + 16;
 /// Sealed streams kept open (each holds its key and one chunk).
 const OPEN: usize = 64;
+/// Ranges at least this long are decrypted in parallel parts.
+const PARALLEL_FROM: u64 = 1 << 20;
 
 /// How the ids asked for map to names on the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +44,7 @@ pub struct RemotePacks {
     sizes: HashMap<PackId, u64>,
     /// Local copies (same plain bytes) by remote name, read first.
     local: HashMap<PackId, PathBuf>,
-    open: Mutex<HashMap<PackId, Arc<Mutex<Open>>>>,
+    open: Mutex<HashMap<(PackId, usize), Arc<Mutex<Open>>>>,
 }
 
 type Stream = age::stream::StreamReader<Ranged>;
@@ -91,7 +94,7 @@ impl RemotePacks {
                 Ok,
             );
         }
-        let open = self.stream(name)?;
+        let open = self.stream(name, 0)?;
         let mut open = open.lock().expect("stream");
         open.fetch.store(SEALED_CHUNK, Relaxed);
         open.stream
@@ -106,8 +109,10 @@ impl RemotePacks {
         }
     }
 
-    fn stream(&self, name: &PackId) -> Result<Arc<Mutex<Open>>> {
-        if let Some(s) = self.open.lock().expect("open streams").get(name) {
+    /// Open stream `slot` of pack `name` (several slots decrypt parts of one
+    /// range in parallel).
+    fn stream(&self, name: &PackId, slot: usize) -> Result<Arc<Mutex<Open>>> {
+        if let Some(s) = self.open.lock().expect("open streams").get(&(*name, slot)) {
             return Ok(s.clone());
         }
         let key = pack_key(name);
@@ -134,8 +139,28 @@ impl RemotePacks {
         if open.len() >= OPEN {
             open.clear();
         }
-        open.insert(*name, s.clone());
+        open.insert((*name, slot), s.clone());
         Ok(s)
+    }
+}
+
+impl RemotePacks {
+    /// `len` plain bytes at `offset` of sealed pack `name`, through stream `slot`.
+    fn read_sealed(&self, name: &PackId, slot: usize, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let open = self.stream(name, slot)?;
+        let mut open = open.lock().expect("stream");
+        let key = pack_key(name);
+        let bad = |e: std::io::Error| Error::corrupt(format!("remote pack {key}"), e.to_string());
+        // Every sealed chunk the range covers comes in one request.
+        let chunks = (offset + len).div_ceil(CHUNK) - offset / CHUNK;
+        open.fetch.store(chunks.max(1) * SEALED_CHUNK, Relaxed);
+        open.stream.seek(SeekFrom::Start(offset)).map_err(bad)?;
+        let mut buf = vec![0u8; len as usize];
+        open.stream.read_exact(&mut buf).map_err(bad)?;
+        Ok(buf)
     }
 }
 
@@ -156,17 +181,32 @@ impl PackSource for RemotePacks {
         if !self.codec.sealed() {
             return self.remote.read_range(&pack_key(&name), offset, len);
         }
-        let open = self.stream(&name)?;
-        let mut open = open.lock().expect("stream");
-        let key = pack_key(&name);
-        let bad = |e: std::io::Error| Error::corrupt(format!("remote pack {key}"), e.to_string());
-        // Every sealed chunk the range covers comes in one request.
-        let chunks = (offset + len).div_ceil(CHUNK) - offset / CHUNK;
-        open.fetch.store(chunks.max(1) * SEALED_CHUNK, Relaxed);
-        open.stream.seek(SeekFrom::Start(offset)).map_err(bad)?;
-        let mut buf = vec![0u8; len as usize];
-        open.stream.read_exact(&mut buf).map_err(bad)?;
-        Ok(buf)
+        // A long range is cut at chunk boundaries into parts decrypted in
+        // parallel, each by its own stream.
+        let parts = if len >= PARALLEL_FROM {
+            rayon::current_num_threads().clamp(1, 4)
+        } else {
+            1
+        };
+        let cut = |i: u64| match i {
+            0 => offset,
+            i if i == parts as u64 => offset + len,
+            i => (offset + len * i / parts as u64)
+                .next_multiple_of(CHUNK)
+                .min(offset + len),
+        };
+        let pieces: Vec<Result<Vec<u8>>> = (0..parts)
+            .into_par_iter()
+            .map(|i| {
+                let (from, to) = (cut(i as u64), cut(i as u64 + 1));
+                self.read_sealed(&name, i, from, to - from)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(len as usize);
+        for p in pieces {
+            out.extend(p?);
+        }
+        Ok(out)
     }
 
     fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
@@ -230,47 +270,5 @@ impl Seek for Ranged {
             SeekFrom::Current(d) => (self.pos as i64 + d) as u64,
         };
         Ok(self.pos)
-    }
-}
-
-/// A remote's packs opened on first use, named by local ids: the fallback
-/// of a local store (no network unless a local pack is missing or damaged).
-pub struct Fallback {
-    url: String,
-    identities: Vec<age::x25519::Identity>,
-    cell: std::sync::OnceLock<Result<RemotePacks>>,
-}
-
-impl Fallback {
-    /// The remote at `url`, opened with `identities` when first needed.
-    pub fn new(url: &str, identities: Vec<age::x25519::Identity>) -> Fallback {
-        Fallback {
-            url: url.to_string(),
-            identities,
-            cell: Default::default(),
-        }
-    }
-
-    fn packs(&self) -> Result<&RemotePacks> {
-        let opened = self.cell.get_or_init(|| {
-            let remote = Arc::new(Remote::open(&self.url)?);
-            let opened = super::pull::open(&remote, &self.identities)?;
-            Ok(RemotePacks::new(remote, opened.codec, Ids::Local))
-        });
-        opened.as_ref().map_err(Error::duplicate)
-    }
-}
-
-impl PackSource for Fallback {
-    fn describe(&self) -> String {
-        self.url.clone()
-    }
-
-    fn read_range(&self, id: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.packs()?.read_range(id, offset, len)
-    }
-
-    fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
-        self.packs()?.read_pack(id)
     }
 }

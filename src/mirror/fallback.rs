@@ -1,0 +1,50 @@
+//! The fallback of a local store: a remote's packs, opened on first use.
+
+use super::source::{Ids, RemotePacks};
+use super::Remote;
+use crate::error::{Error, Result};
+use crate::id::PackId;
+use crate::store::PackSource;
+use std::sync::Arc;
+
+/// A remote's packs opened on first use, named by local ids: the fallback
+/// of a local store (no network unless a local pack is missing or damaged).
+pub struct Fallback {
+    url: String,
+    identities: Vec<age::x25519::Identity>,
+    cell: std::sync::OnceLock<Result<RemotePacks>>,
+}
+
+impl Fallback {
+    /// The remote at `url`, opened with `identities` when first needed.
+    pub fn new(url: &str, identities: Vec<age::x25519::Identity>) -> Fallback {
+        Fallback {
+            url: url.to_string(),
+            identities,
+            cell: Default::default(),
+        }
+    }
+
+    fn packs(&self) -> Result<&RemotePacks> {
+        let opened = self.cell.get_or_init(|| {
+            let remote = Arc::new(Remote::open(&self.url)?);
+            let opened = super::pull::open(&remote, &self.identities)?;
+            Ok(RemotePacks::new(remote, opened.codec, Ids::Local))
+        });
+        opened.as_ref().map_err(Error::duplicate)
+    }
+}
+
+impl PackSource for Fallback {
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+
+    fn read_range(&self, id: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.packs()?.read_range(id, offset, len)
+    }
+
+    fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
+        self.packs()?.read_pack(id)
+    }
+}
