@@ -118,8 +118,16 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
     let (codec, recipients) = push_codec(store, &state, opts.plaintext)?;
     let fresh = state.sent.is_empty();
     let existed = push::config(store, remote, &codec, &recipients, &mut state)?;
-    if opts.rescan || (fresh && existed) {
-        push::rescan(remote, &codec, &mut state)?;
+    if opts.rescan {
+        push::rescan(store, remote, &codec, &mut state)?;
+    } else if fresh && existed {
+        // The state was lost (or this remote was filled by an older snap):
+        // learn what is there when the credential may list; otherwise each
+        // object is offered again and one that exists is left as it is.
+        match push::rescan(store, remote, &codec, &mut state) {
+            Err(Error::Denied { .. }) => {}
+            r => r?,
+        }
     }
     push::hold(store, remote, &codec)?;
     push::packs(store, remote, &codec, &mut state, &mut report)?;

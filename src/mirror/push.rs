@@ -87,7 +87,12 @@ fn check_existing(store: &Store, remote: &Remote, codec: &Codec) -> Result<()> {
 
 /// Lists the remote and makes the state say exactly which packs and records
 /// are there (needs list permission): lost objects are sent again.
-pub(super) fn rescan(remote: &Remote, codec: &Codec, state: &mut State) -> Result<()> {
+pub(super) fn rescan(
+    store: &Store,
+    remote: &Remote,
+    codec: &Codec,
+    state: &mut State,
+) -> Result<()> {
     let names: std::collections::HashSet<[u8; 32]> = remote
         .list(layout::PACKS)?
         .into_iter()
@@ -105,9 +110,20 @@ pub(super) fn rescan(remote: &Remote, codec: &Codec, state: &mut State) -> Resul
         }
     };
     state.forget(there)?;
-    // What is there but not in the state (sent by a run that was killed
-    // before noting it) is noted now.
-    Ok(())
+    // What is there but not in the state (sent by a run killed before it
+    // noted it, or by an older snap) is noted now.
+    let mut found = Vec::new();
+    for (id, _) in store.pack_files()? {
+        if names.contains(&codec.name(&id.0)) {
+            found.push(format!("p {}", id.to_hex()));
+        }
+    }
+    for id in store.snapshot_ids()? {
+        if names.contains(&codec.name(&id.0)) {
+            found.push(format!("r {}", id.to_hex()));
+        }
+    }
+    state.note(found)
 }
 
 /// Creates a hold: every pack this store holds, by its name on the remote.

@@ -10,7 +10,6 @@ use super::remote::Remote;
 use crate::error::{Error, Result};
 use crate::id::PackId;
 use crate::store::PackSource;
-use rayon::prelude::*;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -23,8 +22,6 @@ const CHUNK: u64 = 64 << 10;
 const SEALED_CHUNK: u64 = CHUNK + 16;
 /// Sealed streams kept open (each holds its key and one chunk).
 const OPEN: usize = 64;
-/// Ranges at least this long are decrypted in parallel parts.
-const PARALLEL_FROM: u64 = 1 << 20;
 
 /// How the ids asked for map to names on the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +41,7 @@ pub struct RemotePacks {
     sizes: HashMap<PackId, u64>,
     /// Local copies (same plain bytes) by remote name, read first.
     local: HashMap<PackId, PathBuf>,
-    open: Mutex<HashMap<(PackId, usize), Arc<Mutex<Open>>>>,
+    open: Mutex<HashMap<PackId, Arc<Mutex<Open>>>>,
 }
 
 type Stream = age::stream::StreamReader<Ranged>;
@@ -94,7 +91,7 @@ impl RemotePacks {
                 Ok,
             );
         }
-        let open = self.stream(name, 0)?;
+        let open = self.stream(name)?;
         let mut open = open.lock().expect("stream");
         open.fetch.store(SEALED_CHUNK, Relaxed);
         open.stream
@@ -109,10 +106,9 @@ impl RemotePacks {
         }
     }
 
-    /// Open stream `slot` of pack `name` (several slots decrypt parts of one
-    /// range in parallel).
-    fn stream(&self, name: &PackId, slot: usize) -> Result<Arc<Mutex<Open>>> {
-        if let Some(s) = self.open.lock().expect("open streams").get(&(*name, slot)) {
+    /// The open stream of pack `name`.
+    fn stream(&self, name: &PackId) -> Result<Arc<Mutex<Open>>> {
+        if let Some(s) = self.open.lock().expect("open streams").get(name) {
             return Ok(s.clone());
         }
         let key = pack_key(name);
@@ -139,18 +135,18 @@ impl RemotePacks {
         if open.len() >= OPEN {
             open.clear();
         }
-        open.insert((*name, slot), s.clone());
+        open.insert(*name, s.clone());
         Ok(s)
     }
 }
 
 impl RemotePacks {
-    /// `len` plain bytes at `offset` of sealed pack `name`, through stream `slot`.
-    fn read_sealed(&self, name: &PackId, slot: usize, offset: u64, len: u64) -> Result<Vec<u8>> {
+    /// `len` plain bytes at `offset` of sealed pack `name`.
+    fn read_sealed(&self, name: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let open = self.stream(name, slot)?;
+        let open = self.stream(name)?;
         let mut open = open.lock().expect("stream");
         let key = pack_key(name);
         let bad = |e: std::io::Error| Error::corrupt(format!("remote pack {key}"), e.to_string());
@@ -158,8 +154,17 @@ impl RemotePacks {
         let chunks = (offset + len).div_ceil(CHUNK) - offset / CHUNK;
         open.fetch.store(chunks.max(1) * SEALED_CHUNK, Relaxed);
         open.stream.seek(SeekFrom::Start(offset)).map_err(bad)?;
-        let mut buf = vec![0u8; len as usize];
-        open.stream.read_exact(&mut buf).map_err(bad)?;
+        let mut buf = Vec::with_capacity(len as usize);
+        (&mut open.stream)
+            .take(len)
+            .read_to_end(&mut buf)
+            .map_err(bad)?;
+        if buf.len() as u64 != len {
+            return Err(Error::corrupt(
+                format!("remote pack {key}"),
+                "shorter than its header says",
+            ));
+        }
         Ok(buf)
     }
 }
@@ -181,32 +186,7 @@ impl PackSource for RemotePacks {
         if !self.codec.sealed() {
             return self.remote.read_range(&pack_key(&name), offset, len);
         }
-        // A long range is cut at chunk boundaries into parts decrypted in
-        // parallel, each by its own stream.
-        let parts = if len >= PARALLEL_FROM {
-            rayon::current_num_threads().clamp(1, 4)
-        } else {
-            1
-        };
-        let cut = |i: u64| match i {
-            0 => offset,
-            i if i == parts as u64 => offset + len,
-            i => (offset + len * i / parts as u64)
-                .next_multiple_of(CHUNK)
-                .min(offset + len),
-        };
-        let pieces: Vec<Result<Vec<u8>>> = (0..parts)
-            .into_par_iter()
-            .map(|i| {
-                let (from, to) = (cut(i as u64), cut(i as u64 + 1));
-                self.read_sealed(&name, i, from, to - from)
-            })
-            .collect();
-        let mut out = Vec::with_capacity(len as usize);
-        for p in pieces {
-            out.extend(p?);
-        }
-        Ok(out)
+        self.read_sealed(&name, offset, len)
     }
 
     fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
@@ -258,6 +238,11 @@ impl Read for Ranged {
         let n = out.len().min(self.buf.len() - at);
         out[..n].copy_from_slice(&self.buf[at..at + n]);
         self.pos += n as u64;
+        if at + n == self.buf.len() {
+            // Consumed: an open stream does not keep megabytes alive.
+            self.buf = Vec::new();
+            self.buf_start = 0;
+        }
         Ok(n)
     }
 }
