@@ -345,7 +345,7 @@ log = "/tmp/snap.jsonl"
                 13,
             ),
             (GOOD.replace("remote = \"bucket\"", "remote = \"nope\""), 19),
-            (GOOD.replace("url = \"gs://b/snap\"", "url = \"s3://b\""), 9),
+            (GOOD.replace("url = \"gs://b/snap\"", "url = \"ftp://b\""), 9),
             (
                 GOOD.replace("keep_within = \"30d\"", "keep_within = \"thirty\""),
                 6,
