@@ -345,7 +345,10 @@ log = "/tmp/snap.jsonl"
                 13,
             ),
             (GOOD.replace("remote = \"bucket\"", "remote = \"nope\""), 19),
-            (GOOD.replace("url = \"gs://b/snap\"", "url = \"ftp://b\""), 9),
+            (
+                GOOD.replace("url = \"gs://b/snap\"", "url = \"ftp://b\""),
+                9,
+            ),
             (
                 GOOD.replace("keep_within = \"30d\"", "keep_within = \"thirty\""),
                 6,
