@@ -175,6 +175,47 @@ fn exit_6_remote_failed() {
 }
 
 #[test]
+fn exit_8_the_remote_refused_the_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_data, store) = store_with_one(dir.path());
+    // A bucket that answers every request 403, as GCS does to a credential
+    // without the permission.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut buf = [0u8; 65536];
+            let _ = c.read(&mut buf);
+            let body =
+                r#"{"error":{"code":403,"message":"forbidden","errors":[{"reason":"forbidden"}]}}"#;
+            let _ = write!(
+                c,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let out = Command::new(snap_bin())
+        .env("STORAGE_EMULATOR_HOST", format!("http://127.0.0.1:{port}"))
+        .args([
+            "--store",
+            store.to_str().unwrap(),
+            "mirror",
+            "--plaintext",
+            "--remote",
+            "gs://bucket/x",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains("permission denied for create"), "{err}");
+    assert!(!err.contains("run it again"), "{err}");
+    assert_eq!(code(out), 8);
+}
+
+#[test]
 fn exit_7_job_overdue_or_failing() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
