@@ -174,13 +174,14 @@ pub(super) fn packs(
     let mut sent = Vec::new();
     for (key, (id, _), result) in results {
         match result {
-            Ok(0) => {
-                report.packs_already_there += 1;
-                sent.push(format!("p {}", id.to_hex()));
-            }
             Ok(n) => {
-                report.packs_uploaded += 1;
-                report.bytes_uploaded += n;
+                // 0 bytes: the object was there already.
+                if n == 0 {
+                    report.packs_already_there += 1;
+                } else {
+                    report.packs_uploaded += 1;
+                    report.bytes_uploaded += n;
+                }
                 sent.push(format!("p {}", id.to_hex()));
             }
             Err(e) => report.problems.push(format!("{key}: {e}")),
@@ -200,6 +201,8 @@ pub(super) fn records(
     state: &mut State,
     report: &mut MirrorReport,
 ) -> Result<()> {
+    let mut sent = Vec::new();
+    let mut result = Ok(());
     for id in store.snapshot_ids()? {
         let line = format!("r {}", id.to_hex());
         if state.has(&line) {
@@ -217,11 +220,21 @@ pub(super) fn records(
         let key = record_key(&codec.name(&id.0), codec.sealed());
         let sealed = codec.seal(&bytes)?;
         let n = sealed.len() as u64;
-        if remote.put_new(&key, sealed)? {
-            report.records_uploaded += 1;
-            report.bytes_uploaded += n;
+        match remote.put_new(&key, sealed) {
+            Ok(created) => {
+                if created {
+                    report.records_uploaded += 1;
+                    report.bytes_uploaded += n;
+                }
+                sent.push(line);
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
-        state.note([line])?;
     }
-    Ok(())
+    // Noted once, including what was created before a failure stopped the rest.
+    state.note(sent)?;
+    result
 }

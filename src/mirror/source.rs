@@ -81,15 +81,14 @@ impl RemotePacks {
     /// which authenticates the length).
     pub fn plain_len(&self, name: &PackId) -> Result<u64> {
         if !self.codec.sealed() {
-            return self.sizes.get(name).copied().map_or_else(
-                || {
-                    let key = pack_key(name);
-                    self.remote.size(&key)?.ok_or_else(|| {
-                        Error::corrupt(format!("remote pack {key}"), "it is missing")
-                    })
-                },
-                Ok,
-            );
+            if let Some(size) = self.sizes.get(name) {
+                return Ok(*size);
+            }
+            let key = pack_key(name);
+            return self
+                .remote
+                .size(&key)?
+                .ok_or_else(|| Error::corrupt(format!("remote pack {key}"), "it is missing"));
         }
         let open = self.stream(name)?;
         let mut open = open.lock().expect("stream");

@@ -113,23 +113,19 @@ impl State {
         if self.sent.len() == before {
             return Ok(());
         }
-        let mut text = String::new();
-        for l in &self.sent {
-            text.push_str(l);
-            text.push('\n');
-        }
-        durable::create_dir_durable(&self.dir)?;
-        durable::write_atomic(&self.tmp, &self.dir.join("sent"), text.as_bytes())
+        self.save()
     }
 
     /// Forgets what was sent (after `mirror --rescan` found it missing).
     pub fn forget(&mut self, keep: impl Fn(&str) -> bool) -> Result<()> {
         self.sent.retain(|l| keep(l));
-        let mut text = String::new();
-        for l in &self.sent {
-            text.push_str(l);
-            text.push('\n');
-        }
+        self.save()
+    }
+
+    /// Rewrites `sent` atomically (fsynced, renamed into place).
+    fn save(&self) -> Result<()> {
+        let text: String = self.sent.iter().map(|l| format!("{l}\n")).collect();
+        durable::create_dir_durable(&self.dir)?;
         durable::write_atomic(&self.tmp, &self.dir.join("sent"), text.as_bytes())
     }
 }
