@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A 2 GiB SQLite database with 1 % of its rows changed per day: bytes snap
-adds per day, take time and restore time (figures for the README).
-Usage: scripts/bench_bigdb.py SNAP_BIN [WORKDIR] [DAYS]"""
+adds per day, take time, restore time and each command's peak RSS (figures
+for the README). ROWS=45000000 makes it ~10 GiB.
+Usage: [ROWS=N] scripts/bench_bigdb.py SNAP_BIN [WORKDIR] [DAYS]"""
 import json, os, random, shutil, sqlite3, subprocess, sys, tempfile, time
 
 snap = sys.argv[1]
@@ -9,7 +10,7 @@ work = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="snap-bigdb
 days = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 os.makedirs(work, exist_ok=True)
 db, store = os.path.join(work, "big.db"), os.path.join(work, "store")
-rows = 9_000_000
+rows = int(os.environ.get("ROWS", 9_000_000))
 if not os.path.exists(db):
     c = sqlite3.connect(db)
     c.execute("PRAGMA journal_mode=wal")
@@ -26,15 +27,24 @@ if not os.path.exists(db):
 size = os.path.getsize(db)
 print(f"database: {size / 2**30:.2f} GiB, {rows} rows")
 
+rss = []
+
 def run(*args):
+    """Runs snap; returns (seconds, JSON output) and notes its peak RSS."""
     t = time.perf_counter()
-    out = subprocess.run([snap, "--store", store, "--json", *args], check=True, capture_output=True, text=True).stdout
+    p = subprocess.Popen([snap, "--store", store, "--json", *args], stdout=subprocess.PIPE, text=True)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit(f"snap {' '.join(args)} exited {p.returncode}")
+    rss.append(usage.ru_maxrss / 1024)
     return time.perf_counter() - t, json.loads(out)
 
 shutil.rmtree(store, ignore_errors=True)
 subprocess.run([snap, "--store", store, "init"], check=True, capture_output=True)
 secs, r = run("take", db)
-print(f"day 0: take {secs:.1f} s, added {r['stats']['added'] / 1e6:.1f} MB")
+print(f"day 0: take {secs:.1f} s ({size / secs / 1e6:.0f} MB/s), added {r['stats']['added'] / 1e6:.1f} MB, peak RSS {rss[-1]:.0f} MiB")
 rnd = random.Random(2)
 for day in range(1, days + 1):
     c = sqlite3.connect(db)
@@ -44,9 +54,12 @@ for day in range(1, days + 1):
         c.commit()
     c.close()
     secs, r = run("take", db)
-    print(f"day {day}: 1 % of rows updated; take {secs:.1f} s, added {r['stats']['added'] / 1e6:.1f} MB ({100 * r['stats']['added'] / size:.2f} % of the database)")
+    print(f"day {day}: 1 % of rows updated; take {secs:.1f} s, added {r['stats']['added'] / 1e6:.1f} MB ({100 * r['stats']['added'] / size:.2f} % of the database), peak RSS {rss[-1]:.0f} MiB")
 out = os.path.join(work, "restore")
 shutil.rmtree(out, ignore_errors=True)
 secs, _ = run("restore", "latest", "--to", out)
-print(f"restore: {secs:.1f} s ({size / secs / 2**20:.0f} MiB/s)")
+print(f"restore: {secs:.1f} s ({size / secs / 2**20:.0f} MiB/s), peak RSS {rss[-1]:.0f} MiB")
+index = os.path.getsize(os.path.join(store, "index.redb"))
+total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(store) for f in fs)
+print(f"store: {total / 1e6:.1f} MB, index {index / 1e6:.1f} MB ({100 * index / total:.1f} %)")
 shutil.rmtree(work)

@@ -102,6 +102,8 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     }
     let lock = store.lock("take", opts.lock_wait.0)?;
     let index = store.open_index(&lock)?;
+    let index_len = || fs::metadata(store.index_path()).map_or(0, |m| m.len());
+    let index_before = index_len();
     let paths: Vec<String> = roots.iter().map(|p| p.to_string_lossy().into()).collect();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let parent = find_parent(store, &paths, &host)?;
@@ -141,7 +143,8 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     let written = w.writer.finish()?;
     w.progress.finish();
     let mut stats = w.stats;
-    stats.added = written.added;
+    // What the store grew by, the index included (it grows in steps).
+    stats.added = written.added + index_len().saturating_sub(index_before);
     stats.added_raw = written.added_raw;
     stats.chunks_added = written.chunks_added;
     stats.duration_ms = start.elapsed().as_millis() as u64;

@@ -8,7 +8,7 @@ use crate::id::ChunkId;
 use std::cell::RefCell;
 
 /// zstd level for deltas: inputs are single pages, so a high level is cheap.
-pub const DELTA_LEVEL: i32 = 3;
+pub const DELTA_LEVEL: i32 = 1;
 
 thread_local! {
     // One zstd context per thread: creating one per chunk costs more than
@@ -17,8 +17,8 @@ thread_local! {
         const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
-    // Delta contexts: a fresh raw-content dictionary (the base) per chunk.
-    static DELTA_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+    // Delta compression context: the base is referenced as a prefix per chunk.
+    static DELTA_CCTX: RefCell<Option<zstd::zstd_safe::CCtx<'static>>> =
         const { RefCell::new(None) };
     static DELTA_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
@@ -47,29 +47,54 @@ pub fn encode_with_base(
     base: &[u8],
     level: i32,
 ) -> (EntryKind, Vec<u8>) {
-    let frame = DELTA_COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            *c = Some(zstd::bulk::Compressor::new(DELTA_LEVEL).ok()?);
-        }
-        let c = c.as_mut()?;
-        c.set_dictionary(DELTA_LEVEL, base).ok()?;
-        c.compress(plain).ok()
-    });
-    let delta_ok = frame.is_some();
-    let frame = frame.unwrap_or_default();
+    let frame = delta_frame(plain, base);
+    let Some(frame) = frame else {
+        return encode_entry(plain, level);
+    };
     let mut out = Vec::with_capacity(32 + frame.len());
     out.extend_from_slice(&base_id.0);
     out.extend_from_slice(&frame);
-    // Deltas drift as a page moves away from its base, and a delta makes its
-    // chunk depend on another: it is kept only when smaller than the chunk
-    // encoded alone (a zero page compresses alone to less than any delta).
+    // Deltas drift as a unit moves away from its base, and a delta makes its
+    // chunk depend on another: it is kept when under a quarter of the plain
+    // chunk (the common case, which then costs no second compression) or
+    // smaller than the chunk encoded alone. A zero chunk compresses alone to
+    // less than any delta and is never one.
+    if out.len() * 4 < plain.len() && plain.iter().any(|b| *b != 0) {
+        return (EntryKind::Delta, out);
+    }
     let full = encode_entry(plain, level);
-    if delta_ok && out.len() < full.1.len() {
+    if out.len() < full.1.len() {
         (EntryKind::Delta, out)
     } else {
         full
     }
+}
+
+/// `plain` compressed with `base` as zstd's prefix (a single-use raw
+/// dictionary, decoded like one): the base's tables are built once, in
+/// place, without the dictionary object `set_dictionary` makes per call.
+fn delta_frame(plain: &[u8], base: &[u8]) -> Option<Vec<u8>> {
+    use zstd::zstd_safe::{CCtx, CParameter, ResetDirective};
+    DELTA_CCTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            let mut cctx = CCtx::create();
+            cctx.set_parameter(CParameter::CompressionLevel(DELTA_LEVEL))
+                .ok()?;
+            *c = Some(cctx);
+        }
+        let c = c.as_mut()?;
+        // SAFETY: zstd keeps a prefix for one frame only, and the session is
+        // reset below before `base` can go away, whether or not the frame
+        // completed: the context never holds the reference past this call.
+        let prefix: &'static [u8] = unsafe { std::mem::transmute::<&[u8], &'static [u8]>(base) };
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(plain.len()));
+        let done = c
+            .ref_prefix(prefix)
+            .and_then(|_| c.compress2(&mut out, plain));
+        c.reset(ResetDirective::SessionOnly).ok()?;
+        done.ok().map(|_| out)
+    })
 }
 
 /// The base chunk a delta entry needs.
@@ -144,9 +169,11 @@ mod tests {
                 prop_assert!(decode_entry(&entry, &stored, Some(&wrong)).is_err());
             }
             prop_assert_eq!(decode_entry(&entry, &stored, Some(&base)).unwrap(), page.clone());
-            // A delta is only ever chosen when smaller than the chunk alone.
+            // A delta is only ever chosen when under a quarter of the plain
+            // chunk or smaller than the chunk alone.
             if kind == EntryKind::Delta {
-                prop_assert!(stored.len() < encode_entry(&page, 3).1.len());
+                prop_assert!(stored.len() * 4 < page.len() || stored.len() < encode_entry(&page, 3).1.len());
+                prop_assert!(page.iter().any(|b| *b != 0));
             }
         }
     }

@@ -41,7 +41,8 @@ pub struct TakeStats {
     pub size: u64,
     /// Bytes actually read from the source (unchanged files are not read).
     pub read: u64,
-    /// Bytes this snapshot added to the store (pack entries, compressed).
+    /// Bytes this snapshot grew the store by: its packs (entries, compressed,
+    /// with headers) and the index's growth on disk.
     pub added: u64,
     /// Plain bytes of the chunks this snapshot added.
     pub added_raw: u64,

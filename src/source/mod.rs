@@ -109,4 +109,8 @@ pub fn sqlite_sibling(path: &Path) -> Option<(&'static str, std::path::PathBuf)>
     None
 }
 
+pub mod check;
+mod copy;
+pub(crate) mod growing;
+pub mod pages;
 pub mod sqlite;

@@ -11,12 +11,17 @@
 //! 3. The image (not the live database) is checked with `quick_check` or
 //!    `integrity_check`, and its tables are counted.
 
+pub use super::check::{check_image, open_image, run_check, summary, uri_path};
+pub use super::copy::lock_byte_page;
+use super::copy::{backup_pages, copy_pages, file_shape, raw_pages};
+use super::growing::Growing;
+use super::pages;
 use crate::error::{Error, Result};
-use crate::format::record::DatabaseSummary;
 use crate::format::tree::Database;
+use crate::id::ChunkId;
 use crate::store::ChunkWriter;
 use rusqlite::{Connection, OpenFlags};
-use std::io::{Read, Seek, Write};
+use std::io::Seek;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,9 +38,6 @@ pub struct CaptureOptions {
     pub lock_wait: Option<Duration>,
 }
 
-/// Pages per chunk. One page: see DESIGN.md, "Parameters" (bytes stored per
-/// day by run length).
-pub const PAGES_PER_CHUNK: u64 = 1;
 /// How long a capture waits for its read lock, as any reader does: in
 /// rollback mode a writer holds the database exclusively while it commits.
 /// The wait starts before the first statement (even `PRAGMA journal_mode`
@@ -49,11 +51,6 @@ pub struct Image {
     pub db: Database,
     pub bytes_read: u64,
     pub warnings: Vec<String>,
-}
-
-/// Page number of the lock-byte page, which SQLite never uses: stored as zeros.
-pub fn lock_byte_page(page_size: u32) -> u64 {
-    (1u64 << 30) / page_size as u64 + 1
 }
 
 /// Is there a hot journal beside `db`: a non-empty `-journal` while no
@@ -132,46 +129,58 @@ pub fn capture(
         .prefix(".image-")
         .tempfile_in(&tmp)
         .map_err(Error::io("create image file in", &tmp))?;
-    let shape = file_shape(path);
-    let (page_size, page_count, mut damage) = if has_dbpage(&conn) && !opts.backup_api {
-        copy_pages(&conn, path, image.as_file_mut())
+    let full = opts.integrity_check;
+    // The file's own shape is compared with its header only where no writer
+    // can be changing both (see `copy::file_shape`): in rollback mode.
+    let wal = journal_mode.eq_ignore_ascii_case("wal");
+    let captured = if has_dbpage(&conn) && !opts.backup_api {
+        copy_store_check(&conn, path, wal, &mut image, writer, parent, full)
     } else {
-        backup_pages(&conn, path, &tmp, image.as_file_mut()).map(|(s, n)| (s, n, Vec::new()))
-    }
-    .or_else(|e| match e {
+        backup_pages(&conn, path, &tmp, image.as_file_mut()).and_then(|(size, _)| {
+            let shape = if wal { Vec::new() } else { file_shape(path) };
+            store_check(&mut image, size, shape, writer, parent, full)
+        })
+    };
+    let captured = captured.or_else(|e| match e {
         // SQLite cannot read it at all: store the file's pages as they are,
         // and let the check mark the snapshot (exit 5), as for a bad page.
-        Error::Sqlite { source, .. } if damaged(&source) => raw_pages(path, image.as_file_mut())
-            .map(|(s, n, mut d)| {
-                d.insert(0, format!("SQLite could not read it ({source})"));
-                (s, n, d)
-            }),
+        Error::Sqlite { source, .. } if damaged(&source) => {
+            // From the start: a failed copy may have written part of it.
+            let f = image.as_file_mut();
+            f.set_len(0)
+                .and_then(|_| f.rewind())
+                .map_err(Error::io("reset image of", path))?;
+            let (size, _, mut d) = raw_pages(path, image.as_file_mut())?;
+            d.insert(0, format!("SQLite could not read it ({source})"));
+            d.extend(file_shape(path));
+            store_check(&mut image, size, d, writer, parent, full)
+        }
         Error::Sqlite { path, source } => Err(busy(&path, source)),
         other => Err(other),
     })?;
     drop(conn);
-    damage.extend(shape);
-    let bases = parent
-        .filter(|p| p.page_size == page_size && PAGES_PER_CHUNK == 1)
-        .map(|p| p.chunks.as_slice())
-        .unwrap_or(&[]);
-    let chunks = store_pages(image.as_file_mut(), page_size, page_count, writer, bases)?;
+    let Captured {
+        page_size,
+        page_count,
+        damage,
+        chunks,
+        check: (check, tables),
+    } = captured;
     let mut db = Database {
         page_size,
         page_count,
         chunks,
         journal_mode: journal_mode.to_ascii_lowercase(),
         sqlite_version: rusqlite::version().to_string(),
-        check: String::new(),
+        check,
         check_kind: if opts.integrity_check {
             "integrity_check"
         } else {
             "quick_check"
         }
         .into(),
-        tables: Vec::new(),
+        tables,
     };
-    check_image(image.path(), opts.integrity_check, &mut db).map_err(Error::sqlite(path))?;
     if !damage.is_empty() {
         db.check = format!("damaged file: {}; {}", damage.join("; "), db.check);
     }
@@ -187,6 +196,97 @@ pub fn capture(
         bytes_read: page_count * page_size as u64,
         db,
         warnings,
+    })
+}
+
+/// A captured image: its shape, its units and its check.
+struct Captured {
+    page_size: u32,
+    page_count: u64,
+    damage: Vec<String>,
+    chunks: Vec<ChunkId>,
+    check: (String, Vec<(String, u64)>),
+}
+
+/// Copies the pages into `image` while another thread stores the units
+/// already copied; once the copy is done, checks the image here while the
+/// storing finishes. The store's result is used only if the copy succeeded
+/// and the store read exactly the pages the copy wrote; otherwise (never
+/// seen) the finished image is stored again from the file.
+fn copy_store_check(
+    conn: &Connection,
+    path: &Path,
+    wal: bool,
+    image: &mut tempfile::NamedTempFile,
+    writer: &mut ChunkWriter,
+    parent: Option<&Database>,
+    full: bool,
+) -> Result<Captured> {
+    let growing = Growing::default();
+    let shared = &*image;
+    let (copied, stored, check) = std::thread::scope(|s| {
+        let stored = s.spawn(|| {
+            let size = growing
+                .page_size()
+                .ok_or_else(|| Error::Invalid("no pages".into()))?;
+            let mut reader =
+                std::io::BufReader::with_capacity(1 << 20, growing.reader(shared.as_file()));
+            pages::store(&mut reader, size, writer, pages::bases(parent, size))
+        });
+        let copied = copy_pages(conn, path, wal, &mut growing.writer(shared.as_file()));
+        growing.finish(copied.is_ok());
+        let check = copied.is_ok().then(|| check_image(shared.path(), full));
+        (copied, stored.join(), check)
+    });
+    let (page_size, page_count, damage) = copied?;
+    let (chunks, stored_pages) =
+        stored.map_err(|_| Error::Invalid("storing the image panicked".into()))??;
+    if stored_pages != page_count {
+        return store_check(image, page_size, damage, writer, parent, full);
+    }
+    let check = check
+        .expect("the copy succeeded")
+        .map_err(Error::sqlite(path))?;
+    Ok(Captured {
+        page_size,
+        page_count,
+        damage,
+        chunks,
+        check,
+    })
+}
+
+/// Stores a finished image while its check runs on another thread (both
+/// only read it).
+fn store_check(
+    image: &mut tempfile::NamedTempFile,
+    page_size: u32,
+    damage: Vec<String>,
+    writer: &mut ChunkWriter,
+    parent: Option<&Database>,
+    full: bool,
+) -> Result<Captured> {
+    let image_path = image.path().to_path_buf();
+    let (stored, checked) = std::thread::scope(|s| {
+        let check = s.spawn(|| check_image(&image_path, full));
+        let stored = pages::store_file(
+            image.as_file_mut(),
+            page_size,
+            writer,
+            pages::bases(parent, page_size),
+        );
+        (stored, check.join())
+    });
+    let (chunks, page_count) = stored?;
+    let check = checked
+        .map_err(|_| Error::Invalid("the check of the image panicked".into()))?
+        .map_err(Error::sqlite(&image_path))?;
+    Ok(Captured {
+        page_size,
+        page_count,
+        damage,
+        chunks,
+        check,
     })
 }
 
@@ -234,71 +334,12 @@ fn wait_for_lock(tries: i32) -> bool {
     (tries as u128) < LOCK_WAIT.get().as_millis()
 }
 
-/// Damage visible in the file's own shape, whatever SQLite makes of it: a
-/// size that is not a whole number of pages, or a file shorter than its
-/// header says (a truncated copy).
-fn file_shape(path: &Path) -> Vec<String> {
-    let (Ok(mut f), Ok(meta)) = (std::fs::File::open(path), std::fs::metadata(path)) else {
-        return Vec::new();
-    };
-    let mut h = [0u8; 100];
-    if f.read_exact(&mut h).is_err() {
-        return vec!["the file is shorter than its 100-byte header".into()];
-    }
-    let page_size = match u16::from_be_bytes([h[16], h[17]]) {
-        1 => 65536u64,
-        n => n as u64,
-    };
-    let len = meta.len();
-    let mut out = Vec::new();
-    if page_size >= 512 && len % page_size != 0 {
-        out.push(format!(
-            "its {len} bytes are not a whole number of {page_size}-byte pages"
-        ));
-    }
-    let pages = u32::from_be_bytes([h[28], h[29], h[30], h[31]]) as u64;
-    // The in-header size is valid when "version-valid-for" equals the change counter.
-    if h[92..96] == h[24..28] && pages > 0 && len < pages * page_size {
-        out.push(format!(
-            "the file holds {len} bytes and its header says {} (truncated)",
-            pages * page_size
-        ));
-    }
-    out
-}
-
 /// Errors that mean the database file itself is damaged.
 fn damaged(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase)
     )
-}
-
-/// The pages of a file SQLite cannot read, copied byte for byte (the last
-/// one padded with zeros). Returns (page size, count, damage).
-fn raw_pages(path: &Path, out: &mut std::fs::File) -> Result<(u32, u64, Vec<String>)> {
-    let mut file = std::fs::File::open(path).map_err(Error::io("open", path))?;
-    let mut head = [0u8; 18];
-    file.read_exact(&mut head)
-        .map_err(Error::io("read", path))?;
-    let page_size = match u16::from_be_bytes([head[16], head[17]]) {
-        1 => 65536,
-        n if n >= 512 && n.is_power_of_two() => n as u32,
-        _ => 4096,
-    };
-    file.rewind().map_err(Error::io("read", path))?;
-    let n = std::io::copy(&mut file, out).map_err(Error::io("copy", path))?;
-    let pages = n.div_ceil(page_size as u64);
-    out.set_len(pages * page_size as u64)
-        .map_err(Error::io("write image of", path))?;
-    let mut damage = Vec::new();
-    if n % page_size as u64 != 0 {
-        damage.push(format!(
-            "{n} bytes is not a whole number of {page_size}-byte pages"
-        ));
-    }
-    Ok((page_size, pages, damage))
 }
 
 /// "database is locked" after the whole wait says what was waited for.
@@ -313,223 +354,5 @@ fn busy(path: &Path, e: rusqlite::Error) -> Error {
     Error::Sqlite {
         path: path.to_path_buf(),
         source: e,
-    }
-}
-
-/// Copies every page inside one read transaction. Returns (page size, count,
-/// damage). A damaged file (truncated mid-page, pages missing) is copied as
-/// far as it reads, the gaps as zero pages, and the damage is returned: the
-/// snapshot is recorded with a failed check, like a corrupt page (exit 5).
-fn copy_pages(
-    conn: &Connection,
-    path: &Path,
-    out: &mut std::fs::File,
-) -> Result<(u32, u64, Vec<String>)> {
-    let sql = Error::sqlite(path);
-    conn.execute_batch("BEGIN").map_err(Error::sqlite(path))?;
-    let result = (|| {
-        // The first read starts the transaction's snapshot; both pragmas and
-        // every page below come from that one snapshot.
-        let q = |pragma: &str| {
-            conn.query_row(pragma, [], |r| r.get::<_, i64>(0))
-                .map_err(Error::sqlite(path))
-        };
-        let page_size = q("PRAGMA page_size")? as u32;
-        let page_count = q("PRAGMA page_count")? as u64;
-        let lock_page = lock_byte_page(page_size);
-        let zeros = vec![0u8; page_size as usize];
-        let mut stmt = conn
-            .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
-            .map_err(Error::sqlite(path))?;
-        let mut rows = stmt.query([]).map_err(Error::sqlite(path))?;
-        let mut n = 0u64;
-        let mut damage = Vec::new();
-        let mut buf = std::io::BufWriter::with_capacity(1 << 20, &mut *out);
-        let mut put = |page: &[u8]| {
-            buf.write_all(page)
-                .map_err(Error::io("write image of", path))
-        };
-        while let Some(row) = rows.next().map_err(Error::sqlite(path))? {
-            let pgno = row.get::<_, i64>(0).map_err(Error::sqlite(path))? as u64;
-            let data = row
-                .get_ref(1)
-                .and_then(|v| Ok(v.as_blob()?))
-                .map_err(Error::sqlite(path))?;
-            while n + 1 < pgno {
-                n += 1;
-                put(&zeros)?;
-            }
-            n += 1;
-            if data.len() != page_size as usize {
-                damage.push(format!(
-                    "page {pgno} is {} bytes, not {page_size}",
-                    data.len()
-                ));
-                let mut page = data[..data.len().min(zeros.len())].to_vec();
-                page.resize(zeros.len(), 0);
-                put(&page)?;
-            } else {
-                put(if pgno == lock_page { &zeros[..] } else { data })?;
-            }
-        }
-        if n < page_count {
-            damage.push(format!(
-                "the file holds {n} of its {page_count} pages (truncated)"
-            ));
-        }
-        while n < page_count {
-            n += 1;
-            put(&zeros)?;
-        }
-        buf.flush().map_err(Error::io("write image of", path))?;
-        Ok((page_size, n, damage))
-    })();
-    conn.execute_batch("COMMIT").map_err(sql)?;
-    result
-}
-
-/// Fallback without `sqlite_dbpage`: the backup API in one `step(-1)` (never
-/// small steps, which restart forever under writes), into a private file.
-fn backup_pages(
-    conn: &Connection,
-    path: &Path,
-    tmp: &Path,
-    out: &mut std::fs::File,
-) -> Result<(u32, u64)> {
-    let copy =
-        tempfile::NamedTempFile::new_in(tmp).map_err(Error::io("create image file in", tmp))?;
-    let mut dst = Connection::open(copy.path()).map_err(Error::sqlite(path))?;
-    {
-        let backup = rusqlite::backup::Backup::new(conn, &mut dst).map_err(Error::sqlite(path))?;
-        backup.step(-1).map_err(Error::sqlite(path))?;
-    }
-    let page_size: u32 = dst
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .map_err(Error::sqlite(path))?;
-    let page_count = dst
-        .query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
-        .map_err(Error::sqlite(path))? as u64;
-    drop(dst);
-    let mut f = std::fs::File::open(copy.path()).map_err(Error::io("open", copy.path()))?;
-    std::io::copy(&mut f, out).map_err(Error::io("copy image", copy.path()))?;
-    Ok((page_size, page_count))
-}
-
-fn store_pages(
-    image: &mut std::fs::File,
-    page_size: u32,
-    page_count: u64,
-    writer: &mut ChunkWriter,
-    bases: &[crate::id::ChunkId],
-) -> Result<Vec<crate::id::ChunkId>> {
-    image.rewind().map_err(Error::io("read image", "tmp"))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, &*image);
-    let mut chunks = Vec::with_capacity(page_count.div_ceil(PAGES_PER_CHUNK) as usize);
-    let mut left = page_count;
-    while left > 0 {
-        let pages = left.min(PAGES_PER_CHUNK);
-        let mut data = vec![0u8; (pages * page_size as u64) as usize];
-        reader
-            .read_exact(&mut data)
-            .map_err(Error::io("read image", "tmp"))?;
-        let base = bases.get(chunks.len()).copied();
-        chunks.push(writer.put_with_base(data, base)?);
-        left -= pages;
-    }
-    Ok(chunks)
-}
-
-/// Opens an image file read-only and immutable (no -wal or -shm is created).
-pub fn open_image(path: &Path) -> rusqlite::Result<Connection> {
-    let uri = format!("file:{}?immutable=1", uri_path(path));
-    Connection::open_with_flags(
-        uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-}
-
-/// A path as the path part of a SQLite URI: `%`, `#`, `?` and every byte
-/// outside plain ASCII are percent-encoded (a `#` or `?` would otherwise end
-/// the path).
-pub fn uri_path(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::new();
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Runs the check on an image and fills in `check` and `tables`.
-pub fn check_image(path: &Path, full: bool, db: &mut Database) -> rusqlite::Result<()> {
-    let conn = open_image(path)?;
-    db.check = run_check(
-        &conn,
-        if full {
-            "integrity_check"
-        } else {
-            "quick_check"
-        },
-    )?;
-    if db.check == "ok" {
-        let names: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for name in names {
-            let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
-            let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
-            db.tables.push((name, n as u64));
-        }
-    }
-    Ok(())
-}
-
-/// `PRAGMA quick_check` / `integrity_check` / `foreign_key_check`: "ok" or the
-/// first problems found.
-pub fn run_check(conn: &Connection, pragma: &str) -> rusqlite::Result<String> {
-    let result = (|| {
-        let mut stmt = conn.prepare(&format!("PRAGMA {pragma}"))?;
-        let mut lines = Vec::new();
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let line: Vec<String> = (0..row.as_ref().column_count())
-                .map(|i| row.get_ref(i).map(|v| format!("{v:?}")).unwrap_or_default())
-                .collect();
-            lines.push(if pragma == "foreign_key_check" {
-                line.join(" ")
-            } else {
-                row.get::<_, String>(0)?
-            });
-            if lines.len() >= 5 {
-                break;
-            }
-        }
-        Ok::<_, rusqlite::Error>(lines)
-    })();
-    match result {
-        Ok(lines) if lines.is_empty() && pragma == "foreign_key_check" => Ok("ok".into()),
-        Ok(lines) => Ok(lines.join("; ")),
-        // A file too damaged to run the check on is a failed check, not an error.
-        Err(e) => Ok(format!("check could not run: {e}")),
-    }
-}
-
-pub fn summary(path: String, db: &Database) -> DatabaseSummary {
-    DatabaseSummary {
-        path,
-        page_size: db.page_size,
-        page_count: db.page_count,
-        journal_mode: db.journal_mode.clone(),
-        sqlite_version: db.sqlite_version.clone(),
-        check: db.check.clone(),
-        check_kind: db.check_kind.clone(),
-        tables: db.tables.clone(),
     }
 }

@@ -74,7 +74,18 @@ impl<'a> ChunkWriter<'a> {
     /// Like `put`, but a new chunk may be stored as a delta against `base`
     /// (the previous version of a database page).
     pub fn put_with_base(&mut self, data: Vec<u8>, base: Option<ChunkId>) -> Result<ChunkId> {
-        let id = ChunkId::of(&data);
+        self.put_hashed(ChunkId::of(&data), data, base)
+    }
+
+    /// Like `put_with_base`, for `data` already hashed to `id` (the caller
+    /// hashed a batch in parallel). `id` must be `ChunkId::of(&data)`.
+    pub fn put_hashed(
+        &mut self,
+        id: ChunkId,
+        data: Vec<u8>,
+        base: Option<ChunkId>,
+    ) -> Result<ChunkId> {
+        debug_assert_eq!(id, ChunkId::of(&data));
         if !self.has(&id)? {
             self.pending.insert(id);
             self.queued_bytes += data.len();

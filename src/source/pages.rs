@@ -1,0 +1,149 @@
+//! A captured database image cut into page units: runs of whole pages
+//! (`UNIT_BYTES` of them, at least one page), each stored as one chunk and,
+//! when the parent snapshot's unit at the same place serves, as a delta
+//! against it. Pages never move, so aligned units dedup exactly as pages do,
+//! with 16 times fewer chunks, index rows and page-list ids than one chunk
+//! per 4 KiB page (DESIGN.md, "Page units", has the measurements).
+
+use crate::error::{Error, Result};
+use crate::format::tree::Database;
+use crate::id::ChunkId;
+use crate::store::ChunkWriter;
+use rayon::prelude::*;
+use std::io::{Read, Seek};
+
+/// Plain bytes per unit: 16 pages of 4 KiB.
+pub const UNIT_BYTES: u64 = 64 << 10;
+/// Overrides `UNIT_BYTES` for the unit-size benchmark (`scripts/units_sweep.sh`).
+const UNIT_BYTES_VAR: &str = "SNAP_BENCH_UNIT_BYTES";
+/// Units read, hashed in parallel and handed to the writer at a time.
+const BATCH_UNITS: usize = 256;
+
+/// Pages per unit for a database of `page_size`.
+pub fn pages_per_unit(page_size: u32) -> u64 {
+    let unit = std::env::var(UNIT_BYTES_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(UNIT_BYTES);
+    (unit / page_size.max(1) as u64).max(1)
+}
+
+/// The parent's chunks as delta bases, when they line up with this image's
+/// units (same page size and unit; a snapshot taken before units, with one
+/// chunk per page, does not, and its successor is stored without deltas).
+pub fn bases(parent: Option<&Database>, page_size: u32) -> &[ChunkId] {
+    parent
+        .filter(|p| {
+            p.page_size == page_size
+                && p.chunks.len() as u64 == p.page_count.div_ceil(pages_per_unit(page_size))
+        })
+        .map(|p| p.chunks.as_slice())
+        .unwrap_or(&[])
+}
+
+/// Reads `buf.len()` bytes, or fewer only at the end of `reader`.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Stores the image read from `reader` (whole pages of `page_size`, to its
+/// end) as units, in order; returns their chunk ids and the page count.
+pub fn store(
+    reader: &mut impl Read,
+    page_size: u32,
+    writer: &mut ChunkWriter,
+    bases: &[ChunkId],
+) -> Result<(Vec<ChunkId>, u64)> {
+    let unit = (pages_per_unit(page_size) * page_size as u64) as usize;
+    let mut chunks = Vec::new();
+    let mut bytes = 0u64;
+    let mut end = false;
+    while !end {
+        let mut batch = Vec::with_capacity(BATCH_UNITS);
+        while batch.len() < BATCH_UNITS && !end {
+            let mut data = vec![0u8; unit];
+            let n = read_full(reader, &mut data).map_err(Error::io("read image", "tmp"))?;
+            end = n < unit;
+            if n % page_size as usize != 0 {
+                return Err(Error::Invalid(format!(
+                    "the image ends inside a page ({} bytes after the last whole page)",
+                    n % page_size as usize
+                )));
+            }
+            if n > 0 {
+                data.truncate(n);
+                bytes += n as u64;
+                batch.push(data);
+            }
+        }
+        let ids: Vec<ChunkId> = batch.par_iter().map(|d| ChunkId::of(d)).collect();
+        for (data, id) in batch.into_iter().zip(ids) {
+            let base = bases.get(chunks.len()).copied();
+            chunks.push(writer.put_hashed(id, data, base)?);
+        }
+    }
+    Ok((chunks, bytes / page_size as u64))
+}
+
+/// Stores the image file from its start.
+pub fn store_file(
+    image: &mut std::fs::File,
+    page_size: u32,
+    writer: &mut ChunkWriter,
+    bases: &[ChunkId],
+) -> Result<(Vec<ChunkId>, u64)> {
+    image.rewind().map_err(Error::io("read image", "tmp"))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, &*image);
+    store(&mut reader, page_size, writer, bases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(page_size: u32, page_count: u64, chunks: usize) -> Database {
+        Database {
+            page_size,
+            page_count,
+            chunks: (0..chunks as u32)
+                .map(|i| ChunkId::of(&i.to_le_bytes()))
+                .collect(),
+            journal_mode: "wal".into(),
+            sqlite_version: String::new(),
+            check: "ok".into(),
+            check_kind: "quick_check".into(),
+            tables: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn bases_only_from_a_parent_whose_units_line_up() {
+        assert_eq!(pages_per_unit(4096), 16);
+        assert_eq!(pages_per_unit(65536), 1);
+        assert_eq!(pages_per_unit(512), 128);
+        // 33 pages in units of 16: 3 chunks.
+        let units = db(4096, 33, 3);
+        assert_eq!(bases(Some(&units), 4096).len(), 3);
+        // One chunk per page (before units): no bases.
+        assert!(bases(Some(&db(4096, 33, 33)), 4096).is_empty());
+        // Another page size: no bases.
+        assert!(bases(Some(&units), 8192).is_empty());
+        assert!(bases(None, 4096).is_empty());
+    }
+
+    #[test]
+    fn read_full_fills_the_buffer_until_the_end() {
+        let mut bytes = std::io::Cursor::new(vec![7u8; 4096 * 3 + 100]);
+        let mut buf = vec![0u8; 4096 * 4];
+        assert_eq!(read_full(&mut bytes, &mut buf).unwrap(), 4096 * 3 + 100);
+    }
+}
