@@ -10,7 +10,7 @@ use crate::format::record::{DatabaseSummary, Skipped, Snapshot, TakeStats, RECOR
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::SnapshotId;
 use crate::source::{self, sqlite, Excludes};
-use crate::store::{ChunkWriter, Store, StoreReader};
+use crate::store::{ChunkWriter, Index, Store, StoreReader};
 use chrono::{DateTime, FixedOffset};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -101,8 +101,18 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         });
     }
     let lock = store.lock("take", opts.lock_wait.0)?;
-    let index = store.open_index(&lock)?;
+    let mut index = store.open_index(&lock)?;
     let index_len = || fs::metadata(store.index_path()).map_or(0, |m| m.len());
+    // Compacted before and after: pages the last take's commits freed can be
+    // moved only now, and the pages this take's commits free, only after it.
+    let compact = |index: &mut Index, warnings: &mut Vec<String>| {
+        if index_len() > COMPACT_OVER {
+            if let Err(e) = index.compact() {
+                warnings.push(format!("the index was not compacted ({e})"));
+            }
+        }
+    };
+    compact(&mut index, &mut warnings);
     let index_before = index_len();
     let paths: Vec<String> = roots.iter().map(|p| p.to_string_lossy().into()).collect();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -142,7 +152,16 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         .put_buffer(&crate::format::tree::encode_tree(&top))?;
     let written = w.writer.finish()?;
     w.progress.finish();
-    let mut stats = w.stats;
+    let Walker {
+        mut stats,
+        skipped,
+        databases,
+        mut warnings,
+        reader,
+        ..
+    } = w;
+    drop(reader);
+    compact(&mut index, &mut warnings);
     // What the store grew by, the index included (it grows in steps).
     stats.added = written.added + index_len().saturating_sub(index_before);
     stats.added_raw = written.added_raw;
@@ -159,22 +178,24 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         tree,
         parent: parent.map(|(id, _)| id),
         stats,
-        skipped: w.skipped,
-        databases: w.databases,
+        skipped,
+        databases,
     };
     // The record is written last: only now is every chunk it names durable.
     let id = store.write_snapshot(&snapshot)?;
     // The snapshot exists now; the catalog is a cache a rebuild restores.
     if let Err(e) = index.add_snapshot(&id, snapshot.time.timestamp()) {
-        w.warnings
-            .push(format!("the index catalog was not updated ({e})"));
+        warnings.push(format!("the index catalog was not updated ({e})"));
     }
     Ok(TakeReport {
         id: Some(id),
         snapshot: Some(snapshot),
-        warnings: w.warnings,
+        warnings,
     })
 }
+
+/// An index file larger than this is compacted after a take that grew it.
+const COMPACT_OVER: u64 = 16 << 20;
 
 /// Absolute, existing roots with distinct base names; nothing is written yet,
 /// so bad input changes nothing.

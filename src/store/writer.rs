@@ -20,6 +20,8 @@ use std::collections::HashSet;
 
 /// Plain bytes queued before the packer compresses them as one parallel batch.
 const BATCH_BYTES: usize = 16 << 20;
+/// Sealed pack bytes recorded in the index in one commit.
+const INDEX_BATCH: u64 = 256 << 20;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WriteStats {
@@ -37,8 +39,11 @@ pub struct ChunkWriter<'a> {
     packs: PackReader<'a>,
     queue: Vec<(ChunkId, Vec<u8>, Option<ChunkId>)>,
     queued_bytes: usize,
-    /// Ids queued or in the open pack: stored by this writer, not yet indexed.
+    /// Ids queued, in the open pack or in `sealed`: stored by this writer,
+    /// not yet indexed.
     pending: HashSet<ChunkId>,
+    /// Durable packs not yet in the index, recorded together.
+    sealed: Vec<SealedPack>,
     stats: WriteStats,
 }
 
@@ -53,6 +58,7 @@ impl<'a> ChunkWriter<'a> {
             queue: Vec::new(),
             queued_bytes: 0,
             pending: HashSet::new(),
+            sealed: Vec::new(),
             stats: WriteStats::default(),
         })
     }
@@ -150,16 +156,29 @@ impl<'a> ChunkWriter<'a> {
             })
             .collect();
         for sealed in self.packer.add(batch)? {
-            self.commit(sealed)?;
+            self.commit(Some(sealed), false)?;
         }
         Ok(())
     }
 
-    fn commit(&mut self, sealed: SealedPack) -> Result<()> {
-        self.index
-            .add_pack(&sealed.id, sealed.size, &sealed.entries)?;
-        self.stats.added += sealed.size;
-        for e in &sealed.entries {
+    /// Notes a durable pack; records the noted packs in the index once they
+    /// reach `INDEX_BATCH` bytes (or `all`).
+    fn commit(&mut self, sealed: Option<SealedPack>, all: bool) -> Result<()> {
+        if let Some(p) = sealed {
+            self.stats.added += p.size;
+            self.sealed.push(p);
+        }
+        let bytes: u64 = self.sealed.iter().map(|p| p.size).sum();
+        if self.sealed.is_empty() || (!all && bytes < INDEX_BATCH) {
+            return Ok(());
+        }
+        let sealed = std::mem::take(&mut self.sealed);
+        let rows: Vec<_> = sealed
+            .iter()
+            .map(|p| (p.id, p.size, p.entries.as_slice()))
+            .collect();
+        self.index.add_packs(&rows)?;
+        for e in sealed.iter().flat_map(|p| &p.entries) {
             self.pending.remove(&e.id);
         }
         self.reader = self.index.reader()?;
@@ -171,8 +190,9 @@ impl<'a> ChunkWriter<'a> {
     pub fn finish(mut self) -> Result<WriteStats> {
         self.flush()?;
         for sealed in self.packer.finish()? {
-            self.commit(sealed)?;
+            self.commit(Some(sealed), false)?;
         }
+        self.commit(None, true)?;
         debug_assert!(self.pending.is_empty());
         Ok(self.stats)
     }
