@@ -20,8 +20,10 @@ use std::collections::HashSet;
 
 /// Plain bytes queued before the packer compresses them as one parallel batch.
 const BATCH_BYTES: usize = 16 << 20;
-/// Sealed pack bytes recorded in the index in one commit.
+/// Sealed pack bytes, or entries, recorded in the index in one commit (the
+/// entry bound keeps a commit of small deltas from holding many rows in memory).
 const INDEX_BATCH: u64 = 256 << 20;
+const INDEX_BATCH_ROWS: usize = 65_536;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WriteStats {
@@ -162,14 +164,15 @@ impl<'a> ChunkWriter<'a> {
     }
 
     /// Notes a durable pack; records the noted packs in the index once they
-    /// reach `INDEX_BATCH` bytes (or `all`).
+    /// reach `INDEX_BATCH` bytes or `INDEX_BATCH_ROWS` entries (or `all`).
     fn commit(&mut self, sealed: Option<SealedPack>, all: bool) -> Result<()> {
         if let Some(p) = sealed {
             self.stats.added += p.size;
             self.sealed.push(p);
         }
         let bytes: u64 = self.sealed.iter().map(|p| p.size).sum();
-        if self.sealed.is_empty() || (!all && bytes < INDEX_BATCH) {
+        let rows: usize = self.sealed.iter().map(|p| p.entries.len()).sum();
+        if self.sealed.is_empty() || (!all && bytes < INDEX_BATCH && rows < INDEX_BATCH_ROWS) {
             return Ok(());
         }
         let sealed = std::mem::take(&mut self.sealed);
