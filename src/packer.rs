@@ -19,6 +19,8 @@ pub struct NewChunk {
     pub id: ChunkId,
     pub plain: Vec<u8>,
     pub base: Option<(ChunkId, Vec<u8>)>,
+    /// zstd level of a delta against `base`.
+    pub delta_level: i32,
 }
 
 pub struct SealedPack {
@@ -65,7 +67,7 @@ impl<'a> Packer<'a> {
             .map(|c| {
                 let (kind, bytes) = match &c.base {
                     Some((base_id, base)) => {
-                        entry::encode_with_base(&c.plain, base_id, base, level)
+                        entry::encode_with_base(&c.plain, base_id, base, c.delta_level, level)
                     }
                     None => entry::encode_entry(&c.plain, level),
                 };

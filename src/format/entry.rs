@@ -7,8 +7,10 @@ use crate::format::pack::{EntryKind, PackEntry};
 use crate::id::ChunkId;
 use std::cell::RefCell;
 
-/// zstd level for deltas: inputs are single pages, so a high level is cheap.
+/// zstd level for deltas of large images (DESIGN.md, "Page units").
 pub const DELTA_LEVEL: i32 = 1;
+/// zstd level for deltas of small images, where its time does not count.
+pub const SMALL_DELTA_LEVEL: i32 = 3;
 
 thread_local! {
     // One zstd context per thread: creating one per chunk costs more than
@@ -45,9 +47,10 @@ pub fn encode_with_base(
     plain: &[u8],
     base_id: &ChunkId,
     base: &[u8],
+    delta_level: i32,
     level: i32,
 ) -> (EntryKind, Vec<u8>) {
-    let frame = delta_frame(plain, base);
+    let frame = delta_frame(plain, base, delta_level);
     let Some(frame) = frame else {
         return encode_entry(plain, level);
     };
@@ -73,17 +76,12 @@ pub fn encode_with_base(
 /// `plain` compressed with `base` as zstd's prefix (a single-use raw
 /// dictionary, decoded like one): the base's tables are built once, in
 /// place, without the dictionary object `set_dictionary` makes per call.
-fn delta_frame(plain: &[u8], base: &[u8]) -> Option<Vec<u8>> {
+fn delta_frame(plain: &[u8], base: &[u8], level: i32) -> Option<Vec<u8>> {
     use zstd::zstd_safe::{CCtx, CParameter, ResetDirective};
     DELTA_CCTX.with(|c| {
         let mut c = c.borrow_mut();
-        if c.is_none() {
-            let mut cctx = CCtx::create();
-            cctx.set_parameter(CParameter::CompressionLevel(DELTA_LEVEL))
-                .ok()?;
-            *c = Some(cctx);
-        }
-        let c = c.as_mut()?;
+        let c = c.get_or_insert_with(CCtx::create);
+        c.set_parameter(CParameter::CompressionLevel(level)).ok()?;
         // SAFETY: zstd keeps a prefix for one frame only, and the session is
         // reset below before `base` can go away, whether or not the frame
         // completed: the context never holds the reference past this call.
@@ -160,7 +158,7 @@ mod tests {
             }
             let id = ChunkId::of(&page);
             let base_id = ChunkId::of(&base);
-            let (kind, stored) = encode_with_base(&page, &base_id, &base, 3);
+            let (kind, stored) = encode_with_base(&page, &base_id, &base, DELTA_LEVEL, 3);
             let entry = PackEntry { kind, id, offset: 0, length: stored.len() as u32, raw_length: page.len() as u32 };
             if kind == EntryKind::Delta {
                 prop_assert_eq!(delta_base(&stored), Some(base_id));
@@ -184,7 +182,7 @@ mod tests {
     fn a_zero_page_is_never_a_delta() {
         let base: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
         let zero = vec![0u8; 4096];
-        let (kind, _) = encode_with_base(&zero, &ChunkId::of(&base), &base, 3);
+        let (kind, _) = encode_with_base(&zero, &ChunkId::of(&base), &base, DELTA_LEVEL, 3);
         assert_ne!(kind, EntryKind::Delta);
     }
 }

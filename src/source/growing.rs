@@ -49,9 +49,18 @@ impl Growing {
         )
     }
 
-    /// Ends the copy: the reader sees the end (`ok`) or an error.
+    /// Ends the copy: the reader sees the end (`ok`) or an error. The
+    /// first call decides.
     pub fn finish(&self, ok: bool) {
-        self.update(|s| s.done = Some(ok));
+        self.update(|s| {
+            s.done.get_or_insert(ok);
+        });
+    }
+
+    /// Ends the copy as failed when dropped unfinished (a copy that
+    /// panicked), so the reader never waits for bytes that will not come.
+    pub fn end_on_drop(&self) -> EndOnDrop<'_> {
+        EndOnDrop(self)
     }
 
     pub fn writer<'a>(&'a self, file: &'a File) -> GrowingWriter<'a> {
@@ -64,6 +73,15 @@ impl Growing {
             pos: 0,
             g: self,
         }
+    }
+}
+
+/// Ends a copy as failed unless it was finished first.
+pub struct EndOnDrop<'a>(&'a Growing);
+
+impl Drop for EndOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.finish(false);
     }
 }
 
@@ -142,6 +160,29 @@ mod tests {
             reader.join().unwrap()
         });
         assert_eq!(got.unwrap(), want);
+    }
+
+    #[test]
+    fn a_copy_that_never_finishes_ends_as_failed() {
+        let file = tempfile::tempfile().unwrap();
+        let g = Growing::default();
+        let r = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut got = Vec::new();
+                g.reader(&file).read_to_end(&mut got)
+            });
+            let end = g.end_on_drop();
+            g.writer(&file).write_all(&[1; 5000]).unwrap();
+            drop(end);
+            reader.join().unwrap()
+        });
+        assert!(r.is_err());
+        // A finished copy stays finished.
+        let g = Growing::default();
+        g.finish(true);
+        drop(g.end_on_drop());
+        let mut got = Vec::new();
+        assert!(g.reader(&file).read_to_end(&mut got).is_ok());
     }
 
     #[test]

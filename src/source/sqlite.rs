@@ -129,16 +129,21 @@ pub fn capture(
         .prefix(".image-")
         .tempfile_in(&tmp)
         .map_err(Error::io("create image file in", &tmp))?;
-    let full = opts.integrity_check;
+    let how = Storing {
+        parent,
+        full: opts.integrity_check,
+        // From the file's size (`stat`: no descriptor, see `copy::file_shape`).
+        delta_level: pages::delta_level(std::fs::metadata(path).map_or(u64::MAX, |m| m.len())),
+    };
     // The file's own shape is compared with its header only where no writer
     // can be changing both (see `copy::file_shape`): in rollback mode.
     let wal = journal_mode.eq_ignore_ascii_case("wal");
     let captured = if has_dbpage(&conn) && !opts.backup_api {
-        copy_store_check(&conn, path, wal, &mut image, writer, parent, full)
+        copy_store_check(&conn, path, wal, &mut image, writer, &how)
     } else {
         backup_pages(&conn, path, &tmp, image.as_file_mut()).and_then(|(size, _)| {
             let shape = if wal { Vec::new() } else { file_shape(path) };
-            store_check(&mut image, size, shape, writer, parent, full)
+            store_check(&mut image, size, shape, writer, &how)
         })
     };
     let captured = captured.or_else(|e| match e {
@@ -153,7 +158,7 @@ pub fn capture(
             let (size, _, mut d) = raw_pages(path, image.as_file_mut())?;
             d.insert(0, format!("SQLite could not read it ({source})"));
             d.extend(file_shape(path));
-            store_check(&mut image, size, d, writer, parent, full)
+            store_check(&mut image, size, d, writer, &how)
         }
         Error::Sqlite { path, source } => Err(busy(&path, source)),
         other => Err(other),
@@ -208,6 +213,32 @@ struct Captured {
     check: (String, Vec<(String, u64)>),
 }
 
+/// How the image's units are stored and checked.
+struct Storing<'p> {
+    /// The parent snapshot's image (its units are the delta bases).
+    parent: Option<&'p Database>,
+    /// `integrity_check` rather than the structural `quick_check`.
+    full: bool,
+    delta_level: i32,
+}
+
+impl Storing<'_> {
+    fn store(
+        &self,
+        r: &mut impl std::io::Read,
+        size: u32,
+        w: &mut ChunkWriter,
+    ) -> Result<(Vec<ChunkId>, u64)> {
+        pages::store(
+            r,
+            size,
+            w,
+            pages::bases(self.parent, size),
+            self.delta_level,
+        )
+    }
+}
+
 /// Copies the pages into `image` while another thread stores the units
 /// already copied; once the copy is done, checks the image here while the
 /// storing finishes. The store's result is used only if the copy succeeded
@@ -219,8 +250,7 @@ fn copy_store_check(
     wal: bool,
     image: &mut tempfile::NamedTempFile,
     writer: &mut ChunkWriter,
-    parent: Option<&Database>,
-    full: bool,
+    how: &Storing,
 ) -> Result<Captured> {
     let growing = Growing::default();
     let shared = &*image;
@@ -231,18 +261,21 @@ fn copy_store_check(
                 .ok_or_else(|| Error::Invalid("no pages".into()))?;
             let mut reader =
                 std::io::BufReader::with_capacity(1 << 20, growing.reader(shared.as_file()));
-            pages::store(&mut reader, size, writer, pages::bases(parent, size))
+            how.store(&mut reader, size, writer)
         });
+        // Even a copy that panics must end the reader's wait.
+        let end = growing.end_on_drop();
         let copied = copy_pages(conn, path, wal, &mut growing.writer(shared.as_file()));
         growing.finish(copied.is_ok());
-        let check = copied.is_ok().then(|| check_image(shared.path(), full));
+        drop(end);
+        let check = copied.is_ok().then(|| check_image(shared.path(), how.full));
         (copied, stored.join(), check)
     });
     let (page_size, page_count, damage) = copied?;
     let (chunks, stored_pages) =
         stored.map_err(|_| Error::Invalid("storing the image panicked".into()))??;
     if stored_pages != page_count {
-        return store_check(image, page_size, damage, writer, parent, full);
+        return store_check(image, page_size, damage, writer, how);
     }
     let check = check
         .expect("the copy succeeded")
@@ -263,18 +296,19 @@ fn store_check(
     page_size: u32,
     damage: Vec<String>,
     writer: &mut ChunkWriter,
-    parent: Option<&Database>,
-    full: bool,
+    how: &Storing,
 ) -> Result<Captured> {
     let image_path = image.path().to_path_buf();
     let (stored, checked) = std::thread::scope(|s| {
-        let check = s.spawn(|| check_image(&image_path, full));
-        let stored = pages::store_file(
-            image.as_file_mut(),
-            page_size,
-            writer,
-            pages::bases(parent, page_size),
-        );
+        let check = s.spawn(|| check_image(&image_path, how.full));
+        let file = image.as_file_mut();
+        let stored = file
+            .rewind()
+            .map_err(Error::io("read image", "tmp"))
+            .and_then(|_| {
+                let mut reader = std::io::BufReader::with_capacity(1 << 20, &*file);
+                how.store(&mut reader, page_size, writer)
+            });
         (stored, check.join())
     });
     let (chunks, page_count) = stored?;

@@ -39,7 +39,8 @@ pub struct ChunkWriter<'a> {
     reader: IndexReader,
     packer: Packer<'a>,
     packs: PackReader<'a>,
-    queue: Vec<(ChunkId, Vec<u8>, Option<ChunkId>)>,
+    /// New chunks: id, plain bytes, delta base, delta level.
+    queue: Vec<(ChunkId, Vec<u8>, Option<ChunkId>, i32)>,
     queued_bytes: usize,
     /// Ids queued, in the open pack or in `sealed`: stored by this writer,
     /// not yet indexed.
@@ -82,16 +83,19 @@ impl<'a> ChunkWriter<'a> {
     /// Like `put`, but a new chunk may be stored as a delta against `base`
     /// (the previous version of a database page).
     pub fn put_with_base(&mut self, data: Vec<u8>, base: Option<ChunkId>) -> Result<ChunkId> {
-        self.put_hashed(ChunkId::of(&data), data, base)
+        let level = crate::format::entry::DELTA_LEVEL;
+        self.put_hashed(ChunkId::of(&data), data, base, level)
     }
 
     /// Like `put_with_base`, for `data` already hashed to `id` (the caller
-    /// hashed a batch in parallel). `id` must be `ChunkId::of(&data)`.
+    /// hashed a batch in parallel), a delta made at `delta_level`. `id` must
+    /// be `ChunkId::of(&data)`.
     pub fn put_hashed(
         &mut self,
         id: ChunkId,
         data: Vec<u8>,
         base: Option<ChunkId>,
+        delta_level: i32,
     ) -> Result<ChunkId> {
         debug_assert_eq!(id, ChunkId::of(&data));
         if !self.has(&id)? {
@@ -99,7 +103,8 @@ impl<'a> ChunkWriter<'a> {
             self.queued_bytes += data.len();
             self.stats.added_raw += data.len() as u64;
             self.stats.chunks_added += 1;
-            self.queue.push((id, data, base.filter(|b| *b != id)));
+            self.queue
+                .push((id, data, base.filter(|b| *b != id), delta_level));
             if self.queued_bytes >= BATCH_BYTES {
                 self.flush()?;
             }
@@ -138,7 +143,7 @@ impl<'a> ChunkWriter<'a> {
         let queue = std::mem::take(&mut self.queue);
         self.queued_bytes = 0;
         let mut bases = Vec::with_capacity(queue.len());
-        for (_, _, base) in &queue {
+        for (_, _, base, _) in &queue {
             bases.push(match base {
                 Some(b) => self.full_base(b)?,
                 None => None,
@@ -148,13 +153,18 @@ impl<'a> ChunkWriter<'a> {
         let batch: Vec<NewChunk> = queue
             .into_par_iter()
             .zip(bases)
-            .map(|((id, plain, _), base)| {
+            .map(|((id, plain, _, delta_level), base)| {
                 // A base that cannot be read just means this chunk is stored in full.
                 let base = base.and_then(|loc| {
                     let stored = packs.read_stored(&loc).ok()?;
                     Some((loc.entry.id, decode_named(&loc, &stored, None).ok()?))
                 });
-                NewChunk { id, plain, base }
+                NewChunk {
+                    id,
+                    plain,
+                    base,
+                    delta_level,
+                }
             })
             .collect();
         for sealed in self.packer.add(batch)? {
