@@ -162,43 +162,37 @@ mod tests {
         assert_eq!(got.unwrap(), want);
     }
 
-    #[test]
-    fn a_copy_that_never_finishes_ends_as_failed() {
+    /// What a reader reads while `copy` writes 5,000 bytes and ends the copy.
+    fn read_while(copy: impl FnOnce(&Growing)) -> std::io::Result<Vec<u8>> {
         let file = tempfile::tempfile().unwrap();
         let g = Growing::default();
-        let r = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let reader = s.spawn(|| {
                 let mut got = Vec::new();
-                g.reader(&file).read_to_end(&mut got)
+                g.reader(&file).read_to_end(&mut got).map(|_| got)
             });
-            let end = g.end_on_drop();
             g.writer(&file).write_all(&[1; 5000]).unwrap();
-            drop(end);
+            copy(&g);
             reader.join().unwrap()
-        });
-        assert!(r.is_err());
+        })
+    }
+
+    #[test]
+    fn a_copy_that_never_finishes_ends_as_failed() {
+        assert!(read_while(|g| drop(g.end_on_drop())).is_err());
         // A finished copy stays finished.
-        let g = Growing::default();
-        g.finish(true);
-        drop(g.end_on_drop());
-        let mut got = Vec::new();
-        assert!(g.reader(&file).read_to_end(&mut got).is_ok());
+        let got = read_while(|g| {
+            g.finish(true);
+            drop(g.end_on_drop());
+        });
+        assert_eq!(got.unwrap().len(), 5000);
     }
 
     #[test]
     fn a_failed_copy_is_an_error_to_the_reader() {
-        let file = tempfile::tempfile().unwrap();
+        assert!(read_while(|g| g.finish(false)).is_err());
         let g = Growing::default();
-        let r = std::thread::scope(|s| {
-            let reader = s.spawn(|| {
-                let mut got = Vec::new();
-                g.reader(&file).read_to_end(&mut got)
-            });
-            g.writer(&file).write_all(&[1; 5000]).unwrap();
-            g.finish(false);
-            reader.join().unwrap()
-        });
-        assert!(r.is_err());
+        g.finish(false);
         assert_eq!(g.page_size(), None);
     }
 }
