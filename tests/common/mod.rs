@@ -170,23 +170,43 @@ pub fn emulator_bin() -> Option<PathBuf> {
     None
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Emulator {
     pub fn start(dir: &Path) -> Emulator {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut e = Emulator {
             child: None,
-            port,
+            port: free_port(),
             dir: dir.to_path_buf(),
         };
         e.restart();
         e
     }
 
+    /// Starts the emulator on its port, its objects kept; if that port has
+    /// been taken meanwhile (a released port can be reused as any socket's
+    /// source port), on a fresh one: callers ask `host()` after a restart.
     pub fn restart(&mut self) {
+        for attempt in 0..4 {
+            if attempt > 0 {
+                self.stop();
+                self.port = free_port();
+            }
+            if self.spawn() {
+                return;
+            }
+        }
+        panic!("emulator did not start");
+    }
+
+    /// Spawns the emulator; whether it listens within 20 s.
+    fn spawn(&mut self) -> bool {
         fs::create_dir_all(&self.dir).unwrap();
         let child = Command::new(emulator_bin().expect("emulator"))
             .args([
@@ -207,9 +227,16 @@ impl Emulator {
         self.child = Some(child);
         let start = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed().as_secs() < 30, "emulator did not start");
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited || start.elapsed().as_secs() >= 20 {
+                return false;
+            }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        true
     }
 
     pub fn stop(&mut self) {
