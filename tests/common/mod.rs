@@ -170,7 +170,8 @@ pub fn emulator_bin() -> Option<PathBuf> {
     None
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now (the OS's pick, released).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
