@@ -123,7 +123,7 @@ pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
     let reader = StoreReader::new(&store, &index)?;
     let top = reader.tree(&snapshot.tree)?;
     let node = snap::restore::lookup(&reader, &top, &args.path)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(std::io::stdout());
     match (&node.kind, args.sql) {
         (NodeKind::File { chunks }, false) => {
             reader.copy_chunks(chunks, &mut out, &snap::Reporter::none())?;

@@ -119,6 +119,20 @@ pub fn opener<R: Read>(
         })
 }
 
+/// Where the payload (the STREAM chunks) of the age object `object`
+/// starts, from its first bytes `head`: after the header and its nonce,
+/// which `Decryptor::new` reads. Parsing the header needs no identity.
+pub fn payload_start(object: &str, head: &[u8]) -> Result<u64> {
+    let mut cursor = std::io::Cursor::new(head);
+    age::Decryptor::new(&mut cursor).map_err(|e| {
+        Error::corrupt(
+            format!("remote object {object}"),
+            format!("its header: {e}"),
+        )
+    })?;
+    Ok(cursor.position())
+}
+
 /// A new random key (naming keys).
 pub fn random_key() -> [u8; 32] {
     let mut k = [0u8; 32];

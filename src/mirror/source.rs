@@ -2,7 +2,11 @@
 //! and what a local store falls back to for a pack missing or damaged here.
 //!
 //! Sealed packs are age streams of 64 KiB chunks, so a ranged read fetches
-//! and decrypts only the chunks that cover the bytes asked for.
+//! and decrypts only the chunks that cover the bytes asked for, in one
+//! request. A long read is then cut into pieces of whole chunks, each
+//! decrypted by its own stream on its own core; idle streams are pooled per
+//! pack, so a pack's header is fetched once and its key unwrapped once per
+//! concurrent reader.
 
 use super::crypt::{self, Codec};
 use super::layout::pack_key;
@@ -10,18 +14,23 @@ use super::remote::Remote;
 use crate::error::{Error, Result};
 use crate::id::PackId;
 use crate::store::PackSource;
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 /// Plain bytes per age STREAM chunk, and its size sealed (plus the tag).
 const CHUNK: u64 = 64 << 10;
 const SEALED_CHUNK: u64 = CHUNK + 16;
-/// Sealed streams kept open (each holds its key and one chunk).
+/// Idle sealed streams kept open, over all packs (each holds its key and
+/// at most two chunks).
 const OPEN: usize = 64;
+/// Chunks per piece of a long sealed read (1 MiB plain).
+const PIECE_CHUNKS: u64 = 16;
+/// Bytes of a sealed object's start kept per pack: its age header.
+const HEAD: u64 = 4096;
 
 /// How the ids asked for map to names on the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,15 +50,48 @@ pub struct RemotePacks {
     sizes: HashMap<PackId, u64>,
     /// Local copies (same plain bytes) by remote name, read first.
     local: HashMap<PackId, PathBuf>,
-    open: Mutex<HashMap<PackId, Arc<Mutex<Open>>>>,
+    sealed: Mutex<Pool>,
 }
 
 type Stream = age::stream::StreamReader<Ranged>;
 
-/// An open sealed pack, and how many bytes its next fetch should get at least.
+/// An open sealed pack, and what its reads are fed from.
 struct Open {
     stream: Stream,
-    fetch: Arc<AtomicU64>,
+    feed: Arc<Mutex<Feed>>,
+}
+
+/// What a `Ranged` reads from: `span` when it covers the position (the
+/// sealed bytes one read fetched for all its pieces), else a request for at
+/// least `fetch` bytes.
+#[derive(Default)]
+struct Feed {
+    fetch: u64,
+    span: Option<Arc<Span>>,
+}
+
+/// Sealed bytes of an object from offset `start`.
+struct Span {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+/// A sealed pack's size, first bytes (its age header) and where its
+/// payload (the STREAM chunks) starts.
+#[derive(Clone)]
+struct Head {
+    size: u64,
+    bytes: Arc<Vec<u8>>,
+    payload: u64,
+}
+
+/// What is known of sealed packs: each one's size and first bytes (its
+/// header), and idle streams ready to read (at most `OPEN` in all).
+#[derive(Default)]
+struct Pool {
+    heads: HashMap<PackId, Head>,
+    idle: HashMap<PackId, Vec<Open>>,
+    idle_count: usize,
 }
 
 impl RemotePacks {
@@ -61,7 +103,7 @@ impl RemotePacks {
             ids,
             sizes: HashMap::new(),
             local: HashMap::new(),
-            open: Mutex::new(HashMap::new()),
+            sealed: Mutex::new(Pool::default()),
         }
     }
 
@@ -90,12 +132,13 @@ impl RemotePacks {
                 .size(&key)?
                 .ok_or_else(|| Error::corrupt(format!("remote pack {key}"), "it is missing"));
         }
-        let open = self.stream(name)?;
-        let mut open = open.lock().expect("stream");
-        open.fetch.store(SEALED_CHUNK, Relaxed);
-        open.stream
-            .seek(SeekFrom::End(0))
-            .map_err(|e| Error::corrupt(format!("remote pack {}", pack_key(name)), e.to_string()))
+        let (mut open, _) = self.take(name)?;
+        open.feed.lock().expect("feed").fetch = SEALED_CHUNK;
+        let len = open.stream.seek(SeekFrom::End(0)).map_err(|e| {
+            Error::corrupt(format!("remote pack {}", pack_key(name)), e.to_string())
+        })?;
+        self.give_back(name, open);
+        Ok(len)
     }
 
     fn name(&self, id: &PackId) -> PackId {
@@ -105,66 +148,133 @@ impl RemotePacks {
         }
     }
 
-    /// The open stream of pack `name`.
-    fn stream(&self, name: &PackId) -> Result<Arc<Mutex<Open>>> {
-        if let Some(s) = self.open.lock().expect("open streams").get(name) {
-            return Ok(s.clone());
-        }
+    /// An idle stream of pack `name`, or a new one (its header fetched once
+    /// per pack), with the pack's head.
+    fn take(&self, name: &PackId) -> Result<(Open, Head)> {
+        let head = {
+            let mut pool = self.sealed.lock().expect("pool");
+            let head = pool.heads.get(name).cloned();
+            if let (Some(open), Some(head)) = (pool.idle.get_mut(name).and_then(Vec::pop), &head) {
+                pool.idle_count -= 1;
+                return Ok((open, head.clone()));
+            }
+            head
+        };
         let key = pack_key(name);
+        let head = match head {
+            Some(h) => h,
+            None => {
+                let head = self.head(name, &key)?;
+                let mut pool = self.sealed.lock().expect("pool");
+                pool.heads.insert(*name, head.clone());
+                head
+            }
+        };
+        let feed = Arc::new(Mutex::new(Feed::default()));
+        let ranged = Ranged {
+            remote: self.remote.clone(),
+            key: key.clone(),
+            size: head.size,
+            pos: 0,
+            buf_start: 0,
+            buf: head.bytes.to_vec(),
+            feed: feed.clone(),
+        };
+        let stream = crypt::opener(&key, ranged, self.codec.identities())?;
+        Ok((Open { stream, feed }, head))
+    }
+
+    /// Fetches the head of sealed pack `name` (object `key`).
+    fn head(&self, name: &PackId, key: &str) -> Result<Head> {
         let size = match self.sizes.get(name) {
             Some(s) => *s,
             None => self
                 .remote
-                .size(&key)?
+                .size(key)?
                 .ok_or_else(|| Error::corrupt(format!("remote pack {key}"), "it is missing"))?,
         };
-        let fetch = Arc::new(AtomicU64::new(0));
-        let ranged = Ranged {
-            remote: self.remote.clone(),
-            key: key.clone(),
+        let bytes = self.remote.read_range(key, 0, size.min(HEAD))?;
+        let payload = crypt::payload_start(key, &bytes)?;
+        Ok(Head {
             size,
-            pos: 0,
-            buf_start: 0,
-            buf: Vec::new(),
-            fetch: fetch.clone(),
-        };
-        let stream = crypt::opener(&key, ranged, self.codec.identities())?;
-        let s = Arc::new(Mutex::new(Open { stream, fetch }));
-        let mut open = self.open.lock().expect("open streams");
-        if open.len() >= OPEN {
-            open.clear();
-        }
-        open.insert(*name, s.clone());
-        Ok(s)
+            bytes: Arc::new(bytes),
+            payload,
+        })
     }
-}
 
-impl RemotePacks {
-    /// `len` plain bytes at `offset` of sealed pack `name`.
+    /// Returns a stream to the pool (which forgets every idle stream when
+    /// full: what a restore reads next is mostly in other packs).
+    fn give_back(&self, name: &PackId, open: Open) {
+        open.feed.lock().expect("feed").span = None;
+        let mut pool = self.sealed.lock().expect("pool");
+        if pool.idle_count >= OPEN {
+            pool.idle.clear();
+            pool.idle_count = 0;
+        }
+        pool.idle.entry(*name).or_default().push(open);
+        pool.idle_count += 1;
+    }
+
+    /// `len` plain bytes at `offset` of sealed pack `name`: the sealed
+    /// chunks that cover them fetched in one request, then decrypted in
+    /// pieces in parallel.
     fn read_sealed(&self, name: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len as usize];
         if len == 0 {
-            return Ok(Vec::new());
+            return Ok(buf);
         }
-        let open = self.stream(name)?;
-        let mut open = open.lock().expect("stream");
-        let key = pack_key(name);
-        let bad = |e: std::io::Error| Error::corrupt(format!("remote pack {key}"), e.to_string());
-        // Every sealed chunk the range covers comes in one request.
-        let chunks = (offset + len).div_ceil(CHUNK) - offset / CHUNK;
-        open.fetch.store(chunks.max(1) * SEALED_CHUNK, Relaxed);
-        open.stream.seek(SeekFrom::Start(offset)).map_err(bad)?;
-        let mut buf = Vec::with_capacity(len as usize);
-        (&mut open.stream)
-            .take(len)
-            .read_to_end(&mut buf)
-            .map_err(bad)?;
-        if buf.len() as u64 != len {
-            return Err(Error::corrupt(
-                format!("remote pack {key}"),
-                "shorter than its header says",
-            ));
+        let (first, head) = self.take(name)?;
+        let start = head.payload + offset / CHUNK * SEALED_CHUNK;
+        let end = (head.payload + (offset + len).div_ceil(CHUNK) * SEALED_CHUNK).min(head.size);
+        let bytes = self
+            .remote
+            .read_range(&pack_key(name), start, end.saturating_sub(start))?;
+        let span = Arc::new(Span { start, bytes });
+        let piece = PIECE_CHUNKS * CHUNK;
+        let mut pieces = Vec::new();
+        let (mut at, mut rest) = (offset, &mut buf[..]);
+        while !rest.is_empty() {
+            let n = ((at / piece + 1) * piece - at).min(rest.len() as u64);
+            let (this, tail) = rest.split_at_mut(n as usize);
+            pieces.push((at, this));
+            (at, rest) = (at + n, tail);
         }
+        let first = Mutex::new(Some(first));
+        pieces.into_par_iter().try_for_each(|(at, out)| {
+            let open = match first.lock().expect("first").take() {
+                Some(open) => open,
+                None => self.take(name)?.0,
+            };
+            self.read_piece(name, open, &span, at, out)
+        })?;
         Ok(buf)
+    }
+
+    /// Fills `out` from plain offset `offset` of sealed pack `name` with
+    /// `open`, fed from `span`.
+    fn read_piece(
+        &self,
+        name: &PackId,
+        mut open: Open,
+        span: &Arc<Span>,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let key = pack_key(name);
+        let bad = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                Error::corrupt(format!("remote pack {key}"), "shorter than its header says")
+            }
+            _ => Error::corrupt(format!("remote pack {key}"), e.to_string()),
+        };
+        *open.feed.lock().expect("feed") = Feed {
+            fetch: SEALED_CHUNK,
+            span: Some(span.clone()),
+        };
+        open.stream.seek(SeekFrom::Start(offset)).map_err(bad)?;
+        open.stream.read_exact(out).map_err(bad)?;
+        self.give_back(name, open);
+        Ok(())
     }
 }
 
@@ -205,9 +315,9 @@ impl PackSource for RemotePacks {
     }
 }
 
-/// A remote object as `Read + Seek`, fetched by ranged reads: each miss
-/// fetches `fetch` bytes from the position (the sealed chunks the current
-/// read needs), and at least what the read asks for.
+/// A remote object as `Read + Seek`, fetched by ranged reads: from the
+/// feed's span when it covers the position, else each miss fetches the
+/// feed's `fetch` bytes from the position, and at least what the read asks.
 pub struct Ranged {
     remote: Arc<Remote>,
     key: String,
@@ -215,7 +325,7 @@ pub struct Ranged {
     pos: u64,
     buf_start: u64,
     buf: Vec<u8>,
-    fetch: Arc<AtomicU64>,
+    feed: Arc<Mutex<Feed>>,
 }
 
 impl Read for Ranged {
@@ -225,7 +335,20 @@ impl Read for Ranged {
         }
         let end = self.buf_start + self.buf.len() as u64;
         if self.pos < self.buf_start || self.pos >= end {
-            let want = self.fetch.load(Relaxed).max(out.len() as u64).max(4096);
+            let (fetch, span) = {
+                let feed = self.feed.lock().expect("feed");
+                (feed.fetch, feed.span.clone())
+            };
+            if let Some(span) =
+                span.filter(|s| s.start <= self.pos && self.pos < s.start + s.bytes.len() as u64)
+            {
+                let at = (self.pos - span.start) as usize;
+                let n = out.len().min(span.bytes.len() - at);
+                out[..n].copy_from_slice(&span.bytes[at..at + n]);
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            let want = fetch.max(out.len() as u64).max(4096);
             let until = (self.pos + want).min(self.size);
             self.buf = self
                 .remote

@@ -215,34 +215,61 @@ impl<'a> StoreReader<'a> {
     /// Writes the plain bytes of `chunks`, in order and each verified, to
     /// `out`; reads ahead `READ_AHEAD` bytes at a time (coalesced, decoded in
     /// parallel), reporting each batch to `progress`. Returns the bytes written.
+    /// Batches are written on another thread while the next one is read and
+    /// decoded here (at most three are held). The writing thread never
+    /// waits on rayon: this one may be a rayon worker, and a worker blocked
+    /// on work that needs the pool could deadlock it.
     pub fn copy_chunks(
         &self,
         chunks: &[ChunkId],
-        out: &mut impl std::io::Write,
+        out: &mut (impl std::io::Write + Send),
         progress: &crate::progress::Reporter,
     ) -> Result<u64> {
-        let mut rest = chunks;
-        let mut written = 0;
-        while !rest.is_empty() {
-            let mut locations = Vec::new();
-            let mut bytes = 0;
-            while let Some((id, tail)) = rest.split_first() {
-                if bytes >= READ_AHEAD {
-                    break;
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Vec<u8>>, u64)>(1);
+            let writing = s.spawn(move || {
+                let mut written = 0;
+                for (batch, bytes) in rx {
+                    for data in batch {
+                        out.write_all(&data).map_err(Error::io("write", "output"))?;
+                        written += data.len() as u64;
+                    }
+                    progress.advance(bytes);
                 }
-                let loc = self.index.locate(id)?;
-                bytes += loc.entry.raw_length as u64;
-                locations.push(loc);
-                rest = tail;
+                Ok::<_, Error>(written)
+            });
+            let mut rest = chunks;
+            let read = (|| {
+                while !rest.is_empty() {
+                    let (batch, bytes) = self.next_batch(&mut rest)?;
+                    let batch = batch.into_iter().collect::<Result<Vec<_>>>()?;
+                    if tx.send((batch, bytes)).is_err() {
+                        break; // the writer failed: its error is returned
+                    }
+                }
+                Ok(())
+            })();
+            drop(tx);
+            let written = writing.join().expect("the writing thread does not panic");
+            read.and(written)
+        })
+    }
+
+    /// The chunks of the next `READ_AHEAD` bytes of `rest` (which it
+    /// advances past them), read and decoded, with their plain size.
+    fn next_batch(&self, rest: &mut &[ChunkId]) -> Result<(Vec<Result<Vec<u8>>>, u64)> {
+        let mut locations = Vec::new();
+        let mut bytes = 0;
+        while let Some((id, tail)) = rest.split_first() {
+            if bytes >= READ_AHEAD {
+                break;
             }
-            for data in self.chunks(&locations) {
-                let data = data?;
-                out.write_all(&data).map_err(Error::io("write", "output"))?;
-                written += data.len() as u64;
-            }
-            progress.advance(bytes);
+            let loc = self.index.locate(id)?;
+            bytes += loc.entry.raw_length as u64;
+            locations.push(loc);
+            *rest = tail;
         }
-        Ok(written)
+        Ok((self.chunks(&locations), bytes))
     }
 
     pub fn tree(&self, ids: &[ChunkId]) -> Result<Tree> {
