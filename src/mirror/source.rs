@@ -62,12 +62,12 @@ struct Open {
 }
 
 /// What a `Ranged` reads from: `span` when it covers the position (the
-/// sealed bytes one read fetched for all its pieces), else a request for at
-/// least `fetch` bytes.
-#[derive(Default)]
+/// sealed bytes one read fetched for all its pieces), `tail` (the pack's
+/// last chunk) when it does, else a request for at least `fetch` bytes.
 struct Feed {
     fetch: u64,
     span: Option<Arc<Span>>,
+    tail: Arc<Span>,
 }
 
 /// Sealed bytes of an object from offset `start`.
@@ -83,6 +83,10 @@ struct Head {
     size: u64,
     bytes: Arc<Vec<u8>>,
     payload: u64,
+    /// The last sealed chunk, which every new stream reads once to learn
+    /// (and authenticate) the plain length: fetched once per pack, not once
+    /// per stream.
+    tail: Arc<Span>,
 }
 
 /// What is known of sealed packs: each one's size and first bytes (its
@@ -170,7 +174,11 @@ impl RemotePacks {
                 head
             }
         };
-        let feed = Arc::new(Mutex::new(Feed::default()));
+        let feed = Arc::new(Mutex::new(Feed {
+            fetch: 0,
+            span: None,
+            tail: head.tail.clone(),
+        }));
         let ranged = Ranged {
             remote: self.remote.clone(),
             key: key.clone(),
@@ -195,21 +203,29 @@ impl RemotePacks {
         };
         let bytes = self.remote.read_range(key, 0, size.min(HEAD))?;
         let payload = crypt::payload_start(key, &bytes)?;
+        let start = payload + size.saturating_sub(payload + 1) / SEALED_CHUNK * SEALED_CHUNK;
+        let tail = Span {
+            start,
+            bytes: self
+                .remote
+                .read_range(key, start, size.saturating_sub(start))?,
+        };
         Ok(Head {
             size,
             bytes: Arc::new(bytes),
             payload,
+            tail: Arc::new(tail),
         })
     }
 
-    /// Returns a stream to the pool (which forgets every idle stream when
-    /// full: what a restore reads next is mostly in other packs).
+    /// Returns a stream to the pool (which, when full, forgets the idle
+    /// streams of every other pack: a restore reads on in this one).
     fn give_back(&self, name: &PackId, open: Open) {
         open.feed.lock().expect("feed").span = None;
         let mut pool = self.sealed.lock().expect("pool");
         if pool.idle_count >= OPEN {
-            pool.idle.clear();
-            pool.idle_count = 0;
+            pool.idle.retain(|k, _| k == name);
+            pool.idle_count = pool.idle.values().map(Vec::len).sum();
         }
         pool.idle.entry(*name).or_default().push(open);
         pool.idle_count += 1;
@@ -267,10 +283,11 @@ impl RemotePacks {
             }
             _ => Error::corrupt(format!("remote pack {key}"), e.to_string()),
         };
-        *open.feed.lock().expect("feed") = Feed {
-            fetch: SEALED_CHUNK,
-            span: Some(span.clone()),
-        };
+        {
+            let mut feed = open.feed.lock().expect("feed");
+            feed.fetch = SEALED_CHUNK;
+            feed.span = Some(span.clone());
+        }
         open.stream.seek(SeekFrom::Start(offset)).map_err(bad)?;
         open.stream.read_exact(out).map_err(bad)?;
         self.give_back(name, open);
@@ -335,13 +352,13 @@ impl Read for Ranged {
         }
         let end = self.buf_start + self.buf.len() as u64;
         if self.pos < self.buf_start || self.pos >= end {
-            let (fetch, span) = {
+            let (fetch, span, tail) = {
                 let feed = self.feed.lock().expect("feed");
-                (feed.fetch, feed.span.clone())
+                (feed.fetch, feed.span.clone(), feed.tail.clone())
             };
-            if let Some(span) =
-                span.filter(|s| s.start <= self.pos && self.pos < s.start + s.bytes.len() as u64)
-            {
+            let covers =
+                |s: &Arc<Span>| s.start <= self.pos && self.pos < s.start + s.bytes.len() as u64;
+            if let Some(span) = span.filter(covers).or(Some(tail).filter(covers)) {
                 let at = (self.pos - span.start) as usize;
                 let n = out.len().min(span.bytes.len() - at);
                 out[..n].copy_from_slice(&span.bytes[at..at + n]);
