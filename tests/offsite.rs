@@ -503,37 +503,25 @@ fn long_and_short_ranged_reads_of_sealed_packs_restore_bit_for_bit() {
     snap_ok(&store, &["mirror", "--remote", &url]);
     let env = [("SNAP_IDENTITY_FILE", identity.as_str())];
     let nowhere = dir.path().join("no-store");
-    let whole = dir.path().join("whole");
-    let o = run(
-        &env,
-        &nowhere,
-        &[
+    // Restores from the remote alone (no local store), `extra` args added.
+    let restore = |to: &Path, extra: &[&str]| {
+        let mut args = vec![
             "restore",
             "latest",
             "--remote",
             &url,
             "--to",
-            whole.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+            to.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&env, &nowhere, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let whole = dir.path().join("whole");
+    restore(&whole, &[]);
     assert_eq!(fingerprint(&whole.join("data")), fingerprint(&data));
     let one = dir.path().join("one");
-    let o = run(
-        &env,
-        &nowhere,
-        &[
-            "restore",
-            "latest",
-            "--remote",
-            &url,
-            "--path",
-            "data/big-3.bin",
-            "--to",
-            one.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    restore(&one, &["--path", "data/big-3.bin"]);
     assert_eq!(
         fs::read(one.join("big-3.bin")).unwrap(),
         fs::read(data.join("big-3.bin")).unwrap()

@@ -31,6 +31,9 @@ const OPEN: usize = 64;
 const PIECE_CHUNKS: u64 = 16;
 /// Bytes of a sealed object's start kept per pack: its age header.
 const HEAD: u64 = 4096;
+/// Packs whose head (header and last chunk, ~68 KiB) is kept: a restore
+/// reads on in the packs it just read, and memory stays bounded.
+const HEADS: usize = 256;
 
 /// How the ids asked for map to names on the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,9 +66,8 @@ struct Open {
 
 /// What a `Ranged` reads from: `span` when it covers the position (the
 /// sealed bytes one read fetched for all its pieces), `tail` (the pack's
-/// last chunk) when it does, else a request for at least `fetch` bytes.
+/// last chunk) when it does, else (a header longer than `HEAD`) a request.
 struct Feed {
-    fetch: u64,
     span: Option<Arc<Span>>,
     tail: Arc<Span>,
 }
@@ -89,8 +91,8 @@ struct Head {
     tail: Arc<Span>,
 }
 
-/// What is known of sealed packs: each one's size and first bytes (its
-/// header), and idle streams ready to read (at most `OPEN` in all).
+/// What is known of sealed packs: the heads of at most `HEADS` packs, and
+/// idle streams ready to read (at most `OPEN` in all).
 #[derive(Default)]
 struct Pool {
     heads: HashMap<PackId, Head>,
@@ -136,8 +138,7 @@ impl RemotePacks {
                 .size(&key)?
                 .ok_or_else(|| Error::corrupt(format!("remote pack {key}"), "it is missing"));
         }
-        let (mut open, _) = self.take(name)?;
-        open.feed.lock().expect("feed").fetch = SEALED_CHUNK;
+        let mut open = self.take(name, &self.head_of(name)?)?;
         let len = open.stream.seek(SeekFrom::End(0)).map_err(|e| {
             Error::corrupt(format!("remote pack {}", pack_key(name)), e.to_string())
         })?;
@@ -152,30 +153,30 @@ impl RemotePacks {
         }
     }
 
-    /// An idle stream of pack `name`, or a new one (its header fetched once
-    /// per pack), with the pack's head.
-    fn take(&self, name: &PackId) -> Result<(Open, Head)> {
-        let head = {
-            let mut pool = self.sealed.lock().expect("pool");
-            let head = pool.heads.get(name).cloned();
-            if let (Some(open), Some(head)) = (pool.idle.get_mut(name).and_then(Vec::pop), &head) {
-                pool.idle_count -= 1;
-                return Ok((open, head.clone()));
-            }
-            head
-        };
+    /// The head of sealed pack `name`: fetched once, then kept.
+    fn head_of(&self, name: &PackId) -> Result<Head> {
+        if let Some(head) = self.sealed.lock().expect("pool").heads.get(name) {
+            return Ok(head.clone());
+        }
+        let head = self.head(name, &pack_key(name))?;
+        let mut pool = self.sealed.lock().expect("pool");
+        if pool.heads.len() >= HEADS {
+            pool.heads.clear();
+        }
+        pool.heads.insert(*name, head.clone());
+        Ok(head)
+    }
+
+    /// An idle stream of pack `name` (whose head is `head`), or a new one.
+    fn take(&self, name: &PackId, head: &Head) -> Result<Open> {
+        let mut pool = self.sealed.lock().expect("pool");
+        if let Some(open) = pool.idle.get_mut(name).and_then(Vec::pop) {
+            pool.idle_count -= 1;
+            return Ok(open);
+        }
+        drop(pool);
         let key = pack_key(name);
-        let head = match head {
-            Some(h) => h,
-            None => {
-                let head = self.head(name, &key)?;
-                let mut pool = self.sealed.lock().expect("pool");
-                pool.heads.insert(*name, head.clone());
-                head
-            }
-        };
         let feed = Arc::new(Mutex::new(Feed {
-            fetch: 0,
             span: None,
             tail: head.tail.clone(),
         }));
@@ -189,7 +190,7 @@ impl RemotePacks {
             feed: feed.clone(),
         };
         let stream = crypt::opener(&key, ranged, self.codec.identities())?;
-        Ok((Open { stream, feed }, head))
+        Ok(Open { stream, feed })
     }
 
     /// Fetches the head of sealed pack `name` (object `key`).
@@ -239,7 +240,7 @@ impl RemotePacks {
         if len == 0 {
             return Ok(buf);
         }
-        let (first, head) = self.take(name)?;
+        let head = self.head_of(name)?;
         let start = head.payload + offset / CHUNK * SEALED_CHUNK;
         let end = (head.payload + (offset + len).div_ceil(CHUNK) * SEALED_CHUNK).min(head.size);
         let bytes = self
@@ -255,13 +256,8 @@ impl RemotePacks {
             pieces.push((at, this));
             (at, rest) = (at + n, tail);
         }
-        let first = Mutex::new(Some(first));
         pieces.into_par_iter().try_for_each(|(at, out)| {
-            let open = match first.lock().expect("first").take() {
-                Some(open) => open,
-                None => self.take(name)?.0,
-            };
-            self.read_piece(name, open, &span, at, out)
+            self.read_piece(name, self.take(name, &head)?, &span, at, out)
         })?;
         Ok(buf)
     }
@@ -283,11 +279,7 @@ impl RemotePacks {
             }
             _ => Error::corrupt(format!("remote pack {key}"), e.to_string()),
         };
-        {
-            let mut feed = open.feed.lock().expect("feed");
-            feed.fetch = SEALED_CHUNK;
-            feed.span = Some(span.clone());
-        }
+        open.feed.lock().expect("feed").span = Some(span.clone());
         open.stream.seek(SeekFrom::Start(offset)).map_err(bad)?;
         open.stream.read_exact(out).map_err(bad)?;
         self.give_back(name, open);
@@ -333,8 +325,9 @@ impl PackSource for RemotePacks {
 }
 
 /// A remote object as `Read + Seek`, fetched by ranged reads: from the
-/// feed's span when it covers the position, else each miss fetches the
-/// feed's `fetch` bytes from the position, and at least what the read asks.
+/// feed's span or tail when one covers the position, else each miss
+/// fetches a sealed chunk's worth from the position, at least what the read
+/// asks.
 pub struct Ranged {
     remote: Arc<Remote>,
     key: String,
@@ -352,9 +345,9 @@ impl Read for Ranged {
         }
         let end = self.buf_start + self.buf.len() as u64;
         if self.pos < self.buf_start || self.pos >= end {
-            let (fetch, span, tail) = {
+            let (span, tail) = {
                 let feed = self.feed.lock().expect("feed");
-                (feed.fetch, feed.span.clone(), feed.tail.clone())
+                (feed.span.clone(), feed.tail.clone())
             };
             let covers =
                 |s: &Arc<Span>| s.start <= self.pos && self.pos < s.start + s.bytes.len() as u64;
@@ -365,7 +358,7 @@ impl Read for Ranged {
                 self.pos += n as u64;
                 return Ok(n);
             }
-            let want = fetch.max(out.len() as u64).max(4096);
+            let want = SEALED_CHUNK.max(out.len() as u64);
             let until = (self.pos + want).min(self.size);
             self.buf = self
                 .remote

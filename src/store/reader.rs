@@ -242,7 +242,6 @@ impl<'a> StoreReader<'a> {
             let read = (|| {
                 while !rest.is_empty() {
                     let (batch, bytes) = self.next_batch(&mut rest)?;
-                    let batch = batch.into_iter().collect::<Result<Vec<_>>>()?;
                     if tx.send((batch, bytes)).is_err() {
                         break; // the writer failed: its error is returned
                     }
@@ -257,7 +256,7 @@ impl<'a> StoreReader<'a> {
 
     /// The chunks of the next `READ_AHEAD` bytes of `rest` (which it
     /// advances past them), read and decoded, with their plain size.
-    fn next_batch(&self, rest: &mut &[ChunkId]) -> Result<(Vec<Result<Vec<u8>>>, u64)> {
+    fn next_batch(&self, rest: &mut &[ChunkId]) -> Result<(Vec<Vec<u8>>, u64)> {
         let mut locations = Vec::new();
         let mut bytes = 0;
         while let Some((id, tail)) = rest.split_first() {
@@ -269,7 +268,8 @@ impl<'a> StoreReader<'a> {
             locations.push(loc);
             *rest = tail;
         }
-        Ok((self.chunks(&locations), bytes))
+        let batch = self.chunks(&locations).into_iter().collect::<Result<_>>()?;
+        Ok((batch, bytes))
     }
 
     pub fn tree(&self, ids: &[ChunkId]) -> Result<Tree> {
