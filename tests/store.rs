@@ -164,3 +164,34 @@ fn manifests_that_escape_the_target_are_refused() {
             .all(|e| e.unwrap().file_name() != "x"));
     }
 }
+
+// Format 2 (delta chains): a format-1 store is read as it is and becomes
+// format 2 before its first take writes; a store from a newer snap is
+// refused with a clear message.
+#[test]
+fn a_format_1_store_is_read_and_marked_format_2_by_its_next_take() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, src) = (tmp.path().join("store"), tmp.path().join("src"));
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a"), b"one").unwrap();
+    take(&Store::init(&root, StoreConfig::default()).unwrap(), &src);
+    let set_format = |n: u32| {
+        let path = root.join("config");
+        let mut c: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        c["format"] = n.into();
+        fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
+    };
+    set_format(1);
+    let store = Store::open(&root).unwrap();
+    restore_to(&store, &tmp.path().join("r1")).unwrap();
+    assert_eq!(fs::read(tmp.path().join("r1/src/a")).unwrap(), b"one");
+    fs::write(src.join("a"), b"two").unwrap();
+    take(&store, &src);
+    let store = Store::open(&root).unwrap();
+    assert_eq!(store.config().format, snap::store::FORMAT_VERSION);
+    restore_to(&store, &tmp.path().join("r2")).unwrap();
+    assert_eq!(fs::read(tmp.path().join("r2/src/a")).unwrap(), b"two");
+    set_format(snap::store::FORMAT_VERSION + 1);
+    let err = Store::open(&root).unwrap_err().to_string();
+    assert!(err.contains("is not supported by this snap"), "{err}");
+}

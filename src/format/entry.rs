@@ -11,6 +11,12 @@ use std::cell::RefCell;
 pub const DELTA_LEVEL: i32 = 1;
 /// zstd level for deltas of small images, where its time does not count.
 pub const SMALL_DELTA_LEVEL: i32 = 3;
+/// Deltas a writer chains before a chunk stored in full (DESIGN.md, "Delta
+/// chains"): a delta's base may itself be a delta, this many deep at most.
+pub const MAX_CHAIN: usize = 4;
+/// Deltas a reader follows before giving up: a longer run (a cycle among
+/// damaged packs) is damage, reported, never followed forever.
+pub const MAX_READ_CHAIN: usize = 16;
 
 thread_local! {
     // One zstd context per thread: creating one per chunk costs more than
@@ -41,7 +47,7 @@ pub fn encode_entry(plain: &[u8], level: i32) -> (EntryKind, Vec<u8>) {
     }
 }
 
-/// Encodes `plain` as a delta against `base` (a chunk stored in full) when
+/// Encodes `plain` as a delta against `base` (another chunk's plain bytes) when
 /// that is smaller than encoding it alone.
 pub fn encode_with_base(
     plain: &[u8],
@@ -125,6 +131,21 @@ fn decompress_with_base(frame: &[u8], base: &[u8], capacity: usize) -> std::io::
 /// Decodes an entry's bytes back to the plain chunk and checks it against its
 /// id. A delta needs its base's plain bytes (already verified by the caller).
 pub fn decode_entry(entry: &PackEntry, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
+    let plain = decode_link(entry, stored, base)?;
+    if ChunkId::of(&plain) != entry.id {
+        return Err(Error::corrupt(
+            format!("chunk {}", entry.id),
+            "content does not match its id",
+        ));
+    }
+    Ok(plain)
+}
+
+/// Decodes an entry's bytes without hashing the result: only for a base
+/// inside a chain of deltas whose last chunk `decode_entry` checks (a wrong
+/// base makes that check fail, and the caller then checks every link to
+/// name the bad one). The length is still checked.
+pub fn decode_link(entry: &PackEntry, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
     let corrupt = |d: String| Error::corrupt(format!("chunk {}", entry.id), d);
     let plain = match entry.kind {
         EntryKind::Raw => stored.to_vec(),
@@ -137,7 +158,7 @@ pub fn decode_entry(entry: &PackEntry, stored: &[u8], base: Option<&[u8]>) -> Re
                 .map_err(|e| corrupt(e.to_string()))?
         }
     };
-    if plain.len() != entry.raw_length as usize || ChunkId::of(&plain) != entry.id {
+    if plain.len() != entry.raw_length as usize {
         return Err(corrupt("content does not match its id".into()));
     }
     Ok(plain)

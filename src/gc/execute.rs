@@ -10,6 +10,7 @@ use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::packer::{Packer, SealedPack};
 use crate::retention::Plan;
 use crate::store::packs::{decode_named, PackReader};
+use crate::store::reader::decode_chain;
 use crate::store::{durable, Index, Location, Store, StoreReader};
 use std::collections::HashSet;
 
@@ -118,10 +119,19 @@ pub(crate) fn repack(
     Ok(sealed)
 }
 
-/// A chunk's plain bytes from its chosen copy (never a delta: it is a base).
+/// A chunk's plain bytes from its chosen copy, through the chosen copies
+/// down its chain (`check` proved the chain ends in a full copy).
 fn plain(reader: &StoreReader, plan: &PackPlan, id: &ChunkId) -> Result<Vec<u8>> {
-    let loc = &plan.chosen[id];
-    decode_named(loc, &reader.packs.read_stored(loc)?, None)
+    let mut chain = Vec::new();
+    let mut at = *id;
+    loop {
+        let loc = &plan.chosen[&at];
+        chain.push((loc.clone(), reader.packs.read_stored(loc)?));
+        if loc.entry.kind != EntryKind::Delta {
+            return decode_chain(&chain);
+        }
+        at = plan.bases[&at];
+    }
 }
 
 /// A new pack is read back whole: its bytes hash to its name and its header

@@ -8,10 +8,12 @@
 //! Invariants a plan that passes `check` keeps:
 //! - every live chunk has exactly one chosen copy, in a pack that is kept or
 //!   repacked (never deleted);
-//! - every chosen delta's base is live and its chosen copy is stored in full,
-//!   so after gc every index row names a chunk that can be decoded.
+//! - every chosen delta's base is live and chosen, and so on down its chain,
+//!   which ends in a copy stored in full within `MAX_READ_CHAIN` steps, so
+//!   after gc every index row names a chunk that can be decoded.
 
 use crate::error::{Error, Result};
+use crate::format::entry::MAX_READ_CHAIN;
 use crate::format::pack::{EntryKind, PackEntry};
 use crate::id::{ChunkId, PackId};
 use crate::store::Location;
@@ -100,7 +102,7 @@ pub fn plan_packs(
     packs: &[PackInfo],
     live: HashSet<ChunkId>,
     indexed: impl Fn(&ChunkId) -> Option<Location>,
-    bases: impl FnOnce(&[Location]) -> Result<Vec<ChunkId>>,
+    bases: impl FnMut(&[Location]) -> Result<Vec<ChunkId>>,
     repack_threshold: f64,
 ) -> Result<PackPlan> {
     let mut copies = HashMap::new();
@@ -143,67 +145,52 @@ fn collect_copies(
     }
 }
 
-/// One copy per live chunk, then one full copy per base of a chosen delta.
+/// One copy per live chunk, then one copy per base of a chosen delta, and
+/// so on down each chain of deltas (a base may be a delta too).
 fn choose_copies(
     packs: &[PackInfo],
     mut live: HashSet<ChunkId>,
     copies: &HashMap<ChunkId, Vec<Location>>,
     indexed: &impl Fn(&ChunkId) -> Option<Location>,
-    bases: impl FnOnce(&[Location]) -> Result<Vec<ChunkId>>,
+    mut bases: impl FnMut(&[Location]) -> Result<Vec<ChunkId>>,
 ) -> Result<PackPlan> {
-    let choose = |copies: &HashMap<ChunkId, Vec<Location>>,
-                  id: &ChunkId,
-                  full: bool|
-     -> Result<Location> {
-        let candidates: Vec<&Location> = copies
-            .get(id)
-            .into_iter()
-            .flatten()
-            .filter(|l| !full || l.entry.kind != EntryKind::Delta)
-            .collect();
-        let index_copy = indexed(id).filter(|l| candidates.contains(&l));
-        index_copy
-            .or_else(|| candidates.first().map(|l| (*l).clone()))
-            .ok_or_else(|| {
-                let what = if full { "stored in full" } else { "held" };
-                Error::corrupt(
-                    format!("chunk {id}"),
-                    format!("a kept snapshot needs it and no pack has it {what}; gc changed nothing (run `snap verify` to see what is affected)"),
-                )
-            })
-    };
     let mut chosen = HashMap::with_capacity(live.len());
     for id in &live {
-        chosen.insert(*id, choose(copies, id, false)?);
+        chosen.insert(*id, choose(copies, indexed, id)?);
     }
+    let mut base_of = HashMap::new();
+    let mut base_copies = HashMap::new();
     let mut deltas: Vec<Location> = chosen
         .values()
         .filter(|l| l.entry.kind == EntryKind::Delta)
         .cloned()
         .collect();
-    deltas.sort_by_key(|l| (l.pack, l.entry.offset));
-    let base_ids = bases(&deltas)?;
-    let mut base_of = HashMap::with_capacity(deltas.len());
-    for (d, b) in deltas.iter().zip(base_ids) {
-        base_of.insert(d.entry.id, b);
-    }
-    // Bases that are not live yet: find their copies too.
-    let new: HashSet<ChunkId> = base_of
-        .values()
-        .filter(|b| !live.contains(b))
-        .copied()
-        .collect();
-    let mut base_copies = HashMap::new();
-    collect_copies(packs, &new, &mut base_copies);
-    // A base is chosen in full, so it brings in no further base.
-    for b in base_of.values() {
-        let pool = if new.contains(b) {
-            &base_copies
-        } else {
-            copies
-        };
-        chosen.insert(*b, choose(pool, b, true)?);
-        live.insert(*b);
+    // Each round takes one step down every chain; `check` bounds the chains.
+    for _ in 0..=MAX_READ_CHAIN {
+        if deltas.is_empty() {
+            break;
+        }
+        deltas.sort_by_key(|l| (l.pack, l.entry.offset));
+        let base_ids = bases(&deltas)?;
+        // Bases that are not live yet: find their copies too.
+        let new: HashSet<ChunkId> = base_ids
+            .iter()
+            .filter(|b| !live.contains(b))
+            .copied()
+            .collect();
+        collect_copies(packs, &new, &mut base_copies);
+        let mut next = Vec::new();
+        for (d, b) in deltas.iter().zip(base_ids) {
+            base_of.insert(d.entry.id, b);
+            if live.insert(b) {
+                let l = choose(&base_copies, indexed, &b)?;
+                if l.entry.kind == EntryKind::Delta {
+                    next.push(l.clone());
+                }
+                chosen.insert(b, l);
+            }
+        }
+        deltas = next;
     }
     Ok(PackPlan {
         live,
@@ -212,6 +199,25 @@ fn choose_copies(
         fates: Vec::with_capacity(packs.len()),
         live_bytes: HashMap::new(),
     })
+}
+
+/// The copy of `id` to keep: the one the index names when the packs hold
+/// it, else the first.
+fn choose(
+    copies: &HashMap<ChunkId, Vec<Location>>,
+    indexed: &impl Fn(&ChunkId) -> Option<Location>,
+    id: &ChunkId,
+) -> Result<Location> {
+    let candidates = copies.get(id).map(Vec::as_slice).unwrap_or_default();
+    indexed(id)
+        .filter(|l| candidates.contains(l))
+        .or_else(|| candidates.first().cloned())
+        .ok_or_else(|| {
+            Error::corrupt(
+                format!("chunk {id}"),
+                "a kept snapshot needs it and no pack has it; gc changed nothing (run `snap verify` to see what is affected)",
+            )
+        })
 }
 
 /// Checks the plan's invariants before anything is executed.
@@ -231,11 +237,16 @@ pub fn check(plan: &PackPlan) -> Result<()> {
             Some(Fate::Keep) | Some(Fate::Repack) => {}
             _ => return fail(format!("live chunk {id} would be deleted with its pack")),
         }
-        if loc.entry.kind == EntryKind::Delta {
-            let base = plan.bases.get(id).and_then(|b| plan.chosen.get(b));
-            match base {
-                Some(b) if b.entry.kind != EntryKind::Delta && plan.live.contains(&b.entry.id) => {}
-                _ => return fail(format!("the base of delta {id} would not stay readable")),
+        // Down the chain: every base live and chosen, ending in a chunk
+        // stored in full within `MAX_READ_CHAIN` steps.
+        let (mut at, mut kind, mut steps) = (*id, loc.entry.kind, 0);
+        while kind == EntryKind::Delta {
+            let base = plan.bases.get(&at).filter(|b| plan.live.contains(b));
+            match base.and_then(|b| plan.chosen.get(b)) {
+                Some(b) if steps < MAX_READ_CHAIN => {
+                    (at, kind, steps) = (b.entry.id, b.entry.kind, steps + 1);
+                }
+                _ => return fail(format!("the base of delta {at} would not stay readable")),
             }
         }
     }
@@ -287,24 +298,61 @@ mod tests {
         assert_eq!(plan.with_fate(Fate::Delete).count(), 0);
     }
 
+    // Delta chains: D2 is a delta against D1, a delta against B. Keeping
+    // only D2's snapshot keeps the whole chain, in three packs.
     #[test]
-    fn a_base_stored_only_as_a_delta_stops_the_plan() {
-        let packs = vec![pack(
-            1,
-            vec![
-                entry(0xB, EntryKind::Delta, 0),
-                entry(0xD, EntryKind::Delta, 100),
-            ],
-        )];
-        let live = HashSet::from([ChunkId([0xD; 32])]);
-        let r = plan_packs(
+    fn a_kept_delta_keeps_its_whole_chain() {
+        let packs = vec![
+            pack(1, vec![entry(0xB, EntryKind::Zstd, 0)]),
+            pack(2, vec![entry(0xD1, EntryKind::Delta, 0)]),
+            pack(3, vec![entry(0xD2, EntryKind::Delta, 0)]),
+        ];
+        let base = |l: &Location| match l.entry.id.0[0] {
+            0xD2 => ChunkId([0xD1; 32]),
+            _ => ChunkId([0xB; 32]),
+        };
+        let live = HashSet::from([ChunkId([0xD2; 32])]);
+        let plan = plan_packs(
             &packs,
             live,
             |_| None,
-            |d| Ok(d.iter().map(|_| ChunkId([0xB; 32])).collect()),
+            |d| Ok(d.iter().map(base).collect()),
             0.1,
-        );
-        assert!(r.is_err());
+        )
+        .unwrap();
+        check(&plan).unwrap();
+        for id in [0xB, 0xD1, 0xD2] {
+            assert!(plan.live.contains(&ChunkId([id; 32])));
+        }
+        assert_eq!(plan.with_fate(Fate::Delete).count(), 0);
+    }
+
+    #[test]
+    fn a_chain_that_never_reaches_a_full_chunk_stops_the_plan() {
+        // B is stored only as a delta against itself (or D, a cycle).
+        for b_base in [0xB, 0xD] {
+            let packs = vec![pack(
+                1,
+                vec![
+                    entry(0xB, EntryKind::Delta, 0),
+                    entry(0xD, EntryKind::Delta, 100),
+                ],
+            )];
+            let base = |l: &Location| match l.entry.id.0[0] {
+                0xD => ChunkId([0xB; 32]),
+                _ => ChunkId([b_base; 32]),
+            };
+            let live = HashSet::from([ChunkId([0xD; 32])]);
+            let r = plan_packs(
+                &packs,
+                live,
+                |_| None,
+                |d| Ok(d.iter().map(base).collect()),
+                0.1,
+            )
+            .and_then(|plan| check(&plan));
+            assert!(r.is_err());
+        }
     }
 
     #[test]

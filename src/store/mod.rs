@@ -32,7 +32,13 @@ pub use source::PackSource;
 use source::Packs;
 pub use writer::ChunkWriter;
 
-pub const FORMAT_VERSION: u32 = 1;
+/// The store format this snap writes. Format 2 lets a delta's base be a
+/// delta itself (DESIGN.md, "Delta chains"); a format-1 store is read as it
+/// is and becomes format 2 at its first `take`, after which an older snap
+/// refuses it with a clear message instead of misreading a chain.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest store format this snap reads.
+const OLDEST_FORMAT: u32 = 1;
 
 /// Snapshots with their ids, oldest first.
 pub type Snapshots = Vec<(SnapshotId, Snapshot)>;
@@ -159,9 +165,9 @@ impl Store {
         })?;
         let config: StoreConfig =
             serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("config", e.to_string()))?;
-        if config.format != FORMAT_VERSION {
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&config.format) {
             return Err(Error::Invalid(format!(
-                "store format {} is not supported by this snap (format {FORMAT_VERSION})",
+                "store format {} is not supported by this snap (formats {OLDEST_FORMAT} to {FORMAT_VERSION}): a newer snap wrote it",
                 config.format
             )));
         }
@@ -243,6 +249,21 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Marks an older store as written in this snap's format, before
+    /// anything in the new format is written to it (a delta chain); durable
+    /// like any config write. A view's config is not its own: left alone.
+    pub(crate) fn upgrade_format(&self) -> Result<()> {
+        if self.config.format >= FORMAT_VERSION || self.is_view() {
+            return Ok(());
+        }
+        let config = StoreConfig {
+            format: FORMAT_VERSION,
+            ..self.config.clone()
+        };
+        let bytes = serde_json::to_vec_pretty(&config).expect("config encodes");
+        durable::write_atomic(&self.tmp_dir(), &self.root.join("config"), &bytes)
     }
 
     pub fn config(&self) -> &StoreConfig {

@@ -3,7 +3,7 @@
 
 use super::{durable, Index, Location, Packs, Store};
 use crate::error::{Error, Result};
-use crate::format::entry::{decode_entry, delta_base};
+use crate::format::entry::{decode_entry, decode_link, delta_base, MAX_READ_CHAIN};
 use crate::format::pack::{self, EntryKind, PackEntry, TRAILER_LEN};
 use crate::id::{ChunkId, PackId};
 use std::collections::HashMap;
@@ -130,12 +130,22 @@ impl<'a> PackReader<'a> {
 
 /// Decodes an entry, naming its pack in any error.
 pub fn decode_named(loc: &Location, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
-    decode_entry(&loc.entry, stored, base).map_err(|e| match e {
+    decode_entry(&loc.entry, stored, base).map_err(|e| in_pack(loc, e))
+}
+
+/// Like `decode_named`, without hashing the result: for a base inside a
+/// chain whose last chunk is checked (`entry::decode_link`).
+pub fn decode_link_named(loc: &Location, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
+    decode_link(&loc.entry, stored, base).map_err(|e| in_pack(loc, e))
+}
+
+fn in_pack(loc: &Location, e: Error) -> Error {
+    match e {
         Error::Corrupt { what, detail } => {
             Error::corrupt(format!("{what} in pack {}", loc.pack), detail)
         }
         other => other,
-    })
+    }
 }
 
 /// Reads and validates the header of the pack file at `path`.
@@ -256,18 +266,30 @@ fn build_index(store: &Store, index: &Index) -> Result<RebuildReport> {
     }
     let reader = index.reader()?;
     let packs = PackReader::new(store);
-    let mut undecodable = Vec::new();
     let mut deltas = reader.delta_rows()?;
     deltas.sort_by_key(|l| (l.pack, l.entry.offset));
-    for (loc, stored) in deltas.iter().zip(packs.read_stored_many(&deltas)) {
-        let full = match stored.ok().and_then(|b| delta_base(&b)) {
-            Some(b) => reader
-                .get(&b)?
-                .is_some_and(|l| l.entry.kind != EntryKind::Delta),
-            None => false,
-        };
-        if !full {
-            undecodable.push(loc.entry.id);
+    let base: HashMap<ChunkId, Option<ChunkId>> = deltas
+        .iter()
+        .zip(packs.read_stored_many(&deltas))
+        .map(|(l, s)| (l.entry.id, s.ok().and_then(|b| delta_base(&b))))
+        .collect();
+    // A delta row stays when its chain reaches a row stored in full within
+    // `MAX_READ_CHAIN` steps.
+    let mut undecodable = Vec::new();
+    for d in base.keys() {
+        let mut at = Some(*d);
+        for _ in 0..=MAX_READ_CHAIN {
+            match at.map(|a| (a, base.get(&a))) {
+                Some((_, Some(next))) => at = *next,
+                Some((a, None)) if reader.contains(&a)? => break,
+                _ => {
+                    at = None;
+                    break;
+                }
+            }
+        }
+        if at.is_none_or(|a| base.contains_key(&a)) {
+            undecodable.push(*d);
         }
     }
     drop(reader);

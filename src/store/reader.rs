@@ -1,11 +1,12 @@
 //! StoreReader: chunks and trees by id, through the index and the packs.
-//! Delta entries are decoded with their base, which is never itself a delta.
+//! Delta entries are decoded with their base, which may be a delta too (at
+//! most `MAX_READ_CHAIN` deep).
 
 use super::index::{Index, IndexReader, Location};
-use super::packs::{decode_named, PackReader};
+use super::packs::{decode_link_named, decode_named, PackReader};
 use super::Store;
 use crate::error::{Error, Result};
-use crate::format::entry::delta_base;
+use crate::format::entry::{delta_base, MAX_READ_CHAIN};
 use crate::format::pack::EntryKind;
 use crate::format::tree::{decode_tree, Node, NodeKind, Tree};
 use crate::id::ChunkId;
@@ -31,87 +32,55 @@ impl<'a> StoreReader<'a> {
     /// The plain chunk, verified against its id.
     pub fn chunk(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self.index.locate(id)?;
-        let read = || {
-            let stored = self.packs.read_stored(&loc)?;
-            let base = match loc.entry.kind {
-                EntryKind::Delta => Some(self.base(&loc, &stored)?),
-                _ => None,
-            };
-            decode_named(&loc, &stored, base.as_deref())
-        };
-        read().or_else(|e| self.retry_from_fallback(&loc, e))
+        resolve(&self.index, &self.packs, &loc)
+            .map(|(plain, _)| plain)
+            .or_else(|e| self.retry_from_fallback(&loc, e))
     }
 
-    /// After a corrupt read of `loc`: the chunk again, each of its pieces
-    /// (the entry, a delta's base) that fails its check here read from the
+    /// After a corrupt read of `loc`: the chunk again, each piece of its
+    /// chain (the entry, each base) that fails its check here read from the
     /// fallback source instead. Without a fallback, the error stands.
     fn retry_from_fallback(&self, loc: &Location, err: Error) -> Result<Vec<u8>> {
-        if !self.packs.has_fallback() || !matches!(err, Error::Corrupt { .. }) {
+        if !matches!(err, Error::Corrupt { .. }) {
             return Err(err);
+        }
+        if !self.packs.has_fallback() {
+            // A batch does not hash the bases it decodes: read the chain
+            // again, every link checked if need be, to name the bad piece.
+            return resolve(&self.index, &self.packs, loc).map(|(plain, _)| plain);
         }
         let piece = |l: &Location, base: Option<&[u8]>| {
             self.packs
                 .read_stored(l)
-                .and_then(|s| decode_named(l, &s, base).map(|plain| (plain, s)))
-                .or_else(|_| {
-                    let s = self.packs.read_from_fallback(l)?;
-                    decode_named(l, &s, base).map(|plain| (plain, s))
-                })
+                .and_then(|s| decode_named(l, &s, base))
+                .or_else(|_| decode_named(l, &self.packs.read_from_fallback(l)?, base))
         };
-        if loc.entry.kind != EntryKind::Delta {
-            return piece(loc, None).map(|(plain, _)| plain);
-        }
-        // The delta's stored bytes name its base; read them (here, or from
+        // A delta's stored bytes name its base; read them (here, or from
         // the source if unreadable here) without decoding first.
-        let stored = self
-            .packs
-            .read_stored(loc)
-            .or_else(|_| self.packs.read_from_fallback(loc))?;
-        let base_id = delta_base(&stored).ok_or_else(|| {
-            Error::corrupt(format!("chunk {}", loc.entry.id), "delta without base")
-        })?;
-        let base_loc = self.index.locate(&base_id)?;
-        let (base, _) = piece(&base_loc, None)?;
-        piece(loc, Some(&base)).map(|(plain, _)| plain)
-    }
-
-    /// A delta's base: located, read and verified; never a delta itself.
-    fn base(&self, loc: &Location, stored: &[u8]) -> Result<Vec<u8>> {
-        let id = delta_base(stored).ok_or_else(|| {
-            Error::corrupt(format!("chunk {}", loc.entry.id), "delta without base")
-        })?;
-        let base = self.index.locate(&id)?;
-        if base.entry.kind == EntryKind::Delta {
-            return Err(Error::corrupt(
-                format!("chunk {}", loc.entry.id),
-                "delta base is itself a delta",
-            ));
+        let mut chain = vec![loc.clone()];
+        while let Some(l) = chain.last().filter(|l| l.entry.kind == EntryKind::Delta) {
+            let stored = self
+                .packs
+                .read_stored(l)
+                .or_else(|_| self.packs.read_from_fallback(l))?;
+            let base = base_of(l, &stored, chain.len())?;
+            chain.push(self.index.locate(&base)?);
         }
-        decode_named(&base, &self.packs.read_stored(&base)?, None)
+        let mut plain = None;
+        for l in chain.iter().rev() {
+            plain = Some(piece(l, plain.as_deref())?);
+        }
+        Ok(plain.expect("a chain has an entry"))
     }
 
     /// Many chunks, in order, each verified; reads are coalesced and decoding
     /// runs on all cores.
     pub fn chunks(&self, locs: &[Location]) -> Vec<Result<Vec<u8>>> {
         let stored = self.packs.read_stored_many(locs);
-        let bases = self.bases(locs, &stored);
+        let bases = self.bases(locs, &stored, 1);
         locs.par_iter()
             .zip(stored.par_iter())
-            .map(|(loc, s)| {
-                let s = s.as_ref().map_err(Error::duplicate)?;
-                let base = match loc.entry.kind {
-                    EntryKind::Delta => {
-                        let b = delta_base(s).and_then(|b| bases.get(&b));
-                        Some(
-                            b.expect("base fetched above")
-                                .as_ref()
-                                .map_err(Error::duplicate)?,
-                        )
-                    }
-                    _ => None,
-                };
-                decode_named(loc, s, base.map(|b| b.as_slice()))
-            })
+            .map(|(loc, s)| decode_with(loc, s, &bases, decode_named))
             .collect::<Vec<_>>()
             .into_iter()
             .zip(locs)
@@ -119,13 +88,16 @@ impl<'a> StoreReader<'a> {
             .collect()
     }
 
-    /// The plain bytes of every base the delta entries among `stored` name:
-    /// located, read with coalesced reads (sorted by place), decoded and
-    /// verified in parallel. A base is never itself a delta.
+    /// The plain bytes of every base the delta entries among `stored` name,
+    /// `depth` deltas down their chains: located, read with coalesced reads
+    /// (sorted by place) and decoded in parallel, bases that are deltas
+    /// themselves through the same, one level further down. Bases are not
+    /// hashed: each chunk decoded with them is (`decode_chain`).
     fn bases(
         &self,
         locs: &[Location],
         stored: &[Result<Vec<u8>>],
+        depth: usize,
     ) -> HashMap<ChunkId, Result<Vec<u8>>> {
         let mut ids: Vec<ChunkId> = locs
             .iter()
@@ -141,14 +113,8 @@ impl<'a> StoreReader<'a> {
         let mut found = Vec::new();
         for id in ids {
             match self.index.locate(&id) {
-                Ok(l) if l.entry.kind == EntryKind::Delta => {
-                    out.insert(
-                        id,
-                        Err(Error::corrupt(
-                            format!("chunk {id}"),
-                            "delta base is itself a delta",
-                        )),
-                    );
+                Ok(l) if l.entry.kind == EntryKind::Delta && depth >= MAX_READ_CHAIN => {
+                    out.insert(id, Err(too_long(&id)));
                 }
                 Ok(l) => found.push(l),
                 Err(e) => {
@@ -156,19 +122,16 @@ impl<'a> StoreReader<'a> {
                 }
             }
         }
+        if found.is_empty() {
+            return out;
+        }
         found.sort_by_key(|l| (l.pack, l.entry.offset));
         let bytes = self.packs.read_stored_many(&found);
+        let deeper = self.bases(&found, &bytes, depth + 1);
         let decoded: Vec<(ChunkId, Result<Vec<u8>>)> = found
             .par_iter()
             .zip(bytes.par_iter())
-            .map(|(l, b)| {
-                (
-                    l.entry.id,
-                    b.as_ref()
-                        .map_err(Error::duplicate)
-                        .and_then(|b| decode_named(l, b, None)),
-                )
-            })
+            .map(|(l, b)| (l.entry.id, decode_with(l, b, &deeper, decode_link_named)))
             .collect();
         out.extend(decoded);
         out
@@ -279,4 +242,89 @@ impl<'a> StoreReader<'a> {
         }
         decode_tree(&bytes)
     }
+}
+
+/// A chunk's plain bytes through its chain of deltas, each piece read and
+/// verified, with the chain's length (0 for a chunk stored in full).
+pub(crate) fn resolve(
+    index: &IndexReader,
+    packs: &PackReader,
+    loc: &Location,
+) -> Result<(Vec<u8>, usize)> {
+    let chain = read_chain(index, packs, loc)?;
+    Ok((decode_chain(&chain)?, chain.len() - 1))
+}
+
+/// The stored bytes of `loc` and of each base down its chain, the chunk
+/// stored in full last.
+pub(crate) fn read_chain(
+    index: &IndexReader,
+    packs: &PackReader,
+    loc: &Location,
+) -> Result<Vec<(Location, Vec<u8>)>> {
+    let mut chain = vec![(loc.clone(), packs.read_stored(loc)?)];
+    while let Some((l, s)) = chain
+        .last()
+        .filter(|(l, _)| l.entry.kind == EntryKind::Delta)
+    {
+        let base = index.locate(&base_of(l, s, chain.len())?)?;
+        let stored = packs.read_stored(&base)?;
+        chain.push((base, stored));
+    }
+    Ok(chain)
+}
+
+/// The plain bytes of a chain's first chunk, decoded from its last and
+/// checked against its id. Only that chunk is hashed (a wrong base makes
+/// its check fail); on any failure every link is decoded again and
+/// checked, so the error names the piece that is bad.
+pub(crate) fn decode_chain(chain: &[(Location, Vec<u8>)]) -> Result<Vec<u8>> {
+    decode_chain_with(chain, decode_link_named).or_else(|_| decode_chain_with(chain, decode_named))
+}
+
+type Decode = fn(&Location, &[u8], Option<&[u8]>) -> Result<Vec<u8>>;
+
+fn decode_chain_with(chain: &[(Location, Vec<u8>)], link: Decode) -> Result<Vec<u8>> {
+    let mut plain = None;
+    for (i, (l, s)) in chain.iter().enumerate().rev() {
+        let decode = if i == 0 { decode_named } else { link };
+        plain = Some(decode(l, s, plain.as_deref())?);
+    }
+    Ok(plain.expect("a chain has an entry"))
+}
+
+/// The base a delta entry's stored bytes name, `depth` deltas down a chain.
+fn base_of(loc: &Location, stored: &[u8], depth: usize) -> Result<ChunkId> {
+    if depth > MAX_READ_CHAIN {
+        return Err(too_long(&loc.entry.id));
+    }
+    delta_base(stored)
+        .ok_or_else(|| Error::corrupt(format!("chunk {}", loc.entry.id), "delta without base"))
+}
+
+fn too_long(id: &ChunkId) -> Error {
+    Error::corrupt(
+        format!("chunk {id}"),
+        format!("its chain of deltas is longer than {MAX_READ_CHAIN} (a cycle?)"),
+    )
+}
+
+/// An entry decoded by `decode` with its base (for a delta) from `bases`.
+fn decode_with(
+    loc: &Location,
+    stored: &Result<Vec<u8>>,
+    bases: &HashMap<ChunkId, Result<Vec<u8>>>,
+    decode: Decode,
+) -> Result<Vec<u8>> {
+    let s = stored.as_ref().map_err(Error::duplicate)?;
+    let base = match loc.entry.kind {
+        EntryKind::Delta => {
+            let b = delta_base(s).and_then(|b| bases.get(&b)).ok_or_else(|| {
+                Error::corrupt(format!("chunk {}", loc.entry.id), "delta without base")
+            })?;
+            Some(b.as_ref().map_err(Error::duplicate)?.as_slice())
+        }
+        _ => None,
+    };
+    decode(loc, s, base)
 }

@@ -10,11 +10,11 @@ use super::index::{Index, IndexReader};
 use super::Store;
 use crate::chunker;
 use crate::error::Result;
-use crate::format::entry::delta_base;
-use crate::format::pack::EntryKind;
+use crate::format::entry::MAX_CHAIN;
 use crate::id::ChunkId;
 use crate::packer::{NewChunk, Packer, SealedPack};
-use crate::store::packs::{decode_named, PackReader};
+use crate::store::packs::PackReader;
+use crate::store::reader::{decode_chain, read_chain};
 use rayon::prelude::*;
 use std::collections::HashSet;
 
@@ -52,6 +52,7 @@ pub struct ChunkWriter<'a> {
 
 impl<'a> ChunkWriter<'a> {
     pub fn new(store: &'a Store, index: &'a Index) -> Result<Self> {
+        store.upgrade_format()?;
         Ok(ChunkWriter {
             store,
             index,
@@ -120,51 +121,18 @@ impl<'a> ChunkWriter<'a> {
             .collect()
     }
 
-    /// The full (non-delta) chunk to use as a delta base for `candidate`,
-    /// with its location: the candidate itself, or the base it is a delta of.
-    fn full_base(&self, candidate: &ChunkId) -> Result<Option<super::Location>> {
-        let Some(loc) = self.reader.get(candidate)? else {
-            return Ok(None); // pending or unknown: store in full
-        };
-        if loc.entry.kind != EntryKind::Delta {
-            return Ok(Some(loc));
-        }
-        let stored = self.packs.read_stored(&loc)?;
-        match delta_base(&stored) {
-            Some(b) => Ok(self
-                .reader
-                .get(&b)?
-                .filter(|l| l.entry.kind != EntryKind::Delta)),
-            None => Ok(None),
-        }
-    }
-
     fn flush(&mut self) -> Result<()> {
         let queue = std::mem::take(&mut self.queue);
         self.queued_bytes = 0;
-        let mut bases = Vec::with_capacity(queue.len());
-        for (_, _, base, _) in &queue {
-            bases.push(match base {
-                Some(b) => self.full_base(b)?,
-                None => None,
-            });
-        }
-        let packs = &self.packs;
+        let (index, packs) = (&self.reader, &self.packs);
         let batch: Vec<NewChunk> = queue
             .into_par_iter()
-            .zip(bases)
-            .map(|((id, plain, _, delta_level), base)| {
+            .map(|(id, plain, base, delta_level)| NewChunk {
+                id,
+                plain,
                 // A base that cannot be read just means this chunk is stored in full.
-                let base = base.and_then(|loc| {
-                    let stored = packs.read_stored(&loc).ok()?;
-                    Some((loc.entry.id, decode_named(&loc, &stored, None).ok()?))
-                });
-                NewChunk {
-                    id,
-                    plain,
-                    base,
-                    delta_level,
-                }
+                base: base.and_then(|b| base_for(index, packs, &b).ok().flatten()),
+                delta_level,
             })
             .collect();
         for sealed in self.packer.add(batch)? {
@@ -208,5 +176,117 @@ impl<'a> ChunkWriter<'a> {
         self.commit(None, true)?;
         debug_assert!(self.pending.is_empty());
         Ok(self.stats)
+    }
+}
+
+/// The delta base for a chunk whose previous version is `candidate`, with
+/// its plain bytes: the candidate itself while its chain of deltas is
+/// shorter than `MAX_CHAIN` (a delta then costs about the change since that
+/// version), else the chunk stored in full at its chain's root. None when
+/// the candidate is not indexed (pending in this take, or unknown): then the
+/// chunk is stored in full, so a base is always durable and indexed before a
+/// delta names it.
+fn base_for(
+    index: &IndexReader,
+    packs: &PackReader,
+    candidate: &ChunkId,
+) -> Result<Option<(ChunkId, Vec<u8>)>> {
+    let Some(loc) = index.get(candidate)? else {
+        return Ok(None);
+    };
+    let chain = read_chain(index, packs, &loc)?;
+    if chain.len() <= MAX_CHAIN {
+        return Ok(Some((*candidate, decode_chain(&chain)?)));
+    }
+    let root = chain.last().expect("a chain has an entry");
+    Ok(Some((
+        root.0.entry.id,
+        decode_chain(std::slice::from_ref(root))?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::reader::resolve;
+    use crate::StoreConfig;
+
+    // A unit that changes a little every day: each version is a delta
+    // against the one before until the chain is `MAX_CHAIN` long, then
+    // against the chain's root, and every version decodes to its bytes.
+    #[test]
+    fn chains_grow_to_max_chain_then_start_again_from_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path(), StoreConfig::default()).unwrap();
+        let lock = store.lock("test", std::time::Duration::ZERO).unwrap();
+        let index = store.open_index(&lock).unwrap();
+        let mut unit: Vec<u8> = (0..65_536u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let (mut parent, mut versions) = (None, Vec::new());
+        for day in 0..2 * MAX_CHAIN + 2 {
+            unit[day * 1000] ^= 0xff;
+            let mut w = ChunkWriter::new(&store, &index).unwrap();
+            let id = w.put_with_base(unit.clone(), parent).unwrap();
+            w.finish().unwrap();
+            let reader = index.reader().unwrap();
+            let packs = PackReader::new(&store);
+            let (plain, depth) = resolve(&reader, &packs, &reader.locate(&id).unwrap()).unwrap();
+            assert_eq!(plain, unit);
+            let want = if day == 0 {
+                0
+            } else {
+                (day - 1) % MAX_CHAIN + 1
+            };
+            assert_eq!(depth, want, "day {day}");
+            (parent, versions) = (Some(id), [versions, vec![(id, unit.clone())]].concat());
+        }
+        let reader = crate::store::StoreReader::new(&store, &index).unwrap();
+        for (id, bytes) in versions {
+            assert_eq!(reader.chunk(&id).unwrap(), bytes);
+        }
+    }
+
+    // A damaged link in the middle of a chain: reading the newest version
+    // fails (never wrong bytes) and the error names the damaged chunk.
+    #[test]
+    fn a_damaged_link_is_named() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path(), StoreConfig::default()).unwrap();
+        let lock = store.lock("test", std::time::Duration::ZERO).unwrap();
+        let index = store.open_index(&lock).unwrap();
+        let mut unit: Vec<u8> = (0..65_536u32)
+            .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
+            .collect();
+        let mut ids = Vec::new();
+        for day in 0..3 {
+            unit[day * 100 + 7] ^= 0x55;
+            let mut w = ChunkWriter::new(&store, &index).unwrap();
+            ids.push(w.put_with_base(unit.clone(), ids.last().copied()).unwrap());
+            w.finish().unwrap();
+        }
+        let reader = crate::store::StoreReader::new(&store, &index).unwrap();
+        let mid = reader.index.locate(&ids[1]).unwrap();
+        assert_eq!(mid.entry.kind, crate::format::pack::EntryKind::Delta);
+        let path = store.pack_path(&mid.pack);
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&path, perms).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(&path)
+            .unwrap();
+        let at = mid.entry.offset + mid.entry.length as u64 - 2;
+        let mut b = [0u8; 1];
+        file.read_exact_at(&mut b, at).unwrap();
+        file.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+        let err = reader.chunk(&ids[2]).unwrap_err().to_string();
+        assert!(err.contains(&ids[1].to_string()), "{err}");
+        let batch = reader.chunks(&[reader.index.locate(&ids[2]).unwrap()]);
+        let err = batch[0].as_ref().unwrap_err().to_string();
+        assert!(err.contains(&ids[1].to_string()), "{err}");
     }
 }
