@@ -41,13 +41,8 @@ impl<'a> StoreReader<'a> {
     /// chain (the entry, each base) that fails its check here read from the
     /// fallback source instead. Without a fallback, the error stands.
     fn retry_from_fallback(&self, loc: &Location, err: Error) -> Result<Vec<u8>> {
-        if !matches!(err, Error::Corrupt { .. }) {
+        if !self.packs.has_fallback() || !matches!(err, Error::Corrupt { .. }) {
             return Err(err);
-        }
-        if !self.packs.has_fallback() {
-            // A batch does not hash the bases it decodes: read the chain
-            // again, every link checked if need be, to name the bad piece.
-            return resolve(&self.index, &self.packs, loc).map(|(plain, _)| plain);
         }
         let piece = |l: &Location, base: Option<&[u8]>| {
             self.packs
@@ -84,8 +79,21 @@ impl<'a> StoreReader<'a> {
             .collect::<Vec<_>>()
             .into_iter()
             .zip(locs)
-            .map(|(r, loc)| r.or_else(|e| self.retry_from_fallback(loc, e)))
+            .map(|(r, loc)| r.or_else(|e| self.batch_failed(loc, e)))
             .collect()
+    }
+
+    /// After a chunk of a batch failed: from the fallback source if there is
+    /// one; else, for damage, its chain read again with every link checked
+    /// if need be (a batch does not hash the bases it decodes), so the error
+    /// names the bad piece.
+    fn batch_failed(&self, loc: &Location, err: Error) -> Result<Vec<u8>> {
+        match err {
+            Error::Corrupt { .. } if !self.packs.has_fallback() => {
+                resolve(&self.index, &self.packs, loc).map(|(plain, _)| plain)
+            }
+            err => self.retry_from_fallback(loc, err),
+        }
     }
 
     /// The plain bytes of every base the delta entries among `stored` name,

@@ -211,13 +211,18 @@ mod tests {
     use crate::store::reader::resolve;
     use crate::StoreConfig;
 
+    fn new_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path(), StoreConfig::default()).unwrap();
+        (dir, store)
+    }
+
     // A unit that changes a little every day: each version is a delta
     // against the one before until the chain is `MAX_CHAIN` long, then
     // against the chain's root, and every version decodes to its bytes.
     #[test]
     fn chains_grow_to_max_chain_then_start_again_from_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::init(dir.path(), StoreConfig::default()).unwrap();
+        let (_dir, store) = new_store();
         let lock = store.lock("test", std::time::Duration::ZERO).unwrap();
         let index = store.open_index(&lock).unwrap();
         let mut unit: Vec<u8> = (0..65_536u32)
@@ -252,8 +257,7 @@ mod tests {
     #[test]
     fn a_damaged_link_is_named() {
         use std::os::unix::fs::FileExt;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::init(dir.path(), StoreConfig::default()).unwrap();
+        let (_dir, store) = new_store();
         let lock = store.lock("test", std::time::Duration::ZERO).unwrap();
         let index = store.open_index(&lock).unwrap();
         let mut unit: Vec<u8> = (0..65_536u32)
