@@ -2,7 +2,8 @@
 """A 2 GiB SQLite database with 1 % of its rows changed per day: bytes snap
 adds per day, take time, restore time and each command's peak RSS (figures
 for the README). ROWS=45000000 makes it ~10 GiB.
-Usage: [ROWS=N] scripts/bench_bigdb.py SNAP_BIN [WORKDIR] [DAYS]"""
+Usage: [ROWS=N] [KEEP_DB=1] [SEED=N] scripts/bench_bigdb.py SNAP_BIN [WORKDIR] [DAYS]
+SNAP_BIN "-" only creates the database; KEEP_DB=1 keeps it for the next run."""
 import json, os, random, shutil, sqlite3, subprocess, sys, tempfile, time
 
 snap = sys.argv[1]
@@ -26,6 +27,8 @@ if not os.path.exists(db):
     c.close()
 size = os.path.getsize(db)
 print(f"database: {size / 2**30:.2f} GiB, {rows} rows")
+if snap == "-":
+    sys.exit(0)
 
 rss = []
 
@@ -45,7 +48,7 @@ shutil.rmtree(store, ignore_errors=True)
 subprocess.run([snap, "--store", store, "init"], check=True, capture_output=True)
 secs, r = run("take", db)
 print(f"day 0: take {secs:.1f} s ({size / secs / 1e6:.0f} MB/s), added {r['stats']['added'] / 1e6:.1f} MB, peak RSS {rss[-1]:.0f} MiB")
-rnd = random.Random(2)
+rnd = random.Random(int(os.environ.get("SEED", 2)))  # another SEED for a kept database
 for day in range(1, days + 1):
     c = sqlite3.connect(db)
     for _ in range(rows // 100 // 1000):
@@ -62,4 +65,8 @@ print(f"restore: {secs:.1f} s ({size / secs / 2**20:.0f} MiB/s), peak RSS {rss[-
 index = os.path.getsize(os.path.join(store, "index.redb"))
 total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(store) for f in fs)
 print(f"store: {total / 1e6:.1f} MB, index {index / 1e6:.1f} MB ({100 * index / total:.1f} %)")
-shutil.rmtree(work)
+if os.environ.get("KEEP_DB"):
+    shutil.rmtree(store)
+    shutil.rmtree(out)
+else:
+    shutil.rmtree(work)

@@ -272,8 +272,8 @@ impl JobRunner<'_> {
             sqlite: CaptureOptions {
                 checkpoint: s.checkpoint,
                 integrity_check: s.integrity_check,
-                backup_api: false,
                 lock_wait: None,
+                ..Default::default()
             },
             lock_wait: crate::LockWait(self.lock_wait),
             ..Default::default()

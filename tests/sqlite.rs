@@ -126,6 +126,27 @@ fn check_image(path: &Path) {
     assert_eq!(bad, 0, "an order without all its items");
 }
 
+/// Every ordinary table with its row count, as `take` reports them.
+fn table_counts(db: &Path) -> Vec<(String, i64)> {
+    let c = Connection::open(db).unwrap();
+    let names: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|n| n.unwrap())
+        .collect();
+    names
+        .into_iter()
+        .map(|n| {
+            let count = c
+                .query_row(&format!("SELECT count(*) FROM \"{n}\""), [], |r| r.get(0))
+                .unwrap();
+            (n, count)
+        })
+        .collect()
+}
+
 fn live_capture(journal: &str) {
     let wal = journal == "wal";
     let dir = tempfile::tempdir().unwrap();
@@ -143,18 +164,22 @@ fn live_capture(journal: &str) {
         let (db, stop, busy, commits) = (db.clone(), stop.clone(), busy.clone(), commits.clone());
         std::thread::spawn(move || writer(&db, stop, busy, commits, wal))
     };
-    let mut ids = Vec::new();
+    let (mut ids, mut counted) = (Vec::new(), Vec::new());
     for i in 0..20 {
         // Alternate the directory and the database path; every fourth take
-        // goes through the backup-API fallback instead of sqlite_dbpage.
-        let args = match i % 4 {
-            0 | 2 => vec!["take", data.to_str().unwrap()],
+        // goes through the backup-API fallback instead of sqlite_dbpage, and
+        // every fourth (in WAL mode) checks on the copying connection after
+        // the copy instead of on a second connection during it.
+        let args = match i % 8 {
+            0 | 2 | 4 | 6 => vec!["take", data.to_str().unwrap()],
             1 => vec!["take", db.to_str().unwrap()],
+            5 => vec!["take", db.to_str().unwrap(), "--one-connection"],
             _ => vec!["take", db.to_str().unwrap(), "--backup-api"],
         };
         let out = snap_json(&store, &args);
         assert_eq!(out["ok"], true, "{out}");
         ids.push(out["id"].as_str().unwrap().to_string());
+        counted.push(out["databases"][0]["tables"].clone());
         std::thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::Relaxed);
@@ -185,6 +210,13 @@ fn live_capture(journal: &str) {
         };
         assert!(!restored.with_file_name("app.db-wal").exists());
         check_image(&restored);
+        // The check counted the rows of the very snapshot that was copied
+        // (WAL: on a second connection at the copy's snapshot, as it ran).
+        assert_eq!(
+            counted[i],
+            serde_json::json!(table_counts(&restored)),
+            "take {i} counted other rows than it stored"
+        );
         let files: Vec<_> = fs::read_dir(restored.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())

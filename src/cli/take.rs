@@ -44,6 +44,9 @@ pub struct Args {
     /// Capture databases with the backup API instead of sqlite_dbpage
     #[arg(long, hide = true)]
     backup_api: bool,
+    /// Check a WAL database on the copying connection after the copy (the fallback path)
+    #[arg(long, hide = true)]
+    one_connection: bool,
 }
 
 pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
@@ -111,6 +114,7 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
             checkpoint: args.checkpoint,
             integrity_check: args.integrity_check,
             backup_api: args.backup_api,
+            one_connection: args.one_connection,
             lock_wait: Some(std::time::Duration::from_secs(args.db_lock_wait)),
         },
         lock_wait: snap::LockWait(ctx.lock_wait),

@@ -43,9 +43,17 @@ pub fn uri_path(path: &Path) -> String {
 /// Runs the check on an image: the check's result ("ok" or the first
 /// problems) and, when it passed, every ordinary table with its row count.
 pub fn check_image(path: &Path, full: bool) -> rusqlite::Result<(String, Vec<(String, u64)>)> {
-    let conn = open_image(path)?;
+    check_conn(&open_image(path)?, full)
+}
+
+/// `check_image` on an open connection, in whatever read transaction it is
+/// in (a capture's snapshot).
+pub(crate) fn check_conn(
+    conn: &Connection,
+    full: bool,
+) -> rusqlite::Result<(String, Vec<(String, u64)>)> {
     let check = run_check(
-        &conn,
+        conn,
         if full {
             "integrity_check"
         } else {

@@ -3,6 +3,7 @@
 //! file SQLite cannot read, byte for byte. Nothing here stores anything.
 
 use super::growing::GrowingWriter;
+use super::pipe::PipeWriter;
 use crate::error::{Error, Result};
 use rusqlite::Connection;
 use std::io::{Read, Seek, Write};
@@ -90,89 +91,136 @@ pub(super) fn raw_pages(path: &Path, out: &mut std::fs::File) -> Result<(u32, u6
     Ok((page_size, pages, damage))
 }
 
-/// Copies every page inside one read transaction. Returns (page size, count,
-/// damage). A damaged file (truncated mid-page, pages missing) is copied as
-/// far as it reads, the gaps as zero pages, and the damage is returned: the
-/// snapshot is recorded with a failed check, like a corrupt page (exit 5).
+/// Where `copy_rows` puts the pages: the image file as it grows, or the
+/// pipe to the storing thread.
+pub(super) trait PageSink: Write {
+    /// Called once, before the first page.
+    fn set_page_size(&mut self, size: u32) -> std::io::Result<()>;
+}
+
+impl PageSink for std::io::BufWriter<GrowingWriter<'_>> {
+    fn set_page_size(&mut self, size: u32) -> std::io::Result<()> {
+        self.get_ref().set_page_size(size);
+        Ok(())
+    }
+}
+
+impl PageSink for PipeWriter {
+    fn set_page_size(&mut self, size: u32) -> std::io::Result<()> {
+        PipeWriter::set_page_size(self, size)
+    }
+}
+
+/// Runs `f` inside one read transaction on `conn`, which ends (`COMMIT`)
+/// whatever `f` returns.
+pub(super) fn in_read_txn<T>(
+    conn: &Connection,
+    path: &Path,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    conn.execute_batch("BEGIN").map_err(Error::sqlite(path))?;
+    let result = f();
+    conn.execute_batch("COMMIT").map_err(Error::sqlite(path))?;
+    result
+}
+
+/// The database's (page size, page count). Inside a transaction the first
+/// read starts its snapshot: these and every page read after them come from
+/// that one snapshot.
+pub(super) fn read_shape(conn: &Connection, path: &Path) -> Result<(u32, u64)> {
+    let q = |pragma: &str| {
+        conn.query_row(pragma, [], |r| r.get::<_, i64>(0))
+            .map_err(Error::sqlite(path))
+    };
+    Ok((
+        q("PRAGMA page_size")? as u32,
+        q("PRAGMA page_count")? as u64,
+    ))
+}
+
+/// Copies every page inside one read transaction into the image file.
+/// Returns (page size, count, damage); see `copy_rows`.
 pub(super) fn copy_pages(
     conn: &Connection,
     path: &Path,
     wal: bool,
-    out: &mut GrowingWriter,
+    out: GrowingWriter,
 ) -> Result<(u32, u64, Vec<String>)> {
-    let sql = Error::sqlite(path);
-    conn.execute_batch("BEGIN").map_err(Error::sqlite(path))?;
-    let result = (|| {
-        // The first read starts the transaction's snapshot; both pragmas and
-        // every page below come from that one snapshot.
-        let q = |pragma: &str| {
-            conn.query_row(pragma, [], |r| r.get::<_, i64>(0))
-                .map_err(Error::sqlite(path))
-        };
-        let page_size = q("PRAGMA page_size")? as u32;
-        let page_count = q("PRAGMA page_count")? as u64;
-        out.set_page_size(page_size);
-        let lock_page = lock_byte_page(page_size);
-        let zeros = vec![0u8; page_size as usize];
-        let mut stmt = conn
-            .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
+    in_read_txn(conn, path, || {
+        let shape = read_shape(conn, path)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+        copy_rows(conn, path, wal, shape, &mut out)
+    })
+}
+
+/// Copies every page of `sqlite_dbpage` into `out`, inside the read
+/// transaction `read_shape` started. Returns (page size, count, damage). A
+/// damaged file (truncated mid-page, pages missing) is copied as far as it
+/// reads, the gaps as zero pages, and the damage is returned: the snapshot
+/// is recorded with a failed check, like a corrupt page (exit 5).
+pub(super) fn copy_rows(
+    conn: &Connection,
+    path: &Path,
+    wal: bool,
+    (page_size, page_count): (u32, u64),
+    out: &mut impl PageSink,
+) -> Result<(u32, u64, Vec<String>)> {
+    let write_err = |e| Error::io("write image of", path)(e);
+    out.set_page_size(page_size).map_err(write_err)?;
+    let lock_page = lock_byte_page(page_size);
+    let zeros = vec![0u8; page_size as usize];
+    let mut stmt = conn
+        .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
+        .map_err(Error::sqlite(path))?;
+    let mut rows = stmt.query([]).map_err(Error::sqlite(path))?;
+    let mut n = 0u64;
+    let mut damage = Vec::new();
+    let mut first_page = Vec::new();
+    let mut put = |page: &[u8]| out.write_all(page).map_err(write_err);
+    while let Some(row) = rows.next().map_err(Error::sqlite(path))? {
+        let pgno = row.get::<_, i64>(0).map_err(Error::sqlite(path))? as u64;
+        let data = row
+            .get_ref(1)
+            .and_then(|v| Ok(v.as_blob()?))
             .map_err(Error::sqlite(path))?;
-        let mut rows = stmt.query([]).map_err(Error::sqlite(path))?;
-        let mut n = 0u64;
-        let mut damage = Vec::new();
-        let mut first_page = Vec::new();
-        let mut buf = std::io::BufWriter::with_capacity(1 << 20, &mut *out);
-        let mut put = |page: &[u8]| {
-            buf.write_all(page)
-                .map_err(Error::io("write image of", path))
-        };
-        while let Some(row) = rows.next().map_err(Error::sqlite(path))? {
-            let pgno = row.get::<_, i64>(0).map_err(Error::sqlite(path))? as u64;
-            let data = row
-                .get_ref(1)
-                .and_then(|v| Ok(v.as_blob()?))
-                .map_err(Error::sqlite(path))?;
-            if pgno == 1 {
-                first_page = data[..data.len().min(100)].to_vec();
-            }
-            while n + 1 < pgno {
-                n += 1;
-                put(&zeros)?;
-            }
-            n += 1;
-            if data.len() != page_size as usize {
-                damage.push(format!(
-                    "page {pgno} is {} bytes, not {page_size}",
-                    data.len()
-                ));
-                let mut page = data[..data.len().min(zeros.len())].to_vec();
-                page.resize(zeros.len(), 0);
-                put(&page)?;
-            } else {
-                put(if pgno == lock_page { &zeros[..] } else { data })?;
-            }
+        if pgno == 1 {
+            first_page = data[..data.len().min(100)].to_vec();
         }
-        // Inside the read transaction a rollback-mode writer cannot be
-        // changing the file, so its length (from `stat`: no descriptor is
-        // opened, see `file_shape`) and its header agree unless it is damaged.
-        if !wal {
-            let len = std::fs::metadata(path).map_or(0, |m| m.len());
-            damage.extend(shape(&first_page, len));
-        }
-        if n < page_count {
-            damage.push(format!(
-                "the file holds {n} of its {page_count} pages (truncated)"
-            ));
-        }
-        while n < page_count {
+        while n + 1 < pgno {
             n += 1;
             put(&zeros)?;
         }
-        buf.flush().map_err(Error::io("write image of", path))?;
-        Ok((page_size, n, damage))
-    })();
-    conn.execute_batch("COMMIT").map_err(sql)?;
-    result
+        n += 1;
+        if data.len() != page_size as usize {
+            damage.push(format!(
+                "page {pgno} is {} bytes, not {page_size}",
+                data.len()
+            ));
+            let mut page = data[..data.len().min(zeros.len())].to_vec();
+            page.resize(zeros.len(), 0);
+            put(&page)?;
+        } else {
+            put(if pgno == lock_page { &zeros[..] } else { data })?;
+        }
+    }
+    // Inside the read transaction a rollback-mode writer cannot be
+    // changing the file, so its length (from `stat`: no descriptor is
+    // opened, see `file_shape`) and its header agree unless it is damaged.
+    if !wal {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        damage.extend(shape(&first_page, len));
+    }
+    if n < page_count {
+        damage.push(format!(
+            "the file holds {n} of its {page_count} pages (truncated)"
+        ));
+    }
+    while n < page_count {
+        n += 1;
+        put(&zeros)?;
+    }
+    out.flush().map_err(write_err)?;
+    Ok((page_size, n, damage))
 }
 
 /// Fallback without `sqlite_dbpage`: the backup API in one `step(-1)` (never

@@ -112,5 +112,8 @@ pub fn sqlite_sibling(path: &Path) -> Option<(&'static str, std::path::PathBuf)>
 pub mod check;
 mod copy;
 pub(crate) mod growing;
+mod imaged;
 pub mod pages;
+mod pipe;
 pub mod sqlite;
+mod streamed;

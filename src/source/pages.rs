@@ -32,7 +32,7 @@ pub fn delta_level(bytes: u64) -> i32 {
 }
 
 /// Units read, hashed in parallel and handed to the writer at a time.
-const BATCH_UNITS: usize = 256;
+const BATCH_UNITS: usize = 64;
 
 /// Pages per unit for a database of `page_size`.
 pub fn pages_per_unit(page_size: u32) -> u64 {

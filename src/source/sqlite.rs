@@ -4,24 +4,27 @@
 //!
 //! 1. Inside one read transaction, every page image is copied from the
 //!    `sqlite_dbpage` table (or, when the SQLite build lacks it, by the backup
-//!    API in a single `step(-1)`) into a private image file in the store's
-//!    tmp directory. The transaction is ended at once: a WAL-mode writer is
-//!    never blocked, and a rollback-mode writer only for the copy.
-//! 2. The image is cut into page-aligned chunks and stored.
-//! 3. The image (not the live database) is checked with `quick_check` or
-//!    `integrity_check`, and its tables are counted.
+//!    API in a single `step(-1)`).
+//! 2. The pages are cut into page-aligned units and stored while the copy
+//!    goes on: a WAL database's pages stream through memory
+//!    (`source::streamed`); otherwise they go through a private image file
+//!    in the store's tmp directory, so the copy runs ahead and a
+//!    rollback-mode writer is blocked for the copy only.
+//! 3. The copied snapshot (never the live database as it is now) is checked
+//!    with `quick_check` or `integrity_check`, and its tables are counted:
+//!    on a second connection at the copy's WAL snapshot, or on the image.
 
 pub use super::check::{check_image, open_image, run_check, summary, uri_path};
 pub use super::copy::lock_byte_page;
-use super::copy::{backup_pages, copy_pages, file_shape, raw_pages};
-use super::growing::Growing;
+use super::copy::{backup_pages, file_shape, raw_pages};
+use super::imaged::{copy_store_check, store_check, with_image};
 use super::pages;
+use super::streamed::stream_store_check;
 use crate::error::{Error, Result};
 use crate::format::tree::Database;
 use crate::id::ChunkId;
 use crate::store::ChunkWriter;
 use rusqlite::{Connection, OpenFlags};
-use std::io::Seek;
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,6 +37,10 @@ pub struct CaptureOptions {
     /// Use the backup API even when `sqlite_dbpage` is available (the
     /// fallback path, exercised by the tests).
     pub backup_api: bool,
+    /// Check a WAL database on the copying connection after the copy rather
+    /// than on a second connection at its snapshot during it (the fallback
+    /// when that connection cannot be opened, exercised by the tests).
+    pub one_connection: bool,
     /// How long to wait for the read lock (default `BUSY_WAIT`).
     pub lock_wait: Option<Duration>,
 }
@@ -123,12 +130,6 @@ pub fn capture(
     }
     conn.busy_handler(Some(wait_for_lock))
         .map_err(Error::sqlite(path))?;
-    let tmp = writer.store().tmp_dir();
-    check_room(path, &tmp)?;
-    let mut image = tempfile::Builder::new()
-        .prefix(".image-")
-        .tempfile_in(&tmp)
-        .map_err(Error::io("create image file in", &tmp))?;
     let how = Storing {
         parent,
         full: opts.integrity_check,
@@ -138,27 +139,33 @@ pub fn capture(
     // The file's own shape is compared with its header only where no writer
     // can be changing both (see `copy::file_shape`): in rollback mode.
     let wal = journal_mode.eq_ignore_ascii_case("wal");
-    let captured = if has_dbpage(&conn) && !opts.backup_api {
-        copy_store_check(&conn, path, wal, &mut image, writer, &how)
+    let dbpage = has_dbpage(&conn) && !opts.backup_api;
+    let captured = if dbpage && wal {
+        stream_store_check(&conn, path, writer, &how, !opts.one_connection)
     } else {
-        backup_pages(&conn, path, &tmp, image.as_file_mut()).and_then(|(size, _)| {
-            let shape = if wal { Vec::new() } else { file_shape(path) };
-            store_check(&mut image, size, shape, writer, &how)
+        with_image(path, writer, |image, writer| {
+            if dbpage {
+                copy_store_check(&conn, path, wal, image, writer, &how)
+            } else {
+                backup_pages(&conn, path, &writer.store().tmp_dir(), image.as_file_mut()).and_then(
+                    |(size, _)| {
+                        let shape = if wal { Vec::new() } else { file_shape(path) };
+                        store_check(image, size, shape, writer, &how)
+                    },
+                )
+            }
         })
     };
     let captured = captured.or_else(|e| match e {
         // SQLite cannot read it at all: store the file's pages as they are,
         // and let the check mark the snapshot (exit 5), as for a bad page.
         Error::Sqlite { source, .. } if damaged(&source) => {
-            // From the start: a failed copy may have written part of it.
-            let f = image.as_file_mut();
-            f.set_len(0)
-                .and_then(|_| f.rewind())
-                .map_err(Error::io("reset image of", path))?;
-            let (size, _, mut d) = raw_pages(path, image.as_file_mut())?;
-            d.insert(0, format!("SQLite could not read it ({source})"));
-            d.extend(file_shape(path));
-            store_check(&mut image, size, d, writer, &how)
+            with_image(path, writer, |image, writer| {
+                let (size, _, mut d) = raw_pages(path, image.as_file_mut())?;
+                d.insert(0, format!("SQLite could not read it ({source})"));
+                d.extend(file_shape(path));
+                store_check(image, size, d, writer, &how)
+            })
         }
         Error::Sqlite { path, source } => Err(busy(&path, source)),
         other => Err(other),
@@ -205,25 +212,25 @@ pub fn capture(
 }
 
 /// A captured image: its shape, its units and its check.
-struct Captured {
-    page_size: u32,
-    page_count: u64,
-    damage: Vec<String>,
-    chunks: Vec<ChunkId>,
-    check: (String, Vec<(String, u64)>),
+pub(super) struct Captured {
+    pub(super) page_size: u32,
+    pub(super) page_count: u64,
+    pub(super) damage: Vec<String>,
+    pub(super) chunks: Vec<ChunkId>,
+    pub(super) check: (String, Vec<(String, u64)>),
 }
 
 /// How the image's units are stored and checked.
-struct Storing<'p> {
+pub(super) struct Storing<'p> {
     /// The parent snapshot's image (its units are the delta bases).
     parent: Option<&'p Database>,
     /// `integrity_check` rather than the structural `quick_check`.
-    full: bool,
+    pub(super) full: bool,
     delta_level: i32,
 }
 
 impl Storing<'_> {
-    fn store(
+    pub(super) fn store(
         &self,
         r: &mut impl std::io::Read,
         size: u32,
@@ -237,122 +244,6 @@ impl Storing<'_> {
             self.delta_level,
         )
     }
-}
-
-/// Copies the pages into `image` while another thread stores the units
-/// already copied; once the copy is done, checks the image here while the
-/// storing finishes. The store's result is used only if the copy succeeded
-/// and the store read exactly the pages the copy wrote; otherwise (never
-/// seen) the finished image is stored again from the file.
-fn copy_store_check(
-    conn: &Connection,
-    path: &Path,
-    wal: bool,
-    image: &mut tempfile::NamedTempFile,
-    writer: &mut ChunkWriter,
-    how: &Storing,
-) -> Result<Captured> {
-    let growing = Growing::default();
-    let shared = &*image;
-    let (copied, stored, check) = std::thread::scope(|s| {
-        let stored = s.spawn(|| {
-            let size = growing
-                .page_size()
-                .ok_or_else(|| Error::Invalid("no pages".into()))?;
-            let mut reader =
-                std::io::BufReader::with_capacity(1 << 20, growing.reader(shared.as_file()));
-            how.store(&mut reader, size, writer)
-        });
-        // Even a copy that panics must end the reader's wait.
-        let end = growing.end_on_drop();
-        let copied = copy_pages(conn, path, wal, &mut growing.writer(shared.as_file()));
-        growing.finish(copied.is_ok());
-        drop(end);
-        let check = copied.is_ok().then(|| check_image(shared.path(), how.full));
-        (copied, stored.join(), check)
-    });
-    let (page_size, page_count, damage) = copied?;
-    let (chunks, stored_pages) =
-        stored.map_err(|_| Error::Invalid("storing the image panicked".into()))??;
-    if stored_pages != page_count {
-        return store_check(image, page_size, damage, writer, how);
-    }
-    let check = check
-        .expect("the copy succeeded")
-        .map_err(Error::sqlite(path))?;
-    Ok(Captured {
-        page_size,
-        page_count,
-        damage,
-        chunks,
-        check,
-    })
-}
-
-/// Stores a finished image while its check runs on another thread (both
-/// only read it).
-fn store_check(
-    image: &mut tempfile::NamedTempFile,
-    page_size: u32,
-    damage: Vec<String>,
-    writer: &mut ChunkWriter,
-    how: &Storing,
-) -> Result<Captured> {
-    let image_path = image.path().to_path_buf();
-    let (stored, checked) = std::thread::scope(|s| {
-        let check = s.spawn(|| check_image(&image_path, how.full));
-        let file = image.as_file_mut();
-        let stored = file
-            .rewind()
-            .map_err(Error::io("read image", "tmp"))
-            .and_then(|_| {
-                let mut reader = std::io::BufReader::with_capacity(1 << 20, &*file);
-                how.store(&mut reader, page_size, writer)
-            });
-        (stored, check.join())
-    });
-    let (chunks, page_count) = stored?;
-    let check = checked
-        .map_err(|_| Error::Invalid("the check of the image panicked".into()))?
-        .map_err(Error::sqlite(&image_path))?;
-    Ok(Captured {
-        page_size,
-        page_count,
-        damage,
-        chunks,
-        check,
-    })
-}
-
-/// The image is a private copy in the store's `tmp/`: refuse up front when
-/// it cannot fit (the database and its WAL bound its size), rather than fill
-/// the disk.
-fn check_room(db: &Path, tmp: &Path) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut wal = db.as_os_str().to_os_string();
-    wal.push("-wal");
-    let need = [db.as_os_str(), wal.as_os_str()]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum::<u64>();
-    let Ok(c) = std::ffi::CString::new(tmp.as_os_str().as_bytes()) else {
-        return Ok(());
-    };
-    // SAFETY: statvfs fills `st`, a valid, exclusively borrowed struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Ok(());
-    }
-    let free = st.f_bavail as u64 * st.f_frsize as u64;
-    if need > free {
-        return Err(Error::Invalid(format!(
-            "{}: its image needs up to {need} bytes in {} and only {free} are free; nothing was recorded",
-            db.display(),
-            tmp.display()
-        )));
-    }
-    Ok(())
 }
 
 thread_local! {

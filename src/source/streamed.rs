@@ -1,0 +1,219 @@
+//! Capture of a WAL-mode database with no image file (DESIGN.md, "SQLite
+//! capture"): the pages stream from `sqlite_dbpage` through memory to the
+//! storing thread, and the check runs at the same time on a second
+//! connection opened at the copy's WAL snapshot (`sqlite3_snapshot_get` and
+//! `sqlite3_snapshot_open`). Nothing is written but the store's own packs.
+//!
+//! Invariant: the copy, the check and the table counts all read the one
+//! snapshot the copy's read transaction started; the transaction stays open
+//! until all three are done.
+
+use super::check::check_conn;
+use super::copy::{copy_rows, in_read_txn, read_shape};
+use super::pipe::pipe;
+use super::sqlite::{Captured, Storing};
+use crate::error::{Error, Result};
+use crate::store::ChunkWriter;
+use rusqlite::{ffi, Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+/// Copies, stores and checks `conn`'s database (WAL mode) in one read
+/// transaction; the check runs on a second connection at the same snapshot
+/// when `second` is asked for and it can be opened.
+pub(super) fn stream_store_check(
+    conn: &Connection,
+    path: &Path,
+    writer: &mut ChunkWriter,
+    how: &Storing,
+    second: bool,
+) -> Result<Captured> {
+    in_read_txn(conn, path, || {
+        let shape = read_shape(conn, path)?;
+        // Without a second connection the check runs on `conn` after the
+        // copy, still inside the same transaction.
+        let second = second.then(|| open_at_snapshot(conn, path).ok()).flatten();
+        let (mut tx, mut rx) = pipe();
+        let (copied, stored, check) = std::thread::scope(|s| {
+            let stored = s.spawn(move || {
+                let size = rx
+                    .page_size()
+                    .ok_or_else(|| Error::Invalid("no pages".into()))?;
+                how.store(&mut rx, size, writer)
+            });
+            let check = second.map(|c| s.spawn(move || check_conn(&c, how.full)));
+            let copied = match copy_rows(conn, path, true, shape, &mut tx) {
+                Ok(c) => tx
+                    .finish()
+                    .map(|_| c)
+                    .map_err(Error::io("stream pages of", path)),
+                Err(e) => Err(e),
+            };
+            let check = copied.is_ok().then(|| match check {
+                Some(h) => h.join(),
+                None => Ok(check_conn(conn, how.full)),
+            });
+            (copied, stored.join(), check)
+        });
+        let stored = stored.map_err(|_| Error::Invalid("storing the pages panicked".into()))?;
+        let ((page_size, page_count, damage), (chunks, stored_pages)) = match (copied, stored) {
+            (Ok(c), Ok(s)) => (c, s),
+            // The copy failed writing to the pipe because the storing stopped:
+            // the storing's error is the cause.
+            (Err(Error::Io { .. }), Err(e)) => return Err(e),
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        if stored_pages != page_count {
+            return Err(Error::Invalid(format!(
+                "{}: {page_count} pages were copied and {stored_pages} stored; nothing was recorded",
+                path.display()
+            )));
+        }
+        let check = check
+            .expect("the copy succeeded")
+            .map_err(|_| Error::Invalid("the check panicked".into()))?
+            .map_err(Error::sqlite(path))?;
+        Ok(Captured {
+            page_size,
+            page_count,
+            damage,
+            chunks,
+            check,
+        })
+    })
+}
+
+/// A second, read-only connection to `path` in a read transaction at
+/// `conn`'s snapshot (`conn` must be inside a WAL-mode read transaction).
+/// Needs a SQLite built with `SQLITE_ENABLE_SNAPSHOT` (`.cargo/config.toml`).
+fn open_at_snapshot(conn: &Connection, path: &Path) -> rusqlite::Result<Connection> {
+    let second = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    second.busy_timeout(Duration::from_secs(5))?;
+    // A first read opens the WAL index, which `sqlite3_snapshot_open` needs.
+    second.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+    second.execute_batch("BEGIN")?;
+    let fail = |why: &str| {
+        Err(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_ERROR),
+            Some(format!(
+                "no second connection at the copy's snapshot: {why}"
+            )),
+        ))
+    };
+    match snapshot(conn) {
+        Some(snap) => {
+            // SAFETY: the handle is valid while `second` lives, `snap` until dropped.
+            let rc = unsafe { ffi::sqlite3_snapshot_open(second.handle(), MAIN.as_ptr(), snap.0) };
+            if rc != ffi::SQLITE_OK {
+                return fail("sqlite3_snapshot_open failed");
+            }
+        }
+        // No frame has been written to the WAL since its index was created,
+        // so `conn` reads the database file alone, and no checkpoint can
+        // change that file while it reads (it holds read lock 0). The second
+        // connection's transaction, started now, reads the same file if its
+        // WAL has no frame either, which is when it has no snapshot.
+        None => {
+            second.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+            if snapshot(&second).is_some() {
+                return fail("a writer committed between the two reads");
+            }
+        }
+    }
+    Ok(second)
+}
+
+const MAIN: &std::ffi::CStr = c"main";
+
+/// A WAL snapshot, freed when dropped.
+struct Snapshot(*mut ffi::sqlite3_snapshot);
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from a successful `sqlite3_snapshot_get`, freed once.
+        unsafe { ffi::sqlite3_snapshot_free(self.0) }
+    }
+}
+
+/// The snapshot `conn`'s read transaction is at (starting one if needed);
+/// `None` when SQLite has none to give: no frame was ever written to the
+/// WAL since its index was created (SQLite's rule), or `conn` is not in a
+/// transaction on a WAL database.
+fn snapshot(conn: &Connection) -> Option<Snapshot> {
+    let mut snap = std::ptr::null_mut();
+    // SAFETY: the handle is valid while `conn` lives; `snap` is written only on success.
+    let rc = unsafe { ffi::sqlite3_snapshot_get(conn.handle(), MAIN.as_ptr(), &mut snap) };
+    (rc == ffi::SQLITE_OK).then_some(Snapshot(snap))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(c: &Connection) -> i64 {
+        c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A WAL database with `frames` rows committed after the WAL was created
+    /// (0: none, so its WAL has no frame), and a reader inside a read
+    /// transaction that has seen its rows.
+    fn reader_of(dir: &Path, frames: i64) -> (std::path::PathBuf, Connection) {
+        let path = dir.join("t.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA journal_mode=wal; CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        drop(c); // the last connection checkpoints and deletes the WAL
+        let writer = Connection::open(&path).unwrap();
+        for _ in 0..frames {
+            writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        }
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        assert_eq!(rows(&reader), 1 + frames);
+        // Keep the WAL as it is: the writer stays open.
+        std::mem::forget(writer);
+        (path, reader)
+    }
+
+    fn commit_one(path: &Path) {
+        Connection::open(path)
+            .unwrap()
+            .execute("INSERT INTO t VALUES (3)", [])
+            .unwrap();
+    }
+
+    #[test]
+    fn the_second_connection_reads_the_first_ones_snapshot() {
+        for frames in [0, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, reader) = reader_of(dir.path(), frames);
+            // No commit in between: both read the same rows.
+            let second = open_at_snapshot(&reader, &path).unwrap();
+            assert_eq!(rows(&second), rows(&reader));
+        }
+    }
+
+    #[test]
+    fn a_commit_between_the_two_reads_is_never_mixed_in() {
+        // The WAL had frames: the second connection opens at the snapshot,
+        // before the commit.
+        let dir = tempfile::tempdir().unwrap();
+        let (path, reader) = reader_of(dir.path(), 2);
+        commit_one(&path);
+        let second = open_at_snapshot(&reader, &path).unwrap();
+        assert_eq!(rows(&second), 3);
+        assert_eq!(rows(&reader), 3);
+        // The WAL had no frame: there is no snapshot to open, and the second
+        // connection would see the commit, so it is refused (the check then
+        // runs on the first connection).
+        let dir = tempfile::tempdir().unwrap();
+        let (path, reader) = reader_of(dir.path(), 0);
+        commit_one(&path);
+        assert!(open_at_snapshot(&reader, &path).is_err());
+        assert_eq!(rows(&reader), 1);
+    }
+}
