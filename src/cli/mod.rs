@@ -138,6 +138,14 @@ impl Command {
         )
     }
 
+    /// Captures data (a take, or jobs that take).
+    fn takes(&self) -> bool {
+        matches!(
+            self,
+            Command::Take(_) | Command::Run(_) | Command::Daemon(_)
+        )
+    }
+
     /// No network: a closed stdout may end the process (SIGPIPE).
     fn prints_only_locally(&self) -> bool {
         let argv: Vec<String> = std::env::args().collect();
@@ -165,6 +173,20 @@ fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+/// glibc gives each thread that meets contention an arena of its own (up to
+/// 8 per core), and each keeps the unit buffers freed in it: on a 10 GiB
+/// database's daily take two arenas peaked at 108–109 MiB instead of
+/// 133–139, in the same time (2 alternating pairs, 34.0 / 20.4 s against
+/// 34.4 / 19.7 s); at 1 GB it changes nothing.
+fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called at start-up,
+    // before any thread is spawned.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
@@ -220,6 +242,9 @@ pub fn run() -> Result<u8> {
     let cli = Cli::parse();
     if cli.command.reads_in_bulk() {
         tune_malloc();
+    }
+    if cli.command.takes() {
+        limit_arenas();
     }
     if cli.command.prints_only_locally() {
         // Like any Unix tool: `snap list | head -1` ends quietly when head
