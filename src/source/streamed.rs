@@ -10,7 +10,7 @@
 
 use super::check::check_conn;
 use super::copy::{copy_rows, in_read_txn, read_shape};
-use super::pipe::pipe;
+use super::pipe::{pipe, PipeWriter};
 use super::sqlite::{Captured, Storing};
 use crate::error::{Error, Result};
 use crate::store::ChunkWriter;
@@ -33,7 +33,7 @@ pub(super) fn stream_store_check(
         // Without a second connection the check runs on `conn` after the
         // copy, still inside the same transaction.
         let second = second.then(|| open_at_snapshot(conn, path).ok()).flatten();
-        let (mut tx, mut rx) = pipe();
+        let (tx, mut rx) = pipe();
         let (copied, stored, check) = std::thread::scope(|s| {
             let stored = s.spawn(move || {
                 let size = rx
@@ -42,13 +42,7 @@ pub(super) fn stream_store_check(
                 how.store(&mut rx, size, writer)
             });
             let check = second.map(|c| s.spawn(move || check_conn(&c, how.full)));
-            let copied = match copy_rows(conn, path, true, shape, &mut tx) {
-                Ok(c) => tx
-                    .finish()
-                    .map(|_| c)
-                    .map_err(Error::io("stream pages of", path)),
-                Err(e) => Err(e),
-            };
+            let copied = copy_into(conn, path, shape, tx);
             let check = copied.is_ok().then(|| match check {
                 Some(h) => h.join(),
                 None => Ok(check_conn(conn, how.full)),
@@ -81,6 +75,20 @@ pub(super) fn stream_store_check(
             check,
         })
     })
+}
+
+/// Copies the pages into the pipe and ends it: finished after the last page,
+/// or dropped on any error (the storing thread then sees an error, never an
+/// early end, and never waits for pages that will not come).
+fn copy_into(
+    conn: &Connection,
+    path: &Path,
+    shape: (u32, u64),
+    mut tx: PipeWriter,
+) -> Result<(u32, u64, Vec<String>)> {
+    let copied = copy_rows(conn, path, true, shape, &mut tx)?;
+    tx.finish().map_err(Error::io("stream pages of", path))?;
+    Ok(copied)
 }
 
 /// A second, read-only connection to `path` in a read transaction at
@@ -184,6 +192,44 @@ mod tests {
             .unwrap()
             .execute("INSERT INTO t VALUES (3)", [])
             .unwrap();
+    }
+
+    #[test]
+    fn a_copy_that_fails_midway_is_an_error_to_the_storing_side() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA journal_mode=wal; CREATE TABLE t(x);")
+            .unwrap();
+        // 12 MB: more than the pipe holds, so the copy is still running
+        // when the storing side interrupts it.
+        c.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO t SELECT randomblob(4000) FROM n",
+            [],
+        )
+        .unwrap();
+        let interrupt = c.get_interrupt_handle();
+        let (tx, mut rx) = pipe();
+        let (copied, read) = std::thread::scope(|s| {
+            let reader = s.spawn(move || {
+                assert_eq!(rx.page_size(), Some(4096));
+                let mut block = vec![0; 1 << 20];
+                rx.read_exact(&mut block).unwrap();
+                interrupt.interrupt();
+                rx.read_to_end(&mut Vec::new())
+            });
+            let copied = in_read_txn(&c, &path, || {
+                let shape = read_shape(&c, &path)?;
+                copy_into(&c, &path, shape, tx)
+            });
+            (copied, reader.join().unwrap())
+        });
+        assert!(copied.is_err());
+        // An error, not an early end the storing side would take for the
+        // whole database (nor a wait that never ends).
+        assert!(read.is_err());
     }
 
     #[test]
