@@ -1,11 +1,13 @@
 //! Sealing what leaves the machine: every object a remote holds is encrypted
-//! with age (X25519) to the store's recipients, and named by a keyed hash,
-//! so a bucket reader learns neither contents nor chunk or pack ids.
+//! to the store's age (X25519) recipients (`seal`: a payload key wrapped by
+//! age, AES-256-GCM chunks), and named by a keyed hash, so a bucket reader
+//! learns neither contents nor chunk or pack ids.
 //!
 //! The backing-up host holds only recipients (public keys) and the naming
 //! key: it can seal, never open. Opening (restore, remote verify, remote gc)
 //! needs an identity (the private key), kept elsewhere.
 
+use super::seal;
 use crate::error::{Error, Result};
 use age::x25519::{Identity, Recipient};
 use std::io::{Read, Write};
@@ -16,7 +18,7 @@ use std::str::FromStr;
 pub enum Codec {
     /// Stored as the local store stores them (remotes made before sealing).
     Plain,
-    /// Age-encrypted, with keyed names.
+    /// Sealed (`seal`) to age recipients, with keyed names.
     Age {
         /// Whom new objects are sealed to (may be empty when only opening).
         recipients: Vec<Recipient>,
@@ -55,7 +57,7 @@ impl Codec {
         let Codec::Age { recipients, .. } = self else {
             return Ok(plain.to_vec());
         };
-        seal_to(recipients, plain)
+        seal::seal(recipients, plain)
     }
 
     /// The plain bytes of `object`, as stored on the remote.
@@ -63,6 +65,10 @@ impl Codec {
         let Codec::Age { identities, .. } = self else {
             return Ok(stored.to_vec());
         };
+        if stored.starts_with(seal::MAGIC) {
+            return seal::open(object, stored, identities);
+        }
+        // Seal format 1: a whole age file.
         let mut plain = Vec::new();
         opener(object, stored, identities)?
             .read_to_end(&mut plain)
@@ -79,8 +85,9 @@ impl Codec {
     }
 }
 
-/// Encrypts `plain` to every recipient.
-pub fn seal_to(recipients: &[Recipient], plain: &[u8]) -> Result<Vec<u8>> {
+/// Encrypts `plain` to every recipient as an age file (seal format 1; now
+/// only the payload keys of `seal`).
+pub(crate) fn seal_age(recipients: &[Recipient], plain: &[u8]) -> Result<Vec<u8>> {
     if recipients.is_empty() {
         return Err(Error::Key(
             "no recipient to seal to: add one with `snap key generate` or `snap key add-recipient`"
@@ -117,20 +124,6 @@ pub fn opener<R: Read>(
             )),
             other => corrupt(other),
         })
-}
-
-/// Where the payload (the STREAM chunks) of the age object `object`
-/// starts, from its first bytes `head`: after the header and its nonce,
-/// which `Decryptor::new` reads. Parsing the header needs no identity.
-pub fn payload_start(object: &str, head: &[u8]) -> Result<u64> {
-    let mut cursor = std::io::Cursor::new(head);
-    age::Decryptor::new(&mut cursor).map_err(|e| {
-        Error::corrupt(
-            format!("remote object {object}"),
-            format!("its header: {e}"),
-        )
-    })?;
-    Ok(cursor.position())
 }
 
 /// A new random key (naming keys).
@@ -237,6 +230,13 @@ mod tests {
             codec(vec![]).open("x", &sealed),
             Err(Error::Key(_))
         ));
+        // Objects sealed before seal format 2 (whole age files) still open.
+        let v1 = seal_age(&[id.to_public()], b"an old record").unwrap();
+        assert!(v1.starts_with(b"age-encryption.org/v1"));
+        assert_eq!(
+            codec(vec![id.clone()]).open("x", &v1).unwrap(),
+            b"an old record"
+        );
         let text = id.to_string();
         let parsed = parse_identities(text.expose_secret().as_bytes(), "f", None).unwrap();
         assert_eq!(

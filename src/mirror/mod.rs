@@ -17,6 +17,7 @@ mod prune;
 mod pull;
 mod push;
 mod remote;
+mod seal;
 pub mod source;
 pub mod state;
 

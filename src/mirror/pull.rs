@@ -14,6 +14,7 @@ use crate::id::{PackId, SnapshotId};
 use crate::store::{durable, Index, PackSource, Store, StoreConfig};
 use crate::Snapshot;
 use age::x25519::Identity;
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -195,21 +196,30 @@ pub fn view(
     let index = Index::open(&store.index_path())?;
     let mut contents = Vec::new();
     let headers = cache.as_ref().map(|c| c.join("headers"));
-    for name in sizes.keys() {
-        let cached = headers
-            .as_ref()
-            .and_then(|h| std::fs::read(h.join(name.to_hex())).ok());
-        let tail = match cached {
-            Some(t) => t,
-            None => {
-                let t = header_tail(&source, name)?;
-                if let Some(h) = &headers {
-                    durable::create_dir_durable(h)?;
-                    durable::write_atomic(&store.tmp_dir(), &h.join(name.to_hex()), &t)?;
+    if let Some(h) = &headers {
+        durable::create_dir_durable(h)?;
+    }
+    // Headers are fetched in parallel: each costs a request or two.
+    let names: Vec<&PackId> = sizes.keys().collect();
+    let tails = names
+        .par_iter()
+        .map(|name| {
+            let cached = headers
+                .as_ref()
+                .and_then(|h| std::fs::read(h.join(name.to_hex())).ok());
+            match cached {
+                Some(t) => Ok(t),
+                None => {
+                    let t = header_tail(&source, name)?;
+                    if let Some(h) = &headers {
+                        durable::write_atomic(&store.tmp_dir(), &h.join(name.to_hex()), &t)?;
+                    }
+                    Ok(t)
                 }
-                t
             }
-        };
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (name, tail) in names.into_iter().zip(tails) {
         let (size, entries) = decode_tail(name, &tail)?;
         index.add_pack(name, size, &entries)?;
         contents.push(PackInfo {

@@ -1,39 +1,32 @@
 //! A remote's packs as a `PackSource`: what a view reads everything from,
 //! and what a local store falls back to for a pack missing or damaged here.
 //!
-//! Sealed packs are age streams of 64 KiB chunks, so a ranged read fetches
-//! and decrypts only the chunks that cover the bytes asked for, in one
-//! request. A long read is then cut into pieces of whole chunks, each
-//! decrypted by its own stream on its own core; idle streams are pooled per
-//! pack, so a pack's header is fetched once and its key unwrapped once per
-//! concurrent reader.
+//! Sealed packs (`seal`) are read by ranges: a read fetches the sealed
+//! chunks that cover the bytes asked for in one request and opens them. A
+//! pack's header is fetched and its payload key unwrapped once, then kept
+//! (for at most `HEADS` packs). Packs sealed in seal format 1 (whole age
+//! files) are read whole, and the last `OLD` of them kept.
 
-use super::crypt::{self, Codec};
+use super::crypt::Codec;
 use super::layout::pack_key;
 use super::remote::Remote;
+use super::seal::{self, Layout, PayloadKey};
 use crate::error::{Error, Result};
 use crate::id::PackId;
 use crate::store::PackSource;
-use rayon::prelude::*;
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// Plain bytes per age STREAM chunk, and its size sealed (plus the tag).
-const CHUNK: u64 = 64 << 10;
-const SEALED_CHUNK: u64 = CHUNK + 16;
-/// Idle sealed streams kept open, over all packs (each holds its key and
-/// at most two chunks).
-const OPEN: usize = 64;
-/// Chunks per piece of a long sealed read (1 MiB plain).
-const PIECE_CHUNKS: u64 = 16;
-/// Bytes of a sealed object's start kept per pack: its age header.
+/// Bytes of a sealed object's start fetched first: its header, unless it
+/// is sealed to very many recipients.
 const HEAD: u64 = 4096;
-/// Packs whose head (header and last chunk, ~68 KiB) is kept: a restore
-/// reads on in the packs it just read, and memory stays bounded.
+/// Packs whose header and key are kept: a restore reads on in the packs it
+/// just read, and memory stays bounded.
 const HEADS: usize = 256;
+/// Whole packs of seal format 1 kept.
+const OLD: usize = 2;
 
 /// How the ids asked for map to names on the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,51 +46,16 @@ pub struct RemotePacks {
     sizes: HashMap<PackId, u64>,
     /// Local copies (same plain bytes) by remote name, read first.
     local: HashMap<PackId, PathBuf>,
-    sealed: Mutex<Pool>,
+    heads: Mutex<HashMap<PackId, Arc<Head>>>,
+    old: Mutex<Vec<(PackId, Arc<Vec<u8>>)>>,
 }
 
-type Stream = age::stream::StreamReader<Ranged>;
-
-/// An open sealed pack, and what its reads are fed from.
-struct Open {
-    stream: Stream,
-    feed: Arc<Mutex<Feed>>,
-}
-
-/// What a `Ranged` reads from: `span` when it covers the position (the
-/// sealed bytes one read fetched for all its pieces), `tail` (the pack's
-/// last chunk) when it does, else (a header longer than `HEAD`) a request.
-struct Feed {
-    span: Option<Arc<Span>>,
-    tail: Arc<Span>,
-}
-
-/// Sealed bytes of an object from offset `start`.
-struct Span {
-    start: u64,
-    bytes: Vec<u8>,
-}
-
-/// A sealed pack's size, first bytes (its age header) and where its
-/// payload (the STREAM chunks) starts.
-#[derive(Clone)]
-struct Head {
-    size: u64,
-    bytes: Arc<Vec<u8>>,
-    payload: u64,
-    /// The last sealed chunk, which every new stream reads once to learn
-    /// (and authenticate) the plain length: fetched once per pack, not once
-    /// per stream.
-    tail: Arc<Span>,
-}
-
-/// What is known of sealed packs: the heads of at most `HEADS` packs, and
-/// idle streams ready to read (at most `OPEN` in all).
-#[derive(Default)]
-struct Pool {
-    heads: HashMap<PackId, Head>,
-    idle: HashMap<PackId, Vec<Open>>,
-    idle_count: usize,
+/// What a sealed pack's header says.
+enum Head {
+    /// Seal format 2: its payload key and where its chunks lie.
+    Sealed { key: PayloadKey, layout: Layout },
+    /// Seal format 1 (a whole age file): read whole.
+    Age,
 }
 
 impl RemotePacks {
@@ -109,7 +67,8 @@ impl RemotePacks {
             ids,
             sizes: HashMap::new(),
             local: HashMap::new(),
-            sealed: Mutex::new(Pool::default()),
+            heads: Mutex::new(HashMap::new()),
+            old: Mutex::new(Vec::new()),
         }
     }
 
@@ -125,25 +84,24 @@ impl RemotePacks {
         self
     }
 
-    /// The plain size of pack `name` (sealed: read from its last chunk,
-    /// which authenticates the length).
+    /// The plain size of pack `name`. Sealed, it is what the object's size
+    /// says, trusted once a read of the pack's end opens its last chunk
+    /// (which is marked last: a pack cut at a chunk boundary fails there).
     pub fn plain_len(&self, name: &PackId) -> Result<u64> {
+        let key = pack_key(name);
         if !self.codec.sealed() {
             if let Some(size) = self.sizes.get(name) {
                 return Ok(*size);
             }
-            let key = pack_key(name);
             return self
                 .remote
                 .size(&key)?
                 .ok_or_else(|| Error::corrupt(format!("remote pack {key}"), "it is missing"));
         }
-        let mut open = self.take(name, &self.head_of(name)?)?;
-        let len = open.stream.seek(SeekFrom::End(0)).map_err(|e| {
-            Error::corrupt(format!("remote pack {}", pack_key(name)), e.to_string())
-        })?;
-        self.give_back(name, open);
-        Ok(len)
+        match &*self.head_of(name)? {
+            Head::Sealed { layout, .. } => Ok(layout.plain_len()),
+            Head::Age => Ok(self.old_pack(name)?.len() as u64),
+        }
     }
 
     fn name(&self, id: &PackId) -> PackId {
@@ -154,47 +112,22 @@ impl RemotePacks {
     }
 
     /// The head of sealed pack `name`: fetched once, then kept.
-    fn head_of(&self, name: &PackId) -> Result<Head> {
-        if let Some(head) = self.sealed.lock().expect("pool").heads.get(name) {
+    fn head_of(&self, name: &PackId) -> Result<Arc<Head>> {
+        if let Some(head) = self.heads.lock().expect("heads").get(name) {
             return Ok(head.clone());
         }
-        let head = self.head(name, &pack_key(name))?;
-        let mut pool = self.sealed.lock().expect("pool");
-        if pool.heads.len() >= HEADS {
-            pool.heads.clear();
+        let head = Arc::new(self.head(&pack_key(name), name)?);
+        let mut heads = self.heads.lock().expect("heads");
+        if heads.len() >= HEADS {
+            heads.clear();
         }
-        pool.heads.insert(*name, head.clone());
+        heads.insert(*name, head.clone());
         Ok(head)
     }
 
-    /// An idle stream of pack `name` (whose head is `head`), or a new one.
-    fn take(&self, name: &PackId, head: &Head) -> Result<Open> {
-        let mut pool = self.sealed.lock().expect("pool");
-        if let Some(open) = pool.idle.get_mut(name).and_then(Vec::pop) {
-            pool.idle_count -= 1;
-            return Ok(open);
-        }
-        drop(pool);
-        let key = pack_key(name);
-        let feed = Arc::new(Mutex::new(Feed {
-            span: None,
-            tail: head.tail.clone(),
-        }));
-        let ranged = Ranged {
-            remote: self.remote.clone(),
-            key: key.clone(),
-            size: head.size,
-            pos: 0,
-            buf_start: 0,
-            buf: head.bytes.to_vec(),
-            feed: feed.clone(),
-        };
-        let stream = crypt::opener(&key, ranged, self.codec.identities())?;
-        Ok(Open { stream, feed })
-    }
-
-    /// Fetches the head of sealed pack `name` (object `key`).
-    fn head(&self, name: &PackId, key: &str) -> Result<Head> {
+    /// Fetches the header of sealed pack `name` (object `key`) and unwraps
+    /// its key.
+    fn head(&self, key: &str, name: &PackId) -> Result<Head> {
         let size = match self.sizes.get(name) {
             Some(s) => *s,
             None => self
@@ -202,88 +135,71 @@ impl RemotePacks {
                 .size(key)?
                 .ok_or_else(|| Error::corrupt(format!("remote pack {key}"), "it is missing"))?,
         };
-        let bytes = self.remote.read_range(key, 0, size.min(HEAD))?;
-        let payload = crypt::payload_start(key, &bytes)?;
-        let start = payload + size.saturating_sub(payload + 1) / SEALED_CHUNK * SEALED_CHUNK;
-        let tail = Span {
-            start,
-            bytes: self
-                .remote
-                .read_range(key, start, size.saturating_sub(start))?,
-        };
-        Ok(Head {
-            size,
-            bytes: Arc::new(bytes),
-            payload,
-            tail: Arc::new(tail),
-        })
+        let mut bytes = self.fetch(key, 0, size.min(HEAD))?;
+        if bytes.starts_with(b"age-encryption.org/v1") {
+            return Ok(Head::Age);
+        }
+        let payload = seal::payload_start(key, &bytes)?;
+        let layout = Layout::new(key, payload, size)?;
+        if payload > bytes.len() as u64 {
+            bytes = self.fetch(key, 0, payload)?;
+        }
+        let pk = seal::unwrap_key(key, &bytes[..payload as usize], self.codec.identities())?;
+        Ok(Head::Sealed { key: pk, layout })
     }
 
-    /// Returns a stream to the pool (which, when full, forgets the idle
-    /// streams of every other pack: a restore reads on in this one).
-    fn give_back(&self, name: &PackId, open: Open) {
-        open.feed.lock().expect("feed").span = None;
-        let mut pool = self.sealed.lock().expect("pool");
-        if pool.idle_count >= OPEN {
-            pool.idle.retain(|k, _| k == name);
-            pool.idle_count = pool.idle.values().map(Vec::len).sum();
+    /// Sealed bytes `[start, end)` of object `key`, all of them.
+    fn fetch(&self, key: &str, start: u64, end: u64) -> Result<Vec<u8>> {
+        let bytes = self.remote.read_range(key, start, end - start)?;
+        if bytes.len() as u64 != end - start {
+            return Err(Error::corrupt(
+                format!("remote pack {key}"),
+                "shorter than its size",
+            ));
         }
-        pool.idle.entry(*name).or_default().push(open);
-        pool.idle_count += 1;
+        Ok(bytes)
+    }
+
+    /// The plain bytes of pack `name`, sealed in seal format 1.
+    fn old_pack(&self, name: &PackId) -> Result<Arc<Vec<u8>>> {
+        if let Some((_, plain)) = self
+            .old
+            .lock()
+            .expect("old")
+            .iter()
+            .find(|(n, _)| n == name)
+        {
+            return Ok(plain.clone());
+        }
+        let key = pack_key(name);
+        let plain = Arc::new(self.codec.open(&key, &self.remote.read(&key)?)?);
+        let mut old = self.old.lock().expect("old");
+        old.insert(0, (*name, plain.clone()));
+        old.truncate(OLD);
+        Ok(plain)
     }
 
     /// `len` plain bytes at `offset` of sealed pack `name`: the sealed
-    /// chunks that cover them fetched in one request, then decrypted in
-    /// pieces in parallel.
+    /// chunks that cover them fetched in one request, then opened.
     fn read_sealed(&self, name: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len as usize];
         if len == 0 {
-            return Ok(buf);
+            return Ok(Vec::new());
         }
-        let head = self.head_of(name)?;
-        let start = head.payload + offset / CHUNK * SEALED_CHUNK;
-        let end = (head.payload + (offset + len).div_ceil(CHUNK) * SEALED_CHUNK).min(head.size);
-        let bytes = self
-            .remote
-            .read_range(&pack_key(name), start, end.saturating_sub(start))?;
-        let span = Arc::new(Span { start, bytes });
-        let piece = PIECE_CHUNKS * CHUNK;
-        let mut pieces = Vec::new();
-        let (mut at, mut rest) = (offset, &mut buf[..]);
-        while !rest.is_empty() {
-            let n = ((at / piece + 1) * piece - at).min(rest.len() as u64);
-            let (this, tail) = rest.split_at_mut(n as usize);
-            pieces.push((at, this));
-            (at, rest) = (at + n, tail);
-        }
-        pieces.into_par_iter().try_for_each(|(at, out)| {
-            self.read_piece(name, self.take(name, &head)?, &span, at, out)
-        })?;
-        Ok(buf)
-    }
-
-    /// Fills `out` from plain offset `offset` of sealed pack `name` with
-    /// `open`, fed from `span`.
-    fn read_piece(
-        &self,
-        name: &PackId,
-        mut open: Open,
-        span: &Arc<Span>,
-        offset: u64,
-        out: &mut [u8],
-    ) -> Result<()> {
         let key = pack_key(name);
-        let bad = |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => {
-                Error::corrupt(format!("remote pack {key}"), "shorter than its header says")
+        match &*self.head_of(name)? {
+            Head::Sealed { key: pk, layout } => {
+                let (start, end, first) = layout.span(&key, offset, len)?;
+                let span = self.fetch(&key, start, end)?;
+                seal::open_span(pk, layout, &key, first, span, (offset, len))
             }
-            _ => Error::corrupt(format!("remote pack {key}"), e.to_string()),
-        };
-        open.feed.lock().expect("feed").span = Some(span.clone());
-        open.stream.seek(SeekFrom::Start(offset)).map_err(bad)?;
-        open.stream.read_exact(out).map_err(bad)?;
-        self.give_back(name, open);
-        Ok(())
+            Head::Age => {
+                let plain = self.old_pack(name)?;
+                let range = offset as usize..(offset + len) as usize;
+                plain.get(range).map(<[u8]>::to_vec).ok_or_else(|| {
+                    Error::corrupt(format!("remote pack {key}"), "shorter than the read asks")
+                })
+            }
+        }
     }
 }
 
@@ -324,68 +240,45 @@ impl PackSource for RemotePacks {
     }
 }
 
-/// A remote object as `Read + Seek`, fetched by ranged reads: from the
-/// feed's span or tail when one covers the position, else each miss
-/// fetches a sealed chunk's worth from the position, at least what the read
-/// asks.
-pub struct Ranged {
-    remote: Arc<Remote>,
-    key: String,
-    size: u64,
-    pos: u64,
-    buf_start: u64,
-    buf: Vec<u8>,
-    feed: Arc<Mutex<Feed>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::crypt;
 
-impl Read for Ranged {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos >= self.size || out.is_empty() {
-            return Ok(0);
-        }
-        let end = self.buf_start + self.buf.len() as u64;
-        if self.pos < self.buf_start || self.pos >= end {
-            let (span, tail) = {
-                let feed = self.feed.lock().expect("feed");
-                (feed.span.clone(), feed.tail.clone())
-            };
-            let covers =
-                |s: &Arc<Span>| s.start <= self.pos && self.pos < s.start + s.bytes.len() as u64;
-            if let Some(span) = span.filter(covers).or(Some(tail).filter(covers)) {
-                let at = (self.pos - span.start) as usize;
-                let n = out.len().min(span.bytes.len() - at);
-                out[..n].copy_from_slice(&span.bytes[at..at + n]);
-                self.pos += n as u64;
-                return Ok(n);
-            }
-            let want = SEALED_CHUNK.max(out.len() as u64);
-            let until = (self.pos + want).min(self.size);
-            self.buf = self
-                .remote
-                .read_range(&self.key, self.pos, until - self.pos)
-                .map_err(std::io::Error::other)?;
-            self.buf_start = self.pos;
-        }
-        let at = (self.pos - self.buf_start) as usize;
-        let n = out.len().min(self.buf.len() - at);
-        out[..n].copy_from_slice(&self.buf[at..at + n]);
-        self.pos += n as u64;
-        if at + n == self.buf.len() {
-            // Consumed: an open stream does not keep megabytes alive.
-            self.buf = Vec::new();
-            self.buf_start = 0;
-        }
-        Ok(n)
-    }
-}
-
-impl Seek for Ranged {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.pos = match pos {
-            SeekFrom::Start(p) => p,
-            SeekFrom::End(d) => (self.size as i64 + d) as u64,
-            SeekFrom::Current(d) => (self.pos as i64 + d) as u64,
+    #[test]
+    fn packs_of_both_seal_formats_read_by_range_and_a_cut_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let remote = Arc::new(Remote::open(&url).unwrap());
+        let id = age::x25519::Identity::generate();
+        let codec = Codec::Age {
+            recipients: vec![id.to_public()],
+            identities: vec![id.clone()],
+            naming: [5; 32],
         };
-        Ok(self.pos)
+        let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let (v1, v2, cut) = (PackId([1; 32]), PackId([2; 32]), PackId([3; 32]));
+        let sealed = codec.seal(&plain).unwrap();
+        let old = crypt::seal_age(&[id.to_public()], &plain).unwrap();
+        remote.put_new(&pack_key(&v1), old).unwrap();
+        remote.put_new(&pack_key(&v2), sealed.clone()).unwrap();
+        // Cut after its third chunk: that chunk was not sealed as the last.
+        let at = seal::payload_start("x", &sealed).unwrap() + 3 * seal::SEALED_CHUNK;
+        remote
+            .put_new(&pack_key(&cut), sealed[..at as usize].to_vec())
+            .unwrap();
+        let packs = RemotePacks::new(remote, codec, Ids::Names);
+        for name in [v1, v2] {
+            assert_eq!(packs.plain_len(&name).unwrap(), plain.len() as u64);
+            for (off, len) in [(0, 10), (65_530, 100), (100_000, 200_000), (299_999, 1)] {
+                let got = packs.read_range(&name, off, len).unwrap();
+                assert_eq!(got, &plain[off as usize..(off + len) as usize]);
+            }
+            assert!(packs.read_range(&name, 299_990, 20).is_err());
+        }
+        assert_eq!(packs.read_range(&cut, 0, 1000).unwrap(), &plain[..1000]);
+        let len = packs.plain_len(&cut).unwrap();
+        let end = packs.read_range(&cut, len - 10, 10);
+        assert!(matches!(end, Err(Error::Corrupt { .. })), "{end:?}");
     }
 }
