@@ -65,7 +65,7 @@ impl Codec {
         let Codec::Age { identities, .. } = self else {
             return Ok(stored.to_vec());
         };
-        if stored.starts_with(seal::MAGIC) {
+        if seal::is_sealed(stored) {
             return seal::open(object, stored, identities);
         }
         // Seal format 1: a whole age file.

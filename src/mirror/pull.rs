@@ -240,12 +240,11 @@ pub fn view(
 
 /// Header + trailer of a pack, followed by its plain size (8 bytes LE).
 fn header_tail(source: &RemotePacks, name: &PackId) -> Result<Vec<u8>> {
-    let size = source.plain_len(name)?;
+    let (size, tail) = source.tail(name, TAIL)?;
     let corrupt = |d: &str| Error::corrupt(format!("remote pack {}", pack_key(name)), d);
     if size < pack::TRAILER_LEN as u64 {
         return Err(corrupt("shorter than its trailer"));
     }
-    let tail = source.read_range(name, size.saturating_sub(TAIL), size.min(TAIL))?;
     let (header_len, _) = pack::decode_trailer(&tail[tail.len() - pack::TRAILER_LEN..], size)
         .map_err(|e| corrupt(&e.to_string()))?;
     let need = header_len as u64 + pack::TRAILER_LEN as u64;

@@ -2,15 +2,18 @@
 //! remote is, written since 2026-11-25.
 //!
 //! ```text
-//! MAGIC    "snap-sealed-2\n" (14 bytes)
-//! u32 LE   W, the length of the wrapped key
-//! W bytes  an age file (X25519 recipients) whose plaintext is the object's
-//!          payload key: 32 random bytes, new for every object
 //! chunks   the plain bytes in chunks of 64 KiB, each sealed with AES-256-GCM
 //!          under the payload key: the chunk's bytes then its 16-byte tag;
 //!          nonce = chunk number (11 bytes, big-endian) ‖ 1 for the last
 //!          chunk, 0 for the others
+//! W bytes  an age file (X25519 recipients) whose plaintext is the object's
+//!          payload key: 32 random bytes, new for every object
+//! u32 LE   W
+//! MAGIC    "snap-sealed-2\n" (14 bytes)
 //! ```
+//!
+//! The key is at the end, so one request for a pack's last bytes brings its
+//! key, its length and its header (packs keep their header at the end too).
 //!
 //! This is age's own STREAM construction with AES-256-GCM in place of
 //! ChaCha20-Poly1305: every chunk but the last is full and the last is
@@ -40,8 +43,8 @@ const TAG: u64 = 16;
 pub(crate) const SEALED_CHUNK: u64 = CHUNK + TAG;
 /// Spans of more chunks than this are opened on all cores.
 const PARALLEL: usize = 8;
-/// Bytes before the wrapped key: the magic and its length.
-const FIXED: usize = MAGIC.len() + 4;
+/// Bytes after the wrapped key: its length and the magic.
+pub(crate) const FIXED: usize = 4 + MAGIC.len();
 
 /// An object's payload key.
 pub(crate) struct PayloadKey(LessSafeKey);
@@ -67,10 +70,7 @@ pub(crate) fn seal(recipients: &[Recipient], plain: &[u8]) -> Result<Vec<u8>> {
     let wrapped = crypt::seal_age(recipients, &raw)?;
     let key = PayloadKey::new(&raw).expect("32 bytes is an AES-256 key");
     let chunks = (plain.len() as u64).div_ceil(CHUNK).max(1);
-    let mut out = Vec::with_capacity(FIXED + wrapped.len() + plain.len() + (chunks * TAG) as usize);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(wrapped.len() as u32).to_le_bytes());
-    out.extend_from_slice(&wrapped);
+    let mut out = Vec::with_capacity(plain.len() + (chunks * TAG) as usize + wrapped.len() + FIXED);
     let pieces: Vec<&[u8]> = match plain.is_empty() {
         true => vec![&[]],
         false => plain.chunks(CHUNK as usize).collect(),
@@ -85,64 +85,75 @@ pub(crate) fn seal(recipients: &[Recipient], plain: &[u8]) -> Result<Vec<u8>> {
             .expect("a chunk is far below AES-GCM's limit");
         out.extend_from_slice(tag.as_ref());
     }
+    out.extend_from_slice(&wrapped);
+    out.extend_from_slice(&(wrapped.len() as u32).to_le_bytes());
+    out.extend_from_slice(MAGIC);
     Ok(out)
 }
 
-/// Where the chunks of the object whose first bytes are `head` start, once
-/// `head` holds the magic and the wrapped key's length.
-pub(crate) fn payload_start(object: &str, head: &[u8]) -> Result<u64> {
-    if head.len() < FIXED || &head[..MAGIC.len()] != MAGIC {
-        return Err(corrupt(object, "not a sealed object (format 2)"));
-    }
-    let w = u32::from_le_bytes(head[MAGIC.len()..FIXED].try_into().expect("4 bytes"));
-    Ok(FIXED as u64 + u64::from(w))
+/// Is `end` (an object's last bytes) the end of an object in this format?
+pub(crate) fn is_sealed(end: &[u8]) -> bool {
+    end.ends_with(MAGIC)
 }
 
-/// The payload key of the object whose header (its bytes up to
-/// `payload_start`) is `header`, unwrapped with `identities`.
+/// The length of the trailer (wrapped key, its length, magic) of an object
+/// of `size` bytes whose last bytes are `end`.
+pub(crate) fn trailer_len(object: &str, end: &[u8], size: u64) -> Result<u64> {
+    if end.len() < FIXED || !is_sealed(end) {
+        return Err(corrupt(object, "not a sealed object (format 2)"));
+    }
+    let at = end.len() - FIXED;
+    let w = u32::from_le_bytes(end[at..at + 4].try_into().expect("4 bytes"));
+    let len = u64::from(w) + FIXED as u64;
+    if len > size {
+        return Err(corrupt(object, "truncated: shorter than its trailer"));
+    }
+    Ok(len)
+}
+
+/// The payload key of an object whose trailer is `trailer`, unwrapped
+/// with `identities`.
 pub(crate) fn unwrap_key(
     object: &str,
-    header: &[u8],
+    trailer: &[u8],
     identities: &[Identity],
 ) -> Result<PayloadKey> {
     let mut raw = Vec::with_capacity(32);
-    crypt::opener(object, &header[FIXED..], identities)?
+    crypt::opener(object, &trailer[..trailer.len() - FIXED], identities)?
         .read_to_end(&mut raw)
         .map_err(|e| corrupt(object, &format!("its wrapped key: {e}")))?;
     PayloadKey::new(&raw).ok_or_else(|| corrupt(object, "its wrapped key is not 32 bytes"))
 }
 
-/// Where an object's chunks lie: from `payload` to `size`.
+/// Where an object's chunks lie: from its start to `end` (its trailer).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Layout {
-    pub payload: u64,
-    pub size: u64,
+    pub end: u64,
 }
 
 impl Layout {
-    /// The layout of an object of `size` bytes whose chunks start at
-    /// `payload`, checked for a whole number of chunks and a tag.
-    pub(crate) fn new(object: &str, payload: u64, size: u64) -> Result<Layout> {
-        let layout = Layout { payload, size };
-        let chunks = size.saturating_sub(payload).div_ceil(SEALED_CHUNK);
-        let last = size.saturating_sub(payload + chunks.saturating_sub(1) * SEALED_CHUNK);
-        if size < payload + TAG || last < TAG || (chunks > 1 && last == TAG) {
+    /// The layout of an object whose chunks end at `end`, checked for a
+    /// whole number of chunks and a tag.
+    pub(crate) fn new(object: &str, end: u64) -> Result<Layout> {
+        let chunks = end.div_ceil(SEALED_CHUNK);
+        let last = end.saturating_sub(chunks.saturating_sub(1) * SEALED_CHUNK);
+        if end < TAG || last < TAG || (chunks > 1 && last == TAG) {
             return Err(corrupt(
                 object,
                 "truncated: not a whole number of sealed chunks",
             ));
         }
-        Ok(layout)
+        Ok(Layout { end })
     }
 
     /// How many chunks the object has.
     pub(crate) fn chunks(&self) -> u64 {
-        (self.size - self.payload).div_ceil(SEALED_CHUNK)
+        self.end.div_ceil(SEALED_CHUNK)
     }
 
     /// The plain length, as the size says: trusted once the last chunk opens.
     pub(crate) fn plain_len(&self) -> u64 {
-        self.size - self.payload - self.chunks() * TAG
+        self.end - self.chunks() * TAG
     }
 
     /// The sealed bytes `[start, end)` that hold plain `[offset, offset+len)`,
@@ -156,10 +167,12 @@ impl Layout {
         }
         // At least one whole chunk, even for an empty read (at the end).
         let first = (offset / CHUNK).min(self.chunks() - 1);
-        let start = self.payload + first * SEALED_CHUNK;
         let last = (offset + len).div_ceil(CHUNK).max(first + 1);
-        let end = (self.payload + last * SEALED_CHUNK).min(self.size);
-        Ok((start, end, first))
+        Ok((
+            first * SEALED_CHUNK,
+            (last * SEALED_CHUNK).min(self.end),
+            first,
+        ))
     }
 }
 
@@ -209,13 +222,11 @@ pub(crate) fn open_span(
 
 /// The plain bytes of the whole object `stored`.
 pub(crate) fn open(object: &str, stored: &[u8], identities: &[Identity]) -> Result<Vec<u8>> {
-    let payload = payload_start(object, stored)?;
-    if payload > stored.len() as u64 {
-        return Err(corrupt(object, "truncated in its header"));
-    }
-    let key = unwrap_key(object, &stored[..payload as usize], identities)?;
-    let layout = Layout::new(object, payload, stored.len() as u64)?;
-    let span = stored[payload as usize..].to_vec();
+    let size = stored.len() as u64;
+    let end = size - trailer_len(object, stored, size)?;
+    let key = unwrap_key(object, &stored[end as usize..], identities)?;
+    let layout = Layout::new(object, end)?;
+    let span = stored[..end as usize].to_vec();
     open_span(&key, &layout, object, 0, span, (0, layout.plain_len()))
 }
 
@@ -240,16 +251,14 @@ mod tests {
         for len in [0, 1, c - 1, c, c + 1, 3 * c, 3 * c + 17] {
             let plain: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
             let sealed = seal(&r, &plain).unwrap();
-            assert!(sealed.starts_with(MAGIC));
-            assert_eq!(
-                open("o", &sealed, std::slice::from_ref(&id)).unwrap(),
-                plain
-            );
-            let payload = payload_start("o", &sealed).unwrap();
-            let layout = Layout::new("o", payload, sealed.len() as u64).unwrap();
+            assert!(is_sealed(&sealed));
+            let ids = std::slice::from_ref(&id);
+            assert_eq!(open("o", &sealed, ids).unwrap(), plain);
+            let size = sealed.len() as u64;
+            let end = size - trailer_len("o", &sealed, size).unwrap();
+            let layout = Layout::new("o", end).unwrap();
             assert_eq!(layout.plain_len(), len as u64);
-            let key =
-                unwrap_key("o", &sealed[..payload as usize], std::slice::from_ref(&id)).unwrap();
+            let key = unwrap_key("o", &sealed[end as usize..], ids).unwrap();
             for (off, n) in [
                 (0, len.min(5)),
                 (len / 2, len / 3),
@@ -271,29 +280,22 @@ mod tests {
         let sealed = seal(&r, &plain).unwrap();
         let ids = std::slice::from_ref(&id);
         let mut flipped = sealed.clone();
-        let at = flipped.len() - 100;
-        flipped[at] ^= 1;
-        assert!(matches!(
-            open("o", &flipped, ids),
-            Err(Error::Corrupt { .. })
-        ));
-        let payload = payload_start("o", &sealed).unwrap() as usize;
-        // Cut at a chunk boundary: the new last chunk is not marked last.
-        let cut = &sealed[..payload + 2 * SEALED_CHUNK as usize];
-        assert!(matches!(open("o", cut, ids), Err(Error::Corrupt { .. })));
-        assert!(matches!(
-            open("o", &sealed[..sealed.len() - 3], ids),
-            Err(Error::Corrupt { .. })
-        ));
-        assert!(matches!(
-            open("o", &sealed[..10], ids),
-            Err(Error::Corrupt { .. })
-        ));
+        flipped[100] ^= 1;
+        let bad = open("o", &flipped, ids);
+        assert!(matches!(bad, Err(Error::Corrupt { .. })), "{bad:?}");
+        let size = sealed.len() as u64;
+        let end = (size - trailer_len("o", &sealed, size).unwrap()) as usize;
+        // Chunks dropped before the trailer: the new last chunk is not marked last.
+        let cut = [&sealed[..2 * SEALED_CHUNK as usize], &sealed[end..]].concat();
+        assert!(matches!(open("o", &cut, ids), Err(Error::Corrupt { .. })));
+        for short in [&sealed[..size as usize - 3], &sealed[..10], &sealed[..end]] {
+            assert!(matches!(open("o", short, ids), Err(Error::Corrupt { .. })));
+        }
         let other = Identity::generate();
         assert!(matches!(open("o", &sealed, &[other]), Err(Error::Key(_))));
         assert!(matches!(open("o", &sealed, &[]), Err(Error::Key(_))));
         // Two objects of the same plain bytes share nothing.
         let again = seal(&r, &plain).unwrap();
-        assert_ne!(sealed[payload..payload + 64], again[payload..payload + 64]);
+        assert_ne!(sealed[..64], again[..64]);
     }
 }

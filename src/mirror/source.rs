@@ -3,9 +3,10 @@
 //!
 //! Sealed packs (`seal`) are read by ranges: a read fetches the sealed
 //! chunks that cover the bytes asked for in one request and opens them. A
-//! pack's header is fetched and its payload key unwrapped once, then kept
-//! (for at most `HEADS` packs). Packs sealed in seal format 1 (whole age
-//! files) are read whole, and the last `OLD` of them kept.
+//! pack's wrapped key is at its end: fetched (with the pack's last bytes,
+//! which a view reads anyway for the pack's header) and unwrapped once, then
+//! kept (for at most `HEADS` packs). Packs sealed in seal format 1 (whole
+//! age files) are read whole, and the last `OLD` of them kept.
 
 use super::crypt::Codec;
 use super::layout::pack_key;
@@ -19,8 +20,8 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// Bytes of a sealed object's start fetched first: its header, unless it
-/// is sealed to very many recipients.
+/// Bytes of a sealed object's end fetched for its key: its whole trailer,
+/// unless it is sealed to very many recipients.
 const HEAD: u64 = 4096;
 /// Packs whose header and key are kept: a restore reads on in the packs it
 /// just read, and memory stays bounded.
@@ -84,24 +85,41 @@ impl RemotePacks {
         self
     }
 
-    /// The plain size of pack `name`. Sealed, it is what the object's size
-    /// says, trusted once a read of the pack's end opens its last chunk
-    /// (which is marked last: a pack cut at a chunk boundary fails there).
-    pub fn plain_len(&self, name: &PackId) -> Result<u64> {
+    /// The plain size of pack `name` and its last `n` plain bytes (fewer
+    /// if it is shorter): one request for a sealed pack, whose key, length
+    /// and header are all at its end. The length is what the object's size
+    /// says, trusted because the last chunk (marked last) opens.
+    pub fn tail(&self, name: &PackId, n: u64) -> Result<(u64, Vec<u8>)> {
         let key = pack_key(name);
         if !self.codec.sealed() {
-            if let Some(size) = self.sizes.get(name) {
-                return Ok(*size);
-            }
-            return self
-                .remote
-                .size(&key)?
-                .ok_or_else(|| Error::corrupt(format!("remote pack {key}"), "it is missing"));
+            let len = self.size_of(&key, name)?;
+            let m = n.min(len);
+            return Ok((len, self.remote.read_range(&key, len - m, m)?));
         }
-        match &*self.head_of(name)? {
-            Head::Sealed { layout, .. } => Ok(layout.plain_len()),
-            Head::Age => Ok(self.old_pack(name)?.len() as u64),
-        }
+        let size = self.size_of(&key, name)?;
+        let want = (n.div_ceil(seal::CHUNK) + 1) * seal::SEALED_CHUNK + HEAD;
+        let start = size.saturating_sub(want);
+        let bytes = self.fetch(&key, start, size)?;
+        let head = match seal::is_sealed(&bytes) {
+            true => self.remember(name, self.head_from(&key, size, &bytes)?),
+            false => self.remember(name, Head::Age),
+        };
+        let Head::Sealed { key: pk, layout } = &*head else {
+            let plain = self.old_pack(name)?;
+            let m = (n as usize).min(plain.len());
+            return Ok((plain.len() as u64, plain[plain.len() - m..].to_vec()));
+        };
+        let len = layout.plain_len();
+        let m = n.min(len);
+        let (s, e, first) = layout.span(&key, len - m, m)?;
+        let span = match s >= start {
+            true => bytes[(s - start) as usize..(e - start) as usize].to_vec(),
+            false => self.fetch(&key, s, e)?,
+        };
+        Ok((
+            len,
+            seal::open_span(pk, layout, &key, first, span, (len - m, m))?,
+        ))
     }
 
     fn name(&self, id: &PackId) -> PackId {
@@ -116,36 +134,53 @@ impl RemotePacks {
         if let Some(head) = self.heads.lock().expect("heads").get(name) {
             return Ok(head.clone());
         }
-        let head = Arc::new(self.head(&pack_key(name), name)?);
+        let key = pack_key(name);
+        let size = self.size_of(&key, name)?;
+        let end = self.fetch(&key, size.saturating_sub(HEAD), size)?;
+        let head = match seal::is_sealed(&end) {
+            true => self.head_from(&key, size, &end)?,
+            false => Head::Age,
+        };
+        Ok(self.remember(name, head))
+    }
+
+    /// Keeps the head of pack `name` (forgetting all others at `HEADS`).
+    fn remember(&self, name: &PackId, head: Head) -> Arc<Head> {
+        let head = Arc::new(head);
         let mut heads = self.heads.lock().expect("heads");
         if heads.len() >= HEADS {
             heads.clear();
         }
         heads.insert(*name, head.clone());
-        Ok(head)
+        head
     }
 
-    /// Fetches the header of sealed pack `name` (object `key`) and unwraps
-    /// its key.
-    fn head(&self, key: &str, name: &PackId) -> Result<Head> {
-        let size = match self.sizes.get(name) {
-            Some(s) => *s,
+    /// The head of sealed object `key` of `size` bytes, whose last bytes are
+    /// `end` (its trailer is fetched whole when `end` holds only part).
+    fn head_from(&self, key: &str, size: u64, end: &[u8]) -> Result<Head> {
+        let trailer = seal::trailer_len(key, end, size)?;
+        let fetched;
+        let trailer_bytes = match trailer <= end.len() as u64 {
+            true => &end[end.len() - trailer as usize..],
+            false => {
+                fetched = self.fetch(key, size - trailer, size)?;
+                &fetched[..]
+            }
+        };
+        let pk = seal::unwrap_key(key, trailer_bytes, self.codec.identities())?;
+        let layout = Layout::new(key, size - trailer)?;
+        Ok(Head::Sealed { key: pk, layout })
+    }
+
+    /// The size of object `key` (pack `name`): listed, or asked for.
+    fn size_of(&self, key: &str, name: &PackId) -> Result<u64> {
+        match self.sizes.get(name) {
+            Some(s) => Ok(*s),
             None => self
                 .remote
                 .size(key)?
-                .ok_or_else(|| Error::corrupt(format!("remote pack {key}"), "it is missing"))?,
-        };
-        let mut bytes = self.fetch(key, 0, size.min(HEAD))?;
-        if bytes.starts_with(b"age-encryption.org/v1") {
-            return Ok(Head::Age);
+                .ok_or_else(|| Error::corrupt(format!("remote pack {key}"), "it is missing")),
         }
-        let payload = seal::payload_start(key, &bytes)?;
-        let layout = Layout::new(key, payload, size)?;
-        if payload > bytes.len() as u64 {
-            bytes = self.fetch(key, 0, payload)?;
-        }
-        let pk = seal::unwrap_key(key, &bytes[..payload as usize], self.codec.identities())?;
-        Ok(Head::Sealed { key: pk, layout })
     }
 
     /// Sealed bytes `[start, end)` of object `key`, all of them.
@@ -262,14 +297,16 @@ mod tests {
         let old = crypt::seal_age(&[id.to_public()], &plain).unwrap();
         remote.put_new(&pack_key(&v1), old).unwrap();
         remote.put_new(&pack_key(&v2), sealed.clone()).unwrap();
-        // Cut after its third chunk: that chunk was not sealed as the last.
-        let at = seal::payload_start("x", &sealed).unwrap() + 3 * seal::SEALED_CHUNK;
-        remote
-            .put_new(&pack_key(&cut), sealed[..at as usize].to_vec())
-            .unwrap();
+        // Its fourth and fifth chunks dropped: the third was not sealed as the last.
+        let size = sealed.len() as u64;
+        let end = (size - seal::trailer_len("x", &sealed, size).unwrap()) as usize;
+        let at = 3 * seal::SEALED_CHUNK as usize;
+        let dropped = [&sealed[..at], &sealed[end..]].concat();
+        remote.put_new(&pack_key(&cut), dropped).unwrap();
         let packs = RemotePacks::new(remote, codec, Ids::Names);
         for name in [v1, v2] {
-            assert_eq!(packs.plain_len(&name).unwrap(), plain.len() as u64);
+            let (len, tail) = packs.tail(&name, 70_000).unwrap();
+            assert_eq!((len, &tail[..]), (plain.len() as u64, &plain[230_000..]));
             for (off, len) in [(0, 10), (65_530, 100), (100_000, 200_000), (299_999, 1)] {
                 let got = packs.read_range(&name, off, len).unwrap();
                 assert_eq!(got, &plain[off as usize..(off + len) as usize]);
@@ -277,7 +314,9 @@ mod tests {
             assert!(packs.read_range(&name, 299_990, 20).is_err());
         }
         assert_eq!(packs.read_range(&cut, 0, 1000).unwrap(), &plain[..1000]);
-        let len = packs.plain_len(&cut).unwrap();
+        let end = packs.tail(&cut, 10);
+        assert!(matches!(end, Err(Error::Corrupt { .. })), "{end:?}");
+        let len = 3 * seal::CHUNK;
         let end = packs.read_range(&cut, len - 10, 10);
         assert!(matches!(end, Err(Error::Corrupt { .. })), "{end:?}");
     }
