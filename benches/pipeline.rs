@@ -72,7 +72,7 @@ fn stages(c: &mut Criterion) {
                     id: snap::ChunkId::of(c),
                     plain: c.clone(),
                     base: None,
-                    delta_level: 1,
+                    levels: snap::packer::Levels { full: 3, delta: 1 },
                 })
                 .collect();
             let mut sealed = p.add(batch).unwrap();

@@ -19,8 +19,14 @@ pub struct NewChunk {
     pub id: ChunkId,
     pub plain: Vec<u8>,
     pub base: Option<(ChunkId, Vec<u8>)>,
-    /// zstd level of a delta against `base`.
-    pub delta_level: i32,
+    pub levels: Levels,
+}
+
+/// The zstd levels of one chunk: stored alone, and as a delta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Levels {
+    pub full: i32,
+    pub delta: i32,
 }
 
 pub struct SealedPack {
@@ -61,15 +67,18 @@ impl<'a> Packer<'a> {
     /// Compresses and appends `chunks`; returns the packs whose sealing
     /// finished meanwhile (each durable and ready for the index).
     pub fn add(&mut self, chunks: Vec<NewChunk>) -> Result<Vec<SealedPack>> {
-        let level = self.store.config().zstd_level;
         let encoded: Vec<_> = chunks
             .into_par_iter()
             .map(|c| {
                 let (kind, bytes) = match &c.base {
-                    Some((base_id, base)) => {
-                        entry::encode_with_base(&c.plain, base_id, base, c.delta_level, level)
-                    }
-                    None => entry::encode_entry(&c.plain, level),
+                    Some((base_id, base)) => entry::encode_with_base(
+                        &c.plain,
+                        base_id,
+                        base,
+                        c.levels.delta,
+                        c.levels.full,
+                    ),
+                    None => entry::encode_entry(&c.plain, c.levels.full),
                 };
                 (c.id, c.plain.len() as u32, kind, bytes)
             })

@@ -12,7 +12,7 @@ use crate::chunker;
 use crate::error::Result;
 use crate::format::entry::MAX_CHAIN;
 use crate::id::ChunkId;
-use crate::packer::{NewChunk, Packer, SealedPack};
+use crate::packer::{Levels, NewChunk, Packer, SealedPack};
 use crate::store::packs::PackReader;
 use crate::store::reader::{decode_chain, read_chain};
 use rayon::prelude::*;
@@ -40,7 +40,7 @@ pub struct ChunkWriter<'a> {
     packer: Packer<'a>,
     packs: PackReader<'a>,
     /// New chunks: id, plain bytes, delta base, delta level.
-    queue: Vec<(ChunkId, Vec<u8>, Option<ChunkId>, i32)>,
+    queue: Vec<(ChunkId, Vec<u8>, Option<ChunkId>, Levels)>,
     queued_bytes: usize,
     /// Ids queued, in the open pack or in `sealed`: stored by this writer,
     /// not yet indexed.
@@ -84,19 +84,22 @@ impl<'a> ChunkWriter<'a> {
     /// Like `put`, but a new chunk may be stored as a delta against `base`
     /// (the previous version of a database page).
     pub fn put_with_base(&mut self, data: Vec<u8>, base: Option<ChunkId>) -> Result<ChunkId> {
-        let level = crate::format::entry::DELTA_LEVEL;
-        self.put_hashed(ChunkId::of(&data), data, base, level)
+        let levels = Levels {
+            full: self.store().config().zstd_level,
+            delta: crate::format::entry::DELTA_LEVEL,
+        };
+        self.put_hashed(ChunkId::of(&data), data, base, levels)
     }
 
     /// Like `put_with_base`, for `data` already hashed to `id` (the caller
-    /// hashed a batch in parallel), a delta made at `delta_level`. `id` must
-    /// be `ChunkId::of(&data)`.
+    /// hashed a batch in parallel), compressed at `levels`. `id` must be
+    /// `ChunkId::of(&data)`.
     pub fn put_hashed(
         &mut self,
         id: ChunkId,
         data: Vec<u8>,
         base: Option<ChunkId>,
-        delta_level: i32,
+        levels: Levels,
     ) -> Result<ChunkId> {
         debug_assert_eq!(id, ChunkId::of(&data));
         if !self.has(&id)? {
@@ -105,7 +108,7 @@ impl<'a> ChunkWriter<'a> {
             self.stats.added_raw += data.len() as u64;
             self.stats.chunks_added += 1;
             self.queue
-                .push((id, data, base.filter(|b| *b != id), delta_level));
+                .push((id, data, base.filter(|b| *b != id), levels));
             if self.queued_bytes >= BATCH_BYTES {
                 self.flush()?;
             }
@@ -127,12 +130,12 @@ impl<'a> ChunkWriter<'a> {
         let (index, packs) = (&self.reader, &self.packs);
         let batch: Vec<NewChunk> = queue
             .into_par_iter()
-            .map(|(id, plain, base, delta_level)| NewChunk {
+            .map(|(id, plain, base, levels)| NewChunk {
                 id,
                 plain,
                 // A base that cannot be read just means this chunk is stored in full.
                 base: base.and_then(|b| base_for(index, packs, &b).ok().flatten()),
-                delta_level,
+                levels,
             })
             .collect();
         for sealed in self.packer.add(batch)? {
