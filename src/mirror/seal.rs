@@ -35,7 +35,7 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use rayon::prelude::*;
 use std::io::Read;
 
-/// The first bytes of every object in this format.
+/// The last bytes of every object in this format.
 pub(crate) const MAGIC: &[u8; 14] = b"snap-sealed-2\n";
 /// Plain bytes per chunk, and its size sealed (plus the tag).
 pub(crate) const CHUNK: u64 = 64 << 10;
