@@ -22,7 +22,8 @@ pub fn sibling(target: &Path, suffix: &str) -> PathBuf {
 
 pub fn restore(w: &mut Writer, target: &Path, node: &Node, db: &Database) -> Result<()> {
     let tmp = temp_beside(target)?;
-    w.write_chunks(tmp.as_file(), &db.chunks, target)?;
+    let size = db.page_count * db.page_size as u64;
+    w.write_chunks(&tmp, size, &db.chunks, target)?;
     tmp.as_file()
         .sync_all()
         .map_err(Error::io("fsync", tmp.path()))?;
@@ -35,7 +36,7 @@ pub fn restore(w: &mut Writer, target: &Path, node: &Node, db: &Database) -> Res
         .metadata()
         .map_err(Error::io("stat", tmp.path()))?
         .len();
-    if len != db.page_count * db.page_size as u64 {
+    if len != size {
         return Err(Error::corrupt(
             format!("database image {}", target.display()),
             format!(

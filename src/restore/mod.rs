@@ -13,6 +13,7 @@
 //!   and the temporary file is removed, so no half-written file appears.
 
 mod database;
+mod sparse;
 mod write;
 
 use crate::error::{Error, Result};

@@ -1,6 +1,7 @@
 //! Writing restored nodes: directories, files and symlinks, each under a
 //! temporary name beside its target and renamed into place.
 
+use super::sparse::SparseWriter;
 use super::{database, RestoreReport};
 use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind};
@@ -9,10 +10,9 @@ use crate::store::StoreReader;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{self, File, FileTimes, Permissions};
+use std::fs::{self, FileTimes, Permissions};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -173,7 +173,7 @@ impl Writer<'_, '_> {
     /// Writes one file beside its target and renames it into place.
     fn file(&self, target: &Path, node: &Node, chunks: &[ChunkId]) -> Result<()> {
         let tmp = temp_beside(target)?;
-        self.write_chunks(tmp.as_file(), chunks, target)?;
+        self.write_chunks(&tmp, node.size, chunks, target)?;
         self.finish_file(tmp, target, node)
     }
 
@@ -211,11 +211,16 @@ impl Writer<'_, '_> {
         fs::remove_file(path).map_err(Error::io("remove", path))
     }
 
-    /// Writes the chunks in order, each verified against its id first.
-    /// Blocks of zeros are skipped, not written: a sparse file comes back
-    /// sparse (as tar and borg restore it).
-    pub fn write_chunks(&self, file: &File, chunks: &[ChunkId], target: &Path) -> Result<()> {
-        let mut out = SparseWriter::new(file);
+    /// Writes the chunks (`size` bytes) into `tmp` in order, each verified
+    /// against its id first, through a `SparseWriter`.
+    pub fn write_chunks(
+        &self,
+        tmp: &tempfile::NamedTempFile,
+        size: u64,
+        chunks: &[ChunkId],
+        target: &Path,
+    ) -> Result<()> {
+        let mut out = SparseWriter::new(tmp.as_file(), tmp.path(), size);
         self.reader
             .copy_chunks(chunks, &mut out, self.reader.packs.store().progress())
             .map_err(|e| match e {
@@ -252,68 +257,5 @@ impl Writer<'_, '_> {
         tmp.persist(target)
             .map_err(|e| Error::io("rename into place", target)(e.error))?;
         Ok(())
-    }
-}
-
-/// Writes a stream at increasing offsets, skipping every aligned block of
-/// zeros (the file system leaves a hole), and sets the length at the end.
-struct SparseWriter<'f> {
-    file: &'f File,
-    buf: Vec<u8>,
-    /// File offset of `buf[0]`.
-    at: u64,
-}
-
-const BLOCK: usize = 4096;
-
-impl<'f> SparseWriter<'f> {
-    fn new(file: &'f File) -> Self {
-        SparseWriter {
-            file,
-            buf: Vec::with_capacity(1 << 20),
-            at: 0,
-        }
-    }
-
-    /// Writes the buffer's non-zero blocks; keeps a tail shorter than a block.
-    fn drain(&mut self, all: bool) -> std::io::Result<()> {
-        let whole = if all {
-            self.buf.len()
-        } else {
-            self.buf.len() / BLOCK * BLOCK
-        };
-        let mut i = 0;
-        while i < whole {
-            let end = (i + BLOCK).min(whole);
-            if self.buf[i..end].iter().all(|b| *b == 0) {
-                i = end;
-                continue;
-            }
-            let mut j = end;
-            while j < whole && !self.buf[j..(j + BLOCK).min(whole)].iter().all(|b| *b == 0) {
-                j = (j + BLOCK).min(whole);
-            }
-            self.file
-                .write_all_at(&self.buf[i..j], self.at + i as u64)?;
-            i = j;
-        }
-        self.buf.drain(..whole);
-        self.at += whole as u64;
-        Ok(())
-    }
-}
-
-impl std::io::Write for SparseWriter<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 1 << 20 {
-            self.drain(false)?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.drain(true)?;
-        self.file.set_len(self.at)
     }
 }

@@ -98,7 +98,9 @@ pub fn store(
         delta: delta_level,
     };
     let unit = (pages_per_unit(page_size) * page_size as u64) as usize;
-    let mut chunks = Vec::new();
+    // Sized for the parent's units (a database rarely shrinks or grows much
+    // between takes), so the list is not copied as it doubles.
+    let mut chunks = Vec::with_capacity(bases.len() + bases.len() / 16);
     let mut bytes = 0u64;
     let mut end = false;
     while !end {
