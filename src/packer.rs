@@ -42,6 +42,12 @@ struct OpenPack {
     len: u64,
 }
 
+/// Entries in one pack at most: a pack of small deltas (a large database's
+/// daily take stores ~550-byte units) would otherwise hold 60,000 of them in
+/// 32 MiB, and its header (49 bytes an entry) is built, written and read
+/// back in memory while it seals. At 16,384 a header is under 800 KiB.
+const MAX_ENTRIES: usize = 16_384;
+
 /// Packs being sealed (header, fsync, rename, fsync, re-read) on their own
 /// threads while the next pack fills: the disk's fsync overlaps the CPU work.
 const MAX_SEALING: usize = 3;
@@ -119,7 +125,7 @@ impl<'a> Packer<'a> {
             raw_length,
         });
         open.len += bytes.len() as u64;
-        if open.len >= self.store.config().pack_size {
+        if open.len >= self.store.config().pack_size || open.entries.len() >= MAX_ENTRIES {
             self.start_seal()?;
         }
         Ok(())

@@ -79,10 +79,25 @@ impl Node {
 }
 
 pub fn encode_tree(tree: &Tree) -> Vec<u8> {
-    let mut out = vec![TREE_VERSION];
+    let mut out = Vec::with_capacity(encoded_size_hint(tree));
+    out.push(TREE_VERSION);
     // Serialising plain data into a Vec cannot fail.
-    out.extend(postcard::to_allocvec(tree).expect("tree encodes"));
-    out
+    postcard::to_extend(tree, out).expect("tree encodes")
+}
+
+/// About the encoded size (a little more): a 10 GiB database's list is
+/// 5 MB, which a growing buffer would hold twice over.
+fn encoded_size_hint(tree: &Tree) -> usize {
+    let node = |n: &Node| {
+        let list = match &n.kind {
+            NodeKind::File { chunks } => chunks.len(),
+            NodeKind::Dir { tree } => tree.len(),
+            NodeKind::Database(db) => db.chunks.len() + 4 * db.tables.len(),
+            NodeKind::Symlink { target } => target.len() / 32 + 1,
+        };
+        128 + n.name.len() + 33 * list
+    };
+    16 + tree.nodes.iter().map(node).sum::<usize>()
 }
 
 pub fn decode_tree(bytes: &[u8]) -> Result<Tree> {
@@ -92,8 +107,17 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree> {
     if *version != TREE_VERSION {
         return Err(Error::corrupt("tree", format!("unknown version {version}")));
     }
-    let (tree, rest): (Tree, _) =
+    let (mut tree, rest): (Tree, _) =
         postcard::take_from_bytes(body).map_err(|e| Error::corrupt("tree", e.to_string()))?;
+    // A large database's or file's list grew by doubling while it was
+    // decoded: up to half of it is slack a take would carry to its end.
+    for n in &mut tree.nodes {
+        match &mut n.kind {
+            NodeKind::Database(db) => db.chunks.shrink_to_fit(),
+            NodeKind::File { chunks } => chunks.shrink_to_fit(),
+            _ => {}
+        }
+    }
     if !rest.is_empty() {
         return Err(Error::corrupt("tree", "trailing bytes"));
     }

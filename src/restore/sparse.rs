@@ -82,7 +82,11 @@ impl<'f> SparseWriter<'f> {
                 continue;
             }
             let mut j = end;
-            while j < len && !self.region()[j..(j + BLOCK).min(len)].iter().all(|b| *b == 0) {
+            while j < len
+                && !self.region()[j..(j + BLOCK).min(len)]
+                    .iter()
+                    .all(|b| *b == 0)
+            {
                 j = (j + BLOCK).min(len);
             }
             self.write_run(i, j)?;
@@ -192,7 +196,11 @@ mod tests {
         assert_eq!(back, data);
         // 8 MiB of length, at most a few blocks allocated (512-byte units).
         assert!(blocks * 512 < 1 << 20, "{blocks} blocks allocated");
-        assert_eq!(direct, takes_direct(), "direct while the file system takes it");
+        assert_eq!(
+            direct,
+            takes_direct(),
+            "direct while the file system takes it"
+        );
     }
 
     /// Whether the temporary directory's file system takes direct writes.

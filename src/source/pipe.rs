@@ -14,7 +14,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 /// Bytes per block handed over.
 const BLOCK: usize = 1 << 20;
 /// Blocks in flight: the pipe holds at most this many MiB.
-const BLOCKS: usize = 4;
+const BLOCKS: usize = 2;
 
 enum Msg {
     PageSize(u32),

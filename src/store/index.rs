@@ -69,7 +69,7 @@ pub struct Index {
 }
 
 /// Bounded memory: the cache does not grow with the store.
-const CACHE_BYTES: usize = 16 << 20;
+const CACHE_BYTES: usize = 8 << 20;
 
 impl Index {
     /// Opens (or creates) the index file for writing. The caller holds the

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use std::collections::HashSet;
 
 /// Plain bytes queued before the packer compresses them as one parallel batch.
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 4 << 20;
 /// Sealed pack bytes, or entries, recorded in the index in one commit (the
 /// entry bound keeps a commit of small deltas from holding many rows in memory).
 const INDEX_BATCH: u64 = 256 << 20;
