@@ -22,7 +22,6 @@
 
 use crate::diff::rows::{common_tables, quote, Table};
 use crate::error::{Error, Result};
-use crate::format::tree::NodeKind;
 use crate::select::Selection;
 use crate::store::StoreReader;
 use crate::{Store, TakeOptions};
@@ -100,8 +99,9 @@ pub fn recover(store: &Store, opts: &RecoverOptions) -> Result<RecoverReport> {
         let lock = store.lock_shared("recover", opts.lock_wait.0)?;
         let index = store.open_index(&lock)?;
         let reader = StoreReader::new(store, &index)?;
-        let chunks = database_chunks(&reader, &store.load_snapshot(&id)?, &db)?;
-        crate::diff::image(&reader, &chunks)?
+        let node = database_node(&reader, &store.load_snapshot(&id)?, &db)?;
+        let (_, list) = node.kind.database().expect("a database node");
+        crate::diff::image(&reader, list)?
     };
     let mut report = RecoverReport {
         snapshot: id.to_hex(),
@@ -149,12 +149,12 @@ pub fn recover(store: &Store, opts: &RecoverOptions) -> Result<RecoverReport> {
     Ok(report)
 }
 
-/// The chunks of the database image at live path `db` inside `snap`.
-fn database_chunks(
+/// The node of the database image at live path `db` inside `snap`.
+fn database_node(
     reader: &StoreReader,
     snap: &crate::Snapshot,
     db: &Path,
-) -> Result<Vec<crate::ChunkId>> {
+) -> Result<crate::format::tree::Node> {
     let root = snap
         .paths
         .iter()
@@ -165,9 +165,9 @@ fn database_chunks(
     rel.push(db.strip_prefix(&root).expect("checked prefix"));
     let top = reader.tree(&snap.tree)?;
     let node = crate::restore::lookup(reader, &top, &rel.to_string_lossy())?;
-    match node.kind {
-        NodeKind::Database(d) => Ok(d.chunks),
-        _ => Err(Error::Invalid(format!(
+    match node.kind.database() {
+        Some(_) => Ok(node),
+        None => Err(Error::Invalid(format!(
             "{} is not a database in the snapshot",
             db.display()
         ))),

@@ -103,13 +103,12 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     let lock = store.lock("take", opts.lock_wait.0)?;
     let mut index = store.open_index(&lock)?;
     let index_len = || fs::metadata(store.index_path()).map_or(0, |m| m.len());
-    // Compacted before and after: pages the last take's commits freed can be
-    // moved only now, and the pages this take's commits free, only after it.
+    // Compacted before (a gc's frees can be moved only by a new writer) and
+    // after the last commit: redb doubles the file when a commit finds it
+    // full, so a take that ended in a commit would leave it twice its size.
     let compact = |index: &mut Index, warnings: &mut Vec<String>| {
-        if index_len() > COMPACT_OVER {
-            if let Err(e) = index.compact() {
-                warnings.push(format!("the index was not compacted ({e})"));
-            }
+        if let Err(e) = index.compact() {
+            warnings.push(format!("the index was not compacted ({e})"));
         }
     };
     compact(&mut index, &mut warnings);
@@ -165,7 +164,7 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     } = w;
     drop(reader);
     compact(&mut index, &mut warnings);
-    // What the store grew by, the index included (it grows in steps).
+    // What the store grew by, the index included (compacted).
     stats.added = written.added + index_len().saturating_sub(index_before);
     stats.added_raw = written.added_raw;
     stats.chunks_added = written.chunks_added;
@@ -190,15 +189,15 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     if let Err(e) = index.add_snapshot(&id, snapshot.time.timestamp()) {
         warnings.push(format!("the index catalog was not updated ({e})"));
     }
+    // The catalog's commit grew the file again; compacted, it is the size
+    // `stats.added` counted.
+    compact(&mut index, &mut warnings);
     Ok(TakeReport {
         id: Some(id),
         snapshot: Some(snapshot),
         warnings,
     })
 }
-
-/// An index file larger than this is compacted after a take that grew it.
-const COMPACT_OVER: u64 = 16 << 20;
 
 /// Absolute, existing roots with distinct base names; nothing is written yet,
 /// so bad input changes nothing.
@@ -447,10 +446,7 @@ impl Walker<'_> {
                 path.display()
             ));
         }
-        let parent = match old.map(|n| &n.kind) {
-            Some(NodeKind::Database(db)) => Some(db.as_ref()),
-            _ => None,
-        };
+        let parent = old.and_then(|n| n.kind.database());
         let image = sqlite::capture(path, &self.opts.sqlite, &mut self.writer, parent)?;
         self.stats.databases += 1;
         self.stats.size += image.db.page_count * image.db.page_size as u64;
@@ -458,7 +454,7 @@ impl Walker<'_> {
         self.progress.advance(meta.len());
         self.warnings.extend(image.warnings);
         self.databases.push(sqlite::summary(rel, &image.db));
-        let mut node = source::node(name, meta, NodeKind::Database(Box::new(image.db)));
+        let mut node = source::node(name, meta, NodeKind::ListedDatabase(Box::new(image.db)));
         node.size = meta.len();
         Ok(node)
     }

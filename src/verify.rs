@@ -7,6 +7,7 @@
 use crate::error::Result;
 use crate::format::pack::PackEntry;
 use crate::format::tree::{Node, NodeKind};
+use crate::format::units::{UnitCursor, UnitList, LIST_IDS};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::source::sqlite;
 use crate::store::{packs, Store, StoreReader};
@@ -220,18 +221,47 @@ impl Checker<'_> {
                 self.chunks(snap, path, tree);
                 return true;
             }
-            NodeKind::Database(db) => {
-                let fresh = db.chunks.iter().any(|c| !self.seen_chunks.contains(c));
-                self.chunks(snap, path, &db.chunks);
-                if self.read_data && fresh {
-                    self.report.databases_checked += 1;
-                    if let Err(e) = self.check_database(&db.chunks) {
-                        self.problem(Some(*snap), Some(path.into()), None, e);
+            NodeKind::Database(_) | NodeKind::ListedDatabase(_) => self.database(snap, path, node),
+        }
+        false
+    }
+
+    /// Checks a database node's chunks (the units, and a listed image's list
+    /// chunks) and, reading data, the image of one not checked yet.
+    fn database(&mut self, snap: &SnapshotId, path: &str, node: &Node) {
+        let (_, list) = node.kind.database().expect("a database node");
+        let mut fresh = list.chunks().iter().any(|c| !self.seen_chunks.contains(c));
+        self.chunks(snap, path, list.chunks());
+        if list.is_listed() {
+            // A list chunk at a time: memory does not grow with the image.
+            let mut cursor = UnitCursor::new(list);
+            let mut batch = Vec::with_capacity(LIST_IDS);
+            loop {
+                let next = cursor.step(|c| self.reader.chunk(c));
+                match next {
+                    Some(Ok(id)) => batch.push(id),
+                    Some(Err(e)) => {
+                        self.problem(Some(*snap), Some(path.into()), None, e.to_string());
+                        return;
                     }
+                    None => {}
+                }
+                if batch.len() == LIST_IDS || (next.is_none() && !batch.is_empty()) {
+                    fresh |= batch.iter().any(|c| !self.seen_chunks.contains(c));
+                    self.chunks(snap, path, &batch);
+                    batch.clear();
+                }
+                if next.is_none() {
+                    break;
                 }
             }
         }
-        false
+        if self.read_data && fresh {
+            self.report.databases_checked += 1;
+            if let Err(e) = self.check_database(list) {
+                self.problem(Some(*snap), Some(path.into()), None, e);
+            }
+        }
     }
 
     /// Does the index row `loc` match the header of the pack it names?
@@ -292,11 +322,14 @@ impl Checker<'_> {
     }
 
     /// Restores the image to a temporary file and runs the full checks.
-    fn check_database(&self, chunks: &[ChunkId]) -> std::result::Result<(), String> {
+    fn check_database(&self, list: UnitList) -> std::result::Result<(), String> {
         let mut tmp =
             tempfile::NamedTempFile::new_in(self.store.tmp_dir()).map_err(|e| e.to_string())?;
-        for c in chunks {
-            let data = self.reader.chunk(c).map_err(|e| e.to_string())?;
+        for c in self.reader.units(list) {
+            let data = self
+                .reader
+                .chunk(&c.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
             tmp.write_all(&data).map_err(|e| e.to_string())?;
         }
         tmp.flush().map_err(|e| e.to_string())?;

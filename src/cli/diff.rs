@@ -126,13 +126,16 @@ pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
     let mut out = std::io::BufWriter::new(std::io::stdout());
     match (&node.kind, args.sql) {
         (NodeKind::File { chunks }, false) => {
-            reader.copy_chunks(chunks, &mut out, &snap::Reporter::none())?;
+            let ids = snap::store::reader::ids(chunks);
+            reader.copy_chunks(ids, &mut out, &snap::Reporter::none())?;
         }
-        (NodeKind::Database(db), false) => {
-            reader.copy_chunks(&db.chunks, &mut out, &snap::Reporter::none())?;
+        (kind, false) if kind.database().is_some() => {
+            let (_, list) = kind.database().expect("a database");
+            reader.copy_chunks(reader.units(list), &mut out, &snap::Reporter::none())?;
         }
-        (NodeKind::Database(db), true) => {
-            let image = snap::diff::image(&reader, &db.chunks)?;
+        (kind, true) if kind.database().is_some() => {
+            let (_, list) = kind.database().expect("a database");
+            let image = snap::diff::image(&reader, list)?;
             snap::diff::rows::dump_sql(image.path(), &mut out)?;
         }
         (_, true) => return Err(invalid(format!("{} is not a database", args.path))),

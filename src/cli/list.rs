@@ -136,7 +136,7 @@ fn row(path: &str, node: &Node) -> serde_json::Value {
             row["type"] = "link".into();
             row["target"] = String::from_utf8_lossy(target).into();
         }
-        NodeKind::Database(db) => {
+        NodeKind::Database(db) | NodeKind::ListedDatabase(db) => {
             row["type"] = "db".into();
             row["database"] = serde_json::json!({
                 "page_size": db.page_size, "page_count": db.page_count, "journal_mode": db.journal_mode,

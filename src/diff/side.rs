@@ -6,7 +6,7 @@
 use super::rows::{diff_pair, DbDiff};
 use crate::error::{Error, Result};
 use crate::format::record::Snapshot;
-use crate::format::tree::NodeKind;
+use crate::format::tree::{NodeKind, UnitList};
 use crate::id::ChunkId;
 use crate::store::{ChunkerParams, StoreReader};
 use std::collections::BTreeMap;
@@ -45,7 +45,11 @@ pub struct Entry {
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Chunks(Vec<ChunkId>),
+    /// A snapshot's image: the chunks its node names, list chunks if listed.
+    Chunks {
+        listed: bool,
+        chunks: Vec<ChunkId>,
+    },
     Live(PathBuf),
 }
 
@@ -76,15 +80,18 @@ pub fn from_snapshot(
                 NodeKind::File { chunks } => (Kind::File, Some(ChunkId::of_list(chunks)), None),
                 NodeKind::Dir { .. } => (Kind::Dir, None, None),
                 NodeKind::Symlink { target } => (Kind::Link, Some(ChunkId::of(target)), None),
-                NodeKind::Database(d) => (
+                NodeKind::Database(d) | NodeKind::ListedDatabase(d) => (
                     Kind::Db,
                     Some(ChunkId::of_list(&d.chunks)),
-                    Some(Db::Chunks(d.chunks.clone())),
+                    Some(Db::Chunks {
+                        listed: matches!(node.kind, NodeKind::ListedDatabase(_)),
+                        chunks: d.chunks.clone(),
+                    }),
                 ),
             };
-            let size = match &node.kind {
-                NodeKind::Database(d) => d.page_count * d.page_size as u64,
-                _ => node.size,
+            let size = match node.kind.database() {
+                Some((d, _)) => d.page_count * d.page_size as u64,
+                None => node.size,
             };
             out.insert(
                 path.to_string(),
@@ -200,10 +207,14 @@ impl DbFile {
 }
 
 /// Writes a snapshot database's image to a private temporary file.
-pub fn image(reader: &StoreReader, chunks: &[ChunkId]) -> Result<tempfile::NamedTempFile> {
+pub fn image(reader: &StoreReader, list: UnitList) -> Result<tempfile::NamedTempFile> {
     let tmp = tempfile::NamedTempFile::new().map_err(Error::io("create temporary file", "/tmp"))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
-    reader.copy_chunks(chunks, &mut out, &crate::progress::Reporter::none())?;
+    reader.copy_chunks(
+        reader.units(list),
+        &mut out,
+        &crate::progress::Reporter::none(),
+    )?;
     std::io::Write::flush(&mut out).map_err(Error::io("write", tmp.path()))?;
     drop(out);
     Ok(tmp)
@@ -211,7 +222,9 @@ pub fn image(reader: &StoreReader, chunks: &[ChunkId]) -> Result<tempfile::Named
 
 fn open(reader: &StoreReader, e: &Entry) -> Result<DbFile> {
     match &e.db {
-        Some(Db::Chunks(c)) => image(reader, c).map(DbFile::Image),
+        Some(Db::Chunks { listed, chunks }) => {
+            image(reader, UnitList::new(*listed, chunks)).map(DbFile::Image)
+        }
         Some(Db::Live(p)) => Ok(DbFile::Live(p.clone())),
         None => Err(Error::Invalid("not a database".into())),
     }

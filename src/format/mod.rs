@@ -6,3 +6,4 @@ pub mod fuzzing;
 pub mod pack;
 pub mod record;
 pub mod tree;
+pub mod units;

@@ -8,10 +8,16 @@
 //! tree can never place two entries at one path or point outside its parent.
 
 use crate::error::{Error, Result};
+pub use crate::format::units::UnitList;
 use crate::id::ChunkId;
 use serde::{Deserialize, Serialize};
 
+/// Trees without a listed database are written as version 1, which every
+/// snap reads; a tree with one is version 2, which an older snap refuses as
+/// an unknown version instead of misreading.
 pub const TREE_VERSION: u8 = 1;
+/// A tree that may hold `NodeKind::ListedDatabase` nodes.
+pub const TREE_VERSION_LISTED: u8 = 2;
 /// Deepest directory nesting `take` records and `restore` recreates. Far
 /// beyond real trees (and PATH_MAX), and it keeps their recursion bounded;
 /// the read-side walks are iterative and take any depth.
@@ -53,8 +59,13 @@ pub enum NodeKind {
     Symlink {
         target: Vec<u8>,
     },
-    /// A SQLite database captured as a consistent image (see `source::sqlite`).
+    /// A SQLite database captured as a consistent image (see `source::sqlite`),
+    /// its unit ids inline in `chunks` (written by snap before store format 3).
     Database(Box<Database>),
+    /// The same, with `chunks` naming the chunks of its unit list
+    /// (`format::units`): what `take` writes now, so that no tree holds a
+    /// large database's whole list.
+    ListedDatabase(Box<Database>),
 }
 
 /// A database image: pages in order, stored as page-aligned chunks.
@@ -62,7 +73,9 @@ pub enum NodeKind {
 pub struct Database {
     pub page_size: u32,
     pub page_count: u64,
-    /// Chunks of the image in order; each holds whole pages.
+    /// The units of the image in order, each whole pages (`Database`), or
+    /// the chunks of their list (`ListedDatabase`): read it through
+    /// `NodeKind::database`, which says which.
     pub chunks: Vec<ChunkId>,
     pub journal_mode: String,
     pub sqlite_version: String,
@@ -70,6 +83,17 @@ pub struct Database {
     pub check: String,
     pub check_kind: String,
     pub tables: Vec<(String, u64)>,
+}
+
+impl NodeKind {
+    /// A database node's image and how it names its units.
+    pub fn database(&self) -> Option<(&Database, UnitList<'_>)> {
+        match self {
+            NodeKind::Database(db) => Some((db, UnitList::Inline(&db.chunks))),
+            NodeKind::ListedDatabase(db) => Some((db, UnitList::Listed(&db.chunks))),
+            _ => None,
+        }
+    }
 }
 
 impl Node {
@@ -80,7 +104,15 @@ impl Node {
 
 pub fn encode_tree(tree: &Tree) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded_size_hint(tree));
-    out.push(TREE_VERSION);
+    let listed = tree
+        .nodes
+        .iter()
+        .any(|n| matches!(n.kind, NodeKind::ListedDatabase(_)));
+    out.push(if listed {
+        TREE_VERSION_LISTED
+    } else {
+        TREE_VERSION
+    });
     // Serialising plain data into a Vec cannot fail.
     postcard::to_extend(tree, out).expect("tree encodes")
 }
@@ -92,7 +124,9 @@ fn encoded_size_hint(tree: &Tree) -> usize {
         let list = match &n.kind {
             NodeKind::File { chunks } => chunks.len(),
             NodeKind::Dir { tree } => tree.len(),
-            NodeKind::Database(db) => db.chunks.len() + 4 * db.tables.len(),
+            NodeKind::Database(db) | NodeKind::ListedDatabase(db) => {
+                db.chunks.len() + 4 * db.tables.len()
+            }
             NodeKind::Symlink { target } => target.len() / 32 + 1,
         };
         128 + n.name.len() + 33 * list
@@ -104,8 +138,11 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree> {
     let (version, body) = bytes
         .split_first()
         .ok_or_else(|| Error::corrupt("tree", "empty"))?;
-    if *version != TREE_VERSION {
-        return Err(Error::corrupt("tree", format!("unknown version {version}")));
+    if *version != TREE_VERSION && *version != TREE_VERSION_LISTED {
+        return Err(Error::corrupt(
+            "tree",
+            format!("unknown version {version} (a newer snap may have written it)"),
+        ));
     }
     let (mut tree, rest): (Tree, _) =
         postcard::take_from_bytes(body).map_err(|e| Error::corrupt("tree", e.to_string()))?;
@@ -113,7 +150,7 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree> {
     // decoded: up to half of it is slack a take would carry to its end.
     for n in &mut tree.nodes {
         match &mut n.kind {
-            NodeKind::Database(db) => db.chunks.shrink_to_fit(),
+            NodeKind::Database(db) | NodeKind::ListedDatabase(db) => db.chunks.shrink_to_fit(),
             NodeKind::File { chunks } => chunks.shrink_to_fit(),
             _ => {}
         }
@@ -128,6 +165,12 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree> {
     }
     for n in &tree.nodes {
         check_name(&n.name)?;
+        if *version == TREE_VERSION && matches!(n.kind, NodeKind::ListedDatabase(_)) {
+            return Err(Error::corrupt(
+                "tree",
+                "a listed database in a version-1 tree",
+            ));
+        }
     }
     Ok(tree)
 }
@@ -178,6 +221,47 @@ mod tests {
         fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_tree(&bytes);
         }
+    }
+
+    fn database(listed: bool) -> NodeKind {
+        let db = Box::new(Database {
+            page_size: 4096,
+            page_count: 3,
+            chunks: vec![ChunkId::of(b"list")],
+            journal_mode: "wal".into(),
+            sqlite_version: "3".into(),
+            check: "ok".into(),
+            check_kind: "quick_check".into(),
+            tables: vec![("t".into(), 2)],
+        });
+        if listed {
+            NodeKind::ListedDatabase(db)
+        } else {
+            NodeKind::Database(db)
+        }
+    }
+
+    // A tree with a listed database is version 2 (an older snap refuses it
+    // by its version); one without stays version 1, which every snap reads.
+    // A version-1 tree never holds a listed database.
+    #[test]
+    fn only_a_tree_with_a_listed_database_is_version_2() {
+        let old = Tree {
+            nodes: vec![node(b"a.db", database(false))],
+        };
+        let new = Tree {
+            nodes: vec![node(b"a.db", database(true))],
+        };
+        assert_eq!(encode_tree(&old)[0], TREE_VERSION);
+        let bytes = encode_tree(&new);
+        assert_eq!(bytes[0], TREE_VERSION_LISTED);
+        assert_eq!(decode_tree(&bytes).unwrap(), new);
+        assert_eq!(decode_tree(&encode_tree(&old)).unwrap(), old);
+        let mut forged = bytes.clone();
+        forged[0] = TREE_VERSION;
+        assert!(decode_tree(&forged).is_err());
+        let (_, list) = new.nodes[0].kind.database().unwrap();
+        assert_eq!(list, UnitList::Listed(&[ChunkId::of(b"list")]));
     }
 
     #[test]

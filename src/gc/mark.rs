@@ -1,5 +1,5 @@
-//! mark: every chunk the kept snapshots need (tree chunks and content
-//! chunks; the bases of deltas are added by the pack plan, from the pack
+//! mark: every chunk the kept snapshots need (tree chunks, content chunks,
+//! and a listed database's list chunks and units; the bases of deltas are added by the pack plan, from the pack
 //! headers). Iterative, so no tree depth can overflow the stack; a subtree
 //! whose chunk list was already walked is not walked again, so memory is one
 //! set entry per live chunk whatever the number of snapshots.
@@ -30,8 +30,17 @@ pub fn mark<'s>(
                         live.extend(chunks.iter().copied());
                         false
                     }
-                    NodeKind::Database(db) => {
-                        live.extend(db.chunks.iter().copied());
+                    NodeKind::Database(_) | NodeKind::ListedDatabase(_) => {
+                        let (_, list) = node.kind.database().expect("a database node");
+                        live.extend(list.chunks().iter().copied());
+                        // A listed image's units, its list read (any list
+                        // chunk that cannot be read fails the mark); a list
+                        // already walked names the same units.
+                        if list.is_listed() && walked.insert(ChunkId::of_list(list.chunks())) {
+                            for unit in reader.units(list) {
+                                live.insert(unit?);
+                            }
+                        }
                         false
                     }
                     NodeKind::Symlink { .. } => false,

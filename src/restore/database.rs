@@ -23,7 +23,8 @@ pub fn sibling(target: &Path, suffix: &str) -> PathBuf {
 pub fn restore(w: &mut Writer, target: &Path, node: &Node, db: &Database) -> Result<()> {
     let tmp = temp_beside(target)?;
     let size = db.page_count * db.page_size as u64;
-    w.write_chunks(&tmp, size, &db.chunks, target)?;
+    let (_, list) = node.kind.database().expect("a database node");
+    w.write_chunks(&tmp, size, w.reader.units(list), target)?;
     tmp.as_file()
         .sync_all()
         .map_err(Error::io("fsync", tmp.path()))?;
@@ -60,7 +61,9 @@ pub fn restore(w: &mut Writer, target: &Path, node: &Node, db: &Database) -> Res
 pub fn databases_in(reader: &StoreReader, node: &Node, target: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     match &node.kind {
-        NodeKind::Database(_) if target.exists() => out.push(target.to_path_buf()),
+        NodeKind::Database(_) | NodeKind::ListedDatabase(_) if target.exists() => {
+            out.push(target.to_path_buf())
+        }
         NodeKind::Dir { tree } if target.is_dir() => {
             for child in reader.tree(tree)?.nodes {
                 let path = target.join(OsStr::from_bytes(&child.name));

@@ -281,8 +281,10 @@ fn check_depth(reader: &StoreReader, node: &Node) -> Result<u64> {
             }
             total += match &n.kind {
                 NodeKind::File { .. } => n.size,
-                NodeKind::Database(d) => d.page_count * d.page_size as u64,
-                _ => 0,
+                NodeKind::Database(d) | NodeKind::ListedDatabase(d) => {
+                    d.page_count * d.page_size as u64
+                }
+                NodeKind::Dir { .. } | NodeKind::Symlink { .. } => 0,
             };
             Ok(true)
         },

@@ -79,7 +79,7 @@ impl Writer<'_, '_> {
                 let _ = std::os::unix::fs::lchown(&target, Some(node.uid), Some(node.gid));
                 Ok(())
             }
-            NodeKind::Database(db) => {
+            NodeKind::Database(db) | NodeKind::ListedDatabase(db) => {
                 database::restore(self, &target, node, db)?;
                 self.report.databases += 1;
                 self.report.bytes += db.page_count * db.page_size as u64;
@@ -173,7 +173,8 @@ impl Writer<'_, '_> {
     /// Writes one file beside its target and renames it into place.
     fn file(&self, target: &Path, node: &Node, chunks: &[ChunkId]) -> Result<()> {
         let tmp = temp_beside(target)?;
-        self.write_chunks(&tmp, node.size, chunks, target)?;
+        let ids = crate::store::reader::ids(chunks);
+        self.write_chunks(&tmp, node.size, ids, target)?;
         self.finish_file(tmp, target, node)
     }
 
@@ -217,7 +218,7 @@ impl Writer<'_, '_> {
         &self,
         tmp: &tempfile::NamedTempFile,
         size: u64,
-        chunks: &[ChunkId],
+        chunks: impl Iterator<Item = Result<ChunkId>>,
         target: &Path,
     ) -> Result<()> {
         let mut out = SparseWriter::new(tmp.as_file(), tmp.path(), size);

@@ -8,6 +8,9 @@
 use crate::error::{Error, Result};
 use crate::format::entry;
 use crate::format::tree::Database;
+#[cfg(test)]
+use crate::format::tree::NodeKind;
+use crate::format::units::{ListWriter, UnitCursor, UnitList, LIST_IDS};
 use crate::id::ChunkId;
 use crate::packer::Levels;
 use crate::store::ChunkWriter;
@@ -52,17 +55,24 @@ pub fn pages_per_unit(page_size: u32) -> u64 {
     (unit / page_size.max(1) as u64).max(1)
 }
 
-/// The parent's chunks as delta bases, when they line up with this image's
+/// The parent's units as delta bases, when they line up with this image's
 /// units (same page size and unit; a snapshot taken before units, with one
 /// chunk per page, does not, and its successor is stored without deltas).
-pub fn bases(parent: Option<&Database>, page_size: u32) -> &[ChunkId] {
-    parent
-        .filter(|p| {
-            p.page_size == page_size
-                && p.chunks.len() as u64 == p.page_count.div_ceil(pages_per_unit(page_size))
-        })
-        .map(|p| p.chunks.as_slice())
-        .unwrap_or(&[])
+/// A listed parent's list is read as the image is stored, a chunk at a time.
+pub fn bases<'a>(parent: Option<(&Database, UnitList<'a>)>, page_size: u32) -> UnitList<'a> {
+    let Some((p, list)) = parent.filter(|(p, _)| p.page_size == page_size) else {
+        return UnitList::Inline(&[]);
+    };
+    let units = p.page_count.div_ceil(pages_per_unit(page_size));
+    let lines_up = match list {
+        UnitList::Listed(l) => l.len() as u64 == units.div_ceil(LIST_IDS as u64),
+        UnitList::Inline(l) => l.len() as u64 == units,
+    };
+    if lines_up {
+        list
+    } else {
+        UnitList::Inline(&[])
+    }
 }
 
 /// Reads `buf.len()` bytes, or fewer only at the end of `reader`.
@@ -80,17 +90,20 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Stores the image read from `reader` (whole pages of `page_size`, to its
-/// end) as units, in order; returns their chunk ids and the page count.
+/// end) as units, in order, and their list; returns the list's chunks and
+/// the page count. The parent's list and the new one are read and written a
+/// list chunk at a time, so memory does not grow with the image.
 pub fn store(
     reader: &mut impl Read,
     page_size: u32,
     writer: &mut ChunkWriter,
-    bases: &[ChunkId],
+    bases: UnitList,
     delta_level: i32,
 ) -> Result<(Vec<ChunkId>, u64)> {
     let level = writer.store().config().zstd_level;
+    let no_bases = bases.chunks().is_empty();
     let levels = Levels {
-        full: if bases.is_empty() {
+        full: if no_bases {
             BULK_LEVEL.min(level)
         } else {
             level
@@ -98,9 +111,8 @@ pub fn store(
         delta: delta_level,
     };
     let unit = (pages_per_unit(page_size) * page_size as u64) as usize;
-    // Sized for the parent's units (a database rarely shrinks or grows much
-    // between takes), so the list is not copied as it doubles.
-    let mut chunks = Vec::with_capacity(bases.len() + bases.len() / 16);
+    let mut parent = UnitCursor::new(bases);
+    let mut list = ListWriter::new();
     let mut bytes = 0u64;
     let mut end = false;
     while !end {
@@ -123,16 +135,43 @@ pub fn store(
         }
         let ids: Vec<ChunkId> = batch.par_iter().map(|d| ChunkId::of(d)).collect();
         for (data, id) in batch.into_iter().zip(ids) {
-            let base = bases.get(chunks.len()).copied();
-            chunks.push(writer.put_hashed(id, data, base, levels)?);
+            let base = parent.step(|c| writer.read(c)).transpose()?;
+            let id = writer.put_hashed(id, data, base, levels)?;
+            list.push(id, |b, k| put_list(writer, b, k, bases))?;
         }
     }
-    Ok((chunks, bytes / page_size as u64))
+    let list = list.finish(|b, k| put_list(writer, b, k, bases))?;
+    Ok((list, bytes / page_size as u64))
+}
+
+/// Stores list chunk `k`, as a delta against the parent's list chunk `k`
+/// where the parent is listed (an unchanged stretch costs nothing, and a
+/// stretch of a few changed units about their ids).
+fn put_list(
+    writer: &mut ChunkWriter,
+    bytes: Vec<u8>,
+    k: usize,
+    bases: UnitList,
+) -> Result<ChunkId> {
+    let base = match bases {
+        UnitList::Listed(list) => list.get(k).copied(),
+        UnitList::Inline(_) => None,
+    };
+    writer.put_with_base(bytes, base)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kind(page_size: u32, page_count: u64, chunks: usize, listed: bool) -> NodeKind {
+        let db = Box::new(db(page_size, page_count, chunks));
+        if listed {
+            NodeKind::ListedDatabase(db)
+        } else {
+            NodeKind::Database(db)
+        }
+    }
 
     fn db(page_size: u32, page_count: u64, chunks: usize) -> Database {
         Database {
@@ -154,14 +193,21 @@ mod tests {
         assert_eq!(pages_per_unit(4096), 16);
         assert_eq!(pages_per_unit(65536), 1);
         assert_eq!(pages_per_unit(512), 128);
-        // 33 pages in units of 16: 3 chunks.
-        let units = db(4096, 33, 3);
-        assert_eq!(bases(Some(&units), 4096).len(), 3);
+        // 33 pages in units of 16: 3 units, inline.
+        let units = kind(4096, 33, 3, false);
+        fn of(k: &NodeKind, size: u32) -> UnitList<'_> {
+            bases(k.database(), size)
+        }
+        assert!(matches!(of(&units, 4096), UnitList::Inline(l) if l.len() == 3));
         // One chunk per page (before units): no bases.
-        assert!(bases(Some(&db(4096, 33, 33)), 4096).is_empty());
+        assert!(of(&kind(4096, 33, 33, false), 4096).chunks().is_empty());
         // Another page size: no bases.
-        assert!(bases(Some(&units), 8192).is_empty());
-        assert!(bases(None, 4096).is_empty());
+        assert!(of(&units, 8192).chunks().is_empty());
+        assert!(bases(None, 4096).chunks().is_empty());
+        // Listed: 2 list chunks for 513 to 1024 units.
+        let listed = kind(4096, 16 * 600, 2, true);
+        assert!(matches!(of(&listed, 4096), UnitList::Listed(l) if l.len() == 2));
+        assert!(of(&kind(4096, 16 * 600, 3, true), 4096).chunks().is_empty());
     }
 
     #[test]

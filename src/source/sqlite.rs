@@ -22,6 +22,7 @@ use super::pages;
 use super::streamed::stream_store_check;
 use crate::error::{Error, Result};
 use crate::format::tree::Database;
+use crate::format::units::UnitList;
 use crate::id::ChunkId;
 use crate::store::ChunkWriter;
 use rusqlite::{Connection, OpenFlags};
@@ -55,6 +56,8 @@ pub const BUSY_WAIT: Duration = Duration::from_secs(60);
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
 pub struct Image {
+    /// The image; its `chunks` are the chunks of its unit list (a
+    /// `NodeKind::ListedDatabase`).
     pub db: Database,
     pub bytes_read: u64,
     pub warnings: Vec<String>,
@@ -98,7 +101,7 @@ pub fn capture(
     path: &Path,
     opts: &CaptureOptions,
     writer: &mut ChunkWriter,
-    parent: Option<&Database>,
+    parent: Option<(&Database, UnitList)>,
 ) -> Result<Image> {
     let mut conn = Connection::open_with_flags(
         path,
@@ -216,6 +219,7 @@ pub(super) struct Captured {
     pub(super) page_size: u32,
     pub(super) page_count: u64,
     pub(super) damage: Vec<String>,
+    /// The chunks of the unit list (`format::units`).
     pub(super) chunks: Vec<ChunkId>,
     pub(super) check: (String, Vec<(String, u64)>),
 }
@@ -223,7 +227,7 @@ pub(super) struct Captured {
 /// How the image's units are stored and checked.
 pub(super) struct Storing<'p> {
     /// The parent snapshot's image (its units are the delta bases).
-    parent: Option<&'p Database>,
+    parent: Option<(&'p Database, UnitList<'p>)>,
     /// `integrity_check` rather than the structural `quick_check`.
     pub(super) full: bool,
     delta_level: i32,

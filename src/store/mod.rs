@@ -33,10 +33,11 @@ use source::Packs;
 pub use writer::ChunkWriter;
 
 /// The store format this snap writes. Format 2 lets a delta's base be a
-/// delta itself (DESIGN.md, "Delta chains"); a format-1 store is read as it
-/// is and becomes format 2 at its first `take`, after which an older snap
-/// refuses it with a clear message instead of misreading a chain.
-pub const FORMAT_VERSION: u32 = 2;
+/// delta itself (DESIGN.md, "Delta chains"); format 3 stores a database's
+/// unit list as chunks of its own (DESIGN.md, "Unit lists"). An older store
+/// is read as it is and takes this format at its first `take`, after which
+/// an older snap refuses it with a clear message instead of misreading it.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest store format this snap reads.
 const OLDEST_FORMAT: u32 = 1;
 

@@ -73,8 +73,17 @@ impl<'a> PackReader<'a> {
             _ => {
                 let file = self.file(pack)?;
                 let mut buf = vec![0u8; len as usize];
+                // Bytes past the pack's end are damage (a truncated pack, or
+                // an index row naming the wrong pack), not an I/O failure:
+                // callers that meet damage rebuild the index or name it.
                 file.read_exact_at(&mut buf, offset)
-                    .map_err(Error::io("read pack", self.store.pack_path(pack)))?;
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => Error::corrupt(
+                            format!("pack {pack}"),
+                            format!("{len} bytes at offset {offset} lie past its end"),
+                        ),
+                        _ => Error::io("read pack", self.store.pack_path(pack))(e),
+                    })?;
                 Ok(buf)
             }
         }
@@ -233,7 +242,11 @@ pub fn rebuild_index(store: &Store) -> Result<RebuildReport> {
     if tmp.exists() {
         durable::remove_file(&tmp)?;
     }
-    let report = build_index(store, &Index::open(&tmp)?)?;
+    let mut index = Index::open(&tmp)?;
+    let report = build_index(store, &index)?;
+    // A commit per pack leaves the file several times its live size.
+    index.compact()?;
+    drop(index);
     durable::rename(&tmp, &path)?;
     durable::fsync_dir(store.root())?;
     Ok(report)

@@ -9,9 +9,15 @@ use crate::error::{Error, Result};
 use crate::format::entry::{delta_base, MAX_READ_CHAIN};
 use crate::format::pack::EntryKind;
 use crate::format::tree::{decode_tree, Node, NodeKind, Tree};
+use crate::format::units::{UnitList, Units};
 use crate::id::ChunkId;
 use rayon::prelude::*;
 use std::collections::HashMap;
+
+/// The ids of a file's chunks as `copy_chunks` takes them.
+pub fn ids(chunks: &[ChunkId]) -> impl Iterator<Item = Result<ChunkId>> + '_ {
+    chunks.iter().copied().map(Ok)
+}
 
 /// Plain bytes fetched and verified in parallel before being written in order.
 pub const READ_AHEAD: u64 = 8 << 20;
@@ -183,6 +189,15 @@ impl<'a> StoreReader<'a> {
         Ok(())
     }
 
+    /// The unit ids of a database image, in order; a listed image's list is
+    /// read a chunk at a time, each verified.
+    pub fn units<'l>(
+        &'l self,
+        list: UnitList<'l>,
+    ) -> Units<'l, impl FnMut(&ChunkId) -> Result<Vec<u8>> + 'l> {
+        Units::new(list, move |id: &ChunkId| self.chunk(id))
+    }
+
     /// Writes the plain bytes of `chunks`, in order and each verified, to
     /// `out`; reads ahead `READ_AHEAD` bytes at a time (coalesced, decoded in
     /// parallel), reporting each batch to `progress`. Returns the bytes written.
@@ -192,7 +207,7 @@ impl<'a> StoreReader<'a> {
     /// on work that needs the pool could deadlock it.
     pub fn copy_chunks(
         &self,
-        chunks: &[ChunkId],
+        chunks: impl Iterator<Item = Result<ChunkId>>,
         out: &mut (impl std::io::Write + Send),
         progress: &crate::progress::Reporter,
     ) -> Result<u64> {
@@ -209,9 +224,9 @@ impl<'a> StoreReader<'a> {
                 }
                 Ok::<_, Error>(written)
             });
-            let mut rest = chunks;
+            let mut rest = chunks.peekable();
             let read = (|| {
-                while !rest.is_empty() {
+                while rest.peek().is_some() {
                     let (batch, bytes) = self.next_batch(&mut rest)?;
                     if tx.send((batch, bytes)).is_err() {
                         break; // the writer failed: its error is returned
@@ -225,19 +240,19 @@ impl<'a> StoreReader<'a> {
         })
     }
 
-    /// The chunks of the next `READ_AHEAD` bytes of `rest` (which it
-    /// advances past them), read and decoded, with their plain size.
-    fn next_batch(&self, rest: &mut &[ChunkId]) -> Result<(Vec<Vec<u8>>, u64)> {
+    /// The chunks of the next `READ_AHEAD` bytes of `rest`, read and
+    /// decoded, with their plain size.
+    fn next_batch(
+        &self,
+        rest: &mut impl Iterator<Item = Result<ChunkId>>,
+    ) -> Result<(Vec<Vec<u8>>, u64)> {
         let mut locations = Vec::new();
         let mut bytes = 0;
-        while let Some((id, tail)) = rest.split_first() {
-            if bytes >= READ_AHEAD {
-                break;
-            }
-            let loc = self.index.locate(id)?;
+        while bytes < READ_AHEAD {
+            let Some(id) = rest.next() else { break };
+            let loc = self.index.locate(&id?)?;
             bytes += loc.entry.raw_length as u64;
             locations.push(loc);
-            *rest = tail;
         }
         let batch = self.chunks(&locations).into_iter().collect::<Result<_>>()?;
         Ok((batch, bytes))
