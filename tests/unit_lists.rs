@@ -17,9 +17,16 @@ use std::time::Duration;
 
 const ROWS: i64 = 6_000;
 
-/// One page a unit, in this process and the snap processes it starts.
-fn small_units() {
+/// A scratch directory with the database (one page a unit, in this process
+/// and the snap processes it starts) and an empty store: paths of the
+/// database, the store and a restore target.
+fn setup() -> (tempfile::TempDir, [std::path::PathBuf; 3]) {
     std::env::set_var("SNAP_BENCH_UNIT_BYTES", "4096");
+    let dir = tempfile::tempdir().unwrap();
+    let paths = ["app.db", "store", "out"].map(|p| dir.path().join(p));
+    make_db(&paths[0]);
+    snap_ok(&paths[1], &["init"]);
+    (dir, paths)
 }
 
 fn make_db(path: &Path) {
@@ -68,15 +75,7 @@ fn restores_as(store: &Path, id: &str, want: &[u8], out: &Path) {
 // the kept snapshots' lists name: their list chunks and every unit.
 #[test]
 fn listed_databases_restore_verify_and_survive_gc() {
-    small_units();
-    let dir = tempfile::tempdir().unwrap();
-    let (db, store, out) = (
-        dir.path().join("app.db"),
-        dir.path().join("store"),
-        dir.path().join("out"),
-    );
-    make_db(&db);
-    snap_ok(&store, &["init"]);
+    let (_dir, [db, store, out]) = setup();
     let mut days = Vec::new();
     for day in 0..4 {
         if day > 0 {
@@ -123,15 +122,7 @@ fn listed_chunks(store: &Path) -> usize {
 // fail loudly, and gc refuses to run on a mark it could not finish.
 #[test]
 fn a_damaged_list_chunk_stops_restore_verify_and_gc() {
-    small_units();
-    let dir = tempfile::tempdir().unwrap();
-    let (db, store, out) = (
-        dir.path().join("app.db"),
-        dir.path().join("store"),
-        dir.path().join("out"),
-    );
-    make_db(&db);
-    snap_ok(&store, &["init"]);
+    let (_dir, [db, store, out]) = setup();
     let id = take_id(&store, &db);
     let list_chunk = {
         let s = Store::open(&store).unwrap();
@@ -176,15 +167,7 @@ fn a_damaged_list_chunk_stops_restore_verify_and_gc() {
 // its units survive a gc that keeps it beside a listed snapshot.
 #[test]
 fn an_older_stores_inline_database_is_read_and_is_a_parent() {
-    small_units();
-    let dir = tempfile::tempdir().unwrap();
-    let (db, store, out) = (
-        dir.path().join("app.db"),
-        dir.path().join("store"),
-        dir.path().join("out"),
-    );
-    make_db(&db);
-    snap_ok(&store, &["init"]);
+    let (_dir, [db, store, out]) = setup();
     take_id(&store, &db);
     let old = inline_like_an_older_snap(&store);
     let day0 = fs::read(&db).unwrap();
