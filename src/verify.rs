@@ -235,25 +235,23 @@ impl Checker<'_> {
         if list.is_listed() {
             // A list chunk at a time: memory does not grow with the image.
             let mut cursor = UnitCursor::new(list);
-            let mut batch = Vec::with_capacity(LIST_IDS);
             loop {
-                let next = cursor.step(|c| self.reader.chunk(c));
-                match next {
-                    Some(Ok(id)) => batch.push(id),
-                    Some(Err(e)) => {
-                        self.problem(Some(*snap), Some(path.into()), None, e.to_string());
-                        return;
+                let mut batch = Vec::with_capacity(LIST_IDS);
+                while batch.len() < LIST_IDS {
+                    match cursor.step(|c| self.reader.chunk(c)) {
+                        Some(Ok(id)) => batch.push(id),
+                        Some(Err(e)) => {
+                            self.problem(Some(*snap), Some(path.into()), None, e.to_string());
+                            return;
+                        }
+                        None => break,
                     }
-                    None => {}
                 }
-                if batch.len() == LIST_IDS || (next.is_none() && !batch.is_empty()) {
-                    fresh |= batch.iter().any(|c| !self.seen_chunks.contains(c));
-                    self.chunks(snap, path, &batch);
-                    batch.clear();
-                }
-                if next.is_none() {
+                if batch.is_empty() {
                     break;
                 }
+                fresh |= batch.iter().any(|c| !self.seen_chunks.contains(c));
+                self.chunks(snap, path, &batch);
             }
         }
         if self.read_data && fresh {

@@ -124,21 +124,19 @@ pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
     let top = reader.tree(&snapshot.tree)?;
     let node = snap::restore::lookup(&reader, &top, &args.path)?;
     let mut out = std::io::BufWriter::new(std::io::stdout());
-    match (&node.kind, args.sql) {
-        (NodeKind::File { chunks }, false) => {
+    match (&node.kind, node.kind.database(), args.sql) {
+        (NodeKind::File { chunks }, _, false) => {
             let ids = snap::store::reader::ids(chunks);
             reader.copy_chunks(ids, &mut out, &snap::Reporter::none())?;
         }
-        (kind, false) if kind.database().is_some() => {
-            let (_, list) = kind.database().expect("a database");
+        (_, Some((_, list)), false) => {
             reader.copy_chunks(reader.units(list), &mut out, &snap::Reporter::none())?;
         }
-        (kind, true) if kind.database().is_some() => {
-            let (_, list) = kind.database().expect("a database");
+        (_, Some((_, list)), true) => {
             let image = snap::diff::image(&reader, list)?;
             snap::diff::rows::dump_sql(image.path(), &mut out)?;
         }
-        (_, true) => return Err(invalid(format!("{} is not a database", args.path))),
+        (_, None, true) => return Err(invalid(format!("{} is not a database", args.path))),
         _ => return Err(invalid(format!("{} is not a file", args.path))),
     }
     out.flush()?;

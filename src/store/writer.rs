@@ -14,7 +14,7 @@ use crate::format::entry::MAX_CHAIN;
 use crate::id::ChunkId;
 use crate::packer::{Levels, NewChunk, Packer, SealedPack};
 use crate::store::packs::PackReader;
-use crate::store::reader::{decode_chain, read_chain};
+use crate::store::reader::{decode_chain, read_chain, resolve};
 use rayon::prelude::*;
 use std::collections::HashSet;
 
@@ -83,8 +83,7 @@ impl<'a> ChunkWriter<'a> {
     /// readable yet.
     pub fn read(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self.reader.locate(id)?;
-        let chain = read_chain(&self.reader, &self.packs, &loc)?;
-        decode_chain(&chain)
+        resolve(&self.reader, &self.packs, &loc).map(|(plain, _)| plain)
     }
 
     /// Stores `data` unless a chunk with its id is already stored.
