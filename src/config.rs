@@ -147,8 +147,13 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
+/// The system-wide configuration, the last place looked.
+pub const SYSTEM_CONFIG: &str = "/etc/snap/snap.toml";
+
 impl Config {
-    /// Where the configuration is looked for, in order.
+    /// Where the configuration is looked for, in order: `explicit`,
+    /// `$SNAP_CONFIG`, `./snap.toml`, `~/.config/snap/snap.toml`, then
+    /// `SYSTEM_CONFIG`.
     pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
         if let Some(p) = explicit {
             return Some(p.to_path_buf());
@@ -162,12 +167,20 @@ impl Config {
         }
         dirs::config_dir()
             .map(|d| d.join("snap/snap.toml"))
-            .filter(|p| p.exists())
+            .into_iter()
+            .chain([PathBuf::from(SYSTEM_CONFIG)])
+            .find(|p| p.exists())
     }
 
     /// Reads, expands `${VAR}`, parses and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(Error::io("read config", path))?;
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Invalid(format!(
+                "configuration file {} does not exist",
+                path.display()
+            )),
+            _ => Error::io("read config", path)(e),
+        })?;
         let text = expand_env(&text, path, |name| std::env::var(name).ok())?;
         Config::parse(&text, path)
     }

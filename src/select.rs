@@ -8,12 +8,24 @@ use crate::id::SnapshotId;
 use crate::store::Store;
 use std::path::{Path, PathBuf};
 
+/// The tag of the undo snapshot an in-place restore takes first.
+pub const PRE_RESTORE: &str = "pre-restore";
+/// The tag of the undo snapshot a recover takes first.
+pub const PRE_RECOVER: &str = "pre-recover";
+
+/// Whether `s` is an undo snapshot (taken by snap before it replaced
+/// something): `latest` passes over them unless their tag is asked for.
+pub fn is_undo(s: &Snapshot) -> bool {
+    s.tags.iter().any(|t| t == PRE_RESTORE || t == PRE_RECOVER)
+}
+
 /// A filter on snapshots; empty fields match everything.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
-    /// Absolute paths: a snapshot matches when one of its paths is one of
-    /// these, contains one (a snapshot of `/srv/app` contains
-    /// `/srv/app/db.sqlite`), or lies inside one.
+    /// Absolute paths: a snapshot matches when it holds one of them: one
+    /// of its paths is that path or contains it (a snapshot of `/srv/app`
+    /// holds `/srv/app/db.sqlite`; a snapshot of `/srv/app/db.sqlite` does
+    /// not hold `/srv/app`).
     pub paths: Vec<PathBuf>,
     /// Host names (any of them).
     pub hosts: Vec<String>,
@@ -35,11 +47,10 @@ impl Selection {
     /// Whether `s` is selected.
     pub fn matches(&self, s: &Snapshot) -> bool {
         let path_ok = self.paths.is_empty()
-            || self.paths.iter().any(|p| {
-                s.paths
-                    .iter()
-                    .any(|sp| within(p, Path::new(sp)) || within(Path::new(sp), p))
-            });
+            || self
+                .paths
+                .iter()
+                .any(|p| s.paths.iter().any(|sp| within(p, Path::new(sp))));
         let host_ok = self.hosts.is_empty() || self.hosts.contains(&s.host);
         let tag_ok = self.tags.is_empty() || s.tags.iter().any(|t| self.tags.contains(t));
         path_ok && host_ok && tag_ok
@@ -65,11 +76,18 @@ impl Store {
 
     /// Resolves a full id, a unique prefix of at least 6 hex digits,
     /// `latest` (the newest snapshot in `sel`) or `latest:PATH` (the newest
-    /// in `sel` that holds PATH, a path on this machine).
+    /// in `sel` that holds PATH, a path on this machine). `latest` passes
+    /// over undo snapshots unless `sel` asks for their tag.
     pub fn resolve_in(&self, spec: &str, sel: &Selection) -> Result<SnapshotId> {
         let latest = |sel: &Selection, what: &str| {
+            let undo_asked = sel
+                .tags
+                .iter()
+                .any(|t| t == PRE_RESTORE || t == PRE_RECOVER);
             self.select(sel)?
-                .pop()
+                .into_iter()
+                .rev()
+                .find(|(_, s)| undo_asked || !is_undo(s))
                 .map(|(id, _)| id)
                 .ok_or_else(|| Error::NotFound(format!("no snapshot {what}")))
         };
@@ -126,7 +144,10 @@ mod tests {
         };
         assert!(sel("/srv/app").matches(&s));
         assert!(sel("/srv/app/db.sqlite").matches(&s));
-        assert!(sel("/srv").matches(&s));
+        assert!(
+            !sel("/srv").matches(&s),
+            "a snapshot of /srv/app does not hold /srv"
+        );
         assert!(!sel("/srv/application").matches(&s));
         assert!(!sel("/other").matches(&s));
         let tags = Selection {

@@ -243,3 +243,77 @@ fn dump_and_find() {
     let found = snap_json(&store, &["find", "*.db"]);
     assert_eq!(found[0]["path"], "recruit/recruit.db");
 }
+
+// SQLite refuses expression trees deeper than 1,000: diff and recover
+// failed on tables wider than about 1,000 columns. They work up to
+// SQLite's column limit (2,000 by default).
+#[test]
+fn tables_of_1999_columns_are_diffed_and_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, store) = (dir.path().join("wide.db"), dir.path().join("store"));
+    let cols: Vec<String> = (0..1999).map(|i| format!("c{i}")).collect();
+    let c = Connection::open(&db).unwrap();
+    c.execute_batch(&format!(
+        "CREATE TABLE w(id INTEGER PRIMARY KEY, {}); CREATE TABLE k({});",
+        cols[..1998].join(","),
+        cols.join(",")
+    ))
+    .unwrap();
+    for id in 1..=3 {
+        let vals: Vec<String> = (0..1998).map(|i| (i * id).to_string()).collect();
+        c.execute_batch(&format!("INSERT INTO w VALUES ({id}, {});", vals.join(",")))
+            .unwrap();
+        let vals: Vec<String> = (0..1999).map(|i| (i + id).to_string()).collect();
+        c.execute_batch(&format!("INSERT INTO k VALUES ({});", vals.join(",")))
+            .unwrap();
+    }
+    snap_ok(&store, &["take", db.to_str().unwrap()]);
+    c.execute_batch("DELETE FROM w WHERE id = 2; UPDATE w SET c5 = -1 WHERE id = 3; DELETE FROM k WHERE c0 = 1;")
+        .unwrap();
+    let d = snap_json(&store, &["diff", "latest", "--live"]);
+    let w = &d["databases"][0]["tables"];
+    assert!(w.to_string().contains("\"removed\":1"), "{d}");
+    let sql = snap_ok(&store, &["diff", "latest", "--live", "--sql"]);
+    assert!(sql.contains("DELETE FROM \"k\""), "{sql}");
+    let r = snap_json(&store, &["recover", "latest", "--db", db.to_str().unwrap()]);
+    let written: u64 = r["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["recovered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(written, 2, "{r}");
+    assert_eq!(count(&db, "w"), 3);
+    assert_eq!(count(&db, "k"), 3);
+}
+
+// A dropped column showed in `diff` only as `schema: table items changed`
+// with `0 changed`: the column and the values it held are named.
+#[test]
+fn a_dropped_column_shows_the_values_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, store) = (dir.path().join("shop.db"), dir.path().join("store"));
+    let c = Connection::open(&db).unwrap();
+    c.execute_batch("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, price REAL);")
+        .unwrap();
+    for i in 0..1000 {
+        c.execute(
+            "INSERT INTO items(name, price) VALUES (?1, ?2)",
+            (format!("i{i}"), i as f64),
+        )
+        .unwrap();
+    }
+    snap_ok(&store, &["take", db.to_str().unwrap()]);
+    c.execute_batch("ALTER TABLE items DROP COLUMN price")
+        .unwrap();
+    let d = snap_json(&store, &["diff", "latest", "--live"]);
+    let col = &d["databases"][0]["columns"][0];
+    assert_eq!(col["column"], "price", "{d}");
+    assert_eq!(col["change"], "removed");
+    assert_eq!(col["values"], 1000);
+    let text = snap_ok(&store, &["diff", "latest", "--live"]);
+    assert!(
+        text.contains("column items.price removed (1000 values lost)"),
+        "{text}"
+    );
+}

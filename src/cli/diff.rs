@@ -78,12 +78,25 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<u8> {
         for s in &d.schema {
             writeln!(out, "  schema: {s}")?;
         }
+        for c in &d.columns {
+            match c.change {
+                "removed" => writeln!(
+                    out,
+                    "  column {}.{} removed ({} values lost)",
+                    c.table, c.column, c.values
+                )?,
+                _ => writeln!(out, "  column {}.{} added", c.table, c.column)?,
+            }
+        }
         for t in &d.tables {
             writeln!(
                 out,
-                "  {:<24} {:>8} added {:>8} removed {:>8} changed",
-                t.table, t.added, t.removed, t.changed
+                "  {:<24} {:>8} added {:>8} removed {:>8} changed {:>8} reused",
+                t.table, t.added, t.removed, t.changed, t.reused
             )?;
+        }
+        if d.tables.iter().any(|t| t.reused > 0) {
+            writeln!(out, "  (reused: a key that holds a different row now; the old row was deleted with its children)")?;
         }
     }
     writeln!(

@@ -28,7 +28,7 @@ pub struct Cli {
     /// Store directory [default: $SNAP_STORE, else the config's `store`, else ~/.local/share/snap]
     #[arg(long, global = true)]
     store: Option<PathBuf>,
-    /// Configuration file [default: $SNAP_CONFIG, ./snap.toml, ~/.config/snap/snap.toml]
+    /// Configuration file [default: $SNAP_CONFIG, ./snap.toml, ~/.config/snap/snap.toml, /etc/snap/snap.toml]
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Machine-readable output on stdout
@@ -196,6 +196,8 @@ pub struct Ctx {
     pub verbose: bool,
     pub lock_wait: Duration,
     pub store_path: PathBuf,
+    /// How the store was chosen (`--store`, `$SNAP_STORE`, the config, the default).
+    pub store_origin: String,
     pub config: Option<snap::config::Config>,
     pub identity: Option<PathBuf>,
 }
@@ -204,7 +206,7 @@ impl Ctx {
     /// The loaded configuration, or an error saying where it was looked for.
     pub fn config(&self) -> Result<&snap::config::Config> {
         self.config.as_ref().ok_or_else(|| {
-            invalid("no configuration: pass --config, set SNAP_CONFIG, or create ./snap.toml or ~/.config/snap/snap.toml")
+            invalid("no configuration: pass --config, set SNAP_CONFIG, or create ./snap.toml, ~/.config/snap/snap.toml or /etc/snap/snap.toml")
         })
     }
 
@@ -256,22 +258,28 @@ pub fn run() -> Result<u8> {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    let config = match snap::config::Config::locate(cli.config.as_deref()) {
-        Some(path) => Some(snap::config::Config::load(&path)?),
+    let config_path = snap::config::Config::locate(cli.config.as_deref());
+    let config = match &config_path {
+        Some(path) => Some(snap::config::Config::load(path)?),
         None => None,
     };
-    // A store named by --store must exist; the default or configured one is created on first use.
-    let explicit = cli.store.is_some();
+    // Every way of naming a store names the same thing: `take` creates it
+    // on first use and says which it used; other commands need it to exist.
     let env_store = std::env::var_os("SNAP_STORE")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
-    let store_path = match (
-        cli.store,
-        env_store,
-        config.as_ref().and_then(|c| c.store.clone()),
-    ) {
-        (Some(s), _, _) | (None, Some(s), _) | (None, None, Some(s)) => s,
-        (None, None, None) => default_store()?,
+    let configured = config.as_ref().and_then(|c| c.store.clone());
+    let (store_path, store_origin) = match (cli.store, env_store, configured) {
+        (Some(s), _, _) => (s, "named by --store".to_string()),
+        (None, Some(s), _) => (s, "named by $SNAP_STORE".into()),
+        (None, None, Some(s)) => {
+            let from = config_path.as_deref().unwrap_or(std::path::Path::new("?"));
+            (s, format!("named by the config {}", from.display()))
+        }
+        (None, None, None) => (
+            default_store()?,
+            "the default store: no --store, $SNAP_STORE or configured store".into(),
+        ),
     };
     let ctx = Ctx {
         json: cli.json,
@@ -279,6 +287,7 @@ pub fn run() -> Result<u8> {
         verbose: cli.verbose,
         lock_wait: Duration::from_secs(cli.lock_wait),
         store_path,
+        store_origin,
         config,
         identity: cli.identity,
     };
@@ -303,7 +312,7 @@ pub fn run() -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Take(args) => take::run(&ctx, args, !explicit),
+        Command::Take(args) => take::run(&ctx, args),
         Command::List(args) => list::list(&ctx, args),
         Command::Ls(args) => list::ls(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),

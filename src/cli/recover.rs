@@ -7,12 +7,16 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct RecoverArgs {
     /// The snapshot holding the rows: id, prefix, `latest` or `latest:PATH`
-    /// (`latest` means the newest snapshot that holds --db)
+    /// (`latest` means the newest snapshot that holds the source)
     id: String,
     /// The live database to put the rows back into
     #[arg(long)]
     db: PathBuf,
-    /// Only this table (repeatable)
+    /// The database inside the snapshot to take the rows from, as it was
+    /// taken or as `ls` shows it [default: the one taken from --db]
+    #[arg(long, value_name = "PATH")]
+    from: Option<String>,
+    /// Only this table (repeatable); a table the live database lost is recreated
     #[arg(long = "table")]
     tables: Vec<String>,
     /// Only the snapshot's rows matching this SQL condition (columns by name)
@@ -24,6 +28,10 @@ pub struct RecoverArgs {
     /// Replace rows that exist in both with different values (reported, and kept, otherwise)
     #[arg(long)]
     overwrite: bool,
+    /// Bring back rows whose key the live database gave to a new row under
+    /// new keys, with the rows that hang from them re-pointed
+    #[arg(long)]
+    remap: bool,
     #[command(flatten)]
     hosts: super::HostTag,
 }
@@ -36,10 +44,12 @@ pub fn recover(ctx: &Ctx, args: RecoverArgs) -> Result<u8> {
             snapshot: args.id,
             selection: args.hosts.selection(),
             db: args.db,
+            source: args.from,
             tables: args.tables,
             filter: args.filter,
             dry_run: args.dry_run,
             overwrite: args.overwrite,
+            remap: args.remap,
             lock_wait: snap::LockWait(ctx.lock_wait),
         },
     )?;
@@ -47,33 +57,62 @@ pub fn recover(ctx: &Ctx, args: RecoverArgs) -> Result<u8> {
         ctx.print_json(&report)?;
         return Ok(0);
     }
-    if report.dry_run {
+    print(&report, args.dry_run, args.remap, args.overwrite);
+    Ok(0)
+}
+
+fn print(report: &snap::recover::RecoverReport, dry_run: bool, remap: bool, overwrite: bool) {
+    if dry_run {
         for line in &report.sql {
             println!("{line}");
         }
     }
-    for t in &report.tables {
-        if t.missing + t.conflicts > 0 {
-            println!(
-                "{:<24} {:>8} missing {:>8} recovered {:>8} conflicts {:>8} overwritten",
-                t.table, t.missing, t.recovered, t.conflicts, t.overwritten
-            );
-        }
-    }
-    let recovered: u64 = report.tables.iter().map(|t| t.recovered).sum();
-    let conflicts: u64 = report.tables.iter().map(|t| t.conflicts).sum();
-    if report.dry_run {
+    let shown: Vec<_> = report
+        .tables
+        .iter()
+        .filter(|t| t.missing + t.conflicts + t.reused + t.blocked > 0 || t.recreated)
+        .collect();
+    if !shown.is_empty() {
         println!(
-            "dry run: {} rows would be recovered into {} from snapshot {}; nothing was changed",
-            report.tables.iter().map(|t| t.missing).sum::<u64>(),
-            report.db,
-            &report.snapshot[..12]
+            "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
+            "table", "recovered", "remapped", "conflicts", "reused", "blocked", "overwritten"
+        );
+    }
+    for t in &shown {
+        println!(
+            "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}{}",
+            t.table,
+            t.recovered,
+            t.remapped,
+            t.conflicts,
+            t.reused,
+            t.blocked,
+            t.overwritten,
+            if t.recreated {
+                "  (table recreated)"
+            } else {
+                ""
+            }
+        );
+    }
+    notes(report, remap, overwrite);
+    let from = format!("snapshot {} ({})", &report.snapshot[..12], report.source);
+    if dry_run {
+        println!(
+            "dry run: {} rows would be written into {} from {from}; nothing was changed",
+            report.written(),
+            report.db
+        );
+    } else if !report.changes() {
+        println!(
+            "nothing to recover into {} from {from}; nothing was changed",
+            report.db
         );
     } else {
         println!(
-            "{recovered} rows recovered into {} from snapshot {}; foreign keys: {}",
+            "{} rows written into {} from {from}; foreign keys: {}",
+            report.written(),
             report.db,
-            &report.snapshot[..12],
             report.foreign_key_check
         );
         if let Some(undo) = &report.pre_recover {
@@ -84,10 +123,55 @@ pub fn recover(ctx: &Ctx, args: RecoverArgs) -> Result<u8> {
             );
         }
     }
-    if conflicts > 0 && !args.overwrite {
-        println!("{conflicts} rows differ in the snapshot and were kept as they are now (--overwrite replaces them)");
+}
+
+/// What was held back and why, and what each option would do about it.
+fn notes(report: &snap::recover::RecoverReport, remap: bool, overwrite: bool) {
+    for t in &report.tables {
+        for (old, new) in t.new_keys.iter().take(20) {
+            println!("  {}: row {old} comes back as {new}", t.table);
+        }
+        if t.new_keys.len() > 20 {
+            println!(
+                "  {}: … {} more (--json lists them all)",
+                t.table,
+                t.new_keys.len() - 20
+            );
+        }
+        for e in &t.blocked_examples {
+            println!("  held back: {e}");
+        }
     }
-    Ok(0)
+    let sum =
+        |f: fn(&snap::recover::TableRecovery) -> u64| report.tables.iter().map(f).sum::<u64>();
+    let (reused, blocked, conflicts) = (
+        sum(|t| t.reused - t.remapped.min(t.reused)),
+        sum(|t| t.blocked),
+        sum(|t| t.conflicts),
+    );
+    if reused > 0 && !remap {
+        println!("{reused} rows are under keys the live database gave to other rows since (reused): they were not recovered, and neither was anything that hangs from them; --remap brings them back under new keys, with their rows re-pointed");
+    }
+    if blocked > 0 {
+        println!(
+            "{blocked} rows were held back so that none is attached to a parent it did not have"
+        );
+    }
+    if conflicts > 0 && !overwrite {
+        println!("{conflicts} rows changed since the snapshot and were kept as they are now (--overwrite replaces them)");
+    }
+    if !report.left_alone.is_empty() {
+        println!(
+            "left alone: {} (migration bookkeeping; name one with --table to recover it)",
+            report.left_alone.join(", ")
+        );
+    }
+    if !report.only_in_snapshot.is_empty() {
+        println!(
+            "only in the snapshot: {} (the live database lost them; name one with --table to recreate it)",
+            report.only_in_snapshot.join(", ")
+        );
+    }
 }
 
 #[derive(clap::Args)]

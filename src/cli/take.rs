@@ -49,7 +49,7 @@ pub struct Args {
     one_connection: bool,
 }
 
-pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
+pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let time = args
         .time
         .as_deref()
@@ -72,12 +72,16 @@ pub fn run(ctx: &Ctx, args: Args, default_store: bool) -> Result<u8> {
             ));
         }
     }
-    // `snap take ./data` works on a fresh machine: the default store is created on first use.
-    let store = if default_store {
-        Store::open_or_init(&ctx.store_path)?.with_progress(ctx.reporter())
-    } else {
-        ctx.open()?
-    };
+    // `snap take ./data` works on a fresh machine: the store is created on first use.
+    let new = !ctx.store_path.join("config").exists();
+    let store = Store::open_or_init(&ctx.store_path)?.with_progress(ctx.reporter());
+    if new && !ctx.quiet {
+        eprintln!(
+            "snap: created store {} ({})",
+            store.root().display(),
+            ctx.store_origin
+        );
+    }
     if args.paths.is_empty() {
         let config = ctx.config()?;
         let names: Vec<String> = if args.sources.is_empty() {
@@ -142,13 +146,18 @@ fn report(ctx: &Ctx, args: &Args, report: &snap::TakeReport) -> Result<u8> {
         println!("{}", id.to_hex());
     } else if ctx.json {
         ctx.print_json(&serde_json::json!({
-            "id": id.to_hex(), "time": s.time, "paths": s.paths, "tags": s.tags,
+            "id": id.to_hex(), "store": ctx.store_path, "time": s.time, "paths": s.paths, "tags": s.tags,
             "stats": s.stats, "databases": s.databases, "skipped": s.skipped,
             "warnings": report.warnings, "ok": report.ok(),
         }))?;
     } else {
         let st = &s.stats;
-        println!("snapshot {} saved", id.to_hex());
+        println!(
+            "snapshot {} saved in {} ({})",
+            id.to_hex(),
+            ctx.store_path.display(),
+            ctx.store_origin
+        );
         println!(
             "  {} files, {} dirs, {} databases; {} in snapshot, {} read, {} new stored ({} plain); {:.2} s",
             st.files, st.dirs, st.databases, bytes(st.size), bytes(st.read), bytes(st.added), bytes(st.added_raw),

@@ -18,10 +18,12 @@
 //! # Ok::<(), snap::Error>(())
 //! ```
 
+pub(crate) mod identity;
 pub mod rows;
 mod side;
+pub(crate) mod table;
 
-pub use rows::{DbDiff, TableDiff};
+pub use rows::{ColumnChange, DbDiff, TableDiff};
 pub use side::image;
 
 use crate::error::Result;

@@ -1,8 +1,11 @@
 //! Row-level comparison of two SQLite databases, as SQLite's `sqldiff` does:
 //! both are attached to one connection (`main` = A, `b` = B) and compared
-//! table by table on each table's key (its PRIMARY KEY, or the rowid), in SQL,
-//! so nothing is held in memory but counts.
+//! table by table (by key, or by content for a table without one; see
+//! `table`), in SQL, so nothing is held in memory but counts. Rows under a
+//! key both hold are told apart as changed or reused (`identity`).
 
+use super::identity::{classify, foreign_keys};
+use super::table::{columns, common_tables, count, each_row, list, names, ordinary, quote, schema};
 use crate::error::{Error, Result};
 use rusqlite::Connection;
 use std::path::Path;
@@ -12,12 +15,28 @@ use std::path::Path;
 pub struct TableDiff {
     /// The table.
     pub table: String,
-    /// Rows of B whose key A lacks.
+    /// Rows of B that A lacks (by key; by content for a table without a key).
     pub added: u64,
-    /// Rows of A whose key B lacks.
+    /// Rows of A that B lacks.
     pub removed: u64,
-    /// Rows under one key in both, with different values.
+    /// Rows under one key in both, with different values: the same row changed.
     pub changed: u64,
+    /// Keys in both that hold a different row in B: A's row was deleted
+    /// (with its children) and the key taken by a new row.
+    pub reused: u64,
+}
+
+/// A column added to or removed from a table that both databases have.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ColumnChange {
+    /// The table.
+    pub table: String,
+    /// The column.
+    pub column: String,
+    /// `added` or `removed`.
+    pub change: &'static str,
+    /// Values that were not NULL in A (what a removed column lost).
+    pub values: u64,
 }
 
 /// How one database differs.
@@ -27,24 +46,14 @@ pub struct DbDiff {
     pub path: String,
     /// Tables, indexes, views and triggers added, removed or changed.
     pub schema: Vec<String>,
+    /// Columns added or removed, with the values a removed one held.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnChange>,
     /// Tables whose rows differ.
     pub tables: Vec<TableDiff>,
     /// With `sql`: statements that turn A's rows into B's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sql: Vec<String>,
-}
-
-/// One table as both databases see it.
-pub(crate) struct Table {
-    pub name: String,
-    /// Key columns (`rowid` for a rowid table without a declared key).
-    pub key: Vec<String>,
-    /// Non-key columns both databases have.
-    pub columns: Vec<String>,
-}
-
-pub(crate) fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Opens `a` with `b` attached as schema `b` (both read-only).
@@ -67,235 +76,103 @@ pub(crate) fn open_pair(a: &Path, a_image: bool, b: &Path, b_image: bool) -> Res
     Ok(conn)
 }
 
-/// Schema objects (type, name) → sql, of one attached schema.
-fn schema(conn: &Connection, db: &str) -> rusqlite::Result<Vec<(String, String, String)>> {
-    conn.prepare(&format!(
-        "SELECT type, name, coalesce(sql, '') FROM {db}.sqlite_schema ORDER BY type, name"
-    ))?
-    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-    .collect()
-}
-
-/// Ordinary tables: not SQLite's own, not virtual, not a virtual table's shadow.
-fn ordinary(objects: &[(String, String, String)]) -> Vec<String> {
-    let virtuals: Vec<&str> = objects
-        .iter()
-        .filter(|(_, _, sql)| sql.to_ascii_uppercase().starts_with("CREATE VIRTUAL"))
-        .map(|(_, n, _)| n.as_str())
-        .collect();
-    objects
-        .iter()
-        .filter(|(t, n, sql)| {
-            t == "table"
-                && !n.starts_with("sqlite_")
-                && !sql.to_ascii_uppercase().starts_with("CREATE VIRTUAL")
-                && !virtuals.iter().any(|v| n.starts_with(&format!("{v}_")))
-        })
-        .map(|(_, n, _)| n.clone())
-        .collect()
-}
-
-/// Columns of `table` in `db`: (name, pk position).
-fn columns(conn: &Connection, db: &str, table: &str) -> rusqlite::Result<Vec<(String, i64)>> {
-    conn.prepare(&format!("PRAGMA {db}.table_info({})", quote(table)))?
-        .query_map([], |r| Ok((r.get(1)?, r.get(5)?)))?
-        .collect()
-}
-
-/// The tables both `main` and the schema attached as `other` have, with
-/// their keys and shared columns.
-pub(crate) fn common_tables(conn: &Connection, other: &str) -> rusqlite::Result<Vec<Table>> {
-    let (a, b) = (schema(conn, "main")?, schema(conn, other)?);
-    let in_b = ordinary(&b);
-    let mut out = Vec::new();
-    for name in ordinary(&a).into_iter().filter(|n| in_b.contains(n)) {
-        let (ca, cb) = (columns(conn, "main", &name)?, columns(conn, other, &name)?);
-        let mut pk: Vec<(i64, String)> = ca
-            .iter()
-            .filter(|(_, p)| *p > 0)
-            .map(|(n, p)| (*p, n.clone()))
-            .collect();
-        pk.sort();
-        // A declared key (an INTEGER PRIMARY KEY is the rowid under its own
-        // name; WITHOUT ROWID tables always have one); else the rowid.
-        let key = if pk.is_empty() {
-            vec!["rowid".to_string()]
-        } else {
-            pk.into_iter().map(|(_, n)| n).collect()
-        };
-        let columns = ca
-            .iter()
-            .map(|(n, _)| n.clone())
-            .filter(|n| !key.contains(n) && cb.iter().any(|(m, _)| m == n))
-            .collect();
-        out.push(Table { name, key, columns });
-    }
-    Ok(out)
-}
-
-impl Table {
-    /// `X.k1 IS Y.k1 AND ...`
-    pub fn join(&self, x: &str, y: &str) -> String {
-        self.key
-            .iter()
-            .map(|k| {
-                let k = if k == "rowid" { k.clone() } else { quote(k) };
-                format!("{x}.{k} IS {y}.{k}")
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    }
-
-    /// `X.c1 IS NOT Y.c1 OR ...` (false when there is no other column).
-    pub fn differs(&self, x: &str, y: &str) -> String {
-        if self.columns.is_empty() {
-            return "0".into();
-        }
-        self.columns
-            .iter()
-            .map(|c| format!("{x}.{0} IS NOT {y}.{0}", quote(c)))
-            .collect::<Vec<_>>()
-            .join(" OR ")
-    }
-
-    /// Every column to copy, key first (`rowid` included for rowid tables).
-    pub fn all_columns(&self) -> Vec<String> {
-        self.key
-            .iter()
-            .map(|k| if k == "rowid" { k.clone() } else { quote(k) })
-            .chain(self.columns.iter().map(|c| quote(c)))
-            .collect()
-    }
-
-    fn key_cond(&self, alias: &str) -> String {
-        let parts: Vec<String> = self
-            .key
-            .iter()
-            .map(|k| {
-                let col = if k == "rowid" { k.clone() } else { quote(k) };
-                format!("'{} IS ' || quote({alias}.{col})", col.replace('\'', "''"))
-            })
-            .collect();
-        parts.join(" || ' AND ' || ")
-    }
-
-    /// SQL (a query returning one statement per row) that inserts `alias`'s row.
-    pub fn insert_sql(&self, alias: &str) -> String {
-        let cols = self.all_columns();
-        let values: Vec<String> = cols.iter().map(|c| format!("quote({alias}.{c})")).collect();
-        format!(
-            "'INSERT INTO {}({}) VALUES(' || {} || ');'",
-            quote(&self.name).replace('\'', "''"),
-            cols.join(",").replace('\'', "''"),
-            values.join(" || ',' || ")
-        )
-    }
-
-    fn delete_sql(&self, alias: &str) -> String {
-        format!(
-            "'DELETE FROM {} WHERE ' || {} || ';'",
-            quote(&self.name).replace('\'', "''"),
-            self.key_cond(alias)
-        )
-    }
-
-    fn update_sql(&self, alias: &str) -> String {
-        let sets: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| {
-                format!(
-                    "'{} = ' || quote({alias}.{})",
-                    quote(c).replace('\'', "''"),
-                    quote(c)
-                )
-            })
-            .collect();
-        format!(
-            "'UPDATE {} SET ' || {} || ' WHERE ' || {} || ';'",
-            quote(&self.name).replace('\'', "''"),
-            sets.join(" || ', ' || "),
-            self.key_cond(alias)
-        )
-    }
-}
-
-fn count(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
-    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-}
-
-fn lines(conn: &Connection, sql: &str, out: &mut Vec<String>) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    for r in rows {
-        out.push(r?);
-    }
-    Ok(())
-}
-
 /// Compares the database `main` (A) with `b` (B) on an opened pair.
 pub(crate) fn diff_pair(conn: &Connection, path: &str, sql: bool) -> rusqlite::Result<DbDiff> {
     let mut out = DbDiff {
         path: path.to_string(),
         ..Default::default()
     };
-    let (sa, sb) = (schema(conn, "main")?, schema(conn, "b")?);
-    for (t, n, s) in &sa {
-        match sb.iter().find(|(u, m, _)| u == t && m == n) {
-            None => out.schema.push(format!("{t} {n} removed")),
-            Some((_, _, s2)) if s2 != s => out.schema.push(format!("{t} {n} changed")),
-            _ => {}
-        }
-    }
-    for (t, n, _) in &sb {
-        if !sa.iter().any(|(u, m, _)| u == t && m == n) {
-            out.schema.push(format!("{t} {n} added"));
-        }
-    }
-    for t in common_tables(conn, "b")? {
-        let q = quote(&t.name);
-        let missing = |x: &str, y: &str| {
-            format!(
-                "FROM {x}.{q} AS X WHERE NOT EXISTS (SELECT 1 FROM {y}.{q} AS Y WHERE {})",
-                t.join("X", "Y")
-            )
-        };
-        let changed = format!(
-            "FROM main.{q} AS A JOIN b.{q} AS B ON {} WHERE {}",
-            t.join("A", "B"),
-            t.differs("A", "B")
-        );
+    schema_changes(conn, &mut out)?;
+    let tables = common_tables(conn, "b")?;
+    let fks = foreign_keys(conn, "main", &tables)?;
+    let reused = classify(conn, "main", "b", &tables, &fks)?;
+    for (t, reused) in tables.iter().zip(reused) {
+        let rows = |q: String| count(conn, &format!("SELECT count(*) FROM ({q})"));
+        let conflicts = count(
+            conn,
+            &format!("SELECT count(*) {}", t.conflicting("main", "1", "b")),
+        )?;
         let d = TableDiff {
             table: t.name.clone(),
-            added: count(conn, &format!("SELECT count(*) {}", missing("b", "main")))?,
-            removed: count(conn, &format!("SELECT count(*) {}", missing("main", "b")))?,
-            changed: count(conn, &format!("SELECT count(*) {changed}"))?,
+            added: rows(t.missing("b", "1", "main"))?,
+            removed: rows(t.missing("main", "1", "b"))?,
+            changed: conflicts - reused,
+            reused,
         };
         if sql {
-            lines(
-                conn,
-                &format!("SELECT {} {}", t.delete_sql("X"), missing("main", "b")),
-                &mut out.sql,
-            )?;
-            lines(
-                conn,
-                &format!("SELECT {} {}", t.insert_sql("X"), missing("b", "main")),
-                &mut out.sql,
-            )?;
-            if !t.columns.is_empty() {
-                lines(
-                    conn,
-                    &format!("SELECT {} {changed}", t.update_sql("B")),
-                    &mut out.sql,
-                )?;
-            }
+            let sql = &mut out.sql;
+            each_row(conn, &t.missing("main", "1", "b"), |v| {
+                sql.push(t.delete_stmt(&v))
+            })?;
+            each_row(conn, &t.missing("b", "1", "main"), |v| {
+                sql.push(t.insert_stmt(&t.all(), &v))
+            })?;
+            let changed = format!(
+                "SELECT {} {}",
+                list("Y", &t.all()),
+                t.conflicting("main", "1", "b")
+            );
+            each_row(conn, &changed, |v| sql.push(t.update_stmt(&v)))?;
         }
-        if d.added + d.removed + d.changed > 0 {
+        if d.added + d.removed + d.changed + d.reused > 0 {
             out.tables.push(d);
         }
     }
     Ok(out)
+}
+
+/// Schema objects added, removed and changed; for a table in both, the
+/// columns added and removed, and how many values a removed one held.
+fn schema_changes(conn: &Connection, out: &mut DbDiff) -> rusqlite::Result<()> {
+    let (sa, sb) = (schema(conn, "main")?, schema(conn, "b")?);
+    let tables_b = ordinary(&sb);
+    for (t, n, _, s) in &sa {
+        match sb.iter().find(|o| &o.0 == t && &o.1 == n) {
+            None => out.schema.push(format!("{t} {n} removed")),
+            Some(o) if &o.3 != s => {
+                out.schema.push(format!("{t} {n} changed"));
+                if t == "table" && tables_b.contains(n) {
+                    column_changes(conn, n, out)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    for (t, n, _, _) in &sb {
+        if !sa.iter().any(|o| &o.0 == t && &o.1 == n) {
+            out.schema.push(format!("{t} {n} added"));
+        }
+    }
+    Ok(())
+}
+
+fn column_changes(conn: &Connection, table: &str, out: &mut DbDiff) -> rusqlite::Result<()> {
+    let (ca, cb) = (columns(conn, "main", table)?, columns(conn, "b", table)?);
+    for c in ca.iter().filter(|c| !cb.iter().any(|d| d.name == c.name)) {
+        let values = count(
+            conn,
+            &format!(
+                "SELECT count({}) FROM main.{}",
+                quote(&c.name),
+                quote(table)
+            ),
+        )?;
+        out.columns.push(ColumnChange {
+            table: table.into(),
+            column: c.name.clone(),
+            change: "removed",
+            values,
+        });
+    }
+    for c in cb.iter().filter(|c| !ca.iter().any(|d| d.name == c.name)) {
+        out.columns.push(ColumnChange {
+            table: table.into(),
+            column: c.name.clone(),
+            change: "added",
+            values: 0,
+        });
+    }
+    Ok(())
 }
 
 /// The database at `path` (an image) as SQL text: its schema and every row
@@ -307,7 +184,7 @@ pub fn dump_sql(path: &Path, out: &mut impl std::io::Write) -> Result<()> {
     let objects = schema(&conn, "main").map_err(Error::sqlite(path))?;
     let tables = ordinary(&objects);
     writeln!(out, "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;").map_err(io)?;
-    for (t, n, sql) in &objects {
+    for (t, n, _, sql) in &objects {
         let internal = n.starts_with("sqlite_") || sql.is_empty();
         if t == "table"
             && !internal
@@ -321,23 +198,22 @@ pub fn dump_sql(path: &Path, out: &mut impl std::io::Write) -> Result<()> {
         let cols: Vec<String> = columns(&conn, "main", n)
             .map_err(Error::sqlite(path))?
             .into_iter()
-            .map(|(c, _)| format!("quote({})", quote(&c)))
+            .map(|c| c.name)
             .collect();
-        let q = format!(
-            "SELECT 'INSERT INTO {} VALUES(' || {} || ');' FROM {}",
-            quote(n).replace('\'', "''"),
-            cols.join(" || ',' || "),
-            quote(n)
-        );
-        let mut stmt = conn.prepare(&q).map_err(Error::sqlite(path))?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(Error::sqlite(path))?;
-        for r in rows {
-            writeln!(out, "{}", r.map_err(Error::sqlite(path))?).map_err(io)?;
+        let query = format!("SELECT {} FROM main.{}", names(&cols), quote(n));
+        let mut failed = None;
+        each_row(&conn, &query, |v| {
+            if failed.is_none() {
+                let line = format!("INSERT INTO {} VALUES({});", quote(n), v.join(","));
+                failed = writeln!(out, "{line}").err();
+            }
+        })
+        .map_err(Error::sqlite(path))?;
+        if let Some(e) = failed {
+            return Err(io(e));
         }
     }
-    for (t, n, sql) in &objects {
+    for (t, n, _, sql) in &objects {
         if t != "table" && !n.starts_with("sqlite_") && !sql.is_empty() {
             writeln!(out, "{sql};").map_err(io)?;
         }

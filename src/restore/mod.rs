@@ -133,7 +133,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
                 store,
                 &TakeOptions {
                     paths: existing,
-                    tags: vec!["pre-restore".into()],
+                    tags: vec![crate::select::PRE_RESTORE.into()],
                     lock_wait: opts.lock_wait,
                     ..Default::default()
                 },
