@@ -29,4 +29,4 @@ export SNAP_TEST_AZURITE="$PWD/.ci/node/node_modules/.bin/azurite-blob"
 export SNAP_TEST_PYTHON="$PWD/.venv/bin/python"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+cargo test --all-targets --no-fail-fast

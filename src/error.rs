@@ -88,6 +88,20 @@ pub enum Error {
     /// given is not a recipient of it.
     #[error("{0}")]
     Key(String),
+    /// A stop was asked for (SIGINT, SIGTERM) and the operation stopped at
+    /// a safe point.
+    #[error("interrupted")]
+    Interrupted,
+    /// An operation failed or was interrupted part way; `left` says what
+    /// it undid, what is left, and how to finish or undo it.
+    #[error("{cause}; {left}")]
+    Stopped {
+        /// Why it stopped.
+        #[source]
+        cause: Box<Error>,
+        /// What is left, and what to do about it.
+        left: String,
+    },
     /// SQLite refused or failed an operation on a database.
     #[error("sqlite {}: {source}", path.display())]
     Sqlite {
@@ -157,6 +171,11 @@ impl Error {
                 permission: permission.clone(),
             },
             Error::Key(s) => Error::Key(s.clone()),
+            Error::Interrupted => Error::Interrupted,
+            Error::Stopped { cause, left } => Error::Stopped {
+                cause: Box::new(cause.duplicate()),
+                left: left.clone(),
+            },
             other => Error::Invalid(other.to_string()),
         }
     }
@@ -170,6 +189,16 @@ impl Error {
             Error::Remote { .. } => 6,
             Error::Denied { .. } => 8,
             Error::Io { .. } | Error::Index(_) | Error::Sqlite { .. } => 1,
+            Error::Interrupted => 130,
+            Error::Stopped { cause, .. } => cause.exit_code(),
+        }
+    }
+
+    /// This error, with what was undone or is left after it.
+    pub fn stopped(self, left: impl Into<String>) -> Error {
+        Error::Stopped {
+            cause: Box::new(self),
+            left: left.into(),
         }
     }
 }
@@ -183,6 +212,17 @@ macro_rules! index_error {
         }
     )*};
 }
+impl From<std::io::Error> for Error {
+    /// An I/O error with no path to name (prefer `Error::io`, which keeps one).
+    fn from(source: std::io::Error) -> Self {
+        Error::Io {
+            op: "I/O",
+            path: PathBuf::new(),
+            source,
+        }
+    }
+}
+
 index_error!(
     redb::Error,
     redb::DatabaseError,

@@ -44,6 +44,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cancel;
 #[doc(hidden)]
 pub mod chunker;
 pub mod diff;

@@ -6,7 +6,13 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let hint = match e.chain().find_map(|c| c.downcast_ref::<snap::Error>()) {
+            // The error that says what kind of failure this is: a `Stopped`
+            // wraps it with what was undone.
+            let kind = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<snap::Error>())
+                .map(unwrap_stopped);
+            let hint = match kind {
                 Some(snap::Error::Locked { .. }) => {
                     " (pass a longer --lock-wait to wait more)".into()
                 }
@@ -15,14 +21,35 @@ fn main() -> ExitCode {
                 }
                 _ => String::new(),
             };
-            eprintln!("snap: {e:#}{hint}");
-            let code = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<snap::Error>())
-                .map_or(1, |e| e.exit_code());
+            let code = kind.map_or(1, |e| e.exit_code());
+            cli::print_error(&format!("{}{hint}", message(&e)), code);
             ExitCode::from(code as u8)
         }
     }
+}
+
+fn unwrap_stopped(e: &snap::Error) -> &snap::Error {
+    match e {
+        snap::Error::Stopped { cause, .. } => unwrap_stopped(cause),
+        other => other,
+    }
+}
+
+/// The error and its causes, each said once: a cause whose text its
+/// parent already quotes is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 mod cli;

@@ -171,6 +171,20 @@ impl<'a> Packer<'a> {
         self.collect(true)
     }
 
+    /// Stops: the pack being filled is dropped (its temporary file
+    /// removed) and every seal in flight is waited for. Returns the packs
+    /// that were sealed and not yet handed out, for the caller to undo.
+    pub fn abandon(&mut self) -> Vec<SealedPack> {
+        self.current = None;
+        let mut done = std::mem::take(&mut self.ready);
+        while let Some(h) = self.sealing.pop_front() {
+            if let Ok(Ok(p)) = h.join() {
+                done.push(p);
+            }
+        }
+        done
+    }
+
     fn start(&self) -> Result<OpenPack> {
         Ok(OpenPack {
             file: TempFile::new_in(&self.store.tmp_dir(), ".pack-")?,

@@ -129,30 +129,20 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     };
     w.progress
         .start("take", Some(source::estimate(&roots, &w.excludes)));
-    let parent_top = match &parent {
-        Some((_, p)) => Some(w.reader.tree(&p.tree)?),
-        None => None,
-    };
-    let mut top = Tree::default();
-    for root in &roots {
-        let name = root
-            .file_name()
-            .map(|n| n.as_bytes().to_vec())
-            .unwrap_or(b"root".to_vec());
-        let old = parent_top.as_ref().and_then(|t| find(t, &name));
-        let meta = fs::symlink_metadata(root).map_err(Error::io("stat", root))?;
-        if let Some(node) = w.node(root, name, &meta, old, "")? {
-            top.nodes.push(node);
+    // On any failure (a full disk, a signal, bad input met part way) the
+    // packs written so far are undone: a take that records nothing leaves
+    // nothing behind.
+    let (tree, written) = match w.walk(&roots, parent.as_ref().map(|p| &p.1)) {
+        Ok(done) => done,
+        Err(e) => {
+            w.progress.finish();
+            let undone = w.writer.abandon();
+            if undone.is_nothing() && !matches!(e, Error::Interrupted) {
+                return Err(e);
+            }
+            return Err(e.stopped(format!("no snapshot was recorded; {}", undone.describe())));
         }
-    }
-    top.nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    // Each list is held once at the end: a 10 GiB database's is 5 MB.
-    drop(parent_top);
-    let encoded = crate::format::tree::encode_tree(&top);
-    drop(top);
-    let tree = w.writer.put_buffer(&encoded)?;
-    drop(encoded);
-    let written = w.writer.finish()?;
+    };
     w.progress.finish();
     let Walker {
         mut stats,
@@ -160,9 +150,11 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         databases,
         mut warnings,
         reader,
+        writer,
         ..
     } = w;
-    drop(reader);
+    // Their read transactions would keep the compaction from moving pages.
+    drop((reader, writer));
     compact(&mut index, &mut warnings);
     // What the store grew by, the index included (compacted).
     stats.added = written.added + index_len().saturating_sub(index_before);
@@ -255,6 +247,39 @@ fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
 }
 
 impl Walker<'_> {
+    /// Stores every root and the top tree; returns the top tree's chunks and
+    /// what the writer added, every chunk durable and indexed.
+    fn walk(
+        &mut self,
+        roots: &[PathBuf],
+        parent: Option<&Snapshot>,
+    ) -> Result<(Vec<crate::id::ChunkId>, crate::store::writer::WriteStats)> {
+        let parent_top = match parent {
+            Some(p) => Some(self.reader.tree(&p.tree)?),
+            None => None,
+        };
+        let mut top = Tree::default();
+        for root in roots {
+            let name = root
+                .file_name()
+                .map(|n| n.as_bytes().to_vec())
+                .unwrap_or(b"root".to_vec());
+            let old = parent_top.as_ref().and_then(|t| find(t, &name));
+            let meta = fs::symlink_metadata(root).map_err(Error::io("stat", root))?;
+            if let Some(node) = self.node(root, name, &meta, old, "")? {
+                top.nodes.push(node);
+            }
+        }
+        top.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        // Each list is held once at the end: a 10 GiB database's is 5 MB.
+        drop(parent_top);
+        let encoded = crate::format::tree::encode_tree(&top);
+        drop(top);
+        let tree = self.writer.put_buffer(&encoded)?;
+        drop(encoded);
+        Ok((tree, self.writer.finish()?))
+    }
+
     /// The node for `path`, or None when it is skipped.
     fn node(
         &mut self,
@@ -264,6 +289,7 @@ impl Walker<'_> {
         old: Option<&Node>,
         rel: &str,
     ) -> Result<Option<Node>> {
+        crate::cancel::check()?;
         let rel = if rel.is_empty() {
             String::from_utf8_lossy(&name).into_owned()
         } else {
@@ -287,6 +313,12 @@ impl Walker<'_> {
             }
             if source::is_sqlite(path) {
                 return self.database(path, name, meta, old, rel).map(Some);
+            }
+            if meta.len() > 0 && source::named_like_a_database(path) {
+                self.warnings.push(format!(
+                    "{}: named like a database but not SQLite (no SQLite header): stored as a plain file",
+                    path.display()
+                ));
             }
             match self.file(path, meta, old)? {
                 Some(chunks) => NodeKind::File { chunks },
@@ -349,6 +381,13 @@ impl Walker<'_> {
         for name in names {
             let child = path.join(&name);
             if self.excludes.matches(&child) {
+                continue;
+            }
+            if crate::restore::journal::temp_owner(name.as_bytes()).is_some() {
+                self.warnings.push(format!(
+                    "{}: a temporary file of an interrupted restore; not stored",
+                    child.display()
+                ));
                 continue;
             }
             let meta = match fs::symlink_metadata(&child) {

@@ -329,3 +329,77 @@ fn power_cuts_lose_no_completed_snapshot() {
         log.len()
     );
 }
+
+// DESIGN.md said a restored database never has a stale `-wal` beside it,
+// but nothing ordered the removal of the old `-wal`/`-shm` before the
+// rename of the new file (no directory fsync between them): a cut could
+// leave the old WAL beside the new database, and SQLite would apply its
+// frames to it. Every cut of a restore over a database with a WAL is
+// replayed: the new database never appears beside an old sibling.
+#[test]
+fn power_cuts_never_leave_an_old_wal_beside_a_restored_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    rusqlite::Connection::open(src.join("app.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let store = Store::init(dir.path().join("store"), Default::default()).unwrap();
+    let id = snap::take(
+        &store,
+        &snap::TakeOptions {
+            paths: vec![src.clone()],
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .id
+    .unwrap();
+    // What is there now: another database, with its WAL and shared memory.
+    let out = dir.path().join("out");
+    fs::create_dir_all(out.join("src")).unwrap();
+    let old_db = b"SQLite format 3\0 the old database".to_vec();
+    fs::write(out.join("src/app.db"), &old_db).unwrap();
+    fs::write(out.join("src/app.db-wal"), b"old frames").unwrap();
+    fs::write(out.join("src/app.db-shm"), b"old index").unwrap();
+    let disk0 = Disk::load(&out);
+    testing::watch(&out, None);
+    snap::restore(
+        &store,
+        &snap::RestoreOptions {
+            snapshot: id.to_hex(),
+            to: Some(out.clone()),
+            force: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let log = testing::unwatch(&out);
+    assert!(log.iter().any(|op| matches!(op, Op::Remove(_))));
+    let mut rng = Rng(0xD00D);
+    let mut disk = disk0;
+    let mut states = 0;
+    for (i, op) in log.iter().enumerate() {
+        disk.apply(op);
+        for _ in 0..8 {
+            let cut = tempfile::tempdir().unwrap();
+            let state = cut.path().join("out");
+            disk.write(&out, &state, Some(&mut rng));
+            let db = state.join("src/app.db");
+            let new = fs::read(&db).is_ok_and(|b| b != old_db);
+            for suffix in ["-wal", "-shm", "-journal"] {
+                let sibling = state.join(format!("src/app.db{suffix}"));
+                assert!(
+                    !(new && sibling.exists()),
+                    "cut after operation {i} of {}: the new database beside an old {suffix}",
+                    log.len()
+                );
+            }
+            states += 1;
+        }
+    }
+    eprintln!(
+        "{states} cut states of a database restore: none has an old sibling beside the new file"
+    );
+}

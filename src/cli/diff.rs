@@ -135,7 +135,7 @@ pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
     let index = store.open_index(&lock)?;
     let reader = StoreReader::new(&store, &index)?;
     let top = reader.tree(&snapshot.tree)?;
-    let node = snap::restore::lookup(&reader, &top, &args.path)?;
+    let node = snap::restore::lookup(&reader, &top, &snapshot.inner_path(&args.path)?)?;
     let mut out = std::io::BufWriter::new(std::io::stdout());
     match (&node.kind, node.kind.database(), args.sql) {
         (NodeKind::File { chunks }, _, false) => {

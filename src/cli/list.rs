@@ -16,11 +16,13 @@ pub struct ListArgs {
 pub struct LsArgs {
     /// Snapshot id, unique prefix, `latest` or `latest:PATH`
     id: String,
-    /// Only this path inside the snapshot (`root/sub/dir`)
+    /// Only this path inside the snapshot (`root/sub/dir`, or the path as it was taken)
     path: Option<String>,
     /// Read the snapshot from this remote (no local store needed)
     #[arg(long)]
     remote: Option<String>,
+    #[command(flatten)]
+    filter: super::HostTag,
 }
 
 pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
@@ -75,13 +77,13 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
             }
         );
     }
-    println!("{} snapshots", snaps.len());
+    println!("{}", super::count(snaps.len() as u64, "snapshot"));
     Ok(0)
 }
 
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
     let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
-    let id = store.resolve_in(&args.id, &Default::default())?;
+    let id = store.resolve_in(&args.id, &args.filter.selection())?;
     let snapshot = store.load_snapshot(&id)?;
     let lock = store.lock_shared("ls", ctx.lock_wait)?;
     let index = store.open_index(&lock)?;
@@ -90,7 +92,8 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
     let (prefix, nodes) = match &args.path {
         None => (String::new(), top.nodes),
         Some(p) => {
-            let node = snap::restore::lookup(&reader, &top, p)?;
+            let p = snapshot.inner_path(p)?;
+            let node = snap::restore::lookup(&reader, &top, &p)?;
             let p = p.trim_matches('/');
             let parent = p.rsplit_once('/').map_or("", |(d, _)| d).to_string();
             (parent, vec![node])
@@ -119,7 +122,7 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
                 r["path"].as_str().unwrap_or("")
             );
             if let Some(db) = r.get("database") {
-                println!("    database: {db}");
+                println!("    {}", database_line(db));
             }
         }
     }
@@ -127,7 +130,8 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
 }
 
 fn row(path: &str, node: &Node) -> serde_json::Value {
-    let mtime = chrono::DateTime::from_timestamp_nanos(node.mtime).to_rfc3339();
+    let mtime = chrono::DateTime::from_timestamp_nanos(node.mtime)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut row =
         serde_json::json!({"path": path, "mode": node.mode, "size": node.size, "mtime": mtime});
     match &node.kind {
@@ -146,4 +150,31 @@ fn row(path: &str, node: &Node) -> serde_json::Value {
         NodeKind::Dir { .. } => row["type"] = "dir".into(),
     }
     row
+}
+
+/// A database's check results on one line: "245 pages of 4096 B, wal mode,
+/// quick_check ok; tables: candidates 35, evaluations 108".
+fn database_line(db: &serde_json::Value) -> String {
+    let tables: Vec<String> = db["tables"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|t| format!("{} {}", t[0].as_str().unwrap_or("?"), t[1]))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "database: {} pages of {} B, {} mode, SQLite {}, {} {}; tables: {}",
+        db["page_count"],
+        db["page_size"],
+        db["journal_mode"].as_str().unwrap_or("?"),
+        db["sqlite_version"].as_str().unwrap_or("?"),
+        db["check_kind"].as_str().unwrap_or("check"),
+        db["check"].as_str().unwrap_or("?"),
+        if tables.is_empty() {
+            "none".into()
+        } else {
+            tables.join(", ")
+        }
+    )
 }

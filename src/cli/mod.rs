@@ -146,6 +146,15 @@ impl Command {
         )
     }
 
+    /// Stops at a safe point on SIGINT or SIGTERM (a second signal ends it
+    /// at once); the others die at once, which their crash safety allows.
+    fn stops_at_safe_points(&self) -> bool {
+        matches!(
+            self,
+            Command::Take(_) | Command::Restore(_) | Command::Recover(_)
+        )
+    }
+
     /// No network: a closed stdout may end the process (SIGPIPE).
     fn prints_only_locally(&self) -> bool {
         let argv: Vec<String> = std::env::args().collect();
@@ -218,9 +227,12 @@ impl Ctx {
         Ok(self.config()?.remote_url(spec)?)
     }
 
-    /// The store, reporting progress to the terminal.
+    /// The store, reporting progress to the terminal; an in-place restore
+    /// that did not finish is named on stderr.
     pub fn open(&self) -> Result<Store> {
-        Ok(Store::open(&self.store_path)?.with_progress(progress::reporter(self)))
+        let store = Store::open(&self.store_path)?.with_progress(progress::reporter(self));
+        warn_unfinished(&store);
+        Ok(store)
     }
 
     pub fn reporter(&self) -> snap::Reporter {
@@ -256,6 +268,13 @@ pub fn run() -> Result<u8> {
         // before any thread is spawned.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    if cli.command.stops_at_safe_points() {
+        let flag = snap::cancel::flag();
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
+            signal_hook::flag::register(sig, flag.clone())?;
         }
     }
     let config_path = snap::config::Config::locate(cli.config.as_deref());
@@ -409,4 +428,39 @@ impl HostTag {
 
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
+}
+
+/// "1 snapshot", "3 snapshots".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Names every in-place restore of `store` that began and did not finish.
+pub fn warn_unfinished(store: &Store) {
+    match snap::restore::journal::unfinished(store) {
+        Ok(list) => {
+            for u in list.iter().filter(|u| !u.is_running()) {
+                eprintln!("snap: warning: {}", u.describe());
+            }
+        }
+        Err(e) => eprintln!("snap: warning: the restore journals cannot be read: {e}"),
+    }
+}
+
+/// Prints a failure on stderr: one line, or with `--json`, a JSON object
+/// (`{"error", "exit_code"}`) a monitor can parse.
+pub fn print_error(message: &str, code: i32) {
+    let json = std::env::args().any(|a| a == "--json");
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"error": message, "exit_code": code})
+        );
+    } else {
+        eprintln!("snap: {message}");
+    }
 }

@@ -75,6 +75,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     // `snap take ./data` works on a fresh machine: the store is created on first use.
     let new = !ctx.store_path.join("config").exists();
     let store = Store::open_or_init(&ctx.store_path)?.with_progress(ctx.reporter());
+    super::warn_unfinished(&store);
     if new && !ctx.quiet {
         eprintln!(
             "snap: created store {} ({})",

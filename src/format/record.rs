@@ -92,6 +92,55 @@ impl Snapshot {
         Ok(s)
     }
 
+    /// `path` as the snapshot names it (`root/sub/file`, as `ls` shows it):
+    /// given so, or as it was taken on its host (an absolute path inside
+    /// one of `paths`). Not found when no root holds it.
+    pub fn inner_path(&self, path: &str) -> Result<String> {
+        let roots: Vec<(&str, String)> = self
+            .paths
+            .iter()
+            .map(|p| {
+                let name = std::path::Path::new(p)
+                    .file_name()
+                    .map_or("root".into(), |n| n.to_string_lossy().into_owned());
+                (p.as_str(), name)
+            })
+            .collect();
+        let names = || {
+            roots
+                .iter()
+                .map(|r| r.1.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let p = std::path::Path::new(path);
+        if p.is_absolute() {
+            for (root, name) in &roots {
+                if let Ok(rest) = p.strip_prefix(root) {
+                    let rest = rest.to_string_lossy();
+                    return Ok(if rest.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{name}/{rest}")
+                    });
+                }
+            }
+            return Err(Error::NotFound(format!(
+                "{path} is not in the snapshot (it holds {})",
+                self.paths.join(", ")
+            )));
+        }
+        let inner = path.trim_start_matches("./").trim_matches('/');
+        let first = inner.split('/').next().unwrap_or("");
+        if !roots.iter().any(|r| r.1 == first) {
+            return Err(Error::NotFound(format!(
+                "{path} is not in the snapshot: paths inside it start with one of its roots ({}), or are absolute paths as taken",
+                names()
+            )));
+        }
+        Ok(inner.to_string())
+    }
+
     /// True when every database check in this snapshot passed.
     pub fn checks_ok(&self) -> bool {
         self.databases.iter().all(|d| d.check_ok())

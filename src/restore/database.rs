@@ -6,7 +6,7 @@
 use super::write::{temp_beside, Writer};
 use crate::error::{Error, Result};
 use crate::format::tree::{Database, Node, NodeKind};
-use crate::store::StoreReader;
+use crate::store::{durable, StoreReader};
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -46,13 +46,19 @@ pub fn restore(w: &mut Writer, target: &Path, node: &Node, db: &Database) -> Res
             ),
         ));
     }
+    // The old -wal, -shm and -journal go, durably, before the new file can
+    // appear: a power cut must never leave the new database beside the old
+    // one's WAL frames or hot journal, which SQLite would apply to it.
+    let mut removed = false;
     for suffix in SIBLINGS {
         let stale = sibling(target, suffix);
-        match fs::remove_file(&stale) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove stale", &stale)(e)),
+        if fs::symlink_metadata(&stale).is_ok() {
+            durable::remove_file(&stale)?;
+            removed = true;
         }
+    }
+    if removed {
+        durable::fsync_dir(target.parent().unwrap_or(Path::new(".")))?;
     }
     w.finish_file(tmp, target, node)
 }

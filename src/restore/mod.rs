@@ -13,12 +13,13 @@
 //!   and the temporary file is removed, so no half-written file appears.
 
 mod database;
+mod in_place;
+pub mod journal;
 mod sparse;
 mod write;
 
 use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind, Tree};
-use crate::snapshot::{take, TakeOptions};
 use crate::store::{Store, StoreReader};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -62,8 +63,13 @@ pub struct RestoreReport {
     pub bytes: u64,
     /// Wall time.
     pub duration_ms: u64,
-    /// With `--in-place`: the snapshot of what was there before.
+    /// With `--in-place`: the snapshot of what was there before (before the
+    /// first attempt, when this run finished an interrupted one).
     pub undo_snapshot: Option<String>,
+    /// When this run finished an interrupted in-place restore: the snapshot
+    /// of the part-old, part-restored state it found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interim_snapshot: Option<String>,
     /// The paths that were (re)placed.
     pub targets: Vec<String>,
     /// Packs missing or damaged in the store that were read from its
@@ -121,47 +127,60 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         }
         (jobs, total)
     };
-    if opts.in_place {
-        let existing: Vec<PathBuf> = report
-            .targets
-            .iter()
-            .map(PathBuf::from)
-            .filter(|p| fs::symlink_metadata(p).is_ok())
-            .collect();
-        if !existing.is_empty() {
-            let undo = take(
-                store,
-                &TakeOptions {
-                    paths: existing,
-                    tags: vec![crate::select::PRE_RESTORE.into()],
-                    lock_wait: opts.lock_wait,
-                    ..Default::default()
-                },
-            )?;
-            report.undo_snapshot = undo.id.map(|i| i.to_hex());
+    let journal = match opts.in_place {
+        true => Some(in_place::prepare(store, opts, &mut report)?),
+        false => None,
+    };
+    let existed: Vec<bool> = report
+        .targets
+        .iter()
+        .map(|t| fs::symlink_metadata(t).is_ok())
+        .collect();
+    let written = write_jobs(store, &jobs, total, opts, &mut report);
+    store.progress().finish();
+    match (written, journal) {
+        (Ok(()), Some(entry)) => journal::end(store, &entry)?,
+        (Ok(()), None) => {}
+        (Err(e), Some(entry)) => {
+            return Err(e.stopped(format!(
+                "{} files were restored before it stopped; {}",
+                report.files,
+                entry.describe()
+            )))
         }
+        (Err(e), None) => return Err(in_place::undo_partial(e, &report, &existed)),
     }
+    report.fell_back = store.fell_back().iter().map(|p| p.to_hex()).collect();
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Writes every job; stops at the first failure (or a signal).
+fn write_jobs(
+    store: &Store,
+    jobs: &[Job],
+    total: u64,
+    opts: &RestoreOptions,
+    report: &mut RestoreReport,
+) -> Result<()> {
     let lock = store.lock_shared("restore", opts.lock_wait.0)?;
     let index = store.open_index(&lock)?;
     let reader = StoreReader::new(store, &index)?;
     store.progress().start("restore", Some(total));
     let mut w = write::Writer {
         reader: &reader,
-        report: &mut report,
-        force: replace,
+        report,
+        force: opts.force || opts.in_place,
         prune: opts.in_place,
         depth: 0,
         links: Default::default(),
     };
-    for job in &jobs {
+    for job in jobs {
         fs::create_dir_all(&job.into).map_err(Error::io("create directory", &job.into))?;
         w.node(&job.into, &job.node)?;
         crate::store::durable::fsync_dir(&job.into)?;
     }
-    store.progress().finish();
-    report.fell_back = store.fell_back().iter().map(|p| p.to_hex()).collect();
-    report.duration_ms = start.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok(())
 }
 
 fn plan(
@@ -181,10 +200,17 @@ fn plan(
                 .iter()
                 .map(PathBuf::from)
                 .find(|p| p.file_name().map(|n| n.as_bytes()) == Some(name))
-                .ok_or_else(|| Error::corrupt("snapshot", "a root is missing from its paths"))
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "{} is not a root of the snapshot (it holds {})",
+                        String::from_utf8_lossy(name),
+                        snap.paths.join(", ")
+                    ))
+                })
         };
         if let Some(sub) = &opts.path {
             // Only SUB goes back, beside whatever else is there now.
+            let sub = snap.inner_path(sub)?;
             let parts: Vec<&str> = sub
                 .split('/')
                 .filter(|c| !c.is_empty() && *c != ".")
@@ -198,7 +224,7 @@ fn plan(
                 into.push(p);
             }
             return Ok(vec![Job {
-                node: lookup(reader, &top, sub)?,
+                node: lookup(reader, &top, &sub)?,
                 into,
             }]);
         }
@@ -232,7 +258,7 @@ fn plan(
             })
             .collect()),
         Some(sub) => Ok(vec![Job {
-            node: lookup(reader, &top, sub)?,
+            node: lookup(reader, &top, &snap.inner_path(sub)?)?,
             into: to,
         }]),
     }

@@ -1,11 +1,13 @@
 //! Writing restored nodes: directories, files and symlinks, each under a
 //! temporary name beside its target and renamed into place.
 
+use super::journal::TEMP_PREFIXES;
 use super::sparse::SparseWriter;
 use super::{database, RestoreReport};
 use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind};
 use crate::id::ChunkId;
+use crate::store::durable::{self, Op};
 use crate::store::StoreReader;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -46,18 +48,30 @@ pub fn system_time(ns: i64) -> SystemTime {
     }
 }
 
-/// A temporary file beside `target`, removed on drop unless persisted.
+/// A temporary file beside `target`, removed on drop unless persisted;
+/// its name carries this process's pid (`journal::sweep` removes those of
+/// processes that are gone).
 pub fn temp_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = target.parent().unwrap_or(Path::new("."));
-    tempfile::Builder::new()
-        .prefix(".snap-restore-")
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{}{}-", TEMP_PREFIXES[0], std::process::id()))
         .tempfile_in(dir)
-        .map_err(Error::io("create temporary file in", dir))
+        .map_err(Error::io("create temporary file in", dir))?;
+    durable::observe(|| Op::Create(tmp.path().to_path_buf()))?;
+    Ok(tmp)
+}
+
+/// A name beside `target` for a link made before its rename into place.
+fn link_beside(target: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    target.with_file_name(format!("{}{}-{n}", TEMP_PREFIXES[1], std::process::id()))
 }
 
 impl Writer<'_, '_> {
     /// Restores `node` into the real directory `dir`.
     pub fn node(&mut self, dir: &Path, node: &Node) -> Result<()> {
+        crate::cancel::check()?;
         let target = dir.join(OsStr::from_bytes(&node.name));
         match &node.kind {
             NodeKind::Dir { tree } => self.dir(&target, node, tree),
@@ -68,12 +82,22 @@ impl Writer<'_, '_> {
                 Ok(())
             }
             NodeKind::Symlink { target: link } => {
-                let tmp_name = dir.join(format!(".snap-link-{}", std::process::id()));
-                let _ = fs::remove_file(&tmp_name);
+                // A directory in the way cannot be renamed over: it goes
+                // first (restore replaces only with --force or in place).
+                if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                    self.clear_way(&target, true)?;
+                }
+                let tmp_name = link_beside(&target);
                 std::os::unix::fs::symlink(OsStr::from_bytes(link), &tmp_name)
                     .map_err(Error::io("create symlink", &tmp_name))?;
-                self.clear_way(&target, false)?;
-                fs::rename(&tmp_name, &target).map_err(Error::io("rename into place", &target))?;
+                if !self.force && fs::symlink_metadata(&target).is_ok() {
+                    let _ = fs::remove_file(&tmp_name);
+                    return self.clear_way(&target, false);
+                }
+                fs::rename(&tmp_name, &target).map_err(|e| {
+                    let _ = fs::remove_file(&tmp_name);
+                    Error::io("rename into place", &target)(e)
+                })?;
                 let t = filetime::FileTime::from_system_time(system_time(node.mtime));
                 let _ = filetime::set_symlink_file_times(&target, t, t);
                 let _ = std::os::unix::fs::lchown(&target, Some(node.uid), Some(node.gid));
@@ -172,6 +196,7 @@ impl Writer<'_, '_> {
 
     /// Writes one file beside its target and renames it into place.
     fn file(&self, target: &Path, node: &Node, chunks: &[ChunkId]) -> Result<()> {
+        crate::cancel::check()?;
         let tmp = temp_beside(target)?;
         let ids = crate::store::reader::ids(chunks);
         self.write_chunks(&tmp, node.size, ids, target)?;
@@ -180,13 +205,15 @@ impl Writer<'_, '_> {
 
     /// `dst` appears, atomically, as a hard link to the restored file `src`.
     fn link(&self, src: &Path, dst: &Path) -> Result<()> {
-        let tmp = dst.with_file_name(format!(".snap-link-{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        fs::hard_link(src, &tmp).map_err(Error::io("link", &tmp))?;
         if fs::symlink_metadata(dst).is_ok_and(|m| m.is_dir()) {
             self.clear_way(dst, true)?;
         }
-        fs::rename(&tmp, dst).map_err(Error::io("rename into place", dst))
+        let tmp = link_beside(dst);
+        fs::hard_link(src, &tmp).map_err(Error::io("link", &tmp))?;
+        fs::rename(&tmp, dst).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("rename into place", dst)(e)
+        })
     }
 
     /// Removes what stands at `path` (never following a symlink) when allowed.
@@ -197,7 +224,7 @@ impl Writer<'_, '_> {
         if meta.is_dir() && !meta.file_type().is_symlink() {
             if !(self.force && dirs_too) {
                 return Err(Error::Invalid(format!(
-                    "{} is a directory where the snapshot has something else; nothing was overwritten",
+                    "{} is a directory where the snapshot has something else; it was left as it is",
                     path.display()
                 )));
             }
@@ -255,6 +282,7 @@ impl Writer<'_, '_> {
         if fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
             self.clear_way(target, true)?;
         }
+        durable::observe(|| Op::Rename(tmp.path().to_path_buf(), target.to_path_buf()))?;
         tmp.persist(target)
             .map_err(|e| Error::io("rename into place", target)(e.error))?;
         Ok(())

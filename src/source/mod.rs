@@ -95,6 +95,13 @@ pub fn is_sqlite(path: &Path) -> bool {
         && &head == SQLITE_MAGIC
 }
 
+/// A name SQLite databases usually have (`.db`, `.sqlite`, `.sqlite3`, `.db3`).
+pub fn named_like_a_database(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["db", "sqlite", "sqlite3", "db3"].contains(&e.to_ascii_lowercase().as_str())
+    })
+}
+
 /// Files that belong to a database beside them and are never stored as files.
 pub fn sqlite_sibling(path: &Path) -> Option<(&'static str, std::path::PathBuf)> {
     let name = path.file_name()?.to_str()?;

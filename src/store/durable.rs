@@ -245,6 +245,16 @@ static WATCHES: Mutex<Vec<Watch>> = Mutex::new(Vec::new());
 
 /// Logs `op` for a watched root, or fails it when a simulated crash is due.
 /// Free when nothing is watched.
+/// Tells the seam's watchers of an operation done outside it: restore
+/// writes beside its targets, not in a store, through its own temporary
+/// files, and the power-loss test replays those names too.
+pub fn observe(op: impl FnOnce() -> Op) -> Result<()> {
+    note(op).map_err(|e| {
+        let path = PathBuf::from("(watched)");
+        Error::io("write", path)(e)
+    })
+}
+
 fn note(op: impl FnOnce() -> Op) -> io::Result<()> {
     if !WATCHING.load(Ordering::Relaxed) {
         return Ok(());

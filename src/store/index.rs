@@ -250,6 +250,34 @@ impl Index {
         Ok(())
     }
 
+    /// Forgets packs a writer wrote and abandoned, in one commit: each pack
+    /// and the rows of its `entries` that name it (a chunk indexed in an
+    /// older pack keeps that row). Called before the pack files are deleted.
+    pub fn remove_packs(&self, packs: &[(PackId, Vec<ChunkId>)]) -> Result<()> {
+        let tx = self.db()?.begin_write()?;
+        {
+            let mut table = tx.open_table(PACKS)?;
+            let mut numbers = tx.open_table(NUMBERS)?;
+            let mut chunks = tx.open_table(CHUNKS)?;
+            for (pack, ids) in packs {
+                let Some(number) = table.remove(&pack.0)?.map(|v| v.value().2) else {
+                    continue;
+                };
+                numbers.remove(number)?;
+                for id in ids {
+                    let mine = chunks
+                        .get(&id.0)?
+                        .is_some_and(|v| v.value()[..4] == number.to_le_bytes());
+                    if mine {
+                        chunks.remove(&id.0)?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Removes chunk rows (rows that could not be decoded, found by a rebuild).
     pub fn remove_chunks(&self, ids: &[ChunkId]) -> Result<()> {
         let tx = self.db()?.begin_write()?;

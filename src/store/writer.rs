@@ -11,7 +11,7 @@ use super::Store;
 use crate::chunker;
 use crate::error::Result;
 use crate::format::entry::MAX_CHAIN;
-use crate::id::ChunkId;
+use crate::id::{ChunkId, PackId};
 use crate::packer::{Levels, NewChunk, Packer, SealedPack};
 use crate::store::packs::PackReader;
 use crate::store::reader::{decode_chain, read_chain, resolve};
@@ -49,7 +49,47 @@ pub struct ChunkWriter<'a> {
     pending: HashSet<ChunkId>,
     /// Durable packs not yet in the index, recorded together.
     sealed: Vec<SealedPack>,
+    /// Every pack sealed by this writer, for `abandon`.
+    written: Vec<PackId>,
     stats: WriteStats,
+}
+
+/// What `ChunkWriter::abandon` undid, and what it could not.
+#[derive(Debug, Default)]
+pub struct Abandoned {
+    /// Packs removed (from the index, then from the disk).
+    pub removed: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Packs left in place (not indexed by any snapshot; gc removes them),
+    /// and why.
+    pub left: Vec<(PackId, String)>,
+}
+
+impl Abandoned {
+    /// Nothing had been written.
+    pub fn is_nothing(&self) -> bool {
+        self.removed == 0 && self.left.is_empty()
+    }
+
+    /// What was undone, in a sentence.
+    pub fn describe(&self) -> String {
+        if self.is_nothing() {
+            return "nothing was written".into();
+        }
+        let mut s = format!(
+            "the {} packs ({}) written so far were removed",
+            self.removed,
+            indicatif::HumanBytes(self.bytes)
+        );
+        if let Some((_, why)) = self.left.first() {
+            s.push_str(&format!(
+                "; {} packs could not be ({why}): no snapshot names them, and `snap gc` removes them",
+                self.left.len()
+            ));
+        }
+        s
+    }
 }
 
 impl<'a> ChunkWriter<'a> {
@@ -65,6 +105,7 @@ impl<'a> ChunkWriter<'a> {
             queued_bytes: 0,
             pending: HashSet::new(),
             sealed: Vec::new(),
+            written: Vec::new(),
             stats: WriteStats::default(),
         })
     }
@@ -135,6 +176,7 @@ impl<'a> ChunkWriter<'a> {
     }
 
     fn flush(&mut self) -> Result<()> {
+        crate::cancel::check()?;
         let queue = std::mem::take(&mut self.queue);
         self.queued_bytes = 0;
         let (index, packs) = (&self.reader, &self.packs);
@@ -159,6 +201,7 @@ impl<'a> ChunkWriter<'a> {
     fn commit(&mut self, sealed: Option<SealedPack>, all: bool) -> Result<()> {
         if let Some(p) = sealed {
             self.stats.added += p.size;
+            self.written.push(p.id);
             self.sealed.push(p);
         }
         let bytes: u64 = self.sealed.iter().map(|p| p.size).sum();
@@ -181,7 +224,7 @@ impl<'a> ChunkWriter<'a> {
 
     /// Seals and indexes everything written so far. After this returns, every
     /// id `put` returned is durable and in the index.
-    pub fn finish(mut self) -> Result<WriteStats> {
+    pub fn finish(&mut self) -> Result<WriteStats> {
         self.flush()?;
         for sealed in self.packer.finish()? {
             self.commit(Some(sealed), false)?;
@@ -189,6 +232,43 @@ impl<'a> ChunkWriter<'a> {
         self.commit(None, true)?;
         debug_assert!(self.pending.is_empty());
         Ok(self.stats)
+    }
+
+    /// Undoes this writer after a failure or an interruption: every pack it
+    /// sealed is forgotten by the index, then deleted (in that order, so the
+    /// index never names a missing pack), and the pack it was filling is
+    /// dropped. No snapshot names any of them: records are written only
+    /// after `finish`, under the same exclusive lock.
+    pub fn abandon(mut self) -> Abandoned {
+        let mut out = Abandoned::default();
+        let mut packs = std::mem::take(&mut self.written);
+        packs.extend(self.packer.abandon().into_iter().map(|p| p.id));
+        packs.sort();
+        packs.dedup();
+        let mut rows = Vec::new();
+        for id in packs {
+            match crate::store::packs::read_header(&self.store.pack_path(&id)) {
+                Ok(entries) => rows.push((id, entries.into_iter().map(|e| e.id).collect())),
+                Err(e) => out.left.push((id, e.to_string())),
+            }
+        }
+        if let Err(e) = self.index.remove_packs(&rows) {
+            out.left
+                .extend(rows.into_iter().map(|(id, _)| (id, e.to_string())));
+            return out;
+        }
+        for (id, _) in rows {
+            let path = self.store.pack_path(&id);
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            match super::durable::remove_file(&path) {
+                Ok(()) => {
+                    out.removed += 1;
+                    out.bytes += size;
+                }
+                Err(e) => out.left.push((id, e.to_string())),
+            }
+        }
+        out
     }
 }
 

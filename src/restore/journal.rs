@@ -1,0 +1,200 @@
+//! The journal of an in-place restore, `STORE/unfinished/<key>.json`:
+//! written durably after the undo snapshot and before the first path is
+//! replaced, removed durably after the last one is in place. While it
+//! exists, the paths it names may be part old, part restored: every snap
+//! command that opens the store names it, with the commands that finish and
+//! undo it, and running the same restore again finishes it.
+//!
+//! Leftovers: a killed restore can leave its temporary files
+//! (`.snap-restore-<pid>-…`, `.snap-link-<pid>-…`) beside its targets. They
+//! are removed by the next in-place restore once their process is gone, and
+//! `take` never stores them.
+
+use crate::error::{Error, Result};
+use crate::store::{durable, Store};
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Prefixes of restore's temporary names (followed by the writer's pid).
+pub const TEMP_PREFIXES: [&str; 2] = [".snap-restore-", ".snap-link-"];
+
+/// An in-place restore that began and has not finished.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Unfinished {
+    /// The snapshot being restored (full id).
+    pub snapshot: String,
+    /// The path inside it, when only that is restored.
+    pub path: Option<String>,
+    /// The paths being replaced.
+    pub targets: Vec<String>,
+    /// The undo snapshot: what was there before the first attempt.
+    pub undo: Option<String>,
+    /// When the first attempt began.
+    pub started: DateTime<FixedOffset>,
+    /// The host and process that wrote this.
+    pub host: String,
+    /// The process that wrote this.
+    pub pid: u32,
+}
+
+impl Unfinished {
+    pub(crate) fn new(snapshot: String, path: Option<String>, targets: Vec<String>) -> Self {
+        Unfinished {
+            snapshot,
+            path,
+            targets,
+            undo: None,
+            started: chrono::Local::now().fixed_offset(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// The same restore has the same key.
+    fn key(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(self.snapshot.as_bytes());
+        h.update(&[0]);
+        h.update(self.path.as_deref().unwrap_or("").as_bytes());
+        for t in &self.targets {
+            h.update(&[0]);
+            h.update(t.as_bytes());
+        }
+        h.finalize().to_hex()[..16].to_string()
+    }
+
+    /// Whether the process that wrote this is still restoring.
+    pub fn is_running(&self) -> bool {
+        self.host == gethostname::gethostname().to_string_lossy()
+            && self.pid != std::process::id()
+            && alive(self.pid)
+    }
+
+    /// The command that finishes it.
+    pub fn finish_command(&self) -> String {
+        let path = self
+            .path
+            .as_deref()
+            .map(|p| format!(" --path '{}'", p.replace('\'', "'\\''")))
+            .unwrap_or_default();
+        format!("snap restore {} --in-place{path}", &self.snapshot[..12])
+    }
+
+    /// The command that puts back what was there before the first attempt.
+    pub fn undo_command(&self) -> Option<String> {
+        self.undo
+            .as_deref()
+            .map(|u| format!("snap restore {} --in-place", &u[..12]))
+    }
+
+    /// What happened, and what to do, in a sentence.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "an in-place restore of snapshot {} into {} (started {}) did not finish: those paths may be part old, part restored; `{}` finishes it",
+            &self.snapshot[..12],
+            self.targets.join(", "),
+            self.started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.finish_command()
+        );
+        match self.undo_command() {
+            Some(undo) => s.push_str(&format!(", `{undo}` puts back what was there before")),
+            None => s.push_str(" (nothing was there before it)"),
+        }
+        s
+    }
+}
+
+fn dir(store: &Store) -> PathBuf {
+    store.root().join("unfinished")
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The in-place restores of this store that began and did not finish.
+pub fn unfinished(store: &Store) -> Result<Vec<Unfinished>> {
+    let dir = dir(store);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read", &dir)(e)),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let path = e.map_err(Error::io("read", &dir))?.path();
+        if path.extension().is_some_and(|x| x == "json") {
+            let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+            let u: Unfinished = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::corrupt(format!("restore journal {}", path.display()), e.to_string())
+            })?;
+            out.push(u);
+        }
+    }
+    out.sort_by_key(|u| u.started);
+    Ok(out)
+}
+
+/// The journal of an earlier attempt at the same restore, if any.
+pub(crate) fn earlier(store: &Store, entry: &Unfinished) -> Result<Option<Unfinished>> {
+    Ok(unfinished(store)?
+        .into_iter()
+        .find(|u| u.key() == entry.key()))
+}
+
+/// Records the restore as begun: durable before the first path is replaced.
+pub(crate) fn begin(store: &Store, entry: &Unfinished) -> Result<()> {
+    let dir = dir(store);
+    durable::create_dir_durable(&dir)?;
+    let bytes = serde_json::to_vec_pretty(entry).expect("a journal encodes");
+    durable::write_atomic(
+        &store.tmp_dir(),
+        &dir.join(format!("{}.json", entry.key())),
+        &bytes,
+    )
+}
+
+/// Records the restore as finished: after every path is in place, durably.
+pub(crate) fn end(store: &Store, entry: &Unfinished) -> Result<()> {
+    let dir = dir(store);
+    durable::remove_file(&dir.join(format!("{}.json", entry.key())))?;
+    durable::fsync_dir(&dir)
+}
+
+/// The pid in a temporary name restore made, if it is one.
+pub fn temp_owner(name: &[u8]) -> Option<Option<u32>> {
+    let name = std::str::from_utf8(name).ok()?;
+    let rest = TEMP_PREFIXES.iter().find_map(|p| name.strip_prefix(p))?;
+    Some(rest.split('-').next().and_then(|pid| pid.parse().ok()))
+}
+
+/// Removes, from `dir` (not below it), the temporary files of restores
+/// whose process is gone; returns how many.
+pub(crate) fn sweep(dir: &Path) -> Result<usize> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        match temp_owner(name.as_bytes()) {
+            Some(Some(pid)) if alive(pid) => {}
+            Some(_) => {
+                let path = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                fs::remove_file(&path).map_err(Error::io("remove leftover", &path))?;
+                n += 1;
+            }
+            None => {}
+        }
+    }
+    if n > 0 {
+        durable::fsync_dir(dir)?;
+    }
+    Ok(n)
+}
