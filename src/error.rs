@@ -84,6 +84,15 @@ pub enum Error {
         /// The permission that would allow it (GCS names).
         permission: String,
     },
+    /// No credential for a remote was found where its service's clients
+    /// look for one: running again will not help until one is provided.
+    #[error("no credential for {url} was found; snap looks in {looked}")]
+    NoCredential {
+        /// The remote.
+        url: String,
+        /// Where credentials are looked for, in order.
+        looked: String,
+    },
     /// Encrypted data cannot be opened: no identity was given, or the one
     /// given is not a recipient of it.
     #[error("{0}")]
@@ -171,6 +180,10 @@ impl Error {
                 permission: permission.clone(),
             },
             Error::Key(s) => Error::Key(s.clone()),
+            Error::NoCredential { url, looked } => Error::NoCredential {
+                url: url.clone(),
+                looked: looked.clone(),
+            },
             Error::Interrupted => Error::Interrupted,
             Error::Stopped { cause, left } => Error::Stopped {
                 cause: Box::new(cause.duplicate()),
@@ -187,7 +200,7 @@ impl Error {
             Error::Corrupt { .. } => 3,
             Error::Locked { .. } => 4,
             Error::Remote { .. } => 6,
-            Error::Denied { .. } => 8,
+            Error::Denied { .. } | Error::NoCredential { .. } => 8,
             Error::Io { .. } | Error::Index(_) | Error::Sqlite { .. } => 1,
             Error::Interrupted => 130,
             Error::Stopped { cause, .. } => cause.exit_code(),

@@ -39,6 +39,10 @@ pub struct JobRecord {
     pub figures: serde_json::Value,
     /// Why it failed.
     pub error: Option<String>,
+    /// What the run noticed and could not do, or repaired (a remote that
+    /// had lost its objects, snapshots held back, files skipped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl JobRecord {
@@ -114,10 +118,17 @@ impl JobRunner<'_> {
         let start = self.clock.now().fixed_offset();
         let t = Instant::now();
         let result = self.execute(job, start);
-        let (outcome, figures, error) = match result {
+        let (outcome, mut figures, error) = match result {
             Ok((true, f)) => ("ok", f, None),
             Ok((false, f)) => ("failed", f, Some("see figures".to_string())),
             Err(e) => ("failed", json!({}), Some(e.to_string())),
+        };
+        let warnings = match figures.as_object_mut().and_then(|f| f.remove("warnings")) {
+            Some(serde_json::Value::Array(w)) => w
+                .into_iter()
+                .filter_map(|w| w.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
         };
         let elapsed = t.elapsed();
         let record = JobRecord {
@@ -129,6 +140,7 @@ impl JobRunner<'_> {
             outcome: outcome.to_string(),
             figures,
             error,
+            warnings,
         };
         self.record(&record)?;
         Ok(record)
@@ -143,10 +155,12 @@ impl JobRunner<'_> {
                     job.sources.iter().map(|s| s.get_ref().clone()).collect()
                 };
                 let mut figures = Vec::new();
+                let mut warnings = Vec::new();
                 let mut ok = true;
                 for name in names {
                     let r = crate::take(&self.store, &self.take_options(&name, Some(now))?)?;
                     ok &= r.ok();
+                    warnings.extend(r.warnings.iter().map(|w| format!("{name}: {w}")));
                     figures.push(json!({
                         "source": name, "id": r.id.map(|i| i.to_hex()),
                         "added": r.snapshot.as_ref().map(|s| s.stats.added),
@@ -155,7 +169,10 @@ impl JobRunner<'_> {
                     }));
                 }
                 let added: u64 = figures.iter().filter_map(|f| f["added"].as_u64()).sum();
-                Ok((ok, json!({"snapshots": figures, "bytes": added})))
+                Ok((
+                    ok,
+                    json!({"snapshots": figures, "bytes": added, "warnings": warnings}),
+                ))
             }
             Action::Gc => {
                 let (policy, remote) = match &job.remote {
@@ -199,9 +216,11 @@ impl JobRunner<'_> {
                     identities: Vec::new(),
                 };
                 let r = mirror::mirror(&self.store, &remote, &opts)?;
+                let warnings: Vec<&String> = r.warnings.iter().chain(&r.held_back).collect();
                 Ok((
                     r.problems.is_empty(),
-                    json!({"packs": r.packs_uploaded, "records": r.records_uploaded, "bytes": r.bytes_uploaded, "problems": r.problems}),
+                    json!({"packs": r.packs_uploaded, "records": r.records_uploaded, "bytes": r.bytes_uploaded,
+                           "problems": r.problems, "warnings": warnings}),
                 ))
             }
             Action::Verify => {
@@ -390,7 +409,7 @@ type Metric = (&'static str, &'static str, fn(&JobStatus) -> Option<f64>);
 /// The Prometheus textfile (node_exporter's textfile collector), written atomically.
 pub fn write_textfile(path: &std::path::Path, state: &JobState) -> Result<()> {
     let mut out = String::new();
-    let metrics: [Metric; 5] = [
+    let metrics: [Metric; 6] = [
         (
             "snap_last_success_timestamp_seconds",
             "Start of the job's last successful run.",
@@ -410,6 +429,11 @@ pub fn write_textfile(path: &std::path::Path, state: &JobState) -> Result<()> {
             "snap_last_duration_seconds",
             "Duration of the job's last run.",
             |s| s.last.as_ref().map(|l| l.duration_seconds),
+        ),
+        (
+            "snap_last_run_warnings",
+            "Warnings of the job's last run (a remote that had lost its objects and was healed, snapshots held back, files skipped).",
+            |s| s.last.as_ref().map(|l| l.warnings.len() as f64),
         ),
         (
             "snap_last_bytes",

@@ -36,18 +36,23 @@ fn unwrap_stopped(e: &snap::Error) -> &snap::Error {
 }
 
 /// The error and its causes, each said once: a cause whose text its
-/// parent already quotes is not repeated.
+/// parent already quotes is not repeated, and a remote's error (which
+/// leads with its root cause) ends the line unless `-v` asks for the
+/// client's whole context.
 fn message(e: &anyhow::Error) -> String {
+    let verbose = std::env::args().any(|a| a == "-v" || a == "--verbose");
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
         }
-        if !out.is_empty() {
-            out.push_str(": ");
+        if !verbose && matches!(cause.downcast_ref(), Some(snap::Error::Remote { .. })) {
+            break;
         }
-        out.push_str(&text);
     }
     out
 }

@@ -372,7 +372,7 @@ fn status_reports_failing_jobs() {
     let out = snap_cfg(&config, &["--json", "status"]);
     assert_eq!(out.status.code(), Some(7));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(rows
+    assert!(rows["jobs"]
         .as_array()
         .unwrap()
         .iter()

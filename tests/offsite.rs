@@ -5,6 +5,7 @@
 //! repack, and a damaged local pack read from (and repaired from) the remote.
 
 mod common;
+use common::proxy::Proxy;
 use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -340,49 +341,6 @@ fn a_damaged_local_pack_is_read_from_the_remote_and_repaired() {
     let fix = run(&[], &store, &[&cfg[..], &["repair", "packs"]].concat());
     assert!(fix.status.success(), "{}", stderr(&fix));
     snap_ok(&store, &["verify", "--read-data"]);
-}
-
-/// The permission proxy in front of the emulator: `creator` may only create
-/// objects (the server's service account), `pruner` may also read, list and
-/// delete (the operator's credential).
-struct Proxy {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Proxy {
-    fn start(upstream: u16) -> Proxy {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/proxy/gcs_iam.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .args([
-                &port.to_string(),
-                &upstream.to_string(),
-                "creator=create",
-                "pruner=create,get,list,delete",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed().as_secs() < 30, "proxy did not start");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Proxy { child, port }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

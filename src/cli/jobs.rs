@@ -137,10 +137,19 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
             "last_start": st.last.as_ref().map(|l| l.start), "last_outcome": st.last.as_ref().map(|l| &l.outcome),
             "last_success": st.last_success, "next": schedule.map(|s| s.next_after(now)),
             "overdue": overdue, "failing": failing,
+            "warnings": st.last.as_ref().map(|l| l.warnings.clone()).unwrap_or_default(),
         }));
     }
+    // What could not be finished is said here too: an in-place restore
+    // that was interrupted needs a person.
+    let unfinished: Vec<String> = snap::restore::journal::unfinished(&runner.store)?
+        .into_iter()
+        .filter(|u| !u.is_running())
+        .map(|u| u.describe())
+        .collect();
+    bad |= !unfinished.is_empty();
     if ctx.json {
-        ctx.print_json(&rows)?;
+        ctx.print_json(&serde_json::json!({"jobs": rows, "unfinished": unfinished}))?;
     } else {
         for r in &rows {
             println!(
@@ -162,6 +171,12 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
                     ""
                 },
             );
+            for w in r["warnings"].as_array().into_iter().flatten() {
+                println!("    warning: {}", w.as_str().unwrap_or(""));
+            }
+        }
+        for u in &unfinished {
+            println!("UNFINISHED {u}");
         }
     }
     Ok(if bad { 7 } else { 0 })

@@ -101,7 +101,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         let resumable = matches!(e, snap::Error::Remote { .. });
         let e = anyhow::Error::from(e);
         if resumable {
-            e.context("mirror stopped; it is resumable: run it again once the remote is reachable")
+            e.context("mirror stopped (it resumes where it stopped when run again)")
         } else {
             e.context("mirror stopped")
         }
@@ -111,6 +111,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     } else {
         for p in &report.problems {
             println!("PROBLEM {p}");
+        }
+        for h in &report.held_back {
+            println!("HELD BACK {h}");
+        }
+        for w in &report.warnings {
+            eprintln!("snap: warning: {w}");
         }
         println!(
             "mirrored to {}: {} packs and {} records uploaded ({}), {} packs already there, {} verified; {:.2} s, {:.1} MiB/s",
@@ -156,7 +162,9 @@ pub fn clone(ctx: &Ctx, args: CloneArgs) -> Result<u8> {
 pub fn repair_packs(ctx: &Ctx, args: RepairArgs) -> Result<u8> {
     let spec = remote_spec(ctx, args.from_remote)?;
     let store = ctx.open()?;
-    let source = mirror::fallback::Fallback::new(&ctx.remote_url(&spec)?, identities(ctx, &spec)?);
+    let url = ctx.remote_url(&spec)?;
+    let naming = mirror::state::naming_key(&store, &url);
+    let source = mirror::fallback::Fallback::new(&url, identities(ctx, &spec)?, naming);
     let report = snap::store::packs::repair_packs(&store, &source, ctx.lock_wait)?;
     if ctx.json {
         ctx.print_json(&report)?;
@@ -207,7 +215,9 @@ pub fn store_or_view(ctx: &Ctx, remote: Option<&str>) -> Result<(snap::Store, Op
                 Some(c) => {
                     let spec = c.remotes.keys().next().expect("one").clone();
                     let ids = identities(ctx, &spec).unwrap_or_default();
-                    let source = mirror::fallback::Fallback::new(&ctx.remote_url(&spec)?, ids);
+                    let url = ctx.remote_url(&spec)?;
+                    let naming = mirror::state::naming_key(&store, &url);
+                    let source = mirror::fallback::Fallback::new(&url, ids, naming);
                     Ok((store.with_fallback(Arc::new(source)), None))
                 }
                 None => Ok((store, None)),

@@ -26,6 +26,10 @@ pub enum Codec {
         identities: Vec<Identity>,
         /// The key of object names: name = keyed BLAKE3(naming, id).
         naming: [u8; 32],
+        /// Other naming keys objects on the remote are named under (a
+        /// store that mirrored to it again after losing its local state):
+        /// read, never written.
+        others: Vec<[u8; 32]>,
     },
 }
 
@@ -49,6 +53,45 @@ impl Codec {
         match self {
             Codec::Plain => *id,
             Codec::Age { naming, .. } => *blake3::keyed_hash(naming, id).as_bytes(),
+        }
+    }
+
+    /// Whether `name` is the name of `id` under any naming key.
+    pub fn is_name(&self, id: &[u8; 32], name: &[u8; 32]) -> bool {
+        self.name(id) == *name
+            || matches!(self, Codec::Age { others, .. }
+                if others.iter().any(|k| blake3::keyed_hash(k, id).as_bytes() == name))
+    }
+
+    /// Every name `id` may have on the remote, the current one first.
+    pub fn names(&self, id: &[u8; 32]) -> Vec<[u8; 32]> {
+        let mut out = vec![self.name(id)];
+        if let Codec::Age { others, .. } = self {
+            out.extend(others.iter().map(|k| *blake3::keyed_hash(k, id).as_bytes()));
+        }
+        out
+    }
+
+    /// This codec naming new objects with `key` when it is one of its
+    /// naming keys (a store reading back what it wrote itself).
+    pub fn named_with(self, key: [u8; 32]) -> Codec {
+        match self {
+            Codec::Age {
+                recipients,
+                identities,
+                naming,
+                mut others,
+            } if others.contains(&key) => {
+                others.retain(|k| *k != key);
+                others.push(naming);
+                Codec::Age {
+                    recipients,
+                    identities,
+                    naming: key,
+                    others,
+                }
+            }
+            other => other,
         }
     }
 
@@ -215,6 +258,7 @@ mod tests {
             recipients: vec![id.to_public()],
             identities: ids,
             naming: [7; 32],
+            others: vec![],
         };
         let sealed = codec(vec![]).seal(b"row of personal data").unwrap();
         assert!(!sealed.windows(8).any(|w| w == b"personal"));
@@ -273,8 +317,15 @@ mod tests {
             recipients: vec![],
             identities: vec![],
             naming: [1; 32],
+            others: vec![[2; 32]],
         };
         assert_ne!(c.name(&[0; 32]), [0; 32]);
         assert_eq!(Codec::Plain.name(&[3; 32]), [3; 32]);
+        // A name under a second naming key is a name of the same id.
+        let second = *blake3::keyed_hash(&[2; 32], &[0; 32]).as_bytes();
+        assert!(c.is_name(&[0; 32], &second));
+        assert_eq!(c.names(&[0; 32]), vec![c.name(&[0; 32]), second]);
+        let c = c.named_with([2; 32]);
+        assert_eq!(c.name(&[0; 32]), second);
     }
 }

@@ -12,15 +12,22 @@ use std::sync::Arc;
 pub struct Fallback {
     url: String,
     identities: Vec<age::x25519::Identity>,
+    /// The naming key the store wrote its packs under there.
+    naming: Option<[u8; 32]>,
     cell: std::sync::OnceLock<Result<RemotePacks>>,
 }
 
 impl Fallback {
     /// The remote at `url`, opened with `identities` when first needed.
-    pub fn new(url: &str, identities: Vec<age::x25519::Identity>) -> Fallback {
+    pub fn new(
+        url: &str,
+        identities: Vec<age::x25519::Identity>,
+        naming: Option<[u8; 32]>,
+    ) -> Fallback {
         Fallback {
             url: url.to_string(),
             identities,
+            naming,
             cell: Default::default(),
         }
     }
@@ -29,7 +36,11 @@ impl Fallback {
         let opened = self.cell.get_or_init(|| {
             let remote = Arc::new(Remote::open(&self.url)?);
             let opened = super::pull::open(&remote, &self.identities)?;
-            Ok(RemotePacks::new(remote, opened.codec, Ids::Local))
+            let codec = match self.naming {
+                Some(k) => opened.codec.named_with(k),
+                None => opened.codec,
+            };
+            Ok(RemotePacks::new(remote, codec, Ids::Local))
         });
         opened.as_ref().map_err(Error::duplicate)
     }

@@ -4,7 +4,8 @@
 //! config                      plain JSON: remote format, store id, sealed or not
 //!                             (a format-1 remote: the store's config itself)
 //! keys/<16 hex>               sealed: the store config, naming key and
-//!                             recipients, one object per recipient set
+//!                             recipients, one object per recipient set and
+//!                             naming key
 //! packs/<2 hex>/<64 hex>.pack a pack; sealed: named by the keyed hash of its id
 //! snapshots/<64 hex>.json     a snapshot record (plain remotes)
 //! snapshots/<64 hex>          a sealed record, named by the keyed hash of its id
@@ -75,10 +76,16 @@ pub(crate) fn record_key(name: &[u8; 32], sealed: bool) -> String {
     }
 }
 
-/// The `keys/` object for a set of recipients (sorted).
-pub(crate) fn keys_key(recipients: &[String]) -> String {
-    let hash = blake3::hash(recipients.join("\n").as_bytes());
-    format!("{KEYS}{}", &hash.to_hex()[..16])
+/// The `keys/` object for a set of recipients (sorted) and a naming key:
+/// a store that mirrors to one remote under a second naming key (its local
+/// state was lost, or the remote is a copy of another) writes a second
+/// `keys/` object, and readers use every naming key they find.
+pub(crate) fn keys_key(recipients: &[String], naming: &[u8; 32]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(recipients.join("\n").as_bytes());
+    h.update(b"\n");
+    h.update(blake3::hash(naming).as_bytes());
+    format!("{KEYS}{}", &h.finalize().to_hex()[..16])
 }
 
 /// A new hold's key: its time first, so keys sort by age.

@@ -72,6 +72,14 @@ pub struct MirrorReport {
     pub throughput_mib_s: f64,
     /// Everything that went wrong, by object; empty on success.
     pub problems: Vec<String>,
+    /// Snapshots not sent because they need a pack that could not be
+    /// (damaged here): each with the reason. The others were sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<String>,
+    /// What the run noticed and repaired, such as a remote that had lost
+    /// its objects and was sent everything again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Checks a local pack's bytes against its id and decodes its header.
@@ -102,6 +110,7 @@ fn push_codec(store: &Store, state: &State, plaintext: bool) -> Result<(Codec, V
         recipients: parsed,
         identities: Vec::new(),
         naming: state.naming,
+        others: Vec::new(),
     };
     Ok((codec, recipients))
 }
@@ -110,7 +119,7 @@ fn push_codec(store: &Store, state: &State, plaintext: bool) -> Result<(Codec, V
 /// resumable: a run that was interrupted is completed by the next one.
 pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Result<MirrorReport> {
     let start = Instant::now();
-    let _lock = store.lock("mirror", opts.lock_wait.0)?;
+    let lock = store.lock("mirror", opts.lock_wait.0)?;
     let mut report = MirrorReport {
         remote: remote.url.clone(),
         ..Default::default()
@@ -118,31 +127,50 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
     let mut state = State::load(store, &remote.url)?;
     let (codec, recipients) = push_codec(store, &state, opts.plaintext)?;
     let fresh = state.sent.is_empty();
-    let existed = push::config(store, remote, &codec, &recipients, &mut state)?;
     if opts.rescan {
         push::rescan(store, remote, &codec, &mut state)?;
-    } else if fresh && existed {
+    }
+    let found = push::config(store, remote, &codec, &recipients, &mut state)?;
+    match found {
+        push::Found::Lost => report.warnings.push(format!(
+            "{} had lost its objects (its config was gone: a wiped or replaced bucket); everything this store holds was sent again",
+            remote.url
+        )),
         // The state was lost (or this remote was filled by an older snap):
         // learn what is there when the credential may list; otherwise each
         // object is offered again and one that exists is left as it is.
-        match push::rescan(store, remote, &codec, &mut state) {
-            Err(Error::Denied { .. }) => {}
-            r => r?,
+        push::Found::Unknown if fresh && !opts.rescan => {
+            match push::rescan(store, remote, &codec, &mut state) {
+                Err(Error::Denied { .. }) => {}
+                r => r?,
+            }
         }
+        _ => {}
     }
     push::hold(store, remote, &codec)?;
-    push::packs(store, remote, &codec, &mut state, &mut report)?;
-    // Records go last, and only when every pack made it.
-    if report.problems.is_empty() {
-        push::records(store, remote, &codec, &mut state, &mut report)?;
-    }
+    let damaged = push::packs(store, remote, &codec, &mut state, &mut report)?;
+    // Records go last: a record is sent only when every pack it needs is
+    // on the remote; one that needs a pack damaged here is held back.
+    push::records(
+        store,
+        &lock,
+        remote,
+        &codec,
+        &mut state,
+        &damaged,
+        &mut report,
+    )?;
     if opts.verify > 0.0 {
         let codec = match codec {
             Codec::Age {
-                recipients, naming, ..
+                recipients,
+                naming,
+                others,
+                ..
             } => Codec::Age {
                 recipients,
                 naming,
+                others,
                 identities: opts.identities.clone(),
             },
             plain => plain,

@@ -67,11 +67,45 @@ impl Op {
     }
 }
 
+/// Where credentials for `url` are looked for, in order.
+fn credential_sources(url: &str) -> &'static str {
+    if url.starts_with("s3://") {
+        "$AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, ~/.aws/credentials (profile $AWS_PROFILE), $AWS_WEB_IDENTITY_TOKEN_FILE, then the instance metadata service"
+    } else if url.starts_with("azblob://") {
+        "$AZURE_STORAGE_CONNECTION_STRING (an account key or a SAS)"
+    } else {
+        "$GOOGLE_APPLICATION_CREDENTIALS (a service account key file), $GOOGLE_OAUTH_ACCESS_TOKEN, then the VM's metadata server"
+    }
+}
+
+/// No credential for `url` was found.
+pub(crate) fn no_credential(url: &str) -> Error {
+    Error::NoCredential {
+        url: url.to_string(),
+        looked: credential_sources(url).to_string(),
+    }
+}
+
+/// The innermost cause of an error: what actually went wrong ("Connection
+/// refused"), which opendal puts at the end of a long context.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 /// Maps opendal's error for `op` on `object`: a refused credential becomes
-/// `Error::Denied` (never "run it again"), the rest `Error::Remote`.
+/// `Error::Denied` and a missing one `Error::NoCredential` (never "run it
+/// again"), the rest `Error::Remote`, its message leading with the root cause.
 pub(crate) fn remote_err(url: &str, op: Op, object: &str) -> impl FnOnce(opendal::Error) -> Error {
     let (url, object) = (url.to_string(), object.to_string());
     move |e| {
+        let text = format!("{e} {e:?}");
+        if text.contains("failed to load signing credential") {
+            return no_credential(&url);
+        }
         let denied = e.kind() == opendal::ErrorKind::PermissionDenied
             || e.to_string().contains("status: 401");
         if denied {
@@ -84,7 +118,7 @@ pub(crate) fn remote_err(url: &str, op: Op, object: &str) -> impl FnOnce(opendal
         }
         Error::Remote {
             retryable: e.is_temporary(),
-            message: format!("{} {object} on {url}: {e}", op.verb()),
+            message: format!("{} {object} on {url}: {}", op.verb(), root_cause(&e)),
             source: Some(std::sync::Arc::new(e)),
         }
     }

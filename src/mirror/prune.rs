@@ -96,7 +96,9 @@ pub fn gc_remote(
         report.packs_written = written.len() as u64;
         for d in report.plan.forget() {
             let id = SnapshotId::from_hex(&d.id).expect("ids from the remote");
-            remote.delete(&record_key(&codec.name(&id.0), codec.sealed()))?;
+            for name in codec.names(&id.0) {
+                remote.delete(&record_key(&name, codec.sealed()))?;
+            }
         }
         for p in pack_plan
             .fates

@@ -57,44 +57,57 @@ pub fn open(remote: &Remote, identities: &[Identity]) -> Result<Opened> {
             recipients: Vec::new(),
         });
     }
+    // Every `keys/` object the identities open: the first gives the store
+    // and recipients, and each adds its naming key (a store that mirrored
+    // here again under a new naming key wrote a second one).
     let mut last = Error::Key(format!(
         "{} is encrypted and holds no keys object",
         remote.url
     ));
+    let mut found: Option<(Keys, Vec<[u8; 32]>)> = None;
     for (key, _) in remote.list(layout::KEYS)? {
         let opened = remote.read(&key).and_then(|b| {
             Codec::Age {
                 recipients: vec![],
                 identities: identities.to_vec(),
                 naming: [0; 32],
+                others: vec![],
             }
             .open(&key, &b)
         });
-        match opened {
-            Ok(plain) => {
-                let keys: Keys = serde_json::from_slice(&plain)
-                    .map_err(|e| Error::corrupt(format!("remote object {key}"), e.to_string()))?;
-                let mut naming = [0u8; 32];
-                hex::decode_to_slice(&keys.naming_key, &mut naming).map_err(|_| {
-                    Error::corrupt(format!("remote object {key}"), "bad naming key")
-                })?;
-                let recipients = crypt::parse_recipients(&keys.recipients.join("\n"), &key)?;
-                let codec = Codec::Age {
-                    recipients,
-                    identities: identities.to_vec(),
-                    naming,
-                };
-                return Ok(Opened {
-                    store: keys.store,
-                    codec,
-                    recipients: keys.recipients,
-                });
+        let plain = match opened {
+            Ok(plain) => plain,
+            Err(e @ Error::Key(_)) => {
+                last = e;
+                continue;
             }
-            Err(e @ Error::Key(_)) => last = e,
             Err(e) => return Err(e),
+        };
+        let keys: Keys = serde_json::from_slice(&plain)
+            .map_err(|e| Error::corrupt(format!("remote object {key}"), e.to_string()))?;
+        let mut naming = [0u8; 32];
+        hex::decode_to_slice(&keys.naming_key, &mut naming)
+            .map_err(|_| Error::corrupt(format!("remote object {key}"), "bad naming key"))?;
+        match &mut found {
+            None => found = Some((keys, vec![naming])),
+            Some((_, namings)) if !namings.contains(&naming) => namings.push(naming),
+            Some(_) => {}
         }
     }
-    Err(last)
+    let Some((keys, namings)) = found else {
+        return Err(last);
+    };
+    let recipients = crypt::parse_recipients(&keys.recipients.join("\n"), "keys/")?;
+    Ok(Opened {
+        store: keys.store,
+        codec: Codec::Age {
+            recipients,
+            identities: identities.to_vec(),
+            naming: namings[0],
+            others: namings[1..].to_vec(),
+        },
+        recipients: keys.recipients,
+    })
 }
 
 /// Remote packs by name with their (stored) sizes.
@@ -130,7 +143,9 @@ pub(crate) fn remote_records(
     let cached = |name: &[u8; 32]| {
         let (dir, _) = cache?;
         let bytes = std::fs::read(dir.join(hex::encode(name))).ok()?;
-        (codec.name(&SnapshotId::of(&bytes).0) == *name).then_some(bytes)
+        codec
+            .is_name(&SnapshotId::of(&bytes).0, name)
+            .then_some(bytes)
     };
     let mut plain = Vec::new();
     let mut missing = Vec::new();
@@ -143,7 +158,7 @@ pub(crate) fn remote_records(
     let reads = remote.read_ranges(missing.iter().map(|(_, k, s)| (k.clone(), 0, *s)).collect());
     for ((name, key, _), stored) in missing.into_iter().zip(reads) {
         let bytes = codec.open(key, &stored?)?;
-        if codec.name(&SnapshotId::of(&bytes).0) != *name {
+        if !codec.is_name(&SnapshotId::of(&bytes).0, name) {
             return Err(Error::corrupt(
                 format!("remote record {key}"),
                 "does not match its name",
@@ -160,6 +175,8 @@ pub(crate) fn remote_records(
         .map(|b| Ok((SnapshotId::of(&b), Snapshot::decode(&b)?, b)))
         .collect::<Result<Vec<_>>>()?;
     out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+    // A record sent under two naming keys is one snapshot.
+    out.dedup_by(|a, b| a.0 == b.0);
     Ok(out)
 }
 
@@ -190,7 +207,9 @@ pub fn view(
         RemotePacks::new(remote.clone(), codec.clone(), Ids::Names).with_sizes(sizes.clone());
     if let Some(l) = local {
         for (id, path) in l.pack_files()? {
-            source = source.with_local_copy(PackId(codec.name(&id.0)), path);
+            for name in codec.names(&id.0) {
+                source = source.with_local_copy(PackId(name), id, path.clone());
+            }
         }
     }
     let index = Index::open(&store.index_path())?;
@@ -313,7 +332,7 @@ pub fn clone(
     let here: std::collections::HashSet<[u8; 32]> = store
         .pack_files()?
         .iter()
-        .map(|(id, _)| codec.name(&id.0))
+        .flat_map(|(id, _)| codec.names(&id.0))
         .collect();
     let mut packs = remote_packs(remote)?;
     packs.retain(|name, _| !here.contains(&name.0));
@@ -322,7 +341,7 @@ pub fn clone(
     let place = |key: &str, stored: &[u8]| {
         let plain = codec.open(key, stored)?;
         let id = PackId::of(&plain);
-        if Some(codec.name(&id.0)) != layout::name_of(key) {
+        if !layout::name_of(key).is_some_and(|n| codec.is_name(&id.0, &n)) {
             return Err(Error::corrupt(
                 format!("remote pack {key}"),
                 "does not match its name",

@@ -6,39 +6,70 @@ use super::state::State;
 use super::{check_pack, MirrorReport, Remote};
 use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
-use crate::store::Store;
+use crate::store::reader::read_chain;
+use crate::store::{Store, StoreLock, StoreReader};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
-/// Creates the remote's `config` (and, sealed, the `keys/` object of the
-/// current recipients) unless the state says they were sent. Returns whether
-/// `config` was there already.
+/// What creating `config` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Found {
+    /// A new remote: `config` was created for the first time.
+    New,
+    /// `config` was there, as the local state says it should be.
+    Known,
+    /// `config` was there, but the local state knows nothing of this remote.
+    Unknown,
+    /// The state says `config` was sent, yet creating it succeeded: the
+    /// remote lost its objects (a wiped or replaced bucket).
+    Lost,
+}
+
+/// Creates the remote's `config` on every run: where it exists (as it
+/// should) the create is refused, one cheap request; where the local state
+/// says it was sent and the create succeeds, the remote lost its objects,
+/// and everything is sent again (so a create-only credential notices a
+/// wiped bucket without reading it). Then, sealed, the `keys/` object of
+/// the current recipients and naming key, unless the state says it was sent.
 pub(super) fn config(
     store: &Store,
     remote: &Remote,
     codec: &Codec,
     recipients: &[String],
     state: &mut State,
-) -> Result<bool> {
-    let mut existed = false;
-    if !state.has("c") {
-        let header = Header {
-            remote_format: layout::REMOTE_FORMAT,
-            store_id: store.config().store_id.clone(),
-            sealed: codec.sealed(),
-            store: (!codec.sealed()).then(|| store.config().clone()),
-        };
-        let bytes = serde_json::to_vec_pretty(&header).expect("header encodes");
-        if !remote.put_new(layout::CONFIG, bytes)? {
-            existed = true;
-            check_existing(store, remote, codec)?;
-        }
-        state.note(["c".to_string()])?;
+) -> Result<Found> {
+    let header = Header {
+        remote_format: layout::REMOTE_FORMAT,
+        store_id: store.config().store_id.clone(),
+        sealed: codec.sealed(),
+        store: (!codec.sealed()).then(|| store.config().clone()),
+    };
+    let bytes = serde_json::to_vec_pretty(&header).expect("header encodes");
+    let created = match remote.put_new(layout::CONFIG, bytes.clone()) {
+        // Azure refuses a create-only SAS the create of a blob that exists.
+        Err(Error::Denied { .. }) if state.has("c") => false,
+        other => other?,
+    };
+    let found = match (created, state.has("c")) {
+        // A service that ignores the precondition "creates" every time: a
+        // second create tells (refused: the first one really created it).
+        (true, true) if remote.put_new(layout::CONFIG, bytes)? => Found::Known,
+        (true, true) => Found::Lost,
+        (true, false) => Found::New,
+        (false, true) => Found::Known,
+        (false, false) => Found::Unknown,
+    };
+    match found {
+        Found::Unknown => check_existing(store, remote, codec)?,
+        Found::Lost => state.forget(|line| line == "c")?,
+        _ => {}
     }
+    state.note(["c".to_string()])?;
     state.save_key()?;
     if codec.sealed() {
         let mut sorted = recipients.to_vec();
         sorted.sort();
-        let key = layout::keys_key(&sorted);
+        let key = layout::keys_key(&sorted, &state.naming);
         let line = format!("k {key}");
         if !state.has(&line) {
             let keys = Keys {
@@ -51,7 +82,7 @@ pub(super) fn config(
             state.note([line])?;
         }
     }
-    Ok(existed)
+    Ok(found)
 }
 
 /// A `config` already on the remote must be this store's, sealed as we
@@ -85,8 +116,9 @@ fn check_existing(store: &Store, remote: &Remote, codec: &Codec) -> Result<()> {
     Ok(())
 }
 
-/// Lists the remote and makes the state say exactly which packs and records
-/// are there (needs list permission): lost objects are sent again.
+/// Lists the remote and makes the state say exactly which objects are
+/// there (needs list permission): lost ones (`config`, `keys/`, packs,
+/// records) are sent again.
 pub(super) fn rescan(
     store: &Store,
     remote: &Remote,
@@ -99,7 +131,19 @@ pub(super) fn rescan(
         .chain(remote.list(layout::SNAPSHOTS)?)
         .filter_map(|(k, _)| layout::name_of(&k))
         .collect();
+    let keys: std::collections::HashSet<String> = remote
+        .list(layout::KEYS)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let config = remote.size(layout::CONFIG)?.is_some();
     let there = |line: &str| {
+        if line == "c" {
+            return config;
+        }
+        if let Some(key) = line.strip_prefix("k ") {
+            return keys.contains(key);
+        }
         let id = line.get(2..).and_then(|h| {
             let mut b = [0u8; 32];
             hex::decode_to_slice(h, &mut b).ok().map(|_| b)
@@ -144,14 +188,16 @@ pub(super) fn hold(store: &Store, remote: &Remote, codec: &Codec) -> Result<()> 
 }
 
 /// Sends every pack the state does not list, each checked against its id
-/// before it is sealed (a corrupt local pack is never uploaded).
+/// before it is sealed (a corrupt local pack is never uploaded). Returns the
+/// packs that could not be sent; a remote failure that stopped the rest is
+/// an error.
 pub(super) fn packs(
     store: &Store,
     remote: &Remote,
     codec: &Codec,
     state: &mut State,
     report: &mut MirrorReport,
-) -> Result<()> {
+) -> Result<HashSet<PackId>> {
     let mut todo: Vec<(String, (PackId, PathBuf))> = Vec::new();
     let mut total = 0;
     for (id, path) in store.pack_files()? {
@@ -172,6 +218,7 @@ pub(super) fn packs(
     let (results, stopped) = remote.upload(todo, &prepare, bar);
     bar.finish();
     let mut sent = Vec::new();
+    let mut failed = HashSet::new();
     for (key, (id, _), result) in results {
         match result {
             Ok(n) => {
@@ -184,23 +231,37 @@ pub(super) fn packs(
                 }
                 sent.push(format!("p {}", id.to_hex()));
             }
-            Err(e) => report.problems.push(format!("{key}: {e}")),
+            Err(e) => {
+                report.problems.push(format!("{key}: {e}"));
+                failed.insert(id);
+            }
         }
     }
     // What was sent before a remote failure stopped the rest is noted too.
     state.note(sent)?;
-    stopped.map_or(Ok(()), Err)
+    stopped.map_or(Ok(failed), Err)
 }
 
-/// Sends every record the state does not list: a record sent once is never
+/// Sends every record the state does not list, but those that need a pack
+/// in `failed` (named in `report.held_back`): a record sent once is never
 /// sent again, even when the remote's retention has forgotten it since.
 pub(super) fn records(
     store: &Store,
+    lock: &StoreLock,
     remote: &Remote,
     codec: &Codec,
     state: &mut State,
+    failed: &HashSet<PackId>,
     report: &mut MirrorReport,
 ) -> Result<()> {
+    let index = match failed.is_empty() {
+        true => None,
+        false => Some(store.open_index(lock)?),
+    };
+    let reader = match &index {
+        Some(i) => Some(StoreReader::new(store, i)?),
+        None => None,
+    };
     let mut sent = Vec::new();
     let mut result = Ok(());
     for id in store.snapshot_ids()? {
@@ -216,6 +277,16 @@ pub(super) fn records(
                 path.display()
             ));
             continue;
+        }
+        if let Some(reader) = &reader {
+            let needs =
+                crate::Snapshot::decode(&bytes).map_or(true, |s| needs_any(reader, &s, failed));
+            if needs {
+                report.held_back.push(format!(
+                    "snapshot {id}: it needs a pack that was not sent (see the problems)"
+                ));
+                continue;
+            }
         }
         let key = record_key(&codec.name(&id.0), codec.sealed());
         let sealed = codec.seal(&bytes)?;
@@ -237,4 +308,25 @@ pub(super) fn records(
     // Noted once, including what was created before a failure stopped the rest.
     state.note(sent)?;
     result
+}
+
+/// Whether snapshot `s` needs one of the packs in `bad`: a chunk in one, or
+/// a delta whose chain of bases reaches one. What cannot be read counts as
+/// needed.
+fn needs_any(reader: &StoreReader, s: &crate::Snapshot, bad: &HashSet<PackId>) -> bool {
+    let Ok(live) = crate::gc::mark(reader, std::iter::once(s)) else {
+        return true;
+    };
+    live.iter().any(|c| {
+        let Ok(loc) = reader.index.locate(c) else {
+            return true;
+        };
+        if bad.contains(&loc.pack) {
+            return true;
+        }
+        loc.entry.kind == crate::format::pack::EntryKind::Delta
+            && read_chain(&reader.index, &reader.packs, &loc).map_or(true, |chain| {
+                chain.iter().any(|(l, _)| bad.contains(&l.pack))
+            })
+    })
 }

@@ -49,9 +49,41 @@ fn bucket_and_prefix<'a>(url: &str, rest: &'a str) -> Result<(&'a str, String)> 
     Ok((bucket, format!("/{}", prefix.trim_matches('/'))))
 }
 
+/// One spelling of each remote: the scheme, the bucket, and the prefix
+/// without empty segments; a directory's path absolute, with symlinks
+/// resolved where it exists. A remote's local state is keyed by this, so
+/// `file:///r/A/`, `file:///r/A` and a symlink to it are one remote.
+pub fn canonical_url(url: &str) -> String {
+    let segments = |p: &str| -> Vec<String> {
+        p.split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .map(str::to_string)
+            .collect()
+    };
+    if let Some(path) = url.strip_prefix("file://") {
+        let joined = format!("/{}", segments(path).join("/"));
+        let real = std::fs::canonicalize(&joined)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or(joined);
+        return format!("file://{real}");
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            format!(
+                "{}://{}",
+                scheme.to_ascii_lowercase(),
+                segments(rest).join("/")
+            )
+        }
+        None => url.to_string(),
+    }
+}
+
 impl Remote {
-    /// Opens a remote from its URL. Nothing is contacted yet.
+    /// Opens a remote from its URL (kept in its canonical spelling). Nothing
+    /// is contacted yet.
     pub fn open(url: &str) -> Result<Remote> {
+        let url = &canonical_url(url);
         opendal::install_default();
         let op = if let Some(rest) = url.strip_prefix("gs://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -97,11 +129,8 @@ impl Remote {
             Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
         } else if let Some(rest) = url.strip_prefix("azblob://") {
             let (container, prefix) = bucket_and_prefix(url, rest)?;
-            let conn = std::env::var("AZURE_STORAGE_CONNECTION_STRING").map_err(|_| {
-                Error::Invalid(format!(
-                    "remote {url}: set AZURE_STORAGE_CONNECTION_STRING for the storage account"
-                ))
-            })?;
+            let conn = std::env::var("AZURE_STORAGE_CONNECTION_STRING")
+                .map_err(|_| super::ops::no_credential(url))?;
             let b = opendal::services::Azblob::from_connection_string(&conn)
                 .map_err(remote_err(url, Op::Configure, ""))?
                 .container(container)

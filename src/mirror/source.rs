@@ -45,8 +45,11 @@ pub struct RemotePacks {
     ids: Ids,
     /// Sizes of sealed objects by name, as listed (stat when unknown).
     sizes: HashMap<PackId, u64>,
-    /// Local copies (same plain bytes) by remote name, read first.
-    local: HashMap<PackId, PathBuf>,
+    /// Local copies (same plain bytes) by remote name, with their local
+    /// ids: read first, once they hash to their id (`local_copy`).
+    local: HashMap<PackId, (PackId, PathBuf)>,
+    /// Local copies checked so far, and whether each was intact.
+    checked: Mutex<HashMap<PackId, bool>>,
     heads: Mutex<HashMap<PackId, Arc<Head>>>,
     old: Mutex<Vec<(PackId, Arc<Vec<u8>>)>>,
 }
@@ -68,6 +71,7 @@ impl RemotePacks {
             ids,
             sizes: HashMap::new(),
             local: HashMap::new(),
+            checked: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
             old: Mutex::new(Vec::new()),
         }
@@ -79,10 +83,26 @@ impl RemotePacks {
         self
     }
 
-    /// Reads a pack from `path` (a local copy) instead of the remote.
-    pub fn with_local_copy(mut self, name: PackId, path: PathBuf) -> RemotePacks {
-        self.local.insert(name, path);
+    /// Reads pack `name` from `path` (a local copy, pack `id` there)
+    /// instead of the remote, while that copy is intact.
+    pub fn with_local_copy(mut self, name: PackId, id: PackId, path: PathBuf) -> RemotePacks {
+        self.local.insert(name, (id, path));
         self
+    }
+
+    /// The local copy of `name`, if there is one and it hashes to its id:
+    /// checked once, whole, on first use. A damaged copy is passed over and
+    /// the remote read instead, so a reader of the remote never gets the
+    /// local damage.
+    fn local_copy(&self, name: &PackId) -> Option<&PathBuf> {
+        let (id, path) = self.local.get(name)?;
+        let known = self.checked.lock().expect("checked").get(name).copied();
+        let ok = known.unwrap_or_else(|| {
+            let ok = std::fs::read(path).is_ok_and(|b| PackId::of(&b) == *id);
+            self.checked.lock().expect("checked").insert(*name, ok);
+            ok
+        });
+        ok.then_some(path)
     }
 
     /// The plain size of pack `name` and its last `n` plain bytes (fewer
@@ -245,7 +265,7 @@ impl PackSource for RemotePacks {
 
     fn read_range(&self, id: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
         let name = self.name(id);
-        if let Some(path) = self.local.get(&name) {
+        if let Some(path) = self.local_copy(&name) {
             let mut buf = vec![0u8; len as usize];
             let file = std::fs::File::open(path).map_err(Error::io("open pack", path))?;
             file.read_exact_at(&mut buf, offset)
@@ -261,11 +281,11 @@ impl PackSource for RemotePacks {
     fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
         let name = self.name(id);
         let key = pack_key(&name);
-        let plain = match self.local.get(&name) {
+        let plain = match self.local_copy(&name) {
             Some(path) => std::fs::read(path).map_err(Error::io("read pack", path))?,
             None => self.codec.open(&key, &self.remote.read(&key)?)?,
         };
-        if self.codec.name(&PackId::of(&plain).0) != name.0 {
+        if !self.codec.is_name(&PackId::of(&plain).0, &name.0) {
             return Err(Error::corrupt(
                 format!("remote pack {key}"),
                 "its content does not match its name",
@@ -290,6 +310,7 @@ mod tests {
             recipients: vec![id.to_public()],
             identities: vec![id.clone()],
             naming: [5; 32],
+            others: vec![],
         };
         let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         let (v1, v2, cut) = (PackId([1; 32]), PackId([2; 32]), PackId([3; 32]));

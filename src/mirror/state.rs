@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! STORE/mirror/recipients            age recipients new objects are sealed to
-//! STORE/mirror/<16 hex>/naming-key   this remote's naming key (hex)
+//! STORE/mirror/<16 hex>/naming-key   this remote's naming key (hex); the
+//!                                    tag is of the remote's canonical URL
+//! STORE/mirror/<16 hex>/url          that URL (for people)
 //! STORE/mirror/<16 hex>/sent         one line per object created there:
 //!                                    `c` config, `k KEY` keys, `p ID` pack, `r ID` record
 //! ```
@@ -21,6 +23,7 @@ use std::path::PathBuf;
 /// The state of one remote.
 pub(crate) struct State {
     dir: PathBuf,
+    url: String,
     tmp: PathBuf,
     pub sent: BTreeSet<String>,
     pub naming: [u8; 32],
@@ -59,11 +62,25 @@ pub fn set_recipients(store: &Store, list: &[String]) -> Result<()> {
     durable::write_atomic(&store.tmp_dir(), &path, text.as_bytes())
 }
 
+/// The state directory of the remote at `url` (its canonical spelling).
+fn state_dir(store: &Store, url: &str) -> PathBuf {
+    let url = super::remote::canonical_url(url);
+    let tag = &blake3::hash(url.as_bytes()).to_hex()[..16];
+    store.root().join("mirror").join(tag)
+}
+
+/// The naming key this store names objects with on the remote at `url`,
+/// once it has mirrored there.
+pub fn naming_key(store: &Store, url: &str) -> Option<[u8; 32]> {
+    let hex = std::fs::read_to_string(state_dir(store, url).join("naming-key")).ok()?;
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(hex.trim(), &mut k).ok().map(|_| k)
+}
+
 impl State {
     /// Loads (or starts) the state of the remote at `url`.
     pub fn load(store: &Store, url: &str) -> Result<State> {
-        let tag = &blake3::hash(url.as_bytes()).to_hex()[..16];
-        let dir = store.root().join("mirror").join(tag);
+        let dir = state_dir(store, url);
         let key_path = dir.join("naming-key");
         let (naming, key_saved) = match std::fs::read_to_string(&key_path) {
             Ok(hex) => {
@@ -83,6 +100,7 @@ impl State {
         };
         Ok(State {
             dir,
+            url: super::remote::canonical_url(url),
             tmp: store.tmp_dir(),
             sent,
             naming,
@@ -94,6 +112,8 @@ impl State {
     pub fn save_key(&mut self) -> Result<()> {
         if !self.key_saved {
             durable::create_dir_durable(&self.dir)?;
+            // For people: which remote this directory is the state of.
+            durable::write_atomic(&self.tmp, &self.dir.join("url"), self.url.as_bytes())?;
             let path = self.dir.join("naming-key");
             durable::write_atomic(&self.tmp, &path, hex::encode(self.naming).as_bytes())?;
             self.key_saved = true;

@@ -8,10 +8,16 @@ Permissions: create (storage.objects.create), get (storage.objects.get),
 list (storage.objects.list), delete (storage.objects.delete). A request the
 token lacks the permission for gets 403 with a GCS-shaped error body, and
 is logged to stderr as `DENIED <token> <perm> <method> <path>`.
+
+It also keeps GCS's does-not-exist precondition, which the emulator
+ignores: an upload with `ifGenerationMatch=0` of an object that exists gets
+412, as on GCS, so a create-only credential can tell "created" from "was
+there".
 """
 import http.client
 import json
 import sys
+from urllib.parse import quote
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
 
@@ -66,6 +72,15 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(msg)
             return
+        if self.exists_already(body):
+            msg = json.dumps({"error": {"code": 412, "message": "At least one of the pre-conditions you specified did not hold.",
+                                        "errors": [{"reason": "conditionNotMet", "message": "Precondition Failed"}]}}).encode()
+            self.send_response(412)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            self.wfile.write(msg)
+            return
         conn = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=120)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization")}
         headers["Host"] = f"127.0.0.1:{UPSTREAM}"
@@ -85,6 +100,29 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         conn.close()
+
+    def exists_already(self, body):
+        """An upload asking for ifGenerationMatch=0 of an object that exists."""
+        url = urlparse(self.path)
+        q = parse_qs(url.query)
+        if not url.path.startswith("/upload/") or q.get("ifGenerationMatch") != ["0"]:
+            return False
+        parts = url.path.split("/")
+        bucket = parts[5] if len(parts) > 5 else ""
+        name = q.get("name", [None])[0]
+        if name is None:
+            try:
+                name = json.loads(body or b"{}").get("name")
+            except ValueError:
+                name = None
+        if not bucket or not name:
+            return False
+        conn = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=60)
+        conn.request("GET", f"/storage/v1/b/{bucket}/o/{quote(name, safe='')}")
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp.status == 200
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
 
