@@ -62,6 +62,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             bytes(report.bytes),
             report.duration_ms as f64 / 1000.0
         );
+        if report.damaged_index_rows > 0 {
+            eprintln!("snap: warning: the index rows of {} chunks were damaged; they were read where the pack headers put them (`snap repair index` rebuilds the index)", report.damaged_index_rows);
+        }
         for p in &report.fell_back {
             eprintln!("snap: warning: pack {p} is missing or damaged in the store; it was read from the remote instead (`snap repair packs` heals the store)");
         }

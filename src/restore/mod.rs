@@ -75,6 +75,14 @@ pub struct RestoreReport {
     /// Packs missing or damaged in the store that were read from its
     /// fallback (a remote) instead: `repair packs` heals them.
     pub fell_back: Vec<String>,
+    /// Chunks whose index row was damaged, read where the pack headers put
+    /// them (`repair index` rebuilds the index).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub damaged_index_rows: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A root or sub-path to restore, and the directory it goes into.
@@ -151,6 +159,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         (Err(e), None) => return Err(in_place::undo_partial(e, &report, &existed)),
     }
     report.fell_back = store.fell_back().iter().map(|p| p.to_hex()).collect();
+    report.damaged_index_rows = store.bad_rows();
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
 }

@@ -360,6 +360,21 @@ impl IndexReader {
             .transpose()
     }
 
+    /// The chunks whose rows name `pack` (a scan: for damage reports).
+    pub fn chunks_in(&self, pack: &PackId) -> Result<Vec<ChunkId>> {
+        let Some(number) = self.packs.iter().find(|(_, p)| *p == pack).map(|(n, _)| *n) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for r in self.chunks.iter()? {
+            let (k, v) = r?;
+            if v.value()[..4] == number.to_le_bytes() {
+                out.push(ChunkId(k.value()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every delta row, in chunk id order.
     pub fn delta_rows(&self) -> Result<Vec<Location>> {
         let mut out = Vec::new();

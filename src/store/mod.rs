@@ -123,6 +123,8 @@ pub struct Store {
     packs: Packs,
     /// Where long operations on this store report their progress.
     progress: crate::progress::Reporter,
+    /// Chunks read past a damaged index row (shared by clones of this handle).
+    bad_rows: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<crate::id::ChunkId>>>,
 }
 
 impl Store {
@@ -178,6 +180,7 @@ impl Store {
             config,
             packs: Packs::Own,
             progress: Default::default(),
+            bad_rows: Default::default(),
         })
     }
 
@@ -236,6 +239,16 @@ impl Store {
             Packs::Fallback(_, f) => f.lock().expect("fell_back lock").iter().copied().collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Chunks whose index row was damaged and that were read where the pack
+    /// headers put them (`repair index` rebuilds the index).
+    pub fn bad_rows(&self) -> usize {
+        self.bad_rows.lock().expect("bad rows lock").len()
+    }
+
+    pub(crate) fn note_bad_row(&self, id: &crate::id::ChunkId) {
+        self.bad_rows.lock().expect("bad rows lock").insert(*id);
     }
 
     pub(crate) fn note_fell_back(&self, id: &PackId) {

@@ -25,6 +25,9 @@ pub const READ_AHEAD: u64 = 8 << 20;
 pub struct StoreReader<'a> {
     pub index: IndexReader,
     pub packs: PackReader<'a>,
+    /// Every chunk's place by the pack headers, read once the index proved
+    /// wrong (`relocate`).
+    headers: std::sync::OnceLock<HashMap<ChunkId, Location>>,
 }
 
 impl<'a> StoreReader<'a> {
@@ -32,15 +35,70 @@ impl<'a> StoreReader<'a> {
         Ok(StoreReader {
             index: index.reader()?,
             packs: PackReader::new(store),
+            headers: Default::default(),
         })
     }
 
     /// The plain chunk, verified against its id.
     pub fn chunk(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        let loc = self.index.locate(id)?;
+        let loc = self.locate(id)?;
         resolve(&self.index, &self.packs, &loc)
             .map(|(plain, _)| plain)
-            .or_else(|e| self.retry_from_fallback(&loc, e))
+            .or_else(|e| self.retry_elsewhere(&loc, e))
+    }
+
+    /// Where chunk `id` is: its index row, or, when the row is damaged,
+    /// what the pack headers say.
+    pub fn locate(&self, id: &ChunkId) -> Result<Location> {
+        self.index.locate(id).or_else(|e| match e {
+            Error::Corrupt { .. } => self.relocate(id, None).ok_or(e),
+            e => Err(e),
+        })
+    }
+
+    /// The place the pack headers give chunk `id` when the index row `bad`
+    /// led to damage (or could not be read): the header of the pack the row
+    /// names, else every local pack's header (read once). None when they
+    /// agree with the row, or know nothing better. The index is a cache of
+    /// the headers, so a row they contradict is a damaged row; the store
+    /// notes it (`repair index` rebuilds the index).
+    fn relocate(&self, id: &ChunkId, bad: Option<&Location>) -> Option<Location> {
+        let store = self.packs.store();
+        let own = bad.and_then(|l| {
+            let entries = super::packs::read_header(&store.readable_pack_path(&l.pack)?).ok()?;
+            let entry = entries.into_iter().find(|e| e.id == *id)?;
+            Some(Location {
+                pack: l.pack,
+                entry,
+            })
+        });
+        let found = own.filter(|l| Some(l) != bad).or_else(|| {
+            let all = self.headers.get_or_init(|| {
+                let mut map = HashMap::new();
+                for (pack, path) in store.pack_files().unwrap_or_default() {
+                    for entry in super::packs::read_header(&path).unwrap_or_default() {
+                        map.entry(entry.id).or_insert(Location { pack, entry });
+                    }
+                }
+                map
+            });
+            all.get(id).cloned().filter(|l| Some(l) != bad)
+        })?;
+        store.note_bad_row(id);
+        Some(found)
+    }
+
+    /// After a read of `loc` proved damaged: the chunk where the pack
+    /// headers put it (a damaged index row), else from the fallback source.
+    fn retry_elsewhere(&self, loc: &Location, err: Error) -> Result<Vec<u8>> {
+        if matches!(err, Error::Corrupt { .. }) {
+            if let Some(found) = self.relocate(&loc.entry.id, Some(loc)) {
+                if let Ok((plain, _)) = resolve(&self.index, &self.packs, &found) {
+                    return Ok(plain);
+                }
+            }
+        }
+        self.retry_from_fallback(loc, err)
     }
 
     /// After a corrupt read of `loc`: the chunk again, each piece of its
@@ -96,9 +154,11 @@ impl<'a> StoreReader<'a> {
     fn batch_failed(&self, loc: &Location, err: Error) -> Result<Vec<u8>> {
         match err {
             Error::Corrupt { .. } if !self.packs.has_fallback() => {
-                resolve(&self.index, &self.packs, loc).map(|(plain, _)| plain)
+                resolve(&self.index, &self.packs, loc)
+                    .map(|(plain, _)| plain)
+                    .or_else(|e| self.retry_elsewhere(loc, e))
             }
-            err => self.retry_from_fallback(loc, err),
+            err => self.retry_elsewhere(loc, err),
         }
     }
 
@@ -250,7 +310,7 @@ impl<'a> StoreReader<'a> {
         let mut bytes = 0;
         while bytes < READ_AHEAD {
             let Some(id) = rest.next() else { break };
-            let loc = self.index.locate(&id?)?;
+            let loc = self.locate(&id?)?;
             bytes += loc.entry.raw_length as u64;
             locations.push(loc);
         }

@@ -280,3 +280,22 @@ pub fn ok(out: Output) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Flips one bit of the index row of some chunk (the first row) at `byte`
+/// (layout 2: pack number u32le at 0, offset u64le at 4).
+pub fn flip_index_row(store: &Path, byte: usize) {
+    use redb::ReadableTable;
+    let table: redb::TableDefinition<[u8; 32], [u8; 21]> = redb::TableDefinition::new("chunk_rows");
+    let db = redb::Database::create(store.join("index.redb")).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut t = tx.open_table(table).unwrap();
+        let (k, mut v) = {
+            let (k, v) = t.first().unwrap().unwrap();
+            (k.value(), v.value())
+        };
+        v[byte] ^= 1;
+        t.insert(&k, &v).unwrap();
+    }
+    tx.commit().unwrap();
+}

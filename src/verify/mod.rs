@@ -3,6 +3,13 @@
 //! use is read whole and every entry re-hashed, and every database image is
 //! restored to a temporary file and checked with `integrity_check` and
 //! `foreign_key_check`. Problems are collected and named, never fixed.
+//!
+//! Verify checks at least what restore checks: trees no deeper than restore
+//! recreates, and every file's and database image's size against the
+//! chunks that make it. A damaged pack is named, and so is every snapshot
+//! and file that uses one of its damaged chunks (`damage`).
+
+mod damage;
 
 use crate::error::Result;
 use crate::format::pack::PackEntry;
@@ -78,6 +85,10 @@ struct Checker<'a> {
     packs: HashMap<PackId, (SnapshotId, String)>,
     /// Headers of the packs in use, read once each (None: unreadable).
     headers: HashMap<PackId, Option<HashMap<ChunkId, PackEntry>>>,
+    /// The records checked, for naming what a damaged pack hurts.
+    checked: Vec<(SnapshotId, crate::Snapshot)>,
+    /// Database images whose size was checked: (their list's key, size).
+    sized: HashSet<(ChunkId, u64)>,
     report: VerifyReport,
 }
 
@@ -110,6 +121,8 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
         seen_chunks: HashSet::new(),
         packs: HashMap::new(),
         headers: HashMap::new(),
+        checked: Vec::new(),
+        sized: HashSet::new(),
         report: VerifyReport::default(),
     };
     for bad in bad_records {
@@ -145,7 +158,8 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
             .map(|m| m.len())
             .sum();
         progress.start("verify: reading packs", Some(sizes));
-        for (pack, (snap, path)) in packs {
+        let mut damaged = HashSet::new();
+        for (pack, _) in packs {
             if let Some(p) = store.readable_pack_path(&pack) {
                 progress.advance(std::fs::metadata(p).map_or(0, |m| m.len()));
             }
@@ -160,8 +174,12 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
             };
             let checked = packs::verify_pack(store, &pack, indexed, |base| c.reader.chunk(base));
             if let Err(e) = checked {
-                c.problem(Some(snap), Some(path), Some(pack), e.to_string());
+                c.problem(None, None, Some(pack), e.to_string());
+                damaged.extend(damage::damaged_chunks(store, &c.reader, &pack));
             }
+        }
+        if !damaged.is_empty() {
+            c.name_users(damaged);
         }
     }
     progress.finish();
@@ -186,8 +204,24 @@ impl Checker<'_> {
         });
     }
 
+    /// Names every snapshot and file that uses a damaged chunk (or a delta
+    /// whose chain reaches one).
+    fn name_users(&mut self, damaged: HashSet<ChunkId>) {
+        let bad = damage::with_dependents(&self.reader, damaged);
+        for (snap, path, chunk) in damage::users(&self.reader, &self.checked, &bad) {
+            let pack = self.reader.index.get(&chunk).ok().flatten().map(|l| l.pack);
+            self.problem(
+                Some(snap),
+                Some(path),
+                pack,
+                format!("uses chunk {chunk}, which is damaged"),
+            );
+        }
+    }
+
     fn snapshot(&mut self, id: &SnapshotId) -> Result<()> {
         let snap = self.store.load_snapshot(id)?;
+        self.checked.push((*id, snap.clone()));
         self.chunks(id, "(top tree)", &snap.tree);
         let top = self.reader.tree(&snap.tree)?;
         // The walk borrows the reader; what it finds is checked after each step.
@@ -211,8 +245,21 @@ impl Checker<'_> {
     /// Checks one node; returns whether to walk into it (a subtree already
     /// checked in full is not walked again).
     fn node(&mut self, snap: &SnapshotId, path: &str, node: &Node) -> bool {
+        let max = crate::format::tree::MAX_DEPTH;
+        if path.matches('/').count() >= max {
+            self.problem(
+                Some(*snap),
+                Some(path.chars().take(200).collect()),
+                None,
+                format!("nested more than {max} directories deep: restore refuses it"),
+            );
+            return false;
+        }
         match &node.kind {
-            NodeKind::File { chunks } => self.chunks(snap, path, chunks),
+            NodeKind::File { chunks } => {
+                self.chunks(snap, path, chunks);
+                self.sizes(snap, path, chunks, node.size);
+            }
             NodeKind::Symlink { .. } => {}
             NodeKind::Dir { tree } => {
                 if tree.iter().all(|c| self.seen_chunks.contains(c)) && !tree.is_empty() {
@@ -254,11 +301,60 @@ impl Checker<'_> {
                 self.chunks(snap, path, &batch);
             }
         }
+        if let Some((d, _)) = node.kind.database() {
+            self.image_size(snap, path, list, d.page_count * d.page_size as u64);
+        }
         if self.read_data && fresh {
             self.report.databases_checked += 1;
             if let Err(e) = self.check_database(list) {
                 self.problem(Some(*snap), Some(path.into()), None, e);
             }
+        }
+    }
+
+    /// A file's chunks must add up to its size (restore refuses otherwise).
+    fn sizes(&mut self, snap: &SnapshotId, path: &str, chunks: &[ChunkId], size: u64) {
+        let total: Option<u64> = chunks
+            .iter()
+            .map(|c| {
+                let loc = self.reader.index.get(c).ok().flatten()?;
+                Some(loc.entry.raw_length as u64)
+            })
+            .sum();
+        if total.is_some_and(|t| t != size) {
+            self.problem(
+                Some(*snap),
+                Some(path.into()),
+                None,
+                format!(
+                    "its chunks hold {} bytes for a size of {size}: restore refuses it",
+                    total.unwrap_or(0)
+                ),
+            );
+        }
+    }
+
+    /// A database image's units must add up to its pages (restore refuses
+    /// otherwise; an empty unit list holds no page).
+    fn image_size(&mut self, snap: &SnapshotId, path: &str, list: UnitList, size: u64) {
+        if !self.sized.insert((ChunkId::of_list(list.chunks()), size)) {
+            return;
+        }
+        let mut total = 0u64;
+        for unit in self.reader.units(list) {
+            let loc = unit.and_then(|u| self.reader.locate(&u));
+            match loc {
+                Ok(l) => total += l.entry.raw_length as u64,
+                Err(_) => return, // named by the chunk checks
+            }
+        }
+        if total != size {
+            self.problem(
+                Some(*snap),
+                Some(path.into()),
+                None,
+                format!("its units hold {total} bytes for an image of {size}: restore refuses it"),
+            );
         }
     }
 
