@@ -30,3 +30,13 @@ export SNAP_TEST_PYTHON="$PWD/.venv/bin/python"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets --no-fail-fast
+# The library from another crate, with none of this checkout's configuration:
+# the crate is copied out of the tree (so its .cargo/config.toml is not
+# found), with this checkout's Cargo.lock, and takes, restores and verifies.
+root=$PWD
+user=$(mktemp -d)
+trap 'rm -rf "$user"' EXIT
+cp -r .ci/library-user/. "$user/"
+cp Cargo.lock "$user/"
+sed -i "s|SNAP_PATH|$root|" "$user/Cargo.toml"
+(cd "$user" && CARGO_TARGET_DIR="$root/target/library-user" cargo run --quiet)

@@ -52,6 +52,9 @@ pub struct Config {
     /// Where job results go.
     #[serde(default)]
     pub monitoring: Monitoring,
+    /// How `snap schedule install` runs the jobs: user and credentials.
+    #[serde(default)]
+    pub service: Service,
     /// Where the text came from, for messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -131,6 +134,24 @@ pub struct Job {
     /// verify: only the newest snapshot.
     #[serde(default)]
     pub latest: bool,
+}
+
+/// How the scheduled jobs run (`snap schedule install`): as whom, and with
+/// which credential settings in their environment (a systemd unit or a
+/// cron line starts with an almost empty one).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// The user the jobs run as (systemd `User=`); root when unset.
+    pub user: Option<String>,
+    /// A file of `NAME=value` lines read into the environment (systemd
+    /// `EnvironmentFile=`): e.g. `GOOGLE_APPLICATION_CREDENTIALS=…`,
+    /// `AWS_…`, `AZURE_STORAGE_CONNECTION_STRING=…`. Keep it readable only
+    /// by that user.
+    pub environment_file: Option<PathBuf>,
+    /// Variables set in the environment (systemd `Environment=`).
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
 }
 
 /// Where results go: a JSON log and a Prometheus textfile.

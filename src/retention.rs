@@ -10,8 +10,15 @@
 //! - `within D`: every snapshot within D of the group's newest;
 //! - `tag T`: every snapshot tagged T.
 //!
+//! Undo snapshots (tagged `pre-restore` or `pre-recover`: what snap saved
+//! before it replaced something) are groups of their own, so they never
+//! crowd the snapshots they protect out of `last N`: each is kept while it
+//! is younger than `keep_undo_within` (default `UNDO_WITHIN`), the newest of
+//! each group always, and any a `tag` rule names.
+//!
 //! Invariants: the newest snapshot of every group is kept; a snapshot dated
-//! after `now` is never forgotten; a policy with no rule is refused.
+//! after `now` is never forgotten; a policy with no rule is refused; every
+//! decision says why (a forgotten one, which rules did not keep it).
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Timelike};
@@ -38,7 +45,15 @@ pub struct Policy {
     pub keep_within: Option<String>,
     /// Every snapshot with one of these tags.
     pub keep_tags: Vec<String>,
+    /// How long undo snapshots are kept (`UNDO_WITHIN` when unset).
+    pub keep_undo_within: Option<String>,
+    /// Keep every snapshot (gc with no policy: it frees only what no
+    /// snapshot uses, after `forget`).
+    pub keep_all: bool,
 }
+
+/// How long undo snapshots are kept by default.
+pub const UNDO_WITHIN: &str = "30d";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,7 +97,8 @@ pub struct Decision {
     pub group: String,
     /// Kept (else forgotten).
     pub keep: bool,
-    /// The rules that keep it (`last`, `daily 2026-11-20`, …); empty when forgotten.
+    /// The rules that keep it (`last`, `daily 2026-11-20`, …), or, when
+    /// forgotten, why no rule does.
     pub reasons: Vec<String>,
 }
 
@@ -108,7 +124,35 @@ impl Plan {
 impl Policy {
     /// No rule at all (refused by `plan`: it would forget everything).
     pub fn is_empty(&self) -> bool {
-        *self == Policy::default()
+        Policy {
+            keep_undo_within: None,
+            ..self.clone()
+        } == Policy::default()
+    }
+
+    /// The rules, as a forgotten snapshot's reason names them.
+    fn describe(&self) -> String {
+        let mut rules = Vec::new();
+        let counts = [
+            ("last", self.keep_last),
+            ("hourly", self.keep_hourly),
+            ("daily", self.keep_daily),
+            ("weekly", self.keep_weekly),
+            ("monthly", self.keep_monthly),
+            ("yearly", self.keep_yearly),
+        ];
+        for (name, n) in counts {
+            if let Some(n) = n {
+                rules.push(format!("{name} {n}"));
+            }
+        }
+        if let Some(w) = &self.keep_within {
+            rules.push(format!("within {w}"));
+        }
+        for t in &self.keep_tags {
+            rules.push(format!("tag {t}"));
+        }
+        rules.join(", ")
     }
 
     /// `keep_within` parsed.
@@ -129,10 +173,14 @@ impl Policy {
 fn group_key(c: &Candidate, by: GroupBy) -> String {
     let mut paths = c.paths.clone();
     paths.sort();
-    match by {
+    let key = match by {
         GroupBy::Paths => paths.join(" "),
         GroupBy::Host => c.host.clone(),
         GroupBy::HostPaths => format!("{} {}", c.host, paths.join(" ")),
+    };
+    match crate::format::record::is_undo(&c.tags) {
+        true => format!("undo: {key}"),
+        false => key,
     }
 }
 
@@ -164,6 +212,42 @@ fn buckets<Tz: TimeZone>(p: &Policy) -> Vec<Bucket<Tz>> {
     ]
 }
 
+/// The undo window: as written, and as a duration.
+fn undo_within(policy: &Policy) -> Result<(String, chrono::Duration)> {
+    let text = policy.keep_undo_within.as_deref().unwrap_or(UNDO_WITHIN);
+    let d = humantime::parse_duration(text)
+        .map_err(|e| Error::Invalid(format!("keep-undo-within {text:?}: {e}")))?;
+    Ok((
+        text.to_string(),
+        chrono::Duration::from_std(d).map_err(|e| Error::Invalid(e.to_string()))?,
+    ))
+}
+
+/// The count and calendar rules' reasons to keep the `i`-th newest
+/// snapshot of a group; `state` carries each rule's count and last bucket.
+fn keep_by_rules<Tz: TimeZone>(
+    policy: &Policy,
+    rules: &[Bucket<Tz>],
+    (i, c): (usize, &Candidate),
+    tz: &Tz,
+    (used, last_label): (&mut [u32], &mut [Option<String>]),
+    reasons: &mut Vec<String>,
+) {
+    if policy.keep_last.is_some_and(|n| (i as u32) < n) {
+        reasons.push(format!("last {}", i + 1));
+    }
+    let local = c.time.with_timezone(tz);
+    for (r, (name, count, label)) in rules.iter().enumerate() {
+        let Some(n) = count else { continue };
+        let l = label(&local);
+        if used[r] < *n && last_label[r].as_ref() != Some(&l) {
+            used[r] += 1;
+            reasons.push(format!("{name} {l}"));
+        }
+        last_label[r] = Some(l);
+    }
+}
+
 /// Applies `policy` to `snapshots` at `now`, bucketing calendar rules in `tz`.
 pub fn plan<Tz: TimeZone>(
     policy: &Policy,
@@ -183,10 +267,12 @@ pub fn plan<Tz: TimeZone>(
         groups.entry(group_key(c, group_by)).or_default().push(c);
     }
     let rules = buckets::<Tz>(policy);
+    let undo_within = undo_within(policy)?;
     let mut decisions = Vec::new();
     for (group, mut members) in groups {
         // Newest first; ties broken by id so the plan is deterministic.
         members.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
+        let undo = group.starts_with("undo: ");
         let newest = members[0].time;
         let mut used = vec![0u32; rules.len()];
         let mut last_label: Vec<Option<String>> = vec![None; rules.len()];
@@ -198,25 +284,29 @@ pub fn plan<Tz: TimeZone>(
             if c.time > now {
                 reasons.push("in the future".to_string());
             }
-            if policy.keep_last.is_some_and(|n| (i as u32) < n) {
-                reasons.push(format!("last {}", i + 1));
+            if policy.keep_all {
+                reasons.push("no policy: every snapshot is kept".to_string());
             }
-            let local = c.time.with_timezone(tz);
-            for (r, (name, count, label)) in rules.iter().enumerate() {
-                let Some(n) = count else { continue };
-                let l = label(&local);
-                if used[r] < *n && last_label[r].as_ref() != Some(&l) {
-                    used[r] += 1;
-                    reasons.push(format!("{name} {l}"));
+            if undo {
+                if c.time >= now - undo_within.1 {
+                    reasons.push(format!("undo, younger than {}", undo_within.0));
                 }
-                last_label[r] = Some(l);
-            }
-            if let Some(d) = within {
-                if c.time >= newest - d {
-                    reasons.push(format!(
-                        "within {}",
-                        policy.keep_within.as_deref().unwrap_or("")
-                    ));
+            } else {
+                keep_by_rules(
+                    policy,
+                    &rules,
+                    (i, c),
+                    tz,
+                    (&mut used, &mut last_label),
+                    &mut reasons,
+                );
+                if let Some(d) = within {
+                    if c.time >= newest - d {
+                        reasons.push(format!(
+                            "within {}",
+                            policy.keep_within.as_deref().unwrap_or("")
+                        ));
+                    }
                 }
             }
             for t in &policy.keep_tags {
@@ -224,11 +314,18 @@ pub fn plan<Tz: TimeZone>(
                     reasons.push(format!("tag {t}"));
                 }
             }
+            let keep = !reasons.is_empty();
+            if !keep {
+                reasons.push(match undo {
+                    true => format!("an undo snapshot older than {}", undo_within.0),
+                    false => format!("no rule keeps it ({})", policy.describe()),
+                });
+            }
             decisions.push(Decision {
                 id: c.id.clone(),
                 time: c.time,
                 group: group.clone(),
-                keep: !reasons.is_empty(),
+                keep,
                 reasons,
             });
         }
@@ -289,9 +386,10 @@ mod tests {
                     prop_assert!(plan1.decisions.iter().any(|d| d.id == newest.id && d.keep));
                 }
             }
-            // Kept snapshots have reasons; forgotten ones none.
+            // Every decision says why; a forgotten one, that no rule keeps it.
             for d in &plan1.decisions {
-                prop_assert_eq!(d.keep, !d.reasons.is_empty());
+                prop_assert!(!d.reasons.is_empty());
+                prop_assert_eq!(!d.keep, d.reasons[0].starts_with("no rule keeps it"));
             }
             // Idempotent: planning again over what was kept forgets nothing more.
             let kept: Vec<_> = snaps.iter().filter(|c| plan1.keep().any(|d| d.id == c.id)).cloned().collect();

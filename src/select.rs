@@ -8,15 +8,12 @@ use crate::id::SnapshotId;
 use crate::store::Store;
 use std::path::{Path, PathBuf};
 
-/// The tag of the undo snapshot an in-place restore takes first.
-pub const PRE_RESTORE: &str = "pre-restore";
-/// The tag of the undo snapshot a recover takes first.
-pub const PRE_RECOVER: &str = "pre-recover";
+pub use crate::format::record::{PRE_RECOVER, PRE_RESTORE};
 
 /// Whether `s` is an undo snapshot (taken by snap before it replaced
 /// something): `latest` passes over them unless their tag is asked for.
 pub fn is_undo(s: &Snapshot) -> bool {
-    s.tags.iter().any(|t| t == PRE_RESTORE || t == PRE_RECOVER)
+    crate::format::record::is_undo(&s.tags)
 }
 
 /// A filter on snapshots; empty fields match everything.

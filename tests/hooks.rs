@@ -75,7 +75,7 @@ fn npm_script_backup_before_migration() {
     );
     let said = String::from_utf8_lossy(&verify.stdout);
     assert!(
-        said.contains("1 snapshots") && said.contains("1 databases checked"),
+        said.contains("1 snapshot,") && said.contains("1 database checked"),
         "db:backup:verify checked the database's snapshot: {said}"
     );
 }

@@ -29,6 +29,10 @@ pub struct Args {
     /// Keep every snapshot with this tag (repeatable)
     #[arg(long = "keep-tag")]
     keep_tags: Vec<String>,
+    /// Keep undo snapshots (tags pre-restore, pre-recover) this long [default: 30d];
+    /// they never count toward the other rules
+    #[arg(long, value_name = "DURATION")]
+    keep_undo_within: Option<String>,
     /// How snapshots are grouped before the policy is applied
     #[arg(long, value_enum, default_value = "paths")]
     group_by: GroupByArg,
@@ -66,7 +70,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         keep_yearly: args.keep_yearly,
         keep_within: args.keep_within,
         keep_tags: args.keep_tags,
+        ..Default::default()
     };
+    let undo = args.keep_undo_within;
     // Without keep flags, the tier's policy comes from the config.
     if policy.is_empty() {
         if let Some(config) = &ctx.config {
@@ -80,7 +86,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     }
     // No policy at all: keep every snapshot, free only what none uses (after `snap forget`).
     if policy.is_empty() {
-        policy.keep_last = Some(u32::MAX);
+        policy.keep_all = true;
+    }
+    if undo.is_some() {
+        policy.keep_undo_within = undo;
     }
     let opts = GcOptions {
         policy,

@@ -197,11 +197,11 @@ pub fn schedule(ctx: &Ctx, what: ScheduleCmd) -> Result<u8> {
     for (name, job) in &config.jobs {
         let Some(spec) = &job.schedule else { continue };
         let s = Schedule::parse(spec.get_ref()).map_err(anyhow::Error::msg)?;
+        // The absolute path of this snap: never Ubuntu's package manager,
+        // which is also called `snap`.
         let cmd = format!("{} --config {} run {name}", exe.display(), conf.display());
         if systemd {
-            let service = format!(
-                "[Unit]\nDescription=snap job {name}\nAfter=network-online.target\nWants=network-online.target\n\n[Service]\nType=oneshot\nExecStart={cmd}\n"
-            );
+            let service = unit(name, &cmd, &config.service);
             let timer = format!(
                 "[Unit]\nDescription=snap job {name} ({})\n\n[Timer]\nOnCalendar={}\nPersistent=true\nUnit=snap-{name}.service\n\n[Install]\nWantedBy=timers.target\n",
                 spec.get_ref(),
@@ -210,7 +210,11 @@ pub fn schedule(ctx: &Ctx, what: ScheduleCmd) -> Result<u8> {
             files.push((format!("snap-{name}.service"), service));
             files.push((format!("snap-{name}.timer"), timer));
         } else {
-            crontab.push_str(&format!("{} {cmd}\n", s.cron));
+            crontab.push_str(&format!(
+                "{} {}\n",
+                s.cron,
+                cron_command(&cmd, &config.service)
+            ));
         }
     }
     crontab.push_str("# END snap\n");
@@ -282,4 +286,46 @@ pub fn schedule(ctx: &Ctx, what: ScheduleCmd) -> Result<u8> {
         timers.join(" ")
     );
     Ok(0)
+}
+
+/// A job's systemd service: as the configured user, with the configured
+/// credential settings, at a low priority, with the hardening a backup job
+/// can take (it reads data and writes only its store, log and textfile).
+fn unit(name: &str, cmd: &str, service: &snap::config::Service) -> String {
+    let mut s = format!(
+        "[Unit]\nDescription=snap job {name}\nAfter=network-online.target\nWants=network-online.target\n\n[Service]\nType=oneshot\nExecStart={cmd}\n"
+    );
+    if let Some(user) = &service.user {
+        s.push_str(&format!("User={user}\n"));
+    }
+    if let Some(file) = &service.environment_file {
+        s.push_str(&format!("EnvironmentFile={}\n", file.display()));
+    }
+    for (k, v) in &service.environment {
+        s.push_str(&format!("Environment=\"{k}={}\"\n", v.replace('"', "\\\"")));
+    }
+    s.push_str(
+        "Nice=10\nIOSchedulingClass=best-effort\nIOSchedulingPriority=7\n\
+         NoNewPrivileges=yes\nPrivateTmp=yes\nProtectSystem=full\nProtectKernelTunables=yes\n\
+         ProtectKernelModules=yes\nProtectControlGroups=yes\nRestrictSUIDSGID=yes\n\
+         LockPersonality=yes\nRestrictRealtime=yes\n",
+    );
+    s
+}
+
+/// A cron line's command: the environment file read and the variables set
+/// first (cron starts jobs with almost no environment).
+fn cron_command(cmd: &str, service: &snap::config::Service) -> String {
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "'\\''"));
+    let mut prefix = String::new();
+    if let Some(file) = &service.environment_file {
+        prefix.push_str(&format!(
+            "set -a; . {}; set +a; ",
+            quote(&file.to_string_lossy())
+        ));
+    }
+    for (k, v) in &service.environment {
+        prefix.push_str(&format!("{k}={} ", quote(v)));
+    }
+    format!("{prefix}{cmd}")
 }

@@ -147,11 +147,11 @@ pub fn clone(ctx: &Ctx, args: CloneArgs) -> Result<u8> {
         ctx.print_json(&report)?;
     } else {
         println!(
-            "cloned {} into {}: {} packs, {} snapshots, {} in {:.2} s",
+            "cloned {} into {}: {}, {}, {} in {:.2} s",
             args.remote,
             report.store,
-            report.packs,
-            report.snapshots,
+            super::count(report.packs, "pack"),
+            super::count(report.snapshots, "snapshot"),
             bytes(report.bytes),
             report.duration_ms as f64 / 1000.0
         );

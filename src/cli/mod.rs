@@ -21,7 +21,8 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(
     name = "snap",
-    version,
+    // "(snapdb)" tells this snap from Ubuntu's package manager, also `snap`.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (snapdb)"),
     about = "Snapshots of SQLite databases and data directories, deduplicated and verified"
 )]
 pub struct Cli {

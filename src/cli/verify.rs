@@ -63,12 +63,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             );
         }
         println!(
-            "{}: {} snapshots, {} chunks, {} packs read, {} databases checked in {:.2} s",
+            "{}: {}, {}, {} read, {} checked in {:.2} s",
             if report.ok() { "ok" } else { "FAILED" },
-            report.snapshots,
-            report.chunks,
-            report.packs_read,
-            report.databases_checked,
+            super::count(report.snapshots, "snapshot"),
+            super::count(report.chunks, "chunk"),
+            super::count(report.packs_read, "pack"),
+            super::count(report.databases_checked, "database"),
             report.duration_ms as f64 / 1000.0
         );
     }
@@ -83,8 +83,10 @@ pub fn repair_index(ctx: &Ctx) -> Result<u8> {
         ctx.print_json(&report)?;
     } else {
         println!(
-            "index rebuilt: {} packs, {} chunks, {} snapshots",
-            report.packs, report.chunks, report.snapshots
+            "index rebuilt: {}, {}, {}",
+            super::count(report.packs, "pack"),
+            super::count(report.chunks, "chunk"),
+            super::count(report.snapshots, "snapshot")
         );
         for b in &report.bad_packs {
             println!("unreadable pack left out: {b}");

@@ -9,6 +9,18 @@ use serde::{Deserialize, Serialize};
 
 pub const RECORD_VERSION: u32 = 1;
 
+/// The tag of the undo snapshot an in-place restore takes first.
+pub const PRE_RESTORE: &str = "pre-restore";
+/// The tag of the undo snapshot a recover takes first.
+pub const PRE_RECOVER: &str = "pre-recover";
+
+/// Whether snapshot tags make it an undo snapshot (one snap took itself
+/// before it replaced something): `latest` passes over them, and retention
+/// keeps them by a policy of their own.
+pub fn is_undo(tags: &[String]) -> bool {
+    tags.iter().any(|t| t == PRE_RESTORE || t == PRE_RECOVER)
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: u32,

@@ -111,10 +111,13 @@ fn open_at_snapshot(conn: &Connection, path: &Path) -> rusqlite::Result<Connecti
             )),
         ))
     };
+    if !snapshots_available() {
+        return fail("this SQLite was built without SQLITE_ENABLE_SNAPSHOT");
+    }
     match snapshot(conn) {
         Some(snap) => {
             // SAFETY: the handle is valid while `second` lives, `snap` until dropped.
-            let rc = unsafe { ffi::sqlite3_snapshot_open(second.handle(), MAIN.as_ptr(), snap.0) };
+            let rc = unsafe { snap_snapshot_open(second.handle(), MAIN.as_ptr(), snap.0) };
             if rc != ffi::SQLITE_OK {
                 return fail("sqlite3_snapshot_open failed");
             }
@@ -136,13 +139,36 @@ fn open_at_snapshot(conn: &Connection, path: &Path) -> rusqlite::Result<Connecti
 
 const MAIN: &std::ffi::CStr = c"main";
 
+// src/source/snapshot.c: SQLite's snapshot functions through weak
+// references, so that snap links against a SQLite built without them.
+extern "C" {
+    fn snap_snapshot_available() -> std::ffi::c_int;
+    fn snap_snapshot_get(
+        db: *mut ffi::sqlite3,
+        schema: *const std::ffi::c_char,
+        out: *mut *mut ffi::sqlite3_snapshot,
+    ) -> std::ffi::c_int;
+    fn snap_snapshot_open(
+        db: *mut ffi::sqlite3,
+        schema: *const std::ffi::c_char,
+        snap: *mut ffi::sqlite3_snapshot,
+    ) -> std::ffi::c_int;
+    fn snap_snapshot_free(snap: *mut ffi::sqlite3_snapshot);
+}
+
+/// Whether this SQLite has the snapshot functions (`SQLITE_ENABLE_SNAPSHOT`).
+pub fn snapshots_available() -> bool {
+    // SAFETY: reads the addresses of three weak symbols.
+    unsafe { snap_snapshot_available() != 0 }
+}
+
 /// A WAL snapshot, freed when dropped.
 struct Snapshot(*mut ffi::sqlite3_snapshot);
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
         // SAFETY: `self.0` came from a successful `sqlite3_snapshot_get`, freed once.
-        unsafe { ffi::sqlite3_snapshot_free(self.0) }
+        unsafe { snap_snapshot_free(self.0) }
     }
 }
 
@@ -151,9 +177,12 @@ impl Drop for Snapshot {
 /// WAL since its index was created (SQLite's rule), or `conn` is not in a
 /// transaction on a WAL database.
 fn snapshot(conn: &Connection) -> Option<Snapshot> {
+    if !snapshots_available() {
+        return None;
+    }
     let mut snap = std::ptr::null_mut();
     // SAFETY: the handle is valid while `conn` lives; `snap` is written only on success.
-    let rc = unsafe { ffi::sqlite3_snapshot_get(conn.handle(), MAIN.as_ptr(), &mut snap) };
+    let rc = unsafe { snap_snapshot_get(conn.handle(), MAIN.as_ptr(), &mut snap) };
     (rc == ffi::SQLITE_OK).then_some(Snapshot(snap))
 }
 
@@ -192,6 +221,14 @@ mod tests {
             .unwrap()
             .execute("INSERT INTO t VALUES (3)", [])
             .unwrap();
+    }
+
+    // This project's build has SQLite's snapshot functions (its
+    // .cargo/config.toml asks for them): without them the capture would
+    // take the slower path without a word.
+    #[test]
+    fn this_build_has_the_snapshot_functions() {
+        assert!(snapshots_available());
     }
 
     #[test]
