@@ -129,6 +129,7 @@ mod tests {
             stats: Default::default(),
             skipped: vec![],
             databases: vec![],
+            excludes: vec![],
         }
     }
 

@@ -378,6 +378,7 @@ fn a_very_deep_tree_is_walked_without_recursion() {
                 stats: Default::default(),
                 skipped: vec![],
                 databases: vec![],
+                excludes: vec![],
             })
             .unwrap();
     }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::record::Snapshot;
 use crate::format::tree::{NodeKind, UnitList};
 use crate::id::ChunkId;
+use crate::source::walk::{self, Dir};
 use crate::store::{ChunkerParams, StoreReader};
 use std::collections::BTreeMap;
 use std::fs;
@@ -109,81 +110,111 @@ pub fn from_snapshot(
     Ok(out)
 }
 
-/// The live paths `snap` was taken from, named as in the snapshot.
+/// The live paths `snap` was taken from, named as in the snapshot, walked
+/// as `take` walks them (`source::walk`, with the snapshot's excludes).
 pub fn from_live(
     snap: &Snapshot,
     sub: Option<&str>,
     chunker: ChunkerParams,
 ) -> Result<BTreeMap<String, Entry>> {
-    let mut out = BTreeMap::new();
-    let mut stack: Vec<(PathBuf, String)> = snap
-        .paths
-        .iter()
-        .map(|p| {
-            let p = PathBuf::from(p);
-            let name = p
-                .file_name()
-                .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned());
-            (p, name.unwrap_or_else(|| "root".into()))
-        })
-        .collect();
-    while let Some((abs, rel)) = stack.pop() {
-        if !under(&rel, sub) {
-            continue;
-        }
-        let meta = match fs::symlink_metadata(&abs) {
+    let excludes = crate::source::Excludes::new(&snap.excludes)?;
+    let mut live = Live {
+        sub,
+        chunker,
+        excludes,
+        out: BTreeMap::new(),
+    };
+    for p in &snap.paths {
+        let root = PathBuf::from(p);
+        let meta = match fs::symlink_metadata(&root) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("stat", &abs)(e)),
+            Err(e) => return Err(Error::io("stat", &root)(e)),
         };
-        let entry = if meta.is_dir() {
-            for e in fs::read_dir(&abs).map_err(Error::io("read", &abs))? {
-                let name = e.map_err(Error::io("read", &abs))?.file_name();
-                let child = format!("{rel}/{}", String::from_utf8_lossy(name.as_bytes()));
-                stack.push((abs.join(&name), child));
-            }
-            Entry {
-                kind: Kind::Dir,
-                size: 0,
-                key: None,
-                db: None,
-            }
-        } else if meta.file_type().is_symlink() {
-            let target = fs::read_link(&abs).map_err(Error::io("read link", &abs))?;
-            Entry {
-                kind: Kind::Link,
-                size: 0,
-                key: Some(ChunkId::of(target.as_os_str().as_bytes())),
-                db: None,
-            }
-        } else if crate::source::sqlite_sibling(&abs).is_some() {
-            continue;
-        } else if crate::source::is_sqlite(&abs) {
-            Entry {
-                kind: Kind::Db,
-                size: meta.len(),
-                key: None,
-                db: Some(Db::Live(abs.clone())),
-            }
-        } else if meta.is_file() {
-            let file = fs::File::open(&abs).map_err(Error::io("open", &abs))?;
-            let mut ids = Vec::new();
-            for chunk in crate::chunker::file_chunks(std::io::Read::take(file, meta.len()), chunker)
-            {
-                ids.push(ChunkId::of(&chunk.map_err(Error::io("read", &abs))?));
-            }
-            Entry {
-                kind: Kind::File,
-                size: meta.len(),
-                key: Some(ChunkId::of_list(&ids)),
-                db: None,
-            }
-        } else {
-            continue;
+        let name = root
+            .file_name()
+            .unwrap_or(std::ffi::OsStr::new("root"))
+            .to_os_string();
+        let rel = String::from_utf8_lossy(name.as_bytes()).into_owned();
+        let entry = walk::Entry {
+            name,
+            real: root.clone(),
+            at: root.clone(),
+            kind: walk::classify(&root, &meta),
+            meta,
         };
-        out.insert(rel, entry);
+        live.entry(
+            &Dir::new(root.parent().unwrap_or(Path::new("/"))),
+            &entry,
+            rel,
+        )?;
     }
-    Ok(out)
+    Ok(live.out)
+}
+
+struct Live<'a> {
+    sub: Option<&'a str>,
+    chunker: ChunkerParams,
+    excludes: crate::source::Excludes,
+    out: BTreeMap<String, Entry>,
+}
+
+impl Live<'_> {
+    /// Adds `e` (an entry of `dir`) and, for a directory, what it holds.
+    fn entry(&mut self, dir: &Dir, e: &walk::Entry, rel: String) -> Result<()> {
+        if !under(&rel, self.sub) {
+            return Ok(());
+        }
+        let entry = match e.kind {
+            walk::Kind::Dir => {
+                let inner = dir
+                    .enter(&e.name)
+                    .map_err(Error::io("open directory", &e.real))?;
+                for child in walk::entries(&inner, &self.excludes, &mut |_| {})? {
+                    let name = String::from_utf8_lossy(child.name.as_bytes()).into_owned();
+                    self.entry(&inner, &child, format!("{rel}/{name}"))?;
+                }
+                Entry {
+                    kind: Kind::Dir,
+                    size: 0,
+                    key: None,
+                    db: None,
+                }
+            }
+            walk::Kind::Symlink => {
+                let target = fs::read_link(&e.at).map_err(Error::io("read link", &e.real))?;
+                Entry {
+                    kind: Kind::Link,
+                    size: 0,
+                    key: Some(ChunkId::of(target.as_os_str().as_bytes())),
+                    db: None,
+                }
+            }
+            walk::Kind::Database => Entry {
+                kind: Kind::Db,
+                size: e.meta.len(),
+                key: None,
+                db: Some(Db::Live(e.real.clone())),
+            },
+            walk::Kind::File => {
+                let file = fs::File::open(&e.at).map_err(Error::io("open", &e.real))?;
+                let mut ids = Vec::new();
+                let take = std::io::Read::take(file, e.meta.len());
+                for chunk in crate::chunker::file_chunks(take, self.chunker) {
+                    ids.push(ChunkId::of(&chunk.map_err(Error::io("read", &e.real))?));
+                }
+                Entry {
+                    kind: Kind::File,
+                    size: e.meta.len(),
+                    key: Some(ChunkId::of_list(&ids)),
+                    db: None,
+                }
+            }
+            walk::Kind::Other => return Ok(()),
+        };
+        self.out.insert(rel, entry);
+        Ok(())
+    }
 }
 
 /// A database of one side as a file SQLite can open: a snapshot's image

@@ -42,6 +42,9 @@ pub struct Snapshot {
     /// One entry per database image captured through SQLite.
     #[serde(default)]
     pub databases: Vec<DatabaseSummary>,
+    /// The exclude globs it was taken with (`diff --live` applies them too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

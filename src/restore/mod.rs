@@ -186,7 +186,7 @@ fn write_jobs(
     };
     for job in jobs {
         fs::create_dir_all(&job.into).map_err(Error::io("create directory", &job.into))?;
-        w.node(&job.into, &job.node)?;
+        w.node(&crate::source::walk::Dir::new(&job.into), &job.node)?;
         crate::store::durable::fsync_dir(&job.into)?;
     }
     Ok(())

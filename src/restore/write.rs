@@ -7,6 +7,7 @@ use super::{database, RestoreReport};
 use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind};
 use crate::id::ChunkId;
+use crate::source::walk::Dir;
 use crate::store::durable::{self, Op};
 use crate::store::StoreReader;
 use rayon::prelude::*;
@@ -69,12 +70,13 @@ fn link_beside(target: &Path) -> PathBuf {
 }
 
 impl Writer<'_, '_> {
-    /// Restores `node` into the real directory `dir`.
-    pub fn node(&mut self, dir: &Path, node: &Node) -> Result<()> {
+    /// Restores `node` into the real directory `dir` (reached by a short
+    /// path however deep: `source::walk::Dir`).
+    pub fn node(&mut self, dir: &Dir, node: &Node) -> Result<()> {
         crate::cancel::check()?;
-        let target = dir.join(OsStr::from_bytes(&node.name));
+        let target = dir.child(OsStr::from_bytes(&node.name));
         match &node.kind {
-            NodeKind::Dir { tree } => self.dir(&target, node, tree),
+            NodeKind::Dir { tree } => self.dir(dir, &target, node, tree),
             NodeKind::File { chunks } => {
                 self.file(&target, node, chunks)?;
                 self.report.files += 1;
@@ -112,7 +114,7 @@ impl Writer<'_, '_> {
         }
     }
 
-    fn dir(&mut self, target: &Path, node: &Node, tree: &[ChunkId]) -> Result<()> {
+    fn dir(&mut self, parent: &Dir, target: &Path, node: &Node, tree: &[ChunkId]) -> Result<()> {
         if self.depth >= crate::format::tree::MAX_DEPTH {
             return Err(Error::Invalid(format!(
                 "{}: the snapshot nests directories more than {} deep; restore a deeper --path",
@@ -129,11 +131,14 @@ impl Writer<'_, '_> {
             }
             Err(_) => fs::create_dir(target).map_err(Error::io("create directory", target))?,
         }
+        let here = parent
+            .enter(OsStr::from_bytes(&node.name))
+            .map_err(Error::io("open directory", target))?;
         if self.prune {
             for entry in fs::read_dir(target).map_err(Error::io("read", target))? {
                 let name = entry.map_err(Error::io("read", target))?.file_name();
                 if !tree.nodes.iter().any(|n| n.name == name.as_bytes()) {
-                    self.clear_way(&target.join(&name), true)?;
+                    self.clear_way(&here.child(&name), true)?;
                 }
             }
         }
@@ -153,14 +158,15 @@ impl Writer<'_, '_> {
             .par_iter()
             .map(|n| match &n.kind {
                 NodeKind::File { chunks } => {
-                    this.file(&target.join(OsStr::from_bytes(&n.name)), n, chunks)
+                    this.file(&here.child(OsStr::from_bytes(&n.name)), n, chunks)
                 }
                 _ => unreachable!("partitioned"),
             })
             .collect::<Result<Vec<()>>>()?;
         for n in &files {
             if let (Some(k), NodeKind::File { chunks }) = (link_key(n), &n.kind) {
-                let path = target.join(OsStr::from_bytes(&n.name));
+                // By its real path: `here`'s short one lasts only while it is open.
+                let path = here.real().join(OsStr::from_bytes(&n.name));
                 self.links.insert(k, (path, ChunkId::of_list(chunks)));
             }
         }
@@ -168,7 +174,7 @@ impl Writer<'_, '_> {
             let NodeKind::File { chunks } = &n.kind else {
                 continue;
             };
-            let path = target.join(OsStr::from_bytes(&n.name));
+            let path = here.child(OsStr::from_bytes(&n.name));
             match link_key(n).and_then(|k| self.links.get(&k)) {
                 Some((src, key)) if *key == ChunkId::of_list(chunks) => self.link(src, &path)?,
                 _ => self.file(&path, n, chunks)?,
@@ -178,7 +184,7 @@ impl Writer<'_, '_> {
         self.report.bytes += files.iter().map(|n| n.size).sum::<u64>();
         self.depth += 1;
         for child in others {
-            self.node(target, child)?;
+            self.node(&here, child)?;
         }
         self.depth -= 1;
         fs::set_permissions(target, Permissions::from_mode(node.mode & 0o7777))

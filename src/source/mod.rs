@@ -1,6 +1,8 @@
 //! Sources: what `take` reads. Paths are walked into tree nodes; files whose
 //! first bytes are the SQLite magic are captured through SQLite (`sqlite`).
 
+pub mod walk;
+
 use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind};
 use globset::{Glob, GlobSet, GlobSetBuilder};

@@ -1,0 +1,231 @@
+//! take: source -> chunker -> hash -> (index has it?) -> packer -> store ->
+//! trees -> snapshot record.
+//!
+//! Durability order: every pack is fsynced and indexed (ChunkWriter::finish)
+//! before the record is written; the record is written atomically and last.
+//! A crash at any point leaves at most unreferenced packs, which gc removes.
+
+mod walker;
+
+use walker::Walker;
+
+use crate::error::{Error, Result};
+use crate::format::record::{Snapshot, TakeStats, RECORD_VERSION};
+use crate::id::SnapshotId;
+use crate::source::{self, sqlite, Excludes};
+use crate::store::{ChunkWriter, Index, Store, StoreReader};
+use chrono::{DateTime, FixedOffset};
+use std::fs;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What `take` snapshots, and how.
+#[derive(Clone, Debug, Default)]
+pub struct TakeOptions {
+    /// Files, directories and SQLite databases (found by content) to snapshot;
+    /// each becomes a root named by its base name.
+    pub paths: Vec<PathBuf>,
+    /// Tags recorded with the snapshot (for `--tag` selection and retention).
+    pub tags: Vec<String>,
+    /// Globs of paths to leave out, matched on the full path and the name.
+    pub excludes: Vec<String>,
+    /// Recorded time; now when unset.
+    pub time: Option<DateTime<FixedOffset>>,
+    /// Read every file even when it looks unchanged since the parent snapshot.
+    pub force_read: bool,
+    /// Record unreadable files as skipped instead of failing.
+    pub skip_unreadable: bool,
+    /// A path that does not exist is skipped; none left is "nothing to back up".
+    pub allow_missing: bool,
+    /// How databases are captured (checkpoint first, check, lock wait).
+    pub sqlite: sqlite::CaptureOptions,
+    /// How long to wait for another snap process to release the store.
+    pub lock_wait: crate::store::LockWait,
+}
+
+/// What `take` did.
+#[derive(Debug)]
+pub struct TakeReport {
+    /// None when there was nothing to back up (`allow_missing`).
+    pub id: Option<SnapshotId>,
+    /// The record written, with its figures and database checks.
+    pub snapshot: Option<Snapshot>,
+    /// What the caller should be told (skipped files, files that changed
+    /// while read, leftover journals, failed checks).
+    pub warnings: Vec<String>,
+}
+
+impl TakeReport {
+    /// False when a database image failed its check (the snapshot is kept).
+    pub fn ok(&self) -> bool {
+        self.snapshot.as_ref().is_none_or(|s| s.checks_ok())
+    }
+}
+
+/// Snapshots `opts.paths` into `store`: every live SQLite database found is
+/// captured consistently through SQLite, everything else is chunked; the
+/// record is written last, after every chunk it names is durable.
+///
+/// ```no_run
+/// let store = snap::Store::open_or_init("/var/backups/snap")?;
+/// let report = snap::take(&store, &snap::TakeOptions {
+///     paths: vec!["/srv/app/data".into()],
+///     tags: vec!["pre-migration".into()],
+///     ..Default::default()
+/// })?;
+/// if !report.ok() {
+///     eprintln!("a database image failed its check: {:?}", report.warnings);
+/// }
+/// # Ok::<(), snap::Error>(())
+/// ```
+pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
+    let start = Instant::now();
+    let mut warnings = Vec::new();
+    let roots = check_paths(opts, &mut warnings)?;
+    if roots.is_empty() {
+        warnings.push("nothing to back up".into());
+        return Ok(TakeReport {
+            id: None,
+            snapshot: None,
+            warnings,
+        });
+    }
+    let lock = store.lock("take", opts.lock_wait.0)?;
+    let mut index = store.open_index(&lock)?;
+    let index_len = || fs::metadata(store.index_path()).map_or(0, |m| m.len());
+    // Compacted before (a gc's frees can be moved only by a new writer) and
+    // after the last commit: redb doubles the file when a commit finds it
+    // full, so a take that ended in a commit would leave it twice its size.
+    let compact = |index: &mut Index, warnings: &mut Vec<String>| {
+        if let Err(e) = index.compact() {
+            warnings.push(format!("the index was not compacted ({e})"));
+        }
+    };
+    compact(&mut index, &mut warnings);
+    let index_before = index_len();
+    let paths: Vec<String> = roots.iter().map(|p| p.to_string_lossy().into()).collect();
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let parent = find_parent(store, &paths, &host)?;
+    let mut w = Walker {
+        writer: ChunkWriter::new(store, &index)?,
+        reader: StoreReader::new(store, &index)?,
+        excludes: Excludes::new(&opts.excludes)?,
+        opts,
+        stats: TakeStats::default(),
+        skipped: Vec::new(),
+        databases: Vec::new(),
+        warnings,
+        progress: store.progress().clone(),
+    };
+    w.progress
+        .start("take", Some(source::estimate(&roots, &w.excludes)));
+    // On any failure (a full disk, a signal, bad input met part way) the
+    // packs written so far are undone: a take that records nothing leaves
+    // nothing behind.
+    let (tree, written) = match w.walk(&roots, parent.as_ref().map(|p| &p.1)) {
+        Ok(done) => done,
+        Err(e) => {
+            w.progress.finish();
+            let undone = w.writer.abandon();
+            if undone.is_nothing() && !matches!(e, Error::Interrupted) {
+                return Err(e);
+            }
+            return Err(e.stopped(format!("no snapshot was recorded; {}", undone.describe())));
+        }
+    };
+    w.progress.finish();
+    let Walker {
+        mut stats,
+        skipped,
+        databases,
+        mut warnings,
+        reader,
+        writer,
+        ..
+    } = w;
+    // Their read transactions would keep the compaction from moving pages.
+    drop((reader, writer));
+    compact(&mut index, &mut warnings);
+    // What the store grew by, the index included (compacted).
+    stats.added = written.added + index_len().saturating_sub(index_before);
+    stats.added_raw = written.added_raw;
+    stats.chunks_added = written.chunks_added;
+    stats.duration_ms = start.elapsed().as_millis() as u64;
+    let snapshot = Snapshot {
+        version: RECORD_VERSION,
+        time: opts
+            .time
+            .unwrap_or_else(|| chrono::Local::now().fixed_offset()),
+        host,
+        paths,
+        tags: opts.tags.clone(),
+        tree,
+        parent: parent.map(|(id, _)| id),
+        stats,
+        skipped,
+        databases,
+        excludes: opts.excludes.clone(),
+    };
+    // The record is written last: only now is every chunk it names durable.
+    let id = store.write_snapshot(&snapshot)?;
+    // The snapshot exists now; the catalog is a cache a rebuild restores.
+    if let Err(e) = index.add_snapshot(&id, snapshot.time.timestamp()) {
+        warnings.push(format!("the index catalog was not updated ({e})"));
+    }
+    // The catalog's commit grew the file again; compacted, it is the size
+    // `stats.added` counted.
+    compact(&mut index, &mut warnings);
+    Ok(TakeReport {
+        id: Some(id),
+        snapshot: Some(snapshot),
+        warnings,
+    })
+}
+
+/// Absolute, existing roots with distinct base names; nothing is written yet,
+/// so bad input changes nothing.
+fn check_paths(opts: &TakeOptions, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for p in &opts.paths {
+        let abs = std::path::absolute(p).map_err(Error::io("resolve", p))?;
+        match fs::symlink_metadata(&abs) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && opts.allow_missing => {
+                warnings.push(format!("{} does not exist: skipped", p.display()));
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Refused {
+                    message: format!("{} does not exist; nothing was recorded", p.display()),
+                    option: "allow_missing",
+                })
+            }
+            Err(e) => return Err(Error::io("stat", p)(e)),
+        }
+        if abs.file_name().is_some() && roots.iter().any(|r| r.file_name() == abs.file_name()) {
+            return Err(Error::Invalid(format!(
+                "two paths share the base name {:?}; snapshot them separately",
+                abs.file_name().unwrap_or_default()
+            )));
+        }
+        roots.push(abs);
+    }
+    if roots.is_empty() && !opts.allow_missing {
+        return Err(Error::Invalid("no path to snapshot was given".into()));
+    }
+    Ok(roots)
+}
+
+/// The newest snapshot of the same paths from this host: its unchanged files
+/// are not read again.
+fn find_parent(
+    store: &Store,
+    paths: &[String],
+    host: &str,
+) -> Result<Option<(SnapshotId, Snapshot)>> {
+    Ok(store
+        .snapshots()?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.paths == paths && s.host == host))
+}

@@ -1,0 +1,280 @@
+//! take's walk: every root through the one directory walk
+//! (`source::walk`) into tree nodes, files chunked, databases captured
+//! through SQLite, each directory's tree stored as chunks as it is left.
+
+use super::TakeOptions;
+use crate::error::{Error, Result};
+use crate::format::record::{DatabaseSummary, Skipped, Snapshot, TakeStats};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::id::ChunkId;
+use crate::source::walk::{self, Dir, Entry, Kind};
+use crate::source::{self, sqlite, Excludes};
+use crate::store::writer::WriteStats;
+use crate::store::{ChunkWriter, StoreReader};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub(super) struct Walker<'a> {
+    pub writer: ChunkWriter<'a>,
+    pub reader: StoreReader<'a>,
+    pub excludes: Excludes,
+    pub opts: &'a TakeOptions,
+    pub stats: TakeStats,
+    pub skipped: Vec<Skipped>,
+    pub databases: Vec<DatabaseSummary>,
+    pub warnings: Vec<String>,
+    pub progress: crate::progress::Reporter,
+}
+
+fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
+    tree.nodes
+        .binary_search_by(|n| n.name.as_slice().cmp(name))
+        .ok()
+        .map(|i| &tree.nodes[i])
+}
+
+/// A root as the walk sees it: an entry of its parent directory.
+fn root_entry(root: &Path) -> Result<Entry> {
+    let meta = fs::symlink_metadata(root).map_err(Error::io("stat", root))?;
+    Ok(Entry {
+        name: root
+            .file_name()
+            .unwrap_or(std::ffi::OsStr::new("root"))
+            .to_os_string(),
+        real: root.to_path_buf(),
+        at: root.to_path_buf(),
+        kind: walk::classify(root, &meta),
+        meta,
+    })
+}
+
+impl Walker<'_> {
+    /// Stores every root and the top tree; returns the top tree's chunks and
+    /// what the writer added, every chunk durable and indexed.
+    pub fn walk(
+        &mut self,
+        roots: &[PathBuf],
+        parent: Option<&Snapshot>,
+    ) -> Result<(Vec<ChunkId>, WriteStats)> {
+        let parent_top = match parent {
+            Some(p) => Some(self.reader.tree(&p.tree)?),
+            None => None,
+        };
+        let mut top = Tree::default();
+        for root in roots {
+            let entry = root_entry(root)?;
+            let old = parent_top
+                .as_ref()
+                .and_then(|t| find(t, entry.name.as_bytes()));
+            let parent_dir = Dir::new(root.parent().unwrap_or(Path::new("/")));
+            if let Some(node) = self.node(&parent_dir, &entry, old, "")? {
+                top.nodes.push(node);
+            }
+        }
+        top.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        // Each list is held once at the end: a 10 GiB database's is 5 MB.
+        drop(parent_top);
+        let encoded = crate::format::tree::encode_tree(&top);
+        drop(top);
+        let tree = self.writer.put_buffer(&encoded)?;
+        drop(encoded);
+        Ok((tree, self.writer.finish()?))
+    }
+
+    /// The node for `e` (an entry of `dir`), or None when it is skipped.
+    fn node(
+        &mut self,
+        dir: &Dir,
+        e: &Entry,
+        old: Option<&Node>,
+        rel: &str,
+    ) -> Result<Option<Node>> {
+        crate::cancel::check()?;
+        let name = e.name.as_bytes().to_vec();
+        let rel = match rel.is_empty() {
+            true => String::from_utf8_lossy(&name).into_owned(),
+            false => format!("{rel}/{}", String::from_utf8_lossy(&name)),
+        };
+        let kind = match e.kind {
+            Kind::Dir => match self.dir(dir, e, old, &rel)? {
+                Some(tree) => NodeKind::Dir { tree },
+                None => return Ok(None),
+            },
+            Kind::Symlink => {
+                let target = fs::read_link(&e.at).map_err(Error::io("read link", &e.real))?;
+                NodeKind::Symlink {
+                    target: target.as_os_str().as_bytes().to_vec(),
+                }
+            }
+            Kind::Database => return self.database(e, name, old, rel).map(Some),
+            Kind::File => {
+                if e.meta.len() > 0 && source::named_like_a_database(&e.real) {
+                    self.warnings.push(format!(
+                        "{}: named like a database but not SQLite (no SQLite header): stored as a plain file",
+                        e.real.display()
+                    ));
+                }
+                match self.file(e, old)? {
+                    Some(chunks) => NodeKind::File { chunks },
+                    None => return Ok(None),
+                }
+            }
+            Kind::Other => {
+                self.warnings.push(format!(
+                    "{}: not a file, directory or symlink; skipped",
+                    e.real.display()
+                ));
+                return Ok(None);
+            }
+        };
+        Ok(Some(source::node(name, &e.meta, kind)))
+    }
+
+    fn unreadable(&mut self, path: &Path, e: impl std::fmt::Display) -> Result<()> {
+        if !self.opts.skip_unreadable {
+            return Err(Error::Refused {
+                message: format!(
+                    "cannot read {}: {e}; no snapshot was recorded",
+                    path.display()
+                ),
+                option: "skip_unreadable",
+            });
+        }
+        self.warnings
+            .push(format!("{}: {e}; skipped", path.display()));
+        self.skipped.push(Skipped {
+            path: path.to_string_lossy().into(),
+            reason: e.to_string(),
+        });
+        Ok(())
+    }
+
+    fn dir(
+        &mut self,
+        parent: &Dir,
+        e: &Entry,
+        old: Option<&Node>,
+        rel: &str,
+    ) -> Result<Option<Vec<ChunkId>>> {
+        if rel.matches('/').count() >= crate::format::tree::MAX_DEPTH {
+            return Err(Error::Invalid(format!(
+                "{} is nested more than {} directories deep; snap does not record trees that deep (nothing was recorded)",
+                e.real.display(),
+                crate::format::tree::MAX_DEPTH
+            )));
+        }
+        let dir = parent
+            .enter(&e.name)
+            .map_err(Error::io("open directory", &e.real))?;
+        let mut notes = Vec::new();
+        let entries = match walk::entries(&dir, &self.excludes, &mut |n| notes.push(n)) {
+            Ok(list) => list,
+            Err(Error::Io {
+                op: "read directory",
+                source,
+                ..
+            }) => return self.unreadable(&e.real, source).map(|_| None),
+            Err(other) => return Err(other),
+        };
+        self.warnings.extend(notes);
+        let old_tree = match old.map(|n| &n.kind) {
+            Some(NodeKind::Dir { tree }) => Some(self.reader.tree(tree)?),
+            _ => None,
+        };
+        let mut tree = Tree::default();
+        for child in &entries {
+            let old_child = old_tree
+                .as_ref()
+                .and_then(|t| find(t, child.name.as_bytes()));
+            if let Some(node) = self.node(&dir, child, old_child, rel)? {
+                tree.nodes.push(node);
+            }
+        }
+        self.stats.dirs += 1;
+        self.writer
+            .put_buffer(&crate::format::tree::encode_tree(&tree))
+            .map(Some)
+    }
+
+    fn file(&mut self, e: &Entry, old: Option<&Node>) -> Result<Option<Vec<ChunkId>>> {
+        let meta = &e.meta;
+        self.stats.files += 1;
+        self.stats.size += meta.len();
+        if let (false, Some(old)) = (self.opts.force_read, old) {
+            if let NodeKind::File { chunks } = &old.kind {
+                if source::unchanged(old, meta) && self.all_stored(chunks)? {
+                    self.progress.advance(meta.len());
+                    return Ok(Some(chunks.clone()));
+                }
+            }
+        }
+        let file = match fs::File::open(&e.at) {
+            Ok(f) => f,
+            Err(err) => return self.unreadable(&e.real, err).map(|_| None),
+        };
+        // Read at most the size seen at open: a file that grows while it is
+        // read (a log being appended to) must not be read until the disk is full.
+        let size = meta.len();
+        let mut chunks = Vec::new();
+        let mut read = 0u64;
+        let params = self.reader.packs.store().config().chunker;
+        for chunk in crate::chunker::file_chunks(std::io::Read::take(&file, size), params) {
+            let data = match chunk {
+                Ok(d) => d,
+                Err(err) => return self.unreadable(&e.real, err).map(|_| None),
+            };
+            read += data.len() as u64;
+            self.stats.read += data.len() as u64;
+            self.progress.advance(data.len() as u64);
+            chunks.push(self.writer.put(data)?);
+        }
+        let now = file.metadata().ok();
+        let changed = read != size
+            || now
+                .is_none_or(|m| m.len() != size || source::mtime_ns(&m) != source::mtime_ns(meta));
+        if changed {
+            // As tar does: keep what was read, and say the file changed meanwhile.
+            self.warnings.push(format!(
+                "{}: file changed while it was read; {read} of its {size} bytes at open were stored",
+                e.real.display()
+            ));
+        }
+        Ok(Some(chunks))
+    }
+
+    fn all_stored(&self, chunks: &[ChunkId]) -> Result<bool> {
+        for c in chunks {
+            if !self.writer.has(c)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn database(
+        &mut self,
+        e: &Entry,
+        name: Vec<u8>,
+        old: Option<&Node>,
+        rel: String,
+    ) -> Result<Node> {
+        if sqlite::hot_journal(&e.at) {
+            self.warnings.push(format!(
+                "{}-journal is left over from an interrupted write; SQLite rolls it back on open, and it is not stored",
+                e.real.display()
+            ));
+        }
+        let parent = old.and_then(|n| n.kind.database());
+        let image = sqlite::capture(&e.at, &self.opts.sqlite, &mut self.writer, parent)?;
+        self.stats.databases += 1;
+        self.stats.size += image.db.page_count * image.db.page_size as u64;
+        self.stats.read += image.bytes_read;
+        self.progress.advance(e.meta.len());
+        self.warnings.extend(image.warnings);
+        self.databases.push(sqlite::summary(rel, &image.db));
+        let mut node = source::node(name, &e.meta, NodeKind::ListedDatabase(Box::new(image.db)));
+        node.size = e.meta.len();
+        Ok(node)
+    }
+}
