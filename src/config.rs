@@ -113,6 +113,17 @@ pub enum Action {
     Verify,
 }
 
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Action::Take => "take",
+            Action::Gc => "gc",
+            Action::Mirror => "mirror",
+            Action::Verify => "verify",
+        })
+    }
+}
+
 /// A scheduled job.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -26,6 +26,9 @@ pub enum Event {
         /// Who holds the lock, as the holder wrote it.
         holder: String,
     },
+    /// A step worth naming to someone who asked for detail (`-v`): which
+    /// parent a take compares with, each database captured, each target.
+    Note(String),
 }
 
 /// A progress callback; cheap to clone, callable from any thread.
@@ -88,5 +91,12 @@ impl Reporter {
     /// The phase is done.
     pub fn finish(&self) {
         self.send(Event::Finish)
+    }
+
+    /// Names a step (shown with `-v`).
+    pub fn note(&self, text: impl Into<String>) {
+        if self.0.is_some() {
+            self.send(Event::Note(text.into()))
+        }
     }
 }

@@ -200,7 +200,11 @@ pub fn find(ctx: &Ctx, args: FindArgs) -> Result<u8> {
                 out,
                 "{} {} {}",
                 &r["snapshot"].as_str().unwrap_or("")[..12],
-                r["time"].as_str().unwrap_or(""),
+                r["time"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| super::time(&t))
+                    .unwrap_or_default(),
                 r["path"].as_str().unwrap_or("")
             )?;
         }

@@ -120,7 +120,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             "{} {} {}  {}",
             if d.keep { "keep  " } else { "forget" },
             &d.id[..12],
-            d.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            super::time(&d.time),
             d.reasons.join(", ")
         );
     }

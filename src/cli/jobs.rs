@@ -79,11 +79,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
         ctx.print_json(&record)?;
     } else {
         println!(
-            "job {} ({:?}): {} in {:.2} s",
+            "job {}: {} {} in {:.2} s",
             record.job, record.action, record.outcome, record.duration_seconds
         );
         if let Some(e) = &record.error {
             println!("  error: {e}");
+        }
+        for w in &record.warnings {
+            println!("  warning: {w}");
         }
     }
     Ok(if record.ok() { 0 } else { 1 })
@@ -105,7 +108,10 @@ pub fn daemon(ctx: &Ctx, args: DaemonArgs) -> Result<u8> {
     };
     let stop_at = args.stop_at.as_deref().map(parse).transpose()?;
     let runs = runner(ctx, clock.as_ref())?.daemon(&stop, stop_at)?;
-    eprintln!("snap daemon: stopped after {runs} job runs");
+    eprintln!(
+        "snap daemon: stopped after {}",
+        super::count(runs, "job run")
+    );
     Ok(0)
 }
 
@@ -156,10 +162,10 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
                 "{:<16} {:<7} last {} ({}), last success {}, next {}{}{}",
                 r["job"].as_str().unwrap_or(""),
                 r["action"].as_str().unwrap_or(""),
-                r["last_start"].as_str().unwrap_or("never"),
+                when(&r["last_start"], "never"),
                 r["last_outcome"].as_str().unwrap_or("-"),
-                r["last_success"].as_str().unwrap_or("never"),
-                r["next"].as_str().unwrap_or("-"),
+                when(&r["last_success"], "never"),
+                when(&r["next"], "-"),
                 if r["overdue"] == true {
                     "  OVERDUE"
                 } else {
@@ -328,4 +334,13 @@ fn cron_command(cmd: &str, service: &snap::config::Service) -> String {
         prefix.push_str(&format!("{k}={} ", quote(v)));
     }
     format!("{prefix}{cmd}")
+}
+
+/// A time of the status table: to the second, in one format.
+fn when(v: &serde_json::Value, none: &str) -> String {
+    v.as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(none.to_string(), |t| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
 }

@@ -27,7 +27,11 @@ pub enum Key {
 }
 
 pub fn run(ctx: &Ctx, what: Key) -> Result<u8> {
-    let store = ctx.open()?;
+    // A new machine's first command may be `key generate`, as it may be `take`.
+    let store = match what {
+        Key::Generate { .. } | Key::AddRecipient { .. } => ctx.open_or_init()?,
+        _ => ctx.open()?,
+    };
     let mut list = state::recipients(&store)?;
     match what {
         Key::Generate { out } => {

@@ -64,7 +64,7 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
         println!(
             "{:<12} {:<25} {:<12} {:>10} {:>10}  {:<16} {}{}",
             &id.to_hex()[..12],
-            s.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            super::time(&s.time),
             s.host,
             bytes(s.stats.size),
             bytes(s.stats.added),

@@ -23,7 +23,8 @@ use std::time::Duration;
     name = "snap",
     // "(snapdb)" tells this snap from Ubuntu's package manager, also `snap`.
     version = concat!(env!("CARGO_PKG_VERSION"), " (snapdb)"),
-    about = "Snapshots of SQLite databases and data directories, deduplicated and verified"
+    about = "Snapshots of SQLite databases and data directories, deduplicated and verified",
+    after_long_help = EXIT_CODES_AND_EXAMPLES
 )]
 pub struct Cli {
     /// Store directory [default: $SNAP_STORE, else the config's `store`, else ~/.local/share/snap]
@@ -51,6 +52,33 @@ pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The man page's (and `--help`'s) last section: exit codes and examples.
+const EXIT_CODES_AND_EXAMPLES: &str = "\
+EXIT STATUS
+  0  success (also \"nothing to back up\" with --allow-missing)
+  1  an I/O, index or SQLite failure; a job that failed
+  2  bad input: missing path, unknown id, existing target, open database, bad config;
+     nothing was changed
+  3  corrupt data detected (restore stopped, verify or mirror found problems)
+  4  the store is busy: another snap process held it longer than --lock-wait
+  5  the snapshot was recorded but a database image failed its check
+  6  a remote failed (unreachable); mirror resumes where it stopped when run again
+  7  status: a job is overdue or failing, or an in-place restore did not finish
+  8  a remote's credential is missing or was refused (it needs the permission named)
+  130 interrupted (SIGINT, SIGTERM): stopped at a safe point; the message says what is left
+
+EXAMPLES
+  snap take ./data                                   snapshot a data directory
+  snap take app.db --tag pre-migration --allow-missing   a migration hook
+  snap list                                          what is there
+  snap diff latest:./app.db --live                   what changed since, down to rows
+  snap recover latest:./app.db --db ./app.db --dry-run   the lost rows, as SQL
+  snap restore latest:./data --in-place              roll back (undoable)
+  snap verify --read-data                            re-read and re-check everything
+  snap mirror --remote gs://bucket/prefix            an encrypted off-site copy
+
+Ubuntu's package manager is also called snap; this one says \"(snapdb)\" in --version.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -232,6 +260,22 @@ impl Ctx {
     /// that did not finish is named on stderr.
     pub fn open(&self) -> Result<Store> {
         let store = Store::open(&self.store_path)?.with_progress(progress::reporter(self));
+        warn_unfinished(&store);
+        Ok(store)
+    }
+
+    /// The store, created on first use (saying so, and how it was chosen):
+    /// what `take` and `key generate` write into.
+    pub fn open_or_init(&self) -> Result<Store> {
+        let new = !self.store_path.join("config").exists();
+        let store = Store::open_or_init(&self.store_path)?.with_progress(self.reporter());
+        if new && !self.quiet {
+            eprintln!(
+                "snap: created store {} ({})",
+                store.root().display(),
+                self.store_origin
+            );
+        }
         warn_unfinished(&store);
         Ok(store)
     }
@@ -464,4 +508,12 @@ pub fn print_error(message: &str, code: i32) {
     } else {
         eprintln!("snap: {message}");
     }
+}
+
+/// A time as every human-readable output shows it: RFC 3339, to the second.
+pub fn time<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

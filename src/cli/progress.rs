@@ -13,8 +13,10 @@ pub fn reporter(ctx: &Ctx) -> Reporter {
     let draw = !ctx.json && !ctx.quiet && std::io::stderr().is_terminal();
     let (quiet, verbose) = (ctx.quiet, ctx.verbose);
     let bar: Arc<Mutex<Option<indicatif::ProgressBar>>> = Arc::default();
+    let phase: Arc<Mutex<Option<(String, std::time::Instant)>>> = Arc::default();
     Reporter::new(move |e| {
         let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = phase.lock().unwrap_or_else(|e| e.into_inner());
         match e {
             Event::Waiting { holder } if !quiet => {
                 eprintln!("snap: waiting for the store lock: {holder}");
@@ -36,6 +38,7 @@ pub fn reporter(ctx: &Ctx) -> Reporter {
                         "snap: {phase}{}",
                         size.map(|s| format!(" ({s})")).unwrap_or_default()
                     );
+                    *current = Some((phase.clone(), std::time::Instant::now()));
                 }
                 if draw {
                     *bar = Some(new_bar(&phase, total, bytes));
@@ -50,7 +53,17 @@ pub fn reporter(ctx: &Ctx) -> Reporter {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
+                if let Some((name, start)) = current.take() {
+                    eprintln!(
+                        "snap: {name}: done in {:.2} s",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
             }
+            Event::Note(text) if verbose => match bar.as_ref() {
+                Some(b) => b.println(format!("snap: {text}")),
+                None => eprintln!("snap: {text}"),
+            },
             _ => {}
         }
     })

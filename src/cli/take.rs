@@ -1,6 +1,6 @@
 use super::{bytes, Ctx};
 use anyhow::Result;
-use snap::{source::sqlite::CaptureOptions, Store, TakeOptions};
+use snap::{source::sqlite::CaptureOptions, TakeOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -73,16 +73,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         }
     }
     // `snap take ./data` works on a fresh machine: the store is created on first use.
-    let new = !ctx.store_path.join("config").exists();
-    let store = Store::open_or_init(&ctx.store_path)?.with_progress(ctx.reporter());
-    super::warn_unfinished(&store);
-    if new && !ctx.quiet {
-        eprintln!(
-            "snap: created store {} ({})",
-            store.root().display(),
-            ctx.store_origin
-        );
-    }
+    let store = ctx.open_or_init()?;
     if args.paths.is_empty() {
         let config = ctx.config()?;
         let names: Vec<String> = if args.sources.is_empty() {
@@ -129,6 +120,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
 }
 
 fn report(ctx: &Ctx, args: &Args, report: &snap::TakeReport) -> Result<u8> {
+    let store = std::path::absolute(&ctx.store_path).unwrap_or(ctx.store_path.clone());
     for w in &report.warnings {
         eprintln!("snap: warning: {w}");
     }
@@ -147,7 +139,7 @@ fn report(ctx: &Ctx, args: &Args, report: &snap::TakeReport) -> Result<u8> {
         println!("{}", id.to_hex());
     } else if ctx.json {
         ctx.print_json(&serde_json::json!({
-            "id": id.to_hex(), "store": ctx.store_path, "time": s.time, "paths": s.paths, "tags": s.tags,
+            "id": id.to_hex(), "store": store, "store_origin": ctx.store_origin, "time": s.time, "paths": s.paths, "tags": s.tags,
             "stats": s.stats, "databases": s.databases, "skipped": s.skipped,
             "warnings": report.warnings, "ok": report.ok(),
         }))?;
@@ -156,12 +148,18 @@ fn report(ctx: &Ctx, args: &Args, report: &snap::TakeReport) -> Result<u8> {
         println!(
             "snapshot {} saved in {} ({})",
             id.to_hex(),
-            ctx.store_path.display(),
+            store.display(),
             ctx.store_origin
         );
         println!(
-            "  {} files, {} dirs, {} databases; {} in snapshot, {} read, {} new stored ({} plain); {:.2} s",
-            st.files, st.dirs, st.databases, bytes(st.size), bytes(st.read), bytes(st.added), bytes(st.added_raw),
+            "  {}, {}, {}; {} in snapshot, {} read, {} new stored ({} plain); {:.2} s",
+            super::count(st.files, "file"),
+            super::count(st.dirs, "dir"),
+            super::count(st.databases, "database"),
+            bytes(st.size),
+            bytes(st.read),
+            bytes(st.added),
+            bytes(st.added_raw),
             st.duration_ms as f64 / 1000.0
         );
         for d in &s.databases {

@@ -131,6 +131,17 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
         push::rescan(store, remote, &codec, &mut state)?;
     }
     let found = push::config(store, remote, &codec, &recipients, &mut state)?;
+    store.progress().note(format!(
+        "{}: {}",
+        remote.url,
+        match found {
+            push::Found::New => "a new remote",
+            push::Found::Known => "known (its config is there, as sent)",
+            push::Found::Unknown =>
+                "holds this store, but this store has no record of mirroring there",
+            push::Found::Lost => "its config was gone: sending everything again",
+        }
+    ));
     match found {
         push::Found::Lost => report.warnings.push(format!(
             "{} had lost its objects (its config was gone: a wiped or replaced bucket); everything this store holds was sent again",

@@ -185,6 +185,11 @@ fn write_jobs(
         links: Default::default(),
     };
     for job in jobs {
+        store.progress().note(format!(
+            "restoring {} into {}",
+            String::from_utf8_lossy(&job.node.name),
+            job.into.display()
+        ));
         fs::create_dir_all(&job.into).map_err(Error::io("create directory", &job.into))?;
         w.node(&crate::source::walk::Dir::new(&job.into), &job.node)?;
         crate::store::durable::fsync_dir(&job.into)?;

@@ -106,6 +106,17 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     let paths: Vec<String> = roots.iter().map(|p| p.to_string_lossy().into()).collect();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let parent = find_parent(store, &paths, &host)?;
+    store.progress().note(match &parent {
+        Some((id, _)) => format!(
+            "into store {}; parent snapshot {} (files unchanged since are not read again)",
+            store.root().display(),
+            &id.to_hex()[..12]
+        ),
+        None => format!(
+            "into store {}; no earlier snapshot of these paths: every file is read",
+            store.root().display()
+        ),
+    });
     let mut w = Walker {
         writer: ChunkWriter::new(store, &index)?,
         reader: StoreReader::new(store, &index)?,

@@ -272,6 +272,16 @@ impl Walker<'_> {
         self.stats.read += image.bytes_read;
         self.progress.advance(e.meta.len());
         self.warnings.extend(image.warnings);
+        self.progress.note(format!(
+            "database {}: {} pages of {} B, {} mode, {} read, {} {}",
+            e.real.display(),
+            image.db.page_count,
+            image.db.page_size,
+            image.db.journal_mode,
+            indicatif::HumanBytes(image.bytes_read),
+            image.db.check_kind,
+            image.db.check.lines().next().unwrap_or("")
+        ));
         self.databases.push(sqlite::summary(rel, &image.db));
         let mut node = source::node(name, &e.meta, NodeKind::ListedDatabase(Box::new(image.db)));
         node.size = e.meta.len();

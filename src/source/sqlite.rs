@@ -200,11 +200,19 @@ pub fn capture(
         db.check = format!("damaged file: {}; {}", damage.join("; "), db.check);
     }
     if db.check != "ok" {
+        // The whole answer is in the record (and `take`'s report); the
+        // warning says what failed in one line.
+        let lines = db.check.lines().count();
         warnings.push(format!(
-            "{}: {} of the captured image failed: {}",
+            "{}: {} of the captured image failed: {}{}",
             path.display(),
             db.check_kind,
-            db.check
+            db.check.lines().next().unwrap_or(""),
+            if lines > 1 {
+                format!(" (and {} more lines, in the snapshot's record)", lines - 1)
+            } else {
+                String::new()
+            }
         ));
     }
     Ok(Image {

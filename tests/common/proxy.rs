@@ -13,6 +13,15 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(upstream: u16) -> Proxy {
+        Proxy::with_grants(
+            upstream,
+            &["creator=create", "pruner=create,get,list,delete"],
+        )
+    }
+
+    /// A proxy with these grants (`TOKEN=perm,perm`; an empty token is a
+    /// request without credentials, as against an emulator).
+    pub fn with_grants(upstream: u16, grants: &[&str]) -> Proxy {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -21,12 +30,8 @@ impl Proxy {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/proxy/gcs_iam.py");
         let child = Command::new("python3")
             .arg(script)
-            .args([
-                &port.to_string(),
-                &upstream.to_string(),
-                "creator=create",
-                "pruner=create,get,list,delete",
-            ])
+            .args([port.to_string(), upstream.to_string()])
+            .args(grants)
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
