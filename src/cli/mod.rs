@@ -1,16 +1,22 @@
 //! Command line: parse and validate, call the library, print (human or --json).
 
 mod diff;
+mod filter;
 mod gc;
+mod help;
 mod jobs;
 mod key;
 mod list;
 mod mirror;
+mod out;
 mod progress;
 mod recover;
 mod restore;
 mod take;
 mod verify;
+
+pub use filter::{Filter, HostTag};
+pub use out::{bytes, count, print_error, time, warn_unfinished};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -24,7 +30,7 @@ use std::time::Duration;
     // "(snapdb)" tells this snap from Ubuntu's package manager, also `snap`.
     version = concat!(env!("CARGO_PKG_VERSION"), " (snapdb)"),
     about = "Snapshots of SQLite databases and data directories, deduplicated and verified",
-    after_long_help = EXIT_CODES_AND_EXAMPLES
+    after_long_help = help::EXIT_CODES_AND_EXAMPLES
 )]
 pub struct Cli {
     /// Store directory [default: $SNAP_STORE, else the config's `store`, else ~/.local/share/snap]
@@ -52,33 +58,6 @@ pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
-
-/// The man page's (and `--help`'s) last section: exit codes and examples.
-const EXIT_CODES_AND_EXAMPLES: &str = "\
-EXIT STATUS
-  0  success (also \"nothing to back up\" with --allow-missing)
-  1  an I/O, index or SQLite failure; a job that failed
-  2  bad input: missing path, unknown id, existing target, open database, bad config;
-     nothing was changed
-  3  corrupt data detected (restore stopped, verify or mirror found problems)
-  4  the store is busy: another snap process held it longer than --lock-wait
-  5  the snapshot was recorded but a database image failed its check
-  6  a remote failed (unreachable); mirror resumes where it stopped when run again
-  7  status: a job is overdue or failing, or an in-place restore did not finish
-  8  a remote's credential is missing or was refused (it needs the permission named)
-  130 interrupted (SIGINT, SIGTERM): stopped at a safe point; the message says what is left
-
-EXAMPLES
-  snap take ./data                                   snapshot a data directory
-  snap take app.db --tag pre-migration --allow-missing   a migration hook
-  snap list                                          what is there
-  snap diff latest:./app.db --live                   what changed since, down to rows
-  snap recover latest:./app.db --db ./app.db --dry-run   the lost rows, as SQL
-  snap restore latest:./data --in-place              roll back (undoable)
-  snap verify --read-data                            re-read and re-check everything
-  snap mirror --remote gs://bucket/prefix            an encrypted off-site copy
-
-Ubuntu's package manager is also called snap; this one says \"(snapdb)\" in --version.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -419,101 +398,4 @@ pub fn run() -> Result<u8> {
 /// Bad input from the command line: exit 2, nothing was changed.
 pub fn invalid(msg: impl std::fmt::Display) -> anyhow::Error {
     snap::Error::Invalid(msg.to_string()).into()
-}
-
-/// restic's snapshot filters, for commands that work on several snapshots.
-#[derive(clap::Args, Default)]
-pub struct Filter {
-    /// Only snapshots that hold this path (repeatable): a snapshot of a
-    /// directory holds everything inside it
-    #[arg(long = "path", value_name = "PATH")]
-    paths: Vec<PathBuf>,
-    /// Only snapshots taken on this host (repeatable)
-    #[arg(long = "host", value_name = "HOST")]
-    hosts: Vec<String>,
-    /// Only snapshots with this tag (repeatable: any of them)
-    #[arg(long = "tag", value_name = "TAG")]
-    tags: Vec<String>,
-}
-
-/// The host and tag filters, for commands whose --path means something else.
-#[derive(clap::Args, Default)]
-pub struct HostTag {
-    /// `latest` means the newest snapshot taken on this host (repeatable)
-    #[arg(long = "host", value_name = "HOST")]
-    hosts: Vec<String>,
-    /// `latest` means the newest snapshot with this tag (repeatable)
-    #[arg(long = "tag", value_name = "TAG")]
-    tags: Vec<String>,
-}
-
-impl Filter {
-    pub fn selection(&self) -> Result<snap::Selection> {
-        Ok(snap::Selection {
-            paths: self
-                .paths
-                .iter()
-                .map(std::path::absolute)
-                .collect::<std::io::Result<_>>()?,
-            hosts: self.hosts.clone(),
-            tags: self.tags.clone(),
-        })
-    }
-}
-
-impl HostTag {
-    pub fn selection(&self) -> snap::Selection {
-        snap::Selection {
-            hosts: self.hosts.clone(),
-            tags: self.tags.clone(),
-            ..Default::default()
-        }
-    }
-}
-
-pub fn bytes(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
-}
-
-/// "1 snapshot", "3 snapshots".
-pub fn count(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
-/// Names every in-place restore of `store` that began and did not finish.
-pub fn warn_unfinished(store: &Store) {
-    match snap::restore::journal::unfinished(store) {
-        Ok(list) => {
-            for u in list.iter().filter(|u| !u.is_running()) {
-                eprintln!("snap: warning: {}", u.describe());
-            }
-        }
-        Err(e) => eprintln!("snap: warning: the restore journals cannot be read: {e}"),
-    }
-}
-
-/// Prints a failure on stderr: one line, or with `--json`, a JSON object
-/// (`{"error", "exit_code"}`) a monitor can parse.
-pub fn print_error(message: &str, code: i32) {
-    let json = std::env::args().any(|a| a == "--json");
-    if json {
-        eprintln!(
-            "{}",
-            serde_json::json!({"error": message, "exit_code": code})
-        );
-    } else {
-        eprintln!("snap: {message}");
-    }
-}
-
-/// A time as every human-readable output shows it: RFC 3339, to the second.
-pub fn time<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> String
-where
-    Tz::Offset: std::fmt::Display,
-{
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
