@@ -262,3 +262,47 @@ fn leftovers_of_a_killed_restore_are_swept_and_never_stored() {
     );
     assert!(!leftover.exists(), "swept by the next in-place restore");
 }
+
+// A restore --to that met a corrupt pack left a partial tree. What it
+// created is removed; the error says so.
+#[test]
+fn a_failed_restore_to_a_new_directory_removes_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, store) = (dir.path().join("data"), dir.path().join("store"));
+    fs::create_dir_all(data.join("first")).unwrap();
+    fs::write(data.join("first/a"), Rng(1).bytes(200_000)).unwrap();
+    snap_ok(&store, &["take", data.to_str().unwrap()]);
+    let before: Vec<_> = walk_packs(&store);
+    fs::create_dir_all(data.join("second")).unwrap();
+    fs::write(data.join("second/b"), Rng(2).bytes(1 << 20)).unwrap();
+    snap_ok(&store, &["take", data.to_str().unwrap()]);
+    // The second take's pack starts with b's first chunk.
+    let new: Vec<_> = walk_packs(&store)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(new.len(), 1);
+    let mut bytes = fs::read(&new[0]).unwrap();
+    bytes[1000] ^= 0x08;
+    fs::write(&new[0], bytes).unwrap();
+    let out = dir.path().join("out");
+    let r = snap(
+        &store,
+        &["restore", "latest", "--to", out.to_str().unwrap()],
+    );
+    assert_eq!(r.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("what it had written was removed"), "{err}");
+    assert!(!out.join("data").exists(), "no partial tree is left");
+}
+
+fn walk_packs(store: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for sub in fs::read_dir(store.join("packs")).unwrap().flatten() {
+        for f in fs::read_dir(sub.path()).unwrap().flatten() {
+            out.push(f.path());
+        }
+    }
+    out.sort();
+    out
+}

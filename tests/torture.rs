@@ -4,7 +4,10 @@
 //! kill the store must verify, every snapshot it lists must restore bit for
 //! bit against the reference kept when its take completed, and the newest
 //! completed snapshot must still be there; a killed mirror leaves a remote
-//! that verifies, and a killed clone is finished by the next clone.
+//! that verifies, and a killed clone is finished by the next clone. The
+//! destructive paths are killed too: an in-place rollback (of a directory of
+//! its own) always completes on a rerun, leaving nothing of snap's behind,
+//! and a recover (into a database of its own) is all or nothing.
 //!
 //! CI runs a short campaign; `scripts/torture.sh` runs 1,000+ kills
 //! (`SNAP_TORTURE_KILLS`) on a release build and prints the counts.
@@ -116,6 +119,7 @@ fn kill_campaign() {
     }
     snap_ok(&store, &["init", "--pack-size", "1048576"]);
     snap_ok(&store, &["key", "generate", "--out", identity]);
+    let side = Side::new(dir.path(), &store);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = live_writer(db.clone(), stop.clone());
     let scratch = dir.path().join("scratch");
@@ -134,8 +138,11 @@ fn kill_campaign() {
             Rng(day).bytes(300_000 + (day % 5) as usize * 100_000),
         )
         .unwrap();
-        let ops = ["take", "take", "gc", "mirror", "clone", "repair"];
+        let ops = [
+            "take", "take", "gc", "mirror", "clone", "repair", "rollback", "recover",
+        ];
         let op = ops[(rng.next() % ops.len() as u64) as usize];
+        side.prepare(op, day);
         let clone_dest = dir.path().join("clone");
         let keep = (2 + rng.next() % 4).to_string();
         let threshold = ["0", "0.1", "1"][(rng.next() % 3) as usize];
@@ -144,6 +151,7 @@ fn kill_campaign() {
             "gc" => vec!["gc", "--keep-last", &keep, "--repack-threshold", threshold],
             "mirror" => vec!["mirror", "--remote", &url],
             "clone" => vec!["--identity", identity, "clone", "--remote", &url],
+            "rollback" | "recover" => side.args(op),
             _ => vec!["repair", "index"],
         };
         let target = if op == "clone" {
@@ -178,6 +186,7 @@ fn kill_campaign() {
             counts.restores += 1;
             newest = Some(id);
         }
+        side.settle(op, &store);
         // The store verifies after every trial, with whatever the kill left.
         let read_data = counts.trials % 8 == 0;
         let mut verify = vec!["verify"];
@@ -186,11 +195,14 @@ fn kill_campaign() {
         }
         snap_ok(&store, &verify);
         counts.verified += 1;
-        let listed = snap_json(&store, &["list"]);
+        // The snapshots of the data directory (not the rollback's and the
+        // recover's, nor their undo snapshots).
+        let listed = snap_json(&store, &["list", "--path", data.to_str().unwrap()]);
         let ids: Vec<String> = listed
             .as_array()
             .unwrap()
             .iter()
+            .filter(|s| s["paths"][0] == data.to_str().unwrap())
             .map(|s| s["id"].as_str().unwrap().to_string())
             .collect();
         // A take killed after its record became durable completed too, and
@@ -260,4 +272,129 @@ fn kill_campaign() {
         counts.clones_resumed,
         start.elapsed().as_secs_f64()
     );
+}
+
+/// The destructive paths' own data: a directory rolled back in place, and a
+/// database rows are recovered into, each with its snapshot.
+struct Side {
+    roll: PathBuf,
+    roll_id: String,
+    roll_ref: BTreeMap<PathBuf, String>,
+    rec: PathBuf,
+    rec_id: String,
+    /// Rows before the trial's recover.
+    rec_before: std::cell::Cell<i64>,
+}
+
+const REC_ROWS: i64 = 2000;
+
+impl Side {
+    fn new(dir: &Path, store: &Path) -> Side {
+        let roll = dir.join("roll");
+        fs::create_dir_all(&roll).unwrap();
+        for i in 0..40 {
+            fs::write(roll.join(format!("f{i}")), Rng(900 + i).bytes(100_000)).unwrap();
+        }
+        let id = |p: &Path| {
+            snap_json(store, &["take", p.to_str().unwrap()])["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let roll_id = id(&roll);
+        let rec = dir.join("rec.db");
+        let c = Connection::open(&rec).unwrap();
+        c.execute_batch("CREATE TABLE r(id INTEGER PRIMARY KEY, v BLOB)")
+            .unwrap();
+        let tx = c.unchecked_transaction().unwrap();
+        for i in 0..REC_ROWS {
+            tx.execute("INSERT INTO r VALUES (?1, randomblob(200))", [i])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        drop(c);
+        let rec_id = id(&rec);
+        Side {
+            roll_ref: fingerprint(&roll),
+            roll,
+            roll_id,
+            rec,
+            rec_id,
+            rec_before: std::cell::Cell::new(REC_ROWS),
+        }
+    }
+
+    fn rows(&self) -> i64 {
+        let c = Connection::open(&self.rec).unwrap();
+        let ok: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok", "the recovered database is intact");
+        c.query_row("SELECT count(*) FROM r", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Changes what the trial's op will put back.
+    fn prepare(&self, op: &str, day: u64) {
+        match op {
+            "rollback" => {
+                for i in 0..40 {
+                    fs::write(
+                        self.roll.join(format!("f{i}")),
+                        Rng(day * 100 + i).bytes(100_000),
+                    )
+                    .unwrap();
+                }
+            }
+            "recover" => {
+                let c = Connection::open(&self.rec).unwrap();
+                c.execute("DELETE FROM r WHERE id % 7 = ?1", [(day % 7) as i64])
+                    .unwrap();
+                drop(c);
+                self.rec_before.set(self.rows());
+            }
+            _ => {}
+        }
+    }
+
+    fn args(&self, op: &str) -> Vec<&str> {
+        match op {
+            "rollback" => vec!["restore", &self.roll_id, "--in-place"],
+            _ => vec!["recover", &self.rec_id, "--db", self.rec.to_str().unwrap()],
+        }
+    }
+
+    /// After the op (killed or not): the state is whole, and a rerun
+    /// finishes what was interrupted.
+    fn settle(&self, op: &str, store: &Path) {
+        match op {
+            "rollback" => {
+                snap_ok(store, &self.args(op));
+                assert_eq!(
+                    fingerprint(&self.roll),
+                    self.roll_ref,
+                    "the rollback completed"
+                );
+                let left: Vec<_> = fs::read_dir(&self.roll)
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".snap-"))
+                    .collect();
+                assert!(left.is_empty(), "leftovers: {left:?}");
+                let list = snap(store, &["list"]);
+                assert!(!String::from_utf8_lossy(&list.stderr).contains("did not finish"));
+            }
+            "recover" => {
+                let now = self.rows();
+                assert!(
+                    now == self.rec_before.get() || now == REC_ROWS,
+                    "a recover is all or nothing: {now} rows (before {}, all {REC_ROWS})",
+                    self.rec_before.get()
+                );
+                snap_ok(store, &self.args(op));
+                assert_eq!(self.rows(), REC_ROWS);
+            }
+            _ => {}
+        }
+    }
 }
