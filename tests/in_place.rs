@@ -6,23 +6,9 @@ mod common;
 use common::*;
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn leftovers(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".snap-") {
-            out.push(name);
-        }
-        if e.file_type().unwrap().is_dir() {
-            out.extend(leftovers(&e.path()));
-        }
-    }
-    out
-}
 
 // Where the snapshot had a symlink and the live tree a directory (or the
 // other way round), `restore --in-place` stopped half way, exited 2 saying

@@ -48,20 +48,6 @@ fn walkdir(p: impl AsRef<Path>) -> usize {
         .sum()
 }
 
-fn leftovers(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".snap-") {
-            out.push(name);
-        }
-        if e.file_type().unwrap().is_dir() {
-            out.extend(leftovers(&e.path()));
-        }
-    }
-    out
-}
-
 /// 120 files of 256 KiB of noise, and a database.
 fn data(dir: &Path, seed: u64) {
     fs::create_dir_all(dir).unwrap();
@@ -272,12 +258,12 @@ fn a_failed_restore_to_a_new_directory_removes_what_it_wrote() {
     fs::create_dir_all(data.join("first")).unwrap();
     fs::write(data.join("first/a"), Rng(1).bytes(200_000)).unwrap();
     snap_ok(&store, &["take", data.to_str().unwrap()]);
-    let before: Vec<_> = walk_packs(&store);
+    let before: Vec<_> = pack_files(&store);
     fs::create_dir_all(data.join("second")).unwrap();
     fs::write(data.join("second/b"), Rng(2).bytes(1 << 20)).unwrap();
     snap_ok(&store, &["take", data.to_str().unwrap()]);
     // The second take's pack starts with b's first chunk.
-    let new: Vec<_> = walk_packs(&store)
+    let new: Vec<_> = pack_files(&store)
         .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
@@ -294,15 +280,4 @@ fn a_failed_restore_to_a_new_directory_removes_what_it_wrote() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("what it had written was removed"), "{err}");
     assert!(!out.join("data").exists(), "no partial tree is left");
-}
-
-fn walk_packs(store: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for sub in fs::read_dir(store.join("packs")).unwrap().flatten() {
-        for f in fs::read_dir(sub.path()).unwrap().flatten() {
-            out.push(f.path());
-        }
-    }
-    out.sort();
-    out
 }

@@ -279,22 +279,7 @@ fn verify_names_a_flipped_byte_and_a_corrupt_database_image() {
     // A database whose pages were damaged: captured (the data may be all
     // there is), marked, and named again by verify.
     let db = data.join("broken.db");
-    {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        c.execute_batch("CREATE TABLE t(x TEXT); CREATE INDEX tx ON t(x);")
-            .unwrap();
-        for i in 0..3000 {
-            c.execute(
-                "INSERT INTO t VALUES (?1)",
-                [format!("row {i} {}", "x".repeat(50))],
-            )
-            .unwrap();
-        }
-    }
-    let mut bytes = fs::read(&db).unwrap();
-    let n = bytes.len();
-    bytes[n / 2..n / 2 + 2000].fill(0x77);
-    fs::write(&db, bytes).unwrap();
+    broken_db(&db);
     snap_ok(&store, &["init"]);
     assert_eq!(
         snap(&store, &["take", data.to_str().unwrap()])

@@ -53,22 +53,7 @@ fn take_says_which_store_and_a_new_machine_can_start_with_key_generate() {
 fn a_failed_check_is_said_once() {
     let dir = tempfile::tempdir().unwrap();
     let (db, store) = (dir.path().join("broken.db"), dir.path().join("store"));
-    {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        c.execute_batch("CREATE TABLE t(x TEXT); CREATE INDEX tx ON t(x);")
-            .unwrap();
-        for i in 0..3000 {
-            c.execute(
-                "INSERT INTO t VALUES (?1)",
-                [format!("row {i} {}", "x".repeat(50))],
-            )
-            .unwrap();
-        }
-    }
-    let mut bytes = fs::read(&db).unwrap();
-    let n = bytes.len();
-    bytes[n / 2..n / 2 + 2000].fill(0x77);
-    fs::write(&db, bytes).unwrap();
+    broken_db(&db);
     let out = snap(&store, &["take", db.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(5));
     let err = String::from_utf8_lossy(&out.stderr);

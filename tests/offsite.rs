@@ -9,21 +9,6 @@ use common::proxy::Proxy;
 use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn run(envs: &[(&str, &str)], store: &Path, args: &[&str]) -> Output {
-    Command::new(snap_bin())
-        .envs(envs.iter().copied())
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into()
-}
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -42,15 +27,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 fn du(dir: &Path) -> u64 {
     files(dir).iter().map(|f| f.metadata().unwrap().len()).sum()
-}
-
-/// A store with a recipient; the identity is written beside it.
-fn sealed_store(dir: &Path) -> (PathBuf, String) {
-    let store = dir.join("store");
-    snap_ok(&store, &["init"]);
-    let id = dir.join("identity");
-    snap_ok(&store, &["key", "generate", "--out", id.to_str().unwrap()]);
-    (store, id.to_str().unwrap().to_string())
 }
 
 /// A data directory with an incompressible known file (one chunk) and a
@@ -135,7 +111,7 @@ fn the_bucket_holds_no_plaintext_no_chunk_id_and_opens_only_with_the_identity() 
         "--to",
         to.to_str().unwrap(),
     ];
-    let none = run(&[], &dir.path().join("nowhere"), &args);
+    let none = snap_env(&[], &dir.path().join("nowhere"), &args);
     assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
     assert!(stderr(&none).contains("encrypted"), "{}", stderr(&none));
     let other = dir.path().join("other");
@@ -144,7 +120,7 @@ fn the_bucket_holds_no_plaintext_no_chunk_id_and_opens_only_with_the_identity() 
         &dir.path().join("other-store"),
         &["key", "generate", "--out", other.to_str().unwrap()],
     );
-    let wrong = run(
+    let wrong = snap_env(
         &[("SNAP_IDENTITY_FILE", other.to_str().unwrap())],
         &dir.path().join("nowhere"),
         &args,
@@ -153,7 +129,7 @@ fn the_bucket_holds_no_plaintext_no_chunk_id_and_opens_only_with_the_identity() 
     assert!(stderr(&wrong).contains("wrong key"), "{}", stderr(&wrong));
     assert!(!to.exists());
     // The right one restores bit for bit, from the sealed copy alone.
-    let right = run(
+    let right = snap_env(
         &[("SNAP_IDENTITY_FILE", &identity)],
         &dir.path().join("nowhere"),
         &args,
@@ -174,10 +150,10 @@ fn a_record_the_remote_forgot_is_not_sent_again() {
     }
     snap_ok(&store, &["mirror", "--remote", &url]);
     let env = [("SNAP_IDENTITY_FILE", identity.as_str())];
-    let gc = run(&env, &store, &["gc", "--remote", &url, "--keep-last", "1"]);
+    let gc = snap_env(&env, &store, &["gc", "--remote", &url, "--keep-last", "1"]);
     assert!(gc.status.success(), "{}", stderr(&gc));
     let listed = |store: &Path| {
-        let out = run(&env, store, &["--json", "list", "--remote", &url]);
+        let out = snap_env(&env, store, &["--json", "list", "--remote", &url]);
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_slice::<serde_json::Value>(&out.stdout)
             .unwrap()
@@ -196,7 +172,7 @@ fn a_record_the_remote_forgot_is_not_sent_again() {
     let m = snap_json(&store, &["mirror", "--remote", &url]);
     assert_eq!(m["records_uploaded"], 1, "{m}");
     assert_eq!(listed(&store), 2);
-    let v = run(&env, &store, &["verify", "--remote", &url, "--read-data"]);
+    let v = snap_env(&env, &store, &["verify", "--remote", &url, "--read-data"]);
     assert!(v.status.success(), "{}", stderr(&v));
 }
 
@@ -233,13 +209,13 @@ fn remote_gc_repacks_the_bucket_to_within_10_percent_of_the_local_store() {
     let env = [("SNAP_IDENTITY_FILE", identity.to_str().unwrap())];
     let operator = dir.path().join("operator");
     let remote_gc = |policy: &[&str]| {
-        let g = run(
+        let g = snap_env(
             &env,
             &operator,
             &[&["--json", "gc", "--remote", &url][..], policy].concat(),
         );
         assert!(g.status.success(), "{}", stderr(&g));
-        let v = run(
+        let v = snap_env(
             &env,
             &operator,
             &["verify", "--remote", &url, "--read-data"],
@@ -261,7 +237,7 @@ fn remote_gc_repacks_the_bucket_to_within_10_percent_of_the_local_store() {
         .unwrap()
         .to_string();
     let to = dir.path().join("oldest");
-    let r = run(
+    let r = snap_env(
         &env,
         &operator,
         &[
@@ -315,14 +291,14 @@ fn a_damaged_local_pack_is_read_from_the_remote_and_repaired() {
         b[mid] ^= 0x55;
         fs::write(p, b).unwrap();
     }
-    let v = run(
+    let v = snap_env(
         &[],
         &store,
         &[&cfg[..], &["verify", "--read-data"]].concat(),
     );
     assert_eq!(v.status.code(), Some(3), "verify must report the damage");
     let to = dir.path().join("out");
-    let r = run(
+    let r = snap_env(
         &[],
         &store,
         &[&cfg[..], &["restore", &id, "--to", to.to_str().unwrap()]].concat(),
@@ -338,7 +314,7 @@ fn a_damaged_local_pack_is_read_from_the_remote_and_repaired() {
         .iter()
         .any(|p| stderr(&r).contains(p.file_stem().unwrap().to_str().unwrap()));
     assert!(named, "the report names the damaged pack: {}", stderr(&r));
-    let fix = run(&[], &store, &[&cfg[..], &["repair", "packs"]].concat());
+    let fix = snap_env(&[], &store, &[&cfg[..], &["repair", "packs"]].concat());
     assert!(fix.status.success(), "{}", stderr(&fix));
     snap_ok(&store, &["verify", "--read-data"]);
 }
@@ -373,7 +349,7 @@ fn a_create_only_server_mirrors_and_only_the_trusted_credential_prunes_and_resto
                 .unwrap()
                 .to_string(),
         );
-        let m = run(&server, &store, &["mirror", "--remote", url]);
+        let m = snap_env(&server, &store, &["mirror", "--remote", url]);
         assert!(
             m.status.success(),
             "a create-only mirror failed: {}",
@@ -392,7 +368,7 @@ fn a_create_only_server_mirrors_and_only_the_trusted_credential_prunes_and_resto
             "/nonexistent/x",
         ],
     ] {
-        let out = run(&server, &store, &args);
+        let out = snap_env(&server, &store, &args);
         assert_eq!(out.status.code(), Some(8), "{args:?}: {}", stderr(&out));
         let e = stderr(&out);
         assert!(e.contains("permission denied for"), "{e}");
@@ -400,7 +376,7 @@ fn a_create_only_server_mirrors_and_only_the_trusted_credential_prunes_and_resto
         assert!(!e.contains("run it again"), "{e}");
     }
     // The trusted credential prunes; the server's next mirror does not undo it.
-    let g = run(
+    let g = snap_env(
         &pruner,
         &dir.path().join("operator"),
         &["gc", "--remote", url, "--keep-last", "1"],
@@ -408,9 +384,9 @@ fn a_create_only_server_mirrors_and_only_the_trusted_credential_prunes_and_resto
     assert!(g.status.success(), "{}", stderr(&g));
     fs::write(data.join("day.txt"), "day 3").unwrap();
     snap_ok(&store, &["take", data.to_str().unwrap()]);
-    let m = run(&server, &store, &["--json", "mirror", "--remote", url]);
+    let m = snap_env(&server, &store, &["--json", "mirror", "--remote", url]);
     assert!(m.status.success(), "{}", stderr(&m));
-    let listed = run(
+    let listed = snap_env(
         &pruner,
         &dir.path().join("operator"),
         &["--json", "list", "--remote", url],
@@ -419,7 +395,7 @@ fn a_create_only_server_mirrors_and_only_the_trusted_credential_prunes_and_resto
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     let to = dir.path().join("out");
-    let r = run(
+    let r = snap_env(
         &pruner,
         &dir.path().join("operator"),
         &[
@@ -433,7 +409,7 @@ fn a_create_only_server_mirrors_and_only_the_trusted_credential_prunes_and_resto
     );
     assert!(r.status.success(), "{}", stderr(&r));
     assert_eq!(fingerprint(&to.join("data")), fingerprint(&data));
-    let v = run(
+    let v = snap_env(
         &pruner,
         &dir.path().join("operator"),
         &["verify", "--remote", url, "--read-data"],
@@ -472,7 +448,7 @@ fn long_and_short_ranged_reads_of_sealed_packs_restore_bit_for_bit() {
             to.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let o = run(&env, &nowhere, &args);
+        let o = snap_env(&env, &nowhere, &args);
         assert!(o.status.success(), "{}", stderr(&o));
     };
     let whole = dir.path().join("whole");

@@ -8,31 +8,8 @@ mod common;
 use common::proxy::Proxy;
 use common::*;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn run(envs: &[(&str, &str)], store: &Path, args: &[&str]) -> Output {
-    Command::new(snap_bin())
-        .envs(envs.iter().copied())
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into()
-}
-
-/// A store with a recipient; the identity is written beside it.
-fn sealed_store(dir: &Path) -> (PathBuf, String) {
-    let store = dir.join("store");
-    snap_ok(&store, &["init"]);
-    let id = dir.join("identity");
-    snap_ok(&store, &["key", "generate", "--out", id.to_str().unwrap()]);
-    (store, id.to_str().unwrap().to_string())
-}
 
 fn take(store: &Path, data: &Path, day: u32) -> String {
     fs::write(data.join("day.txt"), format!("day {day}")).unwrap();
@@ -87,7 +64,7 @@ fn a_wiped_bucket_is_noticed_and_healed_by_a_create_only_job() {
             ("STORAGE_EMULATOR_HOST", host),
             ("GOOGLE_OAUTH_ACCESS_TOKEN", "creator"),
         ];
-        run(
+        snap_env(
             &server,
             &store,
             &["--config", config.to_str().unwrap(), "run", "offsite"],
@@ -123,7 +100,7 @@ fn a_wiped_bucket_is_noticed_and_healed_by_a_create_only_job() {
         metrics.contains("snap_last_run_warnings{job=\"offsite\",action=\"mirror\"} 1"),
         "{metrics}"
     );
-    let status = run(
+    let status = snap_env(
         &[],
         &store,
         &["--config", config.to_str().unwrap(), "status"],
@@ -136,14 +113,14 @@ fn a_wiped_bucket_is_noticed_and_healed_by_a_create_only_job() {
         ("SNAP_IDENTITY_FILE", identity.as_str()),
     ];
     let elsewhere = dir.path().join("operator");
-    let listed = run(
+    let listed = snap_env(
         &operator,
         &elsewhere,
         &["--json", "list", "--remote", "gs://snaptest/app"],
     );
     assert_eq!(ids(&listed), vec![first, second]);
     let to = dir.path().join("out");
-    let r = run(
+    let r = snap_env(
         &operator,
         &elsewhere,
         &[
@@ -181,7 +158,7 @@ fn rescan_sends_again_everything_a_wiped_remote_lost() {
     let m = snap_json(&store, &["mirror", "--remote", &url, "--rescan"]);
     assert!(m["packs_uploaded"].as_u64().unwrap() > 0, "{m}");
     let elsewhere = dir.path().join("operator");
-    let listed = run(
+    let listed = snap_env(
         &[("SNAP_IDENTITY_FILE", identity.as_str())],
         &elsewhere,
         &["--json", "list", "--remote", &url],
@@ -225,14 +202,14 @@ fn a_remote_is_one_remote_however_its_url_is_spelled() {
     let elsewhere = dir.path().join("operator");
     for remote in [&a, &b] {
         let url = format!("file://{}", remote.display());
-        let listed = ids(&run(
+        let listed = ids(&snap_env(
             &operator,
             &elsewhere,
             &["--json", "list", "--remote", &url],
         ));
         let want = if remote == &a { &all[..3] } else { &all[..] };
         assert_eq!(listed, want, "{url}");
-        let v = run(
+        let v = snap_env(
             &operator,
             &elsewhere,
             &["verify", "--all", "--read-data", "--remote", &url],
@@ -240,7 +217,7 @@ fn a_remote_is_one_remote_however_its_url_is_spelled() {
         assert!(v.status.success(), "{url}: {}", stderr(&v));
         for id in want {
             let to = dir.path().join(format!("out-{}", &id[..8]));
-            let r = run(
+            let r = snap_env(
                 &operator,
                 &elsewhere,
                 &[
@@ -256,16 +233,6 @@ fn a_remote_is_one_remote_however_its_url_is_spelled() {
             fs::remove_dir_all(&to).unwrap();
         }
     }
-}
-
-fn packs_of(store: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for sub in fs::read_dir(store.join("packs")).unwrap().flatten() {
-        for f in fs::read_dir(sub.path()).unwrap().flatten() {
-            out.push(f.path());
-        }
-    }
-    out
 }
 
 fn flip(path: &Path, at: usize) {
@@ -287,7 +254,7 @@ fn a_damaged_pack_holds_back_only_the_snapshots_that_need_it() {
         .as_str()
         .unwrap()
         .to_string();
-    let damaged = packs_of(&store);
+    let damaged = pack_files(&store);
     fs::create_dir_all(&y).unwrap();
     fs::write(y.join("only-here"), Rng(12).bytes(300_000)).unwrap();
     let good = snap_json(&store, &["take", y.to_str().unwrap()])["id"]
@@ -303,7 +270,7 @@ fn a_damaged_pack_holds_back_only_the_snapshots_that_need_it() {
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(m["held_back"].as_array().unwrap().len(), 1, "{m}");
     assert!(m["held_back"][0].as_str().unwrap().contains(&bad), "{m}");
-    let listed = run(
+    let listed = snap_env(
         &[("SNAP_IDENTITY_FILE", identity.as_str())],
         &dir.path().join("operator"),
         &["--json", "list", "--remote", &url],
@@ -322,11 +289,11 @@ fn restore_from_a_remote_never_reads_a_damaged_local_copy() {
     take(&store, &data, 0);
     let url = format!("file://{}", dir.path().join("remote").display());
     snap_ok(&store, &["mirror", "--remote", &url]);
-    for p in packs_of(&store) {
+    for p in pack_files(&store) {
         flip(&p, 10);
     }
     let to = dir.path().join("out");
-    let r = run(
+    let r = snap_env(
         &[("SNAP_IDENTITY_FILE", identity.as_str())],
         &store,
         &[
