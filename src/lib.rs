@@ -52,6 +52,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod format;
 pub mod id;
+pub mod mount;
 #[doc(hidden)]
 pub mod packer;
 pub mod progress;

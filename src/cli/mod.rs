@@ -8,6 +8,7 @@ mod jobs;
 mod key;
 mod list;
 mod mirror;
+mod mount;
 mod out;
 mod progress;
 mod recover;
@@ -79,6 +80,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Put rows a snapshot has and a live database lost back into it (one transaction, undoable)
     Recover(recover::RecoverArgs),
+    /// Mount snapshots read-only (FUSE): browse files, query databases, no restore
+    Mount(mount::Args),
     /// Write one file of a snapshot to stdout (a database as its image, or --sql)
     Dump(diff::DumpArgs),
     /// The snapshots and paths whose name matches a pattern
@@ -159,7 +162,7 @@ impl Command {
     fn stops_at_safe_points(&self) -> bool {
         matches!(
             self,
-            Command::Take(_) | Command::Restore(_) | Command::Recover(_)
+            Command::Take(_) | Command::Restore(_) | Command::Recover(_) | Command::Mount(_)
         )
     }
 
@@ -363,6 +366,7 @@ pub fn run() -> Result<u8> {
         Command::Gc(args) => gc::run(&ctx, args),
         Command::Diff(args) => diff::diff(&ctx, args),
         Command::Recover(args) => recover::recover(&ctx, args),
+        Command::Mount(args) => mount::run(&ctx, args),
         Command::Dump(args) => diff::dump(&ctx, args),
         Command::Find(args) => diff::find(&ctx, args),
         Command::Forget(args) => recover::forget(&ctx, args),

@@ -1,0 +1,213 @@
+//! Reading a file or database image of a snapshot at any offset: where each
+//! chunk starts (`Layout`, built when the file is opened), a cache of plain
+//! chunks bounded in bytes, and read-ahead for sequential readers, so a
+//! large file streams without being held whole.
+
+use crate::error::{Error, Result};
+use crate::format::tree::NodeKind;
+use crate::id::ChunkId;
+use crate::store::StoreReader;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// Plain bytes a sequential reader's next chunks are fetched in, at once
+/// (coalesced reads, decoded on all cores).
+pub(crate) const READ_AHEAD: u64 = 4 << 20;
+/// Plain bytes the chunk cache holds at most (shared by all open files).
+pub(crate) const CACHE_BYTES: usize = 16 << 20;
+
+/// Where each chunk of one file's content lies.
+pub(crate) struct Layout {
+    ids: Vec<ChunkId>,
+    /// `ends[i]`: the offset just past chunk `i` (increasing).
+    ends: Vec<u64>,
+    /// A database image: served with WAL format bytes set to rollback
+    /// mode (see `patch_header`).
+    wal: bool,
+}
+
+impl Layout {
+    /// The chunks of a file or database node, each located in the index
+    /// for its plain length (no chunk is read but a database's unit list).
+    pub fn new(reader: &StoreReader, kind: &NodeKind, size: u64) -> Result<Layout> {
+        let (ids, wal): (Vec<ChunkId>, bool) = match kind {
+            NodeKind::File { chunks } => (chunks.clone(), false),
+            _ => {
+                let (_, list) = kind.database().expect("a file or database node");
+                (reader.units(list).collect::<Result<_>>()?, true)
+            }
+        };
+        let mut ends = Vec::with_capacity(ids.len());
+        let mut at = 0u64;
+        for id in &ids {
+            at += reader.locate(id)?.entry.raw_length as u64;
+            ends.push(at);
+        }
+        if at != size {
+            return Err(Error::corrupt(
+                "a file's chunk list",
+                format!("its chunks hold {at} bytes, its node says {size}"),
+            ));
+        }
+        Ok(Layout { ids, ends, wal })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
+    /// The chunk holding byte `offset` (< size).
+    fn chunk_at(&self, offset: u64) -> usize {
+        self.ends.partition_point(|&end| end <= offset)
+    }
+
+    fn start(&self, i: usize) -> u64 {
+        if i == 0 {
+            0
+        } else {
+            self.ends[i - 1]
+        }
+    }
+}
+
+/// Plain chunks by id, the oldest dropped first past `CACHE_BYTES`.
+#[derive(Default)]
+pub(crate) struct Cache {
+    map: HashMap<ChunkId, Arc<Vec<u8>>>,
+    order: VecDeque<ChunkId>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn get(&self, id: &ChunkId) -> Option<Arc<Vec<u8>>> {
+        self.map.get(id).cloned()
+    }
+
+    fn put(&mut self, id: ChunkId, data: Arc<Vec<u8>>) {
+        if self.map.contains_key(&id) {
+            return;
+        }
+        self.bytes += data.len();
+        self.map.insert(id, data);
+        self.order.push_back(id);
+        while self.bytes > CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(d) = self.map.remove(&old) {
+                self.bytes -= d.len();
+            }
+        }
+    }
+}
+
+/// Up to `len` bytes of the content at `offset`. A read that continues the
+/// last one (`sequential`) fetches the next `READ_AHEAD` bytes of chunks
+/// with it; any other fetches only the chunks it needs.
+pub(crate) fn read(
+    reader: &StoreReader,
+    cache: &Mutex<Cache>,
+    layout: &Layout,
+    offset: u64,
+    len: u64,
+    sequential: bool,
+) -> Result<Vec<u8>> {
+    let end = layout.size().min(offset.saturating_add(len));
+    if offset >= end {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity((end - offset) as usize);
+    let mut i = layout.chunk_at(offset);
+    while layout.start(i) < end {
+        let data = chunk(reader, cache, layout, i, sequential)?;
+        let start = layout.start(i);
+        let from = offset.max(start) - start;
+        let to = end.min(layout.ends[i]) - start;
+        out.extend_from_slice(&data[from as usize..to as usize]);
+        i += 1;
+    }
+    if layout.wal {
+        patch_header(&mut out, offset);
+    }
+    Ok(out)
+}
+
+/// Chunk `i`, from the cache or fetched with the chunks after it that a
+/// sequential reader will want next.
+fn chunk(
+    reader: &StoreReader,
+    cache: &Mutex<Cache>,
+    layout: &Layout,
+    i: usize,
+    sequential: bool,
+) -> Result<Arc<Vec<u8>>> {
+    if let Some(d) = cache.lock().expect("cache").get(&layout.ids[i]) {
+        return Ok(d);
+    }
+    let mut last = i + 1;
+    if sequential {
+        let limit = layout.start(i) + READ_AHEAD;
+        while last < layout.ids.len() && layout.ends[last] <= limit {
+            last += 1;
+        }
+    }
+    let locs = layout.ids[i..last]
+        .iter()
+        .map(|id| reader.locate(id))
+        .collect::<Result<Vec<_>>>()?;
+    let mut got = reader.chunks(&locs).into_iter();
+    let first = Arc::new(got.next().expect("one chunk asked for")?);
+    let mut cache = cache.lock().expect("cache");
+    cache.put(layout.ids[i], first.clone());
+    for (id, data) in layout.ids[i + 1..last].iter().zip(got) {
+        // A read-ahead chunk that failed is read (and reported) when asked for.
+        if let Ok(d) = data {
+            cache.put(*id, Arc::new(d));
+        }
+    }
+    Ok(first)
+}
+
+/// SQLite opens a database whose header says WAL (bytes 18 and 19 = 2) only
+/// where it can open or create its `-wal` and `-shm` files, which a
+/// read-only mount cannot offer; the image holds every committed page, so
+/// it is served as a rollback-mode database (both bytes 1). Nothing else of
+/// the image differs from what `snap dump` and `restore` write.
+fn patch_header(out: &mut [u8], offset: u64) {
+    for at in [18u64, 19] {
+        if let Some(i) = at.checked_sub(offset).map(|i| i as usize) {
+            if let Some(b) = out.get_mut(i).filter(|b| **b == 2) {
+                *b = 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_patch_touches_only_bytes_18_and_19() {
+        let mut page = vec![2u8; 100];
+        patch_header(&mut page, 0);
+        assert_eq!((page[17], page[18], page[19], page[20]), (2, 1, 1, 2));
+        let mut tail = vec![2u8; 10];
+        patch_header(&mut tail, 19);
+        assert_eq!(tail[..2], [1, 2]);
+        let mut later = vec![2u8; 10];
+        patch_header(&mut later, 4096);
+        assert!(later.iter().all(|b| *b == 2));
+    }
+
+    #[test]
+    fn the_cache_holds_a_bounded_number_of_bytes() {
+        let mut c = Cache::default();
+        for i in 0..40u8 {
+            c.put(ChunkId([i; 32]), Arc::new(vec![0; 1 << 20]));
+        }
+        assert!(c.bytes <= CACHE_BYTES);
+        assert!(c.get(&ChunkId([39; 32])).is_some());
+        assert!(c.get(&ChunkId([0; 32])).is_none());
+    }
+}
