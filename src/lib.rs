@@ -98,6 +98,64 @@ pub fn forget(store: &Store, ids: &[SnapshotId], lock_wait: LockWait) -> Result<
     store::durable::fsync_dir(&store.root().join("snapshots"))?;
     Ok(ids.to_vec())
 }
+/// A snapshot's tags changed after the fact (restic's `tag`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Retagged {
+    /// The record replaced.
+    pub old: SnapshotId,
+    /// The record that replaces it (the same snapshot with the new tags);
+    /// equal to `old` when the tags were already so.
+    pub new: SnapshotId,
+    /// Its tags now.
+    pub tags: Vec<String>,
+}
+
+/// Adds and removes tags of a snapshot. Records are immutable and named by
+/// their bytes, so the snapshot gets a new record (a new id) with the same
+/// tree, time and figures; the old record is removed only once the new one
+/// is durable (a crash between leaves both, never neither). Under the
+/// writer's lock, so gc never sees the snapshot missing.
+pub fn tag(
+    store: &Store,
+    id: &SnapshotId,
+    add: &[String],
+    remove: &[String],
+    lock_wait: LockWait,
+) -> Result<Retagged> {
+    let lock = store.lock("tag", lock_wait.0)?;
+    let index = store.open_index(&lock)?;
+    let mut snapshot = store.load_snapshot(id)?;
+    let before = snapshot.tags.clone();
+    snapshot.tags.retain(|t| !remove.contains(t));
+    for t in add {
+        if t.is_empty() || t.contains(',') {
+            return Err(Error::Invalid(format!(
+                "tag {t:?}: a tag is not empty and has no comma"
+            )));
+        }
+        if !snapshot.tags.contains(t) {
+            snapshot.tags.push(t.clone());
+        }
+    }
+    if snapshot.tags == before {
+        return Ok(Retagged {
+            old: *id,
+            new: *id,
+            tags: before,
+        });
+    }
+    let new = store.write_snapshot(&snapshot)?;
+    index.add_snapshot(&new, snapshot.time.timestamp())?;
+    store::durable::remove_file(&store.snapshot_path(id))?;
+    store::durable::fsync_dir(&store.root().join("snapshots"))?;
+    index.remove_snapshot(id)?;
+    Ok(Retagged {
+        old: *id,
+        new,
+        tags: snapshot.tags,
+    })
+}
+
 pub mod config;
 pub mod gc;
 pub mod jobs;

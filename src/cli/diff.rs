@@ -118,11 +118,16 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<u8> {
 pub struct DumpArgs {
     /// Snapshot id, prefix, `latest` or `latest:PATH`
     id: String,
-    /// The file inside the snapshot (`root/sub/file`)
+    /// The file inside the snapshot (`root/sub/file`); with --tar a
+    /// directory, or `/` for every root
     path: String,
     /// A database as SQL text (schema and rows) instead of its image
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tar")]
     sql: bool,
+    /// PATH and everything under it as a tar stream (modes, owners, times,
+    /// symlinks, hard links): `snap dump latest data --tar | tar x -C DIR`
+    #[arg(long, visible_alias = "archive")]
+    tar: bool,
     #[command(flatten)]
     filter: super::HostTag,
 }
@@ -135,6 +140,29 @@ pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
     let index = store.open_index(&lock)?;
     let reader = StoreReader::new(&store, &index)?;
     let top = reader.tree(&snapshot.tree)?;
+    if args.tar {
+        let nodes = if args.path.trim_matches('/').is_empty() {
+            top.nodes
+        } else {
+            vec![snap::restore::lookup(
+                &reader,
+                &top,
+                &snapshot.inner_path(&args.path)?,
+            )?]
+        };
+        let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        let report = snap::restore::archive::write_tar(&reader, nodes, out)?;
+        if ctx.verbose {
+            eprintln!(
+                "snap: tar stream of {}, {}, {} ({})",
+                super::count(report.files, "file"),
+                super::count(report.dirs, "dir"),
+                super::count(report.links, "link"),
+                super::bytes(report.bytes)
+            );
+        }
+        return Ok(0);
+    }
     let node = snap::restore::lookup(&reader, &top, &snapshot.inner_path(&args.path)?)?;
     let mut out = std::io::BufWriter::new(std::io::stdout());
     match (&node.kind, node.kind.database(), args.sql) {

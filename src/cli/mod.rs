@@ -13,6 +13,7 @@ mod out;
 mod progress;
 mod recover;
 mod restore;
+mod tag;
 mod take;
 mod verify;
 
@@ -86,6 +87,8 @@ enum Command {
     Dump(diff::DumpArgs),
     /// The snapshots and paths whose name matches a pattern
     Find(diff::FindArgs),
+    /// Add or remove tags of snapshots (a new record each; the old one goes once it is durable)
+    Tag(tag::Args),
     /// Forget snapshots by id or filter (then `snap gc` frees their space)
     Forget(recover::ForgetArgs),
     /// Forget snapshots by a retention policy and free the space they used
@@ -370,6 +373,7 @@ pub fn run() -> Result<u8> {
         Command::Dump(args) => diff::dump(&ctx, args),
         Command::Find(args) => diff::find(&ctx, args),
         Command::Forget(args) => recover::forget(&ctx, args),
+        Command::Tag(args) => tag::run(&ctx, args),
         Command::Mirror(args) => mirror::run(&ctx, args),
         Command::Clone(args) => mirror::clone(&ctx, args),
         Command::Config { what } => jobs::config(&ctx, what),

@@ -25,6 +25,13 @@ pub struct Args {
     /// restored directories (the undo snapshot keeps them)
     #[arg(long, conflicts_with = "to")]
     in_place: bool,
+    /// Restore only paths matching this glob (on `root/sub/file` or the
+    /// name) and what is under them (repeatable)
+    #[arg(long, value_name = "GLOB", conflicts_with = "in_place")]
+    include: Vec<String>,
+    /// Leave out paths matching this glob and what is under them (repeatable)
+    #[arg(long, value_name = "GLOB", conflicts_with = "in_place")]
+    exclude: Vec<String>,
     /// Restore from this remote (ranged reads of the packs needed; no local store needed)
     #[arg(long)]
     remote: Option<String>,
@@ -46,6 +53,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             path: args.path,
             force: args.force,
             in_place: args.in_place,
+            include: args.include,
+            exclude: args.exclude,
             lock_wait: snap::LockWait(ctx.lock_wait),
         },
     )?;

@@ -12,7 +12,9 @@
 //!   renamed into place; a chunk that fails its id check stops the restore,
 //!   and the temporary file is removed, so no half-written file appears.
 
+pub mod archive;
 mod database;
+mod filter;
 mod in_place;
 pub mod journal;
 mod sparse;
@@ -44,6 +46,13 @@ pub struct RestoreOptions {
     /// undone). Entries of restored directories that the snapshot lacks are
     /// removed (they are in the undo snapshot).
     pub in_place: bool,
+    /// Only paths matching one of these globs (on the path inside the
+    /// snapshot, `root/sub/file`, or the name), and what is under them.
+    /// Not with `in_place`.
+    pub include: Vec<String>,
+    /// Leave out paths matching one of these globs, and what is under them.
+    /// Not with `in_place`.
+    pub exclude: Vec<String>,
     /// How long to wait for gc to release the store.
     pub lock_wait: crate::store::LockWait,
 }
@@ -89,6 +98,8 @@ fn is_zero(n: &usize) -> bool {
 struct Job {
     node: Node,
     into: PathBuf,
+    /// Where the node is inside the snapshot (its parent's path; empty for a root).
+    prefix: PathBuf,
 }
 
 /// Restores a snapshot (or one path of it) into a directory, or in place;
@@ -115,12 +126,39 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         ..Default::default()
     };
     let replace = opts.force || opts.in_place;
+    let filter = filter::PathFilter::new(&opts.include, &opts.exclude)?;
+    if filter.is_some() && opts.in_place {
+        return Err(Error::Invalid(
+            "include and exclude patterns restore part of a tree into a new place; \
+             in place, restore one path instead"
+                .into(),
+        ));
+    }
     // Plan and check every target under one lock; nothing is written yet.
     let (jobs, total) = {
         let lock = store.lock_shared("restore", opts.lock_wait.0)?;
         let index = store.open_index(&lock)?;
         let reader = StoreReader::new(store, &index)?;
-        let jobs = plan(&reader, &snap, opts)?;
+        let mut jobs = plan(&reader, &snap, opts)?;
+        if let Some(f) = &filter {
+            let mut found = false;
+            let mut kept = Vec::new();
+            for job in jobs {
+                let walk =
+                    filter::Walk::plan(f, &reader, &job.prefix, std::slice::from_ref(&job.node))?;
+                found |= walk.found;
+                if walk.found && walk.keeps(&job.node) {
+                    kept.push(job);
+                }
+            }
+            if !found {
+                return Err(Error::NotFound(
+                    "nothing in the snapshot matches the include patterns (nothing was restored)"
+                        .into(),
+                ));
+            }
+            jobs = kept;
+        }
         let mut total = 0;
         for job in &jobs {
             total += check_depth(&reader, &job.node)?;
@@ -144,7 +182,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         .iter()
         .map(|t| fs::symlink_metadata(t).is_ok())
         .collect();
-    let written = write_jobs(store, &jobs, total, opts, &mut report);
+    let written = write_jobs(store, &jobs, total, opts, filter.as_ref(), &mut report);
     store.progress().finish();
     match (written, journal) {
         (Ok(()), Some(entry)) => journal::end(store, &entry)?,
@@ -170,6 +208,7 @@ fn write_jobs(
     jobs: &[Job],
     total: u64,
     opts: &RestoreOptions,
+    filter: Option<&filter::PathFilter>,
     report: &mut RestoreReport,
 ) -> Result<()> {
     let lock = store.lock_shared("restore", opts.lock_wait.0)?;
@@ -183,8 +222,13 @@ fn write_jobs(
         prune: opts.in_place,
         depth: 0,
         links: Default::default(),
+        filter: None,
     };
     for job in jobs {
+        if let Some(f) = filter {
+            let nodes = std::slice::from_ref(&job.node);
+            w.filter = Some(filter::Walk::plan(f, &reader, &job.prefix, nodes)?);
+        }
         store.progress().note(format!(
             "restoring {} into {}",
             String::from_utf8_lossy(&job.node.name),
@@ -240,6 +284,7 @@ fn plan(
             return Ok(vec![Job {
                 node: lookup(reader, &top, &sub)?,
                 into,
+                prefix: parent_of(&sub),
             }]);
         }
         return snap
@@ -254,6 +299,7 @@ fn plan(
                 Ok(Job {
                     node,
                     into: p.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                    prefix: PathBuf::new(),
                 })
             })
             .collect();
@@ -269,13 +315,26 @@ fn plan(
             .map(|node| Job {
                 node,
                 into: to.clone(),
+                prefix: PathBuf::new(),
             })
             .collect()),
-        Some(sub) => Ok(vec![Job {
-            node: lookup(reader, &top, &snap.inner_path(sub)?)?,
-            into: to,
-        }]),
+        Some(sub) => {
+            let sub = snap.inner_path(sub)?;
+            Ok(vec![Job {
+                node: lookup(reader, &top, &sub)?,
+                into: to,
+                prefix: parent_of(&sub),
+            }])
+        }
     }
+}
+
+/// The directory `sub` (`root/dir/file`) is in, inside the snapshot.
+fn parent_of(sub: &str) -> PathBuf {
+    Path::new(sub.trim_matches('/'))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The node at `sub` (`root/dir/file`) inside the top tree.

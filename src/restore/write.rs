@@ -32,6 +32,8 @@ pub struct Writer<'r, 'a> {
     /// Files restored so far by identity (device, inode at take): a file of
     /// the same identity and content is restored as a hard link to it.
     pub links: HashMap<(u64, u64), (PathBuf, ChunkId)>,
+    /// Include/exclude patterns, as the walk goes down.
+    pub filter: Option<super::filter::Walk<'r>>,
 }
 
 /// A file's identity at take, if it has one.
@@ -122,7 +124,10 @@ impl Writer<'_, '_> {
                 crate::format::tree::MAX_DEPTH
             )));
         }
-        let tree = self.reader.tree(tree)?;
+        let mut tree = self.reader.tree(tree)?;
+        if let Some(f) = self.filter.as_mut() {
+            f.enter(node, &mut tree);
+        }
         match fs::symlink_metadata(target) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -197,6 +202,9 @@ impl Writer<'_, '_> {
         .map_err(Error::io("set mtime of", target))?;
         crate::store::durable::fsync_dir(target)?;
         self.report.dirs += 1;
+        if let Some(f) = self.filter.as_mut() {
+            f.leave();
+        }
         Ok(())
     }
 

@@ -70,9 +70,14 @@ pub struct Excludes(GlobSet);
 
 impl Excludes {
     pub fn new(patterns: &[String]) -> Result<Excludes> {
+        Excludes::named("exclude", patterns)
+    }
+
+    /// Globs of the option `what` (named in errors), matched the same way.
+    pub fn named(what: &str, patterns: &[String]) -> Result<Excludes> {
         let mut b = GlobSetBuilder::new();
         for p in patterns {
-            b.add(Glob::new(p).map_err(|e| Error::Invalid(format!("--exclude {p:?}: {e}")))?);
+            b.add(Glob::new(p).map_err(|e| Error::Invalid(format!("{what} {p:?}: {e}")))?);
         }
         Ok(Excludes(
             b.build().map_err(|e| Error::Invalid(e.to_string()))?,

@@ -302,7 +302,7 @@ impl<'a> StoreReader<'a> {
 
     /// The chunks of the next `READ_AHEAD` bytes of `rest`, read and
     /// decoded, with their plain size.
-    fn next_batch(
+    pub(crate) fn next_batch(
         &self,
         rest: &mut impl Iterator<Item = Result<ChunkId>>,
     ) -> Result<(Vec<Vec<u8>>, u64)> {
