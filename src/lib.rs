@@ -60,6 +60,7 @@ pub mod recover;
 pub mod restore;
 pub mod select;
 pub mod snapshot;
+pub mod stats;
 #[doc(hidden)]
 pub mod source;
 #[doc(hidden)]

@@ -55,6 +55,21 @@ enum GroupByArg {
     HostPaths,
 }
 
+/// The configured policy of the local store (or of remote `remote`); with
+/// none, keep every snapshot and free only what none uses.
+pub fn configured_policy(ctx: &Ctx, remote: Option<&str>) -> Policy {
+    let tier = ctx.config.as_ref().and_then(|config| match remote {
+        Some(r) if !r.contains("://") => config.remote_policy(r),
+        Some(_) => None,
+        None => config.local_policy(),
+    });
+    let mut policy = tier.unwrap_or_default();
+    if policy.is_empty() {
+        policy.keep_all = true;
+    }
+    policy
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if !(0.0..=100.0).contains(&args.repack_threshold) {
         return Err(super::invalid(
@@ -75,18 +90,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let undo = args.keep_undo_within;
     // Without keep flags, the tier's policy comes from the config.
     if policy.is_empty() {
-        if let Some(config) = &ctx.config {
-            let tier = match &args.remote {
-                Some(r) if !r.contains("://") => config.remote_policy(r),
-                Some(_) => None,
-                None => config.local_policy(),
-            };
-            policy = tier.unwrap_or_default();
-        }
-    }
-    // No policy at all: keep every snapshot, free only what none uses (after `snap forget`).
-    if policy.is_empty() {
-        policy.keep_all = true;
+        policy = configured_policy(ctx, args.remote.as_deref());
     }
     if undo.is_some() {
         policy.keep_undo_within = undo;

@@ -1,5 +1,6 @@
 //! Command line: parse and validate, call the library, print (human or --json).
 
+mod chart;
 mod diff;
 mod filter;
 mod gc;
@@ -14,6 +15,7 @@ mod progress;
 mod recover;
 mod restore;
 mod tag;
+mod stats;
 mod take;
 mod verify;
 
@@ -93,6 +95,8 @@ enum Command {
     Forget(recover::ForgetArgs),
     /// Forget snapshots by a retention policy and free the space they used
     Gc(gc::Args),
+    /// Sizes: logical, stored, deduplication, per snapshot, day and database; what gc would free; a growth chart
+    Stats(stats::Args),
     /// Check that snapshots are complete and their data intact
     Verify(verify::Args),
     /// Upload the store to a remote: missing packs first, snapshot records last
@@ -366,6 +370,7 @@ pub fn run() -> Result<u8> {
         Command::Ls(args) => list::ls(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
+        Command::Stats(args) => stats::run(&ctx, args),
         Command::Gc(args) => gc::run(&ctx, args),
         Command::Diff(args) => diff::diff(&ctx, args),
         Command::Recover(args) => recover::recover(&ctx, args),
