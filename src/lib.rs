@@ -60,9 +60,9 @@ pub mod recover;
 pub mod restore;
 pub mod select;
 pub mod snapshot;
-pub mod stats;
 #[doc(hidden)]
 pub mod source;
+pub mod stats;
 #[doc(hidden)]
 pub mod store;
 pub mod verify;

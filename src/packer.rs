@@ -22,6 +22,17 @@ pub struct NewChunk {
     pub levels: Levels,
 }
 
+/// A new chunk's stored bytes: a delta against its base when it has one
+/// (and that is smaller), else compressed alone.
+pub(crate) fn encode(c: &NewChunk) -> (crate::format::pack::EntryKind, Vec<u8>) {
+    match &c.base {
+        Some((base_id, base)) => {
+            entry::encode_with_base(&c.plain, base_id, base, c.levels.delta, c.levels.full)
+        }
+        None => entry::encode_entry(&c.plain, c.levels.full),
+    }
+}
+
 /// The zstd levels of one chunk: stored alone, and as a delta.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Levels {
@@ -76,16 +87,7 @@ impl<'a> Packer<'a> {
         let encoded: Vec<_> = chunks
             .into_par_iter()
             .map(|c| {
-                let (kind, bytes) = match &c.base {
-                    Some((base_id, base)) => entry::encode_with_base(
-                        &c.plain,
-                        base_id,
-                        base,
-                        c.levels.delta,
-                        c.levels.full,
-                    ),
-                    None => entry::encode_entry(&c.plain, c.levels.full),
-                };
+                let (kind, bytes) = encode(&c);
                 (c.id, c.plain.len() as u32, kind, bytes)
             })
             .collect();

@@ -113,7 +113,9 @@ pub fn stats(store: &Store, opts: &StatsOptions) -> Result<StoreStats> {
         ..Default::default()
     };
     for (_, path) in store.pack_files()? {
-        let len = std::fs::metadata(&path).map_err(Error::io("stat", &path))?.len();
+        let len = std::fs::metadata(&path)
+            .map_err(Error::io("stat", &path))?
+            .len();
         out.packs += 1;
         out.pack_bytes += len;
     }
@@ -128,7 +130,13 @@ pub fn stats(store: &Store, opts: &StatsOptions) -> Result<StoreStats> {
     out.per_day = per_day(&out.per_snapshot);
     out.per_database = per_database(store, &selected, opts)?;
     if let Some(g) = &opts.gc {
-        let plan = gc(store, &GcOptions { dry_run: true, ..g.clone() })?;
+        let plan = gc(
+            store,
+            &GcOptions {
+                dry_run: true,
+                ..g.clone()
+            },
+        )?;
         out.gc_would_free = Some(plan.bytes_freed);
         out.gc_would_forget = Some(plan.forgotten);
     }
@@ -151,7 +159,11 @@ fn snapshot_stats((id, s): &(SnapshotId, Snapshot)) -> SnapshotStats {
 fn per_day(snaps: &[SnapshotStats]) -> Vec<DayStats> {
     let mut days: BTreeMap<String, DayStats> = BTreeMap::new();
     for s in snaps {
-        let day = s.time.with_timezone(&chrono::Utc).format("%Y-%m-%d").to_string();
+        let day = s
+            .time
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d")
+            .to_string();
         let d = days.entry(day.clone()).or_insert(DayStats {
             day,
             snapshots: 0,
@@ -194,7 +206,10 @@ fn per_database(
     let reader = StoreReader::new(store, &index)?;
     for db in dbs.values_mut() {
         let mut units: HashSet<ChunkId> = HashSet::new();
-        for (_, s) in snaps.iter().filter(|(_, s)| s.databases.iter().any(|d| d.path == db.path)) {
+        for (_, s) in snaps
+            .iter()
+            .filter(|(_, s)| s.databases.iter().any(|d| d.path == db.path))
+        {
             let top = reader.tree(&s.tree)?;
             let node = crate::restore::lookup(&reader, &top, &db.path)?;
             if let Some((_, list)) = node.kind.database() {

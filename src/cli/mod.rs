@@ -14,8 +14,8 @@ mod out;
 mod progress;
 mod recover;
 mod restore;
-mod tag;
 mod stats;
+mod tag;
 mod take;
 mod verify;
 

@@ -55,21 +55,43 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         s.dedup_ratio
     );
     if let (Some(free), Some(n)) = (s.gc_would_free, s.gc_would_forget) {
-        println!("gc with the configured policy would forget {} and free {}", super::count(n as u64, "snapshot"), bytes(free));
+        println!(
+            "gc with the configured policy would forget {} and free {}",
+            super::count(n as u64, "snapshot"),
+            bytes(free)
+        );
     }
-    println!("\n{:<12} {:<25} {:>10} {:>10}", "snapshot", "time", "logical", "added");
+    println!(
+        "\n{:<12} {:<25} {:>10} {:>10}",
+        "snapshot", "time", "logical", "added"
+    );
     for p in &s.per_snapshot {
-        println!("{:<12} {:<25} {:>10} {:>10}", &p.id[..12], super::time(&p.time), bytes(p.logical), bytes(p.added));
+        println!(
+            "{:<12} {:<25} {:>10} {:>10}",
+            &p.id[..12],
+            super::time(&p.time),
+            bytes(p.logical),
+            bytes(p.added)
+        );
     }
     println!("\n{:<10} {:>9} {:>10}", "day (UTC)", "snapshots", "added");
     for d in &s.per_day {
         println!("{:<10} {:>9} {:>10}", d.day, d.snapshots, bytes(d.added));
     }
     if !s.per_database.is_empty() {
-        println!("\n{:<32} {:>9} {:>10} {:>10}", "database", "snapshots", "size", "stored");
+        println!(
+            "\n{:<32} {:>9} {:>10} {:>10}",
+            "database", "snapshots", "size", "stored"
+        );
         for d in &s.per_database {
             let stored = d.stored.map_or("-".to_string(), bytes);
-            println!("{:<32} {:>9} {:>10} {:>10}", d.path, d.snapshots, bytes(d.latest_size), stored);
+            println!(
+                "{:<32} {:>9} {:>10} {:>10}",
+                d.path,
+                d.snapshots,
+                bytes(d.latest_size),
+                stored
+            );
         }
     }
     if points.len() > 1 {

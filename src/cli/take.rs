@@ -41,6 +41,9 @@ pub struct Args {
     /// Check captured databases with the full integrity_check (default: quick_check)
     #[arg(long)]
     integrity_check: bool,
+    /// List what would be read and estimate what would be stored; write nothing
+    #[arg(long, conflicts_with = "id_only")]
+    dry_run: bool,
     /// Capture databases with the backup API instead of sqlite_dbpage
     #[arg(long, hide = true)]
     backup_api: bool,
@@ -72,8 +75,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             ));
         }
     }
-    // `snap take ./data` works on a fresh machine: the store is created on first use.
-    let store = ctx.open_or_init()?;
+    // `snap take ./data` works on a fresh machine: the store is created on
+    // first use. A dry run creates nothing: without a store, it runs
+    // against an empty one, made for it and removed after.
+    let scratch = tempfile::tempdir()?;
+    let store = match args.dry_run {
+        true if !ctx.store_path.join("config").exists() => {
+            snap::Store::init(scratch.path().join("store"), Default::default())?
+        }
+        true => ctx.open()?,
+        false => ctx.open_or_init()?,
+    };
     if args.paths.is_empty() {
         let config = ctx.config()?;
         let names: Vec<String> = if args.sources.is_empty() {
@@ -94,6 +106,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             opts.force_read |= args.force_read;
             opts.skip_unreadable |= args.skip_unreadable;
             opts.allow_missing |= args.allow_missing;
+            opts.dry_run = args.dry_run;
             code = code.max(report(ctx, &args, &snap::take(&store, &opts)?)?);
         }
         return Ok(code);
@@ -114,6 +127,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             lock_wait: Some(std::time::Duration::from_secs(args.db_lock_wait)),
         },
         lock_wait: snap::LockWait(ctx.lock_wait),
+        dry_run: args.dry_run,
     };
     let report_ = snap::take(&store, &opts)?;
     report(ctx, &args, &report_)
@@ -123,6 +137,9 @@ fn report(ctx: &Ctx, args: &Args, report: &snap::TakeReport) -> Result<u8> {
     let store = std::path::absolute(&ctx.store_path).unwrap_or(ctx.store_path.clone());
     for w in &report.warnings {
         eprintln!("snap: warning: {w}");
+    }
+    if let (true, Some(s)) = (args.dry_run, &report.snapshot) {
+        return dry_run(ctx, report, s);
     }
     let (Some(id), Some(s)) = (&report.id, &report.snapshot) else {
         if args.id_only {
@@ -173,5 +190,37 @@ fn report(ctx: &Ctx, args: &Args, report: &snap::TakeReport) -> Result<u8> {
         eprintln!("snap: a database check failed; the snapshot was kept, but look at it");
         return Ok(5);
     }
+    Ok(0)
+}
+
+/// What a dry run found: what would be read, and about what would be stored.
+fn dry_run(ctx: &Ctx, report: &snap::TakeReport, s: &snap::Snapshot) -> Result<u8> {
+    let st = &s.stats;
+    if ctx.json {
+        let read: Vec<_> = report
+            .would_read
+            .iter()
+            .map(|(p, n)| serde_json::json!({"path": p, "bytes": n}))
+            .collect();
+        ctx.print_json(&serde_json::json!({
+            "dry_run": true, "paths": s.paths, "would_read": read, "stats": st,
+            "databases": s.databases, "warnings": report.warnings,
+        }))?;
+        return Ok(0);
+    }
+    for (path, n) in &report.would_read {
+        println!("would read {:>10}  {path}", bytes(*n));
+    }
+    println!(
+        "dry run: {} to read ({}) in {}, {} and {} ({}); about {} would be stored ({} plain, before the index); nothing was written",
+        super::count(report.would_read.len() as u64, "path"),
+        bytes(st.read),
+        super::count(st.files, "file"),
+        super::count(st.dirs, "dir"),
+        super::count(st.databases, "database"),
+        bytes(st.size),
+        bytes(st.added),
+        bytes(st.added_raw),
+    );
     Ok(0)
 }

@@ -41,6 +41,10 @@ pub struct TakeOptions {
     pub sqlite: sqlite::CaptureOptions,
     /// How long to wait for another snap process to release the store.
     pub lock_wait: crate::store::LockWait,
+    /// Read, chunk and compress as a take would, and write nothing (no
+    /// pack, no record, no checkpoint of a database): `TakeReport` then
+    /// says what would be read and stored.
+    pub dry_run: bool,
 }
 
 /// What `take` did.
@@ -53,6 +57,11 @@ pub struct TakeReport {
     /// What the caller should be told (skipped files, files that changed
     /// while read, leftover journals, failed checks).
     pub warnings: Vec<String>,
+    /// A dry run's files and databases that would be read (unchanged files
+    /// are not), with their bytes. Its `snapshot` is the record that would
+    /// be written: `stats.added` estimates the pack bytes (entries
+    /// compressed as a take would, with their header records).
+    pub would_read: Vec<(String, u64)>,
 }
 
 impl TakeReport {
@@ -88,9 +97,24 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
             id: None,
             snapshot: None,
             warnings,
+            would_read: Vec::new(),
         });
     }
-    let lock = store.lock("take", opts.lock_wait.0)?;
+    let dry = opts.dry_run;
+    // A dry run reads beside other commands and checkpoints no database.
+    let dry_opts;
+    let opts = if dry {
+        let mut o = opts.clone();
+        o.sqlite.checkpoint = false;
+        dry_opts = o;
+        &dry_opts
+    } else {
+        opts
+    };
+    let lock = match dry {
+        true => store.lock_shared("take --dry-run", opts.lock_wait.0)?,
+        false => store.lock("take", opts.lock_wait.0)?,
+    };
     let mut index = store.open_index(&lock)?;
     let index_len = || fs::metadata(store.index_path()).map_or(0, |m| m.len());
     // Compacted before (a gc's frees can be moved only by a new writer) and
@@ -101,7 +125,9 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
             warnings.push(format!("the index was not compacted ({e})"));
         }
     };
-    compact(&mut index, &mut warnings);
+    if !dry {
+        compact(&mut index, &mut warnings);
+    }
     let index_before = index_len();
     let paths: Vec<String> = roots.iter().map(|p| p.to_string_lossy().into()).collect();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -118,7 +144,11 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         ),
     });
     let mut w = Walker {
-        writer: ChunkWriter::new(store, &index)?,
+        writer: match dry {
+            true => ChunkWriter::dry(store, &index)?,
+            false => ChunkWriter::new(store, &index)?,
+        },
+        would_read: dry.then(Vec::new),
         reader: StoreReader::new(store, &index)?,
         excludes: Excludes::new(&opts.excludes)?,
         opts,
@@ -152,11 +182,14 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         mut warnings,
         reader,
         writer,
+        would_read,
         ..
     } = w;
     // Their read transactions would keep the compaction from moving pages.
     drop((reader, writer));
-    compact(&mut index, &mut warnings);
+    if !dry {
+        compact(&mut index, &mut warnings);
+    }
     // What the store grew by, the index included (compacted).
     stats.added = written.added + index_len().saturating_sub(index_before);
     stats.added_raw = written.added_raw;
@@ -177,6 +210,14 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         databases,
         excludes: opts.excludes.clone(),
     };
+    if dry {
+        return Ok(TakeReport {
+            id: None,
+            snapshot: Some(snapshot),
+            warnings,
+            would_read: would_read.unwrap_or_default(),
+        });
+    }
     // The record is written last: only now is every chunk it names durable.
     let id = store.write_snapshot(&snapshot)?;
     // The snapshot exists now; the catalog is a cache a rebuild restores.
@@ -190,6 +231,7 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         id: Some(id),
         snapshot: Some(snapshot),
         warnings,
+        would_read: Vec::new(),
     })
 }
 

@@ -25,6 +25,8 @@ pub(super) struct Walker<'a> {
     pub databases: Vec<DatabaseSummary>,
     pub warnings: Vec<String>,
     pub progress: crate::progress::Reporter,
+    /// In a dry run, each file and database read, with its bytes.
+    pub would_read: Option<Vec<(String, u64)>>,
 }
 
 fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
@@ -209,6 +211,9 @@ impl Walker<'_> {
                 }
             }
         }
+        if let Some(list) = self.would_read.as_mut() {
+            list.push((e.real.to_string_lossy().into_owned(), meta.len()));
+        }
         let file = match fs::File::open(&e.at) {
             Ok(f) => f,
             Err(err) => return self.unreadable(&e.real, err).map(|_| None),
@@ -270,6 +275,9 @@ impl Walker<'_> {
         self.stats.databases += 1;
         self.stats.size += image.db.page_count * image.db.page_size as u64;
         self.stats.read += image.bytes_read;
+        if let Some(list) = self.would_read.as_mut() {
+            list.push((e.real.to_string_lossy().into_owned(), image.bytes_read));
+        }
         self.progress.advance(e.meta.len());
         self.warnings.extend(image.warnings);
         self.progress.note(format!(

@@ -52,6 +52,9 @@ pub struct ChunkWriter<'a> {
     /// Every pack sealed by this writer, for `abandon`.
     written: Vec<PackId>,
     stats: WriteStats,
+    /// A dry run (`take --dry-run`): chunks are compressed to count their
+    /// stored bytes, and nothing is written.
+    dry: bool,
 }
 
 /// What `ChunkWriter::abandon` undid, and what it could not.
@@ -95,6 +98,18 @@ impl Abandoned {
 impl<'a> ChunkWriter<'a> {
     pub fn new(store: &'a Store, index: &'a Index) -> Result<Self> {
         store.upgrade_format()?;
+        Self::with(store, index, false)
+    }
+
+    /// A writer that writes nothing: `put` answers as it would, and
+    /// `finish` returns what would have been added (pack entries and
+    /// their header records; pack trailers and index growth are not
+    /// counted). The store's format is not upgraded.
+    pub fn dry(store: &'a Store, index: &'a Index) -> Result<Self> {
+        Self::with(store, index, true)
+    }
+
+    fn with(store: &'a Store, index: &'a Index, dry: bool) -> Result<Self> {
         Ok(ChunkWriter {
             store,
             index,
@@ -107,6 +122,7 @@ impl<'a> ChunkWriter<'a> {
             sealed: Vec::new(),
             written: Vec::new(),
             stats: WriteStats::default(),
+            dry,
         })
     }
 
@@ -190,6 +206,14 @@ impl<'a> ChunkWriter<'a> {
                 levels,
             })
             .collect();
+        if self.dry {
+            let record = crate::format::pack::RECORD_LEN as u64;
+            self.stats.added += batch
+                .par_iter()
+                .map(|c| crate::packer::encode(c).1.len() as u64 + record)
+                .sum::<u64>();
+            return Ok(());
+        }
         for sealed in self.packer.add(batch)? {
             self.commit(Some(sealed), false)?;
         }
@@ -226,6 +250,9 @@ impl<'a> ChunkWriter<'a> {
     /// id `put` returned is durable and in the index.
     pub fn finish(&mut self) -> Result<WriteStats> {
         self.flush()?;
+        if self.dry {
+            return Ok(self.stats);
+        }
         for sealed in self.packer.finish()? {
             self.commit(Some(sealed), false)?;
         }
