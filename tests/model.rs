@@ -35,6 +35,10 @@ enum Step {
         at: u16,
     },
     Repair,
+    /// `snap tag` on the newest snapshot, crashing at its `n`-th durable
+    /// operation: the old record or the new one (or both) survive, never
+    /// neither.
+    TagCrash(u16),
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -59,6 +63,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (1u32..4, threshold(), 0u16..150)
             .prop_map(|(keep_last, threshold, at)| Step::GcCrash { keep_last, threshold, at }),
         1 => Just(Step::Repair),
+        1 => (0u16..6).prop_map(Step::TagCrash),
     ]
 }
 
@@ -135,6 +140,31 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 w.check(&model).map_err(ctx)?;
             }
             Step::Repair => w.repair().map_err(|e| ctx(e.to_string()))?,
+            Step::TagCrash(at) => {
+                let Some(old) = w.store.snapshots().unwrap().pop().map(|(id, _)| id) else {
+                    continue;
+                };
+                let before: HashSet<_> = w.listed().into_iter().collect();
+                let add = [format!("t{i}")];
+                let wait = snap::LockWait::default();
+                let _ = crashing(&w.root(), *at, || {
+                    snap::tag(&w.store, &old, &add, &[], wait)
+                });
+                let listed: HashSet<_> = w.listed().into_iter().collect();
+                let want = model[&old].clone();
+                for id in listed.difference(&before) {
+                    model.insert(*id, want.clone()); // the new record: the same snapshot
+                }
+                if !listed.contains(&old) {
+                    prop_assert!(
+                        listed.len() == before.len(),
+                        "step {}: the snapshot vanished",
+                        i
+                    );
+                    model.remove(&old);
+                }
+                w.check(&model).map_err(ctx)?;
+            }
         }
     }
     w.check(&model)

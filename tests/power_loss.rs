@@ -263,6 +263,14 @@ fn power_cuts_lose_no_completed_snapshot() {
             completed.retain(|(_, id)| !forgotten.contains(id));
         }
     }
+    // `tag` replaces the newest record: the new one is durable before the
+    // old one goes, so every cut keeps one of them (or both).
+    let (old_done, old) = *completed.last().unwrap();
+    let r = snap::tag(&w.store, &old, &["kept".into()], &[], Default::default()).unwrap();
+    model.insert(r.new, model[&old].clone());
+    completed.retain(|(_, id)| *id != old);
+    completed.push((testing::logged(&root), r.new));
+    let retagged = (old, r.new);
     w.repair().unwrap();
     let log = testing::unwatch(&root);
     assert!(!log.is_empty());
@@ -312,6 +320,10 @@ fn power_cuts_lose_no_completed_snapshot() {
         disk.write(&root, &state, Some(&mut rng));
         let store = Store::open(&state).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         let listed: Vec<SnapshotId> = store.snapshot_ids().unwrap();
+        assert!(
+            cut < old_done || listed.contains(&retagged.0) || listed.contains(&retagged.1),
+            "cut at {cut}: the retagged snapshot lost both its records"
+        );
         for (pos, id) in &completed {
             if *pos <= cut {
                 assert!(
