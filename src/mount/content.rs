@@ -8,6 +8,7 @@ use crate::format::tree::NodeKind;
 use crate::id::ChunkId;
 use crate::store::StoreReader;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Plain bytes a sequential reader's next chunks are fetched in, at once
@@ -61,6 +62,12 @@ impl Layout {
         self.ends.partition_point(|&end| end <= offset)
     }
 
+    /// The end (exclusive) of the read-ahead window that starts at chunk `i`.
+    fn window(&self, i: usize) -> usize {
+        let limit = self.start(i) + READ_AHEAD;
+        i + 1 + self.ends[i + 1..].partition_point(|&end| end <= limit)
+    }
+
     fn start(&self, i: usize) -> u64 {
         if i == 0 {
             0
@@ -101,30 +108,64 @@ impl Cache {
     }
 }
 
+/// What every open file reads through: the store and the chunk cache.
+pub(crate) struct Shared {
+    pub reader: StoreReader<'static>,
+    pub cache: Mutex<Cache>,
+}
+
+/// One open file.
+pub(crate) struct Handle {
+    layout: Layout,
+    /// Where the last read ended: a read starting there is sequential.
+    next: AtomicU64,
+    /// Chunks before this one were fetched, or are being fetched, ahead.
+    ahead: AtomicUsize,
+    /// Held while this file's chunks are fetched, so two readers of it
+    /// never fetch the same chunks twice.
+    fetch: Mutex<()>,
+}
+
+impl Handle {
+    pub fn new(layout: Layout) -> Handle {
+        Handle {
+            layout,
+            next: AtomicU64::new(0),
+            ahead: AtomicUsize::new(0),
+            fetch: Mutex::new(()),
+        }
+    }
+}
+
 /// Up to `len` bytes of the content at `offset`. A read that continues the
-/// last one (`sequential`) fetches the next `READ_AHEAD` bytes of chunks
-/// with it; any other fetches only the chunks it needs.
+/// last one fetches the next `READ_AHEAD` bytes of chunks with what it
+/// needs, and starts fetching the window after that in the background
+/// while the reader consumes this one; any other read fetches only the
+/// chunks it needs.
 pub(crate) fn read(
-    reader: &StoreReader,
-    cache: &Mutex<Cache>,
-    layout: &Layout,
+    shared: &Arc<Shared>,
+    h: &Arc<Handle>,
     offset: u64,
     len: u64,
-    sequential: bool,
 ) -> Result<Vec<u8>> {
+    let layout = &h.layout;
     let end = layout.size().min(offset.saturating_add(len));
     if offset >= end {
         return Ok(Vec::new());
     }
+    let sequential = h.next.swap(end, Ordering::Relaxed) == offset;
     let mut out = Vec::with_capacity((end - offset) as usize);
     let mut i = layout.chunk_at(offset);
     while layout.start(i) < end {
-        let data = chunk(reader, cache, layout, i, sequential)?;
+        let data = chunk(shared, h, i, sequential)?;
         let start = layout.start(i);
         let from = offset.max(start) - start;
         let to = end.min(layout.ends[i]) - start;
         out.extend_from_slice(&data[from as usize..to as usize]);
         i += 1;
+    }
+    if sequential {
+        prefetch(shared, h, i);
     }
     if layout.wal {
         patch_header(&mut out, offset);
@@ -132,40 +173,78 @@ pub(crate) fn read(
     Ok(out)
 }
 
-/// Chunk `i`, from the cache or fetched with the chunks after it that a
-/// sequential reader will want next.
-fn chunk(
-    reader: &StoreReader,
-    cache: &Mutex<Cache>,
-    layout: &Layout,
-    i: usize,
-    sequential: bool,
-) -> Result<Arc<Vec<u8>>> {
-    if let Some(d) = cache.lock().expect("cache").get(&layout.ids[i]) {
+/// Chunk `i`, from the cache or fetched (with the chunks after it that a
+/// sequential reader will want next).
+fn chunk(shared: &Shared, h: &Handle, i: usize, sequential: bool) -> Result<Arc<Vec<u8>>> {
+    let id = &h.layout.ids[i];
+    if let Some(d) = shared.cache.lock().expect("cache").get(id) {
         return Ok(d);
     }
-    let mut last = i + 1;
-    if sequential {
-        let limit = layout.start(i) + READ_AHEAD;
-        while last < layout.ids.len() && layout.ends[last] <= limit {
-            last += 1;
-        }
+    let _fetching = h.fetch.lock().expect("fetch");
+    if let Some(d) = shared.cache.lock().expect("cache").get(id) {
+        return Ok(d);
     }
-    let locs = layout.ids[i..last]
+    let last = match sequential {
+        true => h.layout.window(i),
+        false => i + 1,
+    };
+    h.ahead.fetch_max(last, Ordering::Relaxed);
+    fetch(shared, &h.layout, i..last)?;
+    shared
+        .cache
+        .lock()
+        .expect("cache")
+        .get(id)
+        .ok_or_else(|| Error::corrupt(format!("chunk {id}"), "it could not be read"))
+}
+
+/// Starts fetching the next window in the background once the reader is
+/// within half a window of the chunks fetched so far. A background fetch
+/// never waits for the file's fetch lock (a reader holding it may be
+/// waiting for the pool this runs on): it gives way, and the reader
+/// fetches what it needs itself.
+fn prefetch(shared: &Arc<Shared>, h: &Arc<Handle>, at: usize) {
+    let layout = &h.layout;
+    let ahead = h.ahead.load(Ordering::Relaxed);
+    if ahead >= layout.ids.len() || layout.start(ahead) > layout.start(at) + READ_AHEAD / 2 {
+        return;
+    }
+    let end = layout.window(ahead);
+    if h.ahead
+        .compare_exchange(ahead, end, Ordering::Relaxed, Ordering::Relaxed)
+        .is_err()
+    {
+        return; // another read claimed this window
+    }
+    let (shared, h) = (shared.clone(), h.clone());
+    rayon::spawn(move || {
+        if let Ok(_fetching) = h.fetch.try_lock() {
+            // A failure here is met (and reported) by the read that needs it.
+            let _ = fetch(&shared, &h.layout, ahead..end);
+        }
+    });
+}
+
+/// Fetches the chunks `range` of a file that the cache lacks, into it.
+fn fetch(shared: &Shared, layout: &Layout, range: std::ops::Range<usize>) -> Result<()> {
+    let missing: Vec<ChunkId> = {
+        let cache = shared.cache.lock().expect("cache");
+        layout.ids[range]
+            .iter()
+            .filter(|id| cache.get(id).is_none())
+            .copied()
+            .collect()
+    };
+    let locs = missing
         .iter()
-        .map(|id| reader.locate(id))
+        .map(|id| shared.reader.locate(id))
         .collect::<Result<Vec<_>>>()?;
-    let mut got = reader.chunks(&locs).into_iter();
-    let first = Arc::new(got.next().expect("one chunk asked for")?);
-    let mut cache = cache.lock().expect("cache");
-    cache.put(layout.ids[i], first.clone());
-    for (id, data) in layout.ids[i + 1..last].iter().zip(got) {
-        // A read-ahead chunk that failed is read (and reported) when asked for.
-        if let Ok(d) = data {
-            cache.put(*id, Arc::new(d));
-        }
+    let got = shared.reader.chunks(&locs);
+    let mut cache = shared.cache.lock().expect("cache");
+    for (id, data) in missing.into_iter().zip(got) {
+        cache.put(id, Arc::new(data?));
     }
-    Ok(first)
+    Ok(())
 }
 
 /// SQLite opens a database whose header says WAL (bytes 18 and 19 = 2) only

@@ -2,13 +2,14 @@
 //! table and the store. Read-only: the mount is mounted `ro`, and nothing
 //! here writes.
 
-use super::content::{self, Cache, Layout};
+use super::content::{self, Handle, Layout, Shared};
 use super::inodes::{Body, Inode, Meta, Table};
 use crate::error::Error;
 use crate::store::{Index, StoreLock, StoreReader};
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, Request,
 };
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -20,19 +21,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// How long the kernel may keep what it was told: snapshots never change.
 const TTL: Duration = Duration::from_secs(3600);
 
-/// One open file: its layout and where the last read ended.
-struct Handle {
-    layout: Layout,
-    next: AtomicU64,
-}
-
 pub(crate) struct SnapFs {
     // Field order is drop order: the reader before the index and the lock.
-    pub reader: StoreReader<'static>,
-    pub _index: Index,
-    pub _lock: StoreLock,
-    pub table: Table,
-    cache: Mutex<Cache>,
+    shared: Arc<Shared>,
+    _index: Index,
+    _lock: StoreLock,
+    table: Table,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_handle: AtomicU64,
 }
@@ -40,11 +34,13 @@ pub(crate) struct SnapFs {
 impl SnapFs {
     pub fn new(reader: StoreReader<'static>, index: Index, lock: StoreLock, table: Table) -> Self {
         SnapFs {
-            reader,
+            shared: Arc::new(Shared {
+                reader,
+                cache: Mutex::default(),
+            }),
             _index: index,
             _lock: lock,
             table,
-            cache: Mutex::default(),
             handles: Mutex::default(),
             next_handle: AtomicU64::new(1),
         }
@@ -61,7 +57,7 @@ impl SnapFs {
         }
         let kids = self
             .table
-            .children(parent.0, &self.reader)
+            .children(parent.0, &self.shared.reader)
             .map_err(failed("list"))?;
         let name = name.as_bytes();
         let at = kids
@@ -116,6 +112,12 @@ fn attr(ino: u64, m: &Meta) -> FileAttr {
 }
 
 impl Filesystem for SnapFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Listings come with attributes where the kernel can take them.
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.child(parent, name) {
             Ok((ino, inode)) => reply.entry(&TTL, &attr(ino, &inode.meta), Generation(0)),
@@ -146,17 +148,14 @@ impl Filesystem for SnapFs {
         }
         let opened = self.inode(ino).and_then(|inode| match &inode.body {
             Body::Content(kind) => {
-                Layout::new(&self.reader, kind, inode.meta.size).map_err(failed("open"))
+                Layout::new(&self.shared.reader, kind, inode.meta.size).map_err(failed("open"))
             }
             _ => Err(Errno::EISDIR),
         });
         match opened {
             Ok(layout) => {
                 let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-                let handle = Arc::new(Handle {
-                    layout,
-                    next: AtomicU64::new(0),
-                });
+                let handle = Arc::new(Handle::new(layout));
                 self.handles.lock().expect("handles").insert(fh, handle);
                 reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
             }
@@ -178,16 +177,7 @@ impl Filesystem for SnapFs {
         let Some(h) = self.handles.lock().expect("handles").get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
-        let sequential = h.next.swap(offset + size as u64, Ordering::Relaxed) == offset;
-        let got = content::read(
-            &self.reader,
-            &self.cache,
-            &h.layout,
-            offset,
-            size as u64,
-            sequential,
-        );
-        match got {
+        match content::read(&self.shared, &h, offset, size as u64) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(failed("read")(e)),
         }
@@ -215,34 +205,84 @@ impl Filesystem for SnapFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let dir = match self.inode(ino) {
-            Ok(d) if d.is_dir() => d,
-            Ok(_) => return reply.error(Errno::ENOTDIR),
+        let (dir, kids) = match self.listing(ino) {
+            Ok(l) => l,
             Err(e) => return reply.error(e),
         };
-        let kids = match self.table.children(ino.0, &self.reader) {
-            Ok(k) => k,
-            Err(e) => return reply.error(failed("list")(e)),
-        };
-        // Entry n (from 1) is at offset n; `.` and `..` come first.
         for n in offset as usize..kids.len() + 2 {
-            let (i, name, kind) = match n {
-                0 => (ino.0, b".".as_slice(), FileType::Directory),
-                1 => (dir.parent, b"..".as_slice(), FileType::Directory),
-                _ => {
-                    let (name, i) = &kids[n - 2];
-                    let kind = match self.table.get(*i).map(|c| c.meta) {
-                        Some(m) if m.dir => FileType::Directory,
-                        Some(m) if m.link => FileType::Symlink,
-                        _ => FileType::RegularFile,
-                    };
-                    (*i, name.as_slice(), kind)
-                }
+            let (i, name) = entry(&dir, ino.0, &kids, n);
+            let kind = match self.table.get(i).map(|c| c.meta) {
+                Some(m) => attr(i, &m).kind,
+                None => FileType::RegularFile,
             };
             if reply.add(INodeNo(i), n as u64 + 1, kind, OsStr::from_bytes(name)) {
                 break;
             }
         }
         reply.ok();
+    }
+
+    /// Entries with their attributes, so `ls -l` of a large directory
+    /// needs no lookup per entry.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let (dir, kids) = match self.listing(ino) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
+        for n in offset as usize..kids.len() + 2 {
+            let (i, name) = entry(&dir, ino.0, &kids, n);
+            let Some(child) = self.table.get(i) else {
+                continue;
+            };
+            let a = attr(i, &child.meta);
+            if reply.add(
+                INodeNo(i),
+                n as u64 + 1,
+                OsStr::from_bytes(name),
+                &TTL,
+                &a,
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+}
+
+type Kids = Arc<Vec<(Vec<u8>, u64)>>;
+
+impl SnapFs {
+    /// A directory and its children.
+    fn listing(&self, ino: INodeNo) -> Result<(Arc<Inode>, Kids), Errno> {
+        let dir = self.inode(ino)?;
+        if !dir.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let kids = self
+            .table
+            .children(ino.0, &self.shared.reader)
+            .map_err(failed("list"))?;
+        Ok((dir, kids))
+    }
+}
+
+/// Entry `n` of a directory listing: `.` and `..` first, then the children
+/// (entry n is at offset n + 1).
+fn entry<'k>(dir: &Inode, ino: u64, kids: &'k Kids, n: usize) -> (u64, &'k [u8]) {
+    match n {
+        0 => (ino, b"."),
+        1 => (dir.parent, b".."),
+        _ => {
+            let (name, i) = &kids[n - 2];
+            (*i, name.as_slice())
+        }
     }
 }
