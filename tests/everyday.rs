@@ -38,7 +38,7 @@ fn dump_tar_streams_a_directory_that_tar_extracts_as_restore_writes_it() {
     let out = dir.path().join("untarred");
     fs::create_dir(&out).unwrap();
     // snap dump latest data --tar | tar x -C out
-    let dump = Command::new(snap_bin())
+    let mut dump = Command::new(snap_bin())
         .args(["dump", "latest", "data", "--tar"])
         .env("SNAP_STORE", &store)
         .stdout(Stdio::piped())
@@ -46,10 +46,11 @@ fn dump_tar_streams_a_directory_that_tar_extracts_as_restore_writes_it() {
         .unwrap();
     let tar = Command::new("tar")
         .args(["x", "-C", out.to_str().unwrap()])
-        .stdin(dump.stdout.unwrap())
+        .stdin(dump.stdout.take().unwrap())
         .status()
         .unwrap();
     assert!(tar.success());
+    assert!(dump.wait().unwrap().success());
     // The same files, modes and links as a restore; times to the second
     // (a tar header's resolution).
     assert_eq!(shape(&out.join("data")), shape(&restored.join("data")));

@@ -19,6 +19,10 @@ struct Mounted {
 
 impl Mounted {
     fn start(store: &Path, dir: &Path, extra: &[&str]) -> Mounted {
+        assert!(
+            Path::new("/dev/fuse").exists(),
+            "these tests need the kernel's FUSE (/dev/fuse) and root"
+        );
         fs::create_dir_all(dir).unwrap();
         let mut args = vec!["mount", dir.to_str().unwrap()];
         args.extend_from_slice(extra);

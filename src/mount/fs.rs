@@ -3,7 +3,7 @@
 //! here writes.
 
 use super::content::{self, Handle, Layout, Shared};
-use super::inodes::{Body, Inode, Meta, Table};
+use super::inodes::{Body, Children, Inode, Meta, Table};
 use crate::error::Error;
 use crate::store::{Index, StoreLock, StoreReader};
 use fuser::{
@@ -257,11 +257,9 @@ impl Filesystem for SnapFs {
     }
 }
 
-type Kids = Arc<Vec<(Vec<u8>, u64)>>;
-
 impl SnapFs {
     /// A directory and its children.
-    fn listing(&self, ino: INodeNo) -> Result<(Arc<Inode>, Kids), Errno> {
+    fn listing(&self, ino: INodeNo) -> Result<(Arc<Inode>, Children), Errno> {
         let dir = self.inode(ino)?;
         if !dir.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -276,7 +274,7 @@ impl SnapFs {
 
 /// Entry `n` of a directory listing: `.` and `..` first, then the children
 /// (entry n is at offset n + 1).
-fn entry<'k>(dir: &Inode, ino: u64, kids: &'k Kids, n: usize) -> (u64, &'k [u8]) {
+fn entry<'k>(dir: &Inode, ino: u64, kids: &'k Children, n: usize) -> (u64, &'k [u8]) {
     match n {
         0 => (ino, b"."),
         1 => (dir.parent, b".."),

@@ -52,8 +52,11 @@ pub(crate) struct Inode {
     pub meta: Meta,
     pub body: Body,
     /// Children by name (sorted), once known.
-    children: Mutex<Option<Arc<Vec<(Vec<u8>, u64)>>>>,
+    children: Mutex<Option<Children>>,
 }
+
+/// A directory's children: (name, inode number), sorted by name.
+pub(crate) type Children = Arc<Vec<(Vec<u8>, u64)>>;
 
 /// Every inode handed out so far.
 pub(crate) struct Table {
@@ -144,7 +147,7 @@ impl Table {
     }
 
     /// The children of directory `ino`, reading its tree the first time.
-    pub fn children(&self, ino: u64, reader: &StoreReader) -> Result<Arc<Vec<(Vec<u8>, u64)>>> {
+    pub fn children(&self, ino: u64, reader: &StoreReader) -> Result<Children> {
         let inode = self.get(ino).expect("a known inode");
         let mut known = inode.children.lock().expect("children");
         if let Some(c) = known.as_ref() {
