@@ -20,13 +20,14 @@
 //! - `packer`: parallel zstd compression of new chunks into sealed packs.
 //! - `format`: pure encode/decode of packs, trees and snapshot records.
 //! - `store`: the layout, the locks, the durability seam, the redb index.
-//! - `snapshot` (take), `restore`, `verify`, `diff`, `recover`, `gc`
-//!   (retention plan, pack plan, execution), `mirror` (remotes), `jobs`
-//!   (configuration, schedules, monitoring).
+//! - `snapshot` (take), `restore` (and tar streams), `mount` (a reader
+//!   beside restore: snapshots as a FUSE file system), `verify`, `stats`,
+//!   `diff`, `recover`, `gc` (retention plan, pack plan, execution),
+//!   `mirror` (remotes), `jobs` (configuration, schedules, monitoring).
 //!
 //! The public API is the items re-exported here and the modules `gc`,
-//! `diff`, `recover`, `mirror`, `jobs`, `config`, `retention`, `schedule`,
-//! `progress` and `select`. The stage modules are public for the project's
+//! `diff`, `recover`, `mount`, `stats`, `mirror`, `jobs`, `config`,
+//! `retention`, `schedule`, `progress` and `select`. The stage modules are public for the project's
 //! own tests, benchmarks and fuzz targets and hidden from the documentation:
 //! they may change between versions.
 //!
