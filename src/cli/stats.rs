@@ -43,6 +43,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         ctx.print_json(&s)?;
         return Ok(0);
     }
+    print_human(&store, &s, &points);
+    if let Some(path) = &args.svg {
+        println!("chart written to {}", path.display());
+    }
+    Ok(0)
+}
+
+fn print_human(store: &snap::Store, s: &snap::stats::StoreStats, points: &[(i64, u64)]) {
     println!(
         "store {}: {}, {} logical, {} stored ({} in {} packs, {} index): {:.1}× deduplicated and compressed",
         store.root().display(),
@@ -96,10 +104,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     }
     if points.len() > 1 {
         println!("\nstored bytes over time (what the snapshots added):");
-        print!("{}", super::chart::terminal(&points));
+        print!("{}", super::chart::terminal(points));
     }
-    if let Some(path) = &args.svg {
-        println!("chart written to {}", path.display());
-    }
-    Ok(0)
 }

@@ -51,12 +51,7 @@ pub fn write_tar(reader: &StoreReader, nodes: Vec<Node>, out: impl Write) -> Res
                 tar.append_data(&mut h, path_os, io::empty()).map_err(add)?;
                 report.dirs += 1;
                 let children = reader.tree(tree)?.nodes;
-                stack.extend(children.into_iter().rev().map(|c| {
-                    let mut p = path.clone();
-                    p.push(b'/');
-                    p.extend_from_slice(&c.name);
-                    (p, c)
-                }));
+                stack.extend(children.into_iter().rev().map(|c| (child(&path, &c), c)));
             }
             NodeKind::Symlink { target } => {
                 h.set_entry_type(tar::EntryType::Symlink);
@@ -68,27 +63,24 @@ pub fn write_tar(reader: &StoreReader, nodes: Vec<Node>, out: impl Write) -> Res
             NodeKind::File { chunks } => {
                 let key = (node.inode != 0).then_some((node.dev, node.inode));
                 let content = ChunkId::of_list(chunks);
-                match key
+                let seen = key
                     .and_then(|k| links.get(&k))
-                    .filter(|(_, c)| *c == content)
-                {
-                    Some((first, _)) => {
-                        h.set_entry_type(tar::EntryType::Link);
-                        h.set_size(0);
-                        let first = OsStr::from_bytes(first);
-                        tar.append_link(&mut h, path_os, first).map_err(add)?;
-                        report.links += 1;
-                    }
-                    None => {
-                        if let Some(k) = key {
-                            links.insert(k, (path.clone(), content));
-                        }
-                        let ids = chunks.iter().copied().map(Ok);
-                        append_file(&mut tar, &mut h, path_os, reader, ids, node.size)?;
-                        report.files += 1;
-                        report.bytes += node.size;
-                    }
+                    .filter(|(_, c)| *c == content);
+                if let Some((first, _)) = seen {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    let first = OsStr::from_bytes(first);
+                    tar.append_link(&mut h, path_os, first).map_err(add)?;
+                    report.links += 1;
+                    continue;
                 }
+                if let Some(k) = key {
+                    links.insert(k, (path.clone(), content));
+                }
+                let ids = chunks.iter().copied().map(Ok);
+                append_file(&mut tar, &mut h, path_os, reader, ids, node.size)?;
+                report.files += 1;
+                report.bytes += node.size;
             }
             NodeKind::Database(_) | NodeKind::ListedDatabase(_) => {
                 let (_, list) = node.kind.database().expect("a database node");
@@ -109,6 +101,14 @@ pub fn write_tar(reader: &StoreReader, nodes: Vec<Node>, out: impl Write) -> Res
         .and_then(|mut out| out.flush())
         .map_err(Error::io("write the tar stream", "stdout"))?;
     Ok(report)
+}
+
+/// The path of `node` in the directory at `dir`.
+fn child(dir: &[u8], node: &Node) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    p.push(b'/');
+    p.extend_from_slice(&node.name);
+    p
 }
 
 /// A tar header with a node's mode, owner and time.

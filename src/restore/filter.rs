@@ -4,7 +4,7 @@
 //! with includes, a node is restored when it or a directory above it
 //! matches, and a directory is created only on the way to such a node.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::tree::{Node, Tree};
 use crate::source::Excludes;
 use crate::store::StoreReader;
@@ -115,4 +115,29 @@ impl<'f> Walk<'f> {
         self.at.pop();
         self.included.pop();
     }
+}
+
+/// The restore jobs that hold something the filter keeps. NotFound when
+/// its includes match nothing in any of them: nothing is written then.
+pub(super) fn keep_jobs(
+    filter: &PathFilter,
+    reader: &StoreReader,
+    jobs: Vec<super::Job>,
+) -> Result<Vec<super::Job>> {
+    let mut found = false;
+    let mut kept = Vec::new();
+    for job in jobs {
+        let nodes = std::slice::from_ref(&job.node);
+        let walk = Walk::plan(filter, reader, &job.prefix, nodes)?;
+        found |= walk.found;
+        if walk.found && walk.keeps(&job.node) {
+            kept.push(job);
+        }
+    }
+    if !found {
+        return Err(Error::NotFound(
+            "nothing in the snapshot matches the include patterns (nothing was restored)".into(),
+        ));
+    }
+    Ok(kept)
 }

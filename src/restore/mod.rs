@@ -141,23 +141,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         let reader = StoreReader::new(store, &index)?;
         let mut jobs = plan(&reader, &snap, opts)?;
         if let Some(f) = &filter {
-            let mut found = false;
-            let mut kept = Vec::new();
-            for job in jobs {
-                let walk =
-                    filter::Walk::plan(f, &reader, &job.prefix, std::slice::from_ref(&job.node))?;
-                found |= walk.found;
-                if walk.found && walk.keeps(&job.node) {
-                    kept.push(job);
-                }
-            }
-            if !found {
-                return Err(Error::NotFound(
-                    "nothing in the snapshot matches the include patterns (nothing was restored)"
-                        .into(),
-                ));
-            }
-            jobs = kept;
+            jobs = filter::keep_jobs(f, &reader, jobs)?;
         }
         let mut total = 0;
         for job in &jobs {

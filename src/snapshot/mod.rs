@@ -93,56 +93,28 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     let roots = check_paths(opts, &mut warnings)?;
     if roots.is_empty() {
         warnings.push("nothing to back up".into());
-        return Ok(TakeReport {
-            id: None,
-            snapshot: None,
-            warnings,
-            would_read: Vec::new(),
-        });
+        return Ok(report(None, None, warnings, Vec::new()));
     }
     let dry = opts.dry_run;
     // A dry run reads beside other commands and checkpoints no database.
-    let dry_opts;
-    let opts = if dry {
+    let dry_opts = dry.then(|| {
         let mut o = opts.clone();
         o.sqlite.checkpoint = false;
-        dry_opts = o;
-        &dry_opts
-    } else {
-        opts
-    };
+        o
+    });
+    let opts = dry_opts.as_ref().unwrap_or(opts);
     let lock = match dry {
         true => store.lock_shared("take --dry-run", opts.lock_wait.0)?,
         false => store.lock("take", opts.lock_wait.0)?,
     };
     let mut index = store.open_index(&lock)?;
     let index_len = || fs::metadata(store.index_path()).map_or(0, |m| m.len());
-    // Compacted before (a gc's frees can be moved only by a new writer) and
-    // after the last commit: redb doubles the file when a commit finds it
-    // full, so a take that ended in a commit would leave it twice its size.
-    let compact = |index: &mut Index, warnings: &mut Vec<String>| {
-        if let Err(e) = index.compact() {
-            warnings.push(format!("the index was not compacted ({e})"));
-        }
-    };
-    if !dry {
-        compact(&mut index, &mut warnings);
-    }
+    compact(&mut index, &mut warnings, dry);
     let index_before = index_len();
     let paths: Vec<String> = roots.iter().map(|p| p.to_string_lossy().into()).collect();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let parent = find_parent(store, &paths, &host)?;
-    store.progress().note(match &parent {
-        Some((id, _)) => format!(
-            "into store {}; parent snapshot {} (files unchanged since are not read again)",
-            store.root().display(),
-            &id.to_hex()[..12]
-        ),
-        None => format!(
-            "into store {}; no earlier snapshot of these paths: every file is read",
-            store.root().display()
-        ),
-    });
+    note_parent(store, parent.as_ref().map(|p| &p.0));
     let mut w = Walker {
         writer: match dry {
             true => ChunkWriter::dry(store, &index)?,
@@ -163,18 +135,12 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     // On any failure (a full disk, a signal, bad input met part way) the
     // packs written so far are undone: a take that records nothing leaves
     // nothing behind.
-    let (tree, written) = match w.walk(&roots, parent.as_ref().map(|p| &p.1)) {
-        Ok(done) => done,
-        Err(e) => {
-            w.progress.finish();
-            let undone = w.writer.abandon();
-            if undone.is_nothing() && !matches!(e, Error::Interrupted) {
-                return Err(e);
-            }
-            return Err(e.stopped(format!("no snapshot was recorded; {}", undone.describe())));
-        }
-    };
+    let walked = w.walk(&roots, parent.as_ref().map(|p| &p.1));
     w.progress.finish();
+    let (tree, written) = match walked {
+        Ok(done) => done,
+        Err(e) => return Err(abandoned(w.writer, e)),
+    };
     let Walker {
         mut stats,
         skipped,
@@ -187,9 +153,7 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     } = w;
     // Their read transactions would keep the compaction from moving pages.
     drop((reader, writer));
-    if !dry {
-        compact(&mut index, &mut warnings);
-    }
+    compact(&mut index, &mut warnings, dry);
     // What the store grew by, the index included (compacted).
     stats.added = written.added + index_len().saturating_sub(index_before);
     stats.added_raw = written.added_raw;
@@ -211,12 +175,12 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         excludes: opts.excludes.clone(),
     };
     if dry {
-        return Ok(TakeReport {
-            id: None,
-            snapshot: Some(snapshot),
+        return Ok(report(
+            None,
+            Some(snapshot),
             warnings,
-            would_read: would_read.unwrap_or_default(),
-        });
+            would_read.unwrap_or_default(),
+        ));
     }
     // The record is written last: only now is every chunk it names durable.
     let id = store.write_snapshot(&snapshot)?;
@@ -226,13 +190,59 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     }
     // The catalog's commit grew the file again; compacted, it is the size
     // `stats.added` counted.
-    compact(&mut index, &mut warnings);
-    Ok(TakeReport {
-        id: Some(id),
-        snapshot: Some(snapshot),
+    compact(&mut index, &mut warnings, false);
+    Ok(report(Some(id), Some(snapshot), warnings, Vec::new()))
+}
+
+fn report(
+    id: Option<SnapshotId>,
+    snapshot: Option<Snapshot>,
+    warnings: Vec<String>,
+    would_read: Vec<(String, u64)>,
+) -> TakeReport {
+    TakeReport {
+        id,
+        snapshot,
         warnings,
-        would_read: Vec::new(),
-    })
+        would_read,
+    }
+}
+
+/// Compacts the index (not in a dry run). Before a take (a gc's frees can
+/// be moved only by a new writer) and after its last commit: redb doubles
+/// the file when a commit finds it full, so a take that ended in a commit
+/// would leave it twice its size. A failure costs bytes only: a warning.
+fn compact(index: &mut Index, warnings: &mut Vec<String>, dry: bool) {
+    if dry {
+        return;
+    }
+    if let Err(e) = index.compact() {
+        warnings.push(format!("the index was not compacted ({e})"));
+    }
+}
+
+fn note_parent(store: &Store, parent: Option<&SnapshotId>) {
+    store.progress().note(match parent {
+        Some(id) => format!(
+            "into store {}; parent snapshot {} (files unchanged since are not read again)",
+            store.root().display(),
+            &id.to_hex()[..12]
+        ),
+        None => format!(
+            "into store {}; no earlier snapshot of these paths: every file is read",
+            store.root().display()
+        ),
+    });
+}
+
+/// A take that failed part way: its packs are undone, and the error says
+/// what was left (an interruption always says so).
+fn abandoned(writer: ChunkWriter, e: Error) -> Error {
+    let undone = writer.abandon();
+    if undone.is_nothing() && !matches!(e, Error::Interrupted) {
+        return e;
+    }
+    e.stopped(format!("no snapshot was recorded; {}", undone.describe()))
 }
 
 /// Absolute, existing roots with distinct base names; nothing is written yet,
