@@ -111,6 +111,11 @@ pub enum Error {
         /// What is left, and what to do about it.
         left: String,
     },
+    /// A bug in snap: a thread of its own panicked. Not bad input, not
+    /// damage; nothing it was writing was recorded (the durability order
+    /// holds), and the message is worth a bug report.
+    #[error("internal error: {0} (a bug in snap; nothing half-done was recorded)")]
+    Internal(String),
     /// SQLite refused or failed an operation on a database.
     #[error("sqlite {}: {source}", path.display())]
     Sqlite {
@@ -189,7 +194,30 @@ impl Error {
                 cause: Box::new(cause.duplicate()),
                 left: left.clone(),
             },
-            other => Error::Invalid(other.to_string()),
+            Error::Locked {
+                store,
+                holder,
+                waited_secs,
+            } => Error::Locked {
+                store: store.clone(),
+                holder: holder.clone(),
+                waited_secs: *waited_secs,
+            },
+            Error::Internal(s) => Error::Internal(s.clone()),
+            // rusqlite's error cannot be cloned: its message, as a SQLite
+            // error still (the kind, and so the exit code, is kept).
+            Error::Sqlite { path, source } => Error::Sqlite {
+                path: path.clone(),
+                source: match source {
+                    rusqlite::Error::SqliteFailure(e, m) => {
+                        rusqlite::Error::SqliteFailure(*e, m.clone())
+                    }
+                    other => rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                        Some(other.to_string()),
+                    ),
+                },
+            },
         }
     }
 
@@ -201,7 +229,7 @@ impl Error {
             Error::Locked { .. } => 4,
             Error::Remote { .. } => 6,
             Error::Denied { .. } | Error::NoCredential { .. } => 8,
-            Error::Io { .. } | Error::Index(_) | Error::Sqlite { .. } => 1,
+            Error::Io { .. } | Error::Index(_) | Error::Sqlite { .. } | Error::Internal(_) => 1,
             Error::Interrupted => 130,
             Error::Stopped { cause, .. } => cause.exit_code(),
         }
@@ -245,3 +273,33 @@ index_error!(
     redb::CommitError,
     redb::CompactionError
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicate_keeps_the_kind_and_the_exit_code() {
+        let all = [
+            Error::io("read", "/x")(std::io::Error::other("disk")),
+            Error::Locked {
+                store: "/s".into(),
+                holder: "gc".into(),
+                waited_secs: 3,
+            },
+            Error::Internal("a thread panicked".into()),
+            Error::Sqlite {
+                path: "/db".into(),
+                source: rusqlite::Error::InvalidQuery,
+            },
+            Error::corrupt("pack", "bad"),
+        ];
+        for e in all {
+            let d = e.duplicate();
+            assert_eq!(d.exit_code(), e.exit_code(), "{e}");
+            assert_eq!(std::mem::discriminant(&d), std::mem::discriminant(&e), "{e}");
+        }
+        // A panic is a bug, not bad input.
+        assert_eq!(Error::Internal("x".into()).exit_code(), 1);
+    }
+}

@@ -149,7 +149,7 @@ impl<'a> Packer<'a> {
         let handle = self.sealing.pop_front().expect("a seal in flight");
         handle
             .join()
-            .map_err(|_| Error::Invalid("a pack sealing thread panicked".into()))?
+            .map_err(|_| Error::Internal("a pack sealing thread panicked".into()))?
     }
 
     /// Seals that finished (all of them, waiting, when `wait`), oldest first.

@@ -34,8 +34,10 @@ pub enum EntryKind {
     /// A zstd frame of the plain bytes.
     Zstd = 1,
     /// The base chunk's id (32 bytes), then a zstd frame of the plain bytes
-    /// compressed with the base's plain bytes as a raw-content dictionary. The base is never
-    /// itself a delta, so decoding needs at most one other chunk.
+    /// compressed with the base's plain bytes as a raw-content dictionary. The base may
+    /// itself be a delta (a chain, at most `entry::MAX_READ_CHAIN` deep when read; take
+    /// starts a new chain past `entry::MAX_CHAIN`), so decoding reads the chain down to a
+    /// chunk stored in full.
     Delta = 2,
 }
 

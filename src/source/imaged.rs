@@ -47,7 +47,7 @@ pub(super) fn copy_store_check(
     });
     let (page_size, page_count, damage) = copied?;
     let (chunks, stored_pages) =
-        stored.map_err(|_| Error::Invalid("storing the image panicked".into()))??;
+        stored.map_err(|_| Error::Internal("storing the image panicked".into()))??;
     if stored_pages != page_count {
         return store_check(image, page_size, damage, writer, how);
     }
@@ -87,7 +87,7 @@ pub(super) fn store_check(
     });
     let (chunks, page_count) = stored?;
     let check = checked
-        .map_err(|_| Error::Invalid("the check of the image panicked".into()))?
+        .map_err(|_| Error::Internal("the check of the image panicked".into()))?
         .map_err(Error::sqlite(&image_path))?;
     Ok(Captured {
         page_size,

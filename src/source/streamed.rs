@@ -49,7 +49,7 @@ pub(super) fn stream_store_check(
             });
             (copied, stored.join(), check)
         });
-        let stored = stored.map_err(|_| Error::Invalid("storing the pages panicked".into()))?;
+        let stored = stored.map_err(|_| Error::Internal("storing the pages panicked".into()))?;
         let ((page_size, page_count, damage), (chunks, stored_pages)) = match (copied, stored) {
             (Ok(c), Ok(s)) => (c, s),
             // The copy failed writing to the pipe because the storing stopped:
@@ -65,7 +65,7 @@ pub(super) fn stream_store_check(
         }
         let check = check
             .expect("the copy succeeded")
-            .map_err(|_| Error::Invalid("the check panicked".into()))?
+            .map_err(|_| Error::Internal("the check panicked".into()))?
             .map_err(Error::sqlite(path))?;
         Ok(Captured {
             page_size,
