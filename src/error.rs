@@ -297,7 +297,11 @@ mod tests {
         for e in all {
             let d = e.duplicate();
             assert_eq!(d.exit_code(), e.exit_code(), "{e}");
-            assert_eq!(std::mem::discriminant(&d), std::mem::discriminant(&e), "{e}");
+            assert_eq!(
+                std::mem::discriminant(&d),
+                std::mem::discriminant(&e),
+                "{e}"
+            );
         }
         // A panic is a bug, not bad input.
         assert_eq!(Error::Internal("x".into()).exit_code(), 1);

@@ -110,7 +110,7 @@ impl Cache {
 
 /// What every open file reads through: the store and the chunk cache.
 pub(crate) struct Shared {
-    pub reader: StoreReader<'static>,
+    pub reader: StoreReader,
     pub cache: Mutex<Cache>,
 }
 

@@ -32,7 +32,7 @@ pub(crate) struct SnapFs {
 }
 
 impl SnapFs {
-    pub fn new(reader: StoreReader<'static>, index: Index, lock: StoreLock, table: Table) -> Self {
+    pub fn new(reader: StoreReader, index: Index, lock: StoreLock, table: Table) -> Self {
         SnapFs {
             shared: Arc::new(Shared {
                 reader,

@@ -56,10 +56,9 @@ pub fn mount(
 ) -> Result<Unmounted> {
     check_mountpoint(&opts.mountpoint)?;
     let snaps = store.select(&opts.selection)?;
-    // The filesystem must own what it reads with (FUSE serves it from its
-    // own threads for as long as it is mounted); one store handle per mount
-    // is leaked to lend the reader a `'static` store.
-    let store: &'static Store = Box::leak(Box::new(store.clone()));
+    // The filesystem owns what it reads with (FUSE serves it from its own
+    // threads for as long as it is mounted): the lock, the index and a
+    // reader that holds its own handle of the store.
     let lock = store.lock_shared("mount", opts.lock_wait.0)?;
     let index = store.open_index(&lock)?;
     let reader = StoreReader::new(store, &index)?;

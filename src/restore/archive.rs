@@ -147,8 +147,8 @@ fn append_file(
 }
 
 /// A file's content as `Read`, fetched a read-ahead batch at a time.
-struct Content<'r, 'a, I: Iterator<Item = Result<ChunkId>>> {
-    reader: &'r StoreReader<'a>,
+struct Content<'r, I: Iterator<Item = Result<ChunkId>>> {
+    reader: &'r StoreReader,
     ids: std::iter::Peekable<I>,
     batch: std::vec::IntoIter<Vec<u8>>,
     current: Vec<u8>,
@@ -157,7 +157,7 @@ struct Content<'r, 'a, I: Iterator<Item = Result<ChunkId>>> {
     error: Option<Error>,
 }
 
-impl<I: Iterator<Item = Result<ChunkId>>> Read for Content<'_, '_, I> {
+impl<I: Iterator<Item = Result<ChunkId>>> Read for Content<'_, I> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at == self.current.len() {
             if let Some(next) = self.batch.next() {

@@ -20,8 +20,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub struct Writer<'r, 'a> {
-    pub reader: &'r StoreReader<'a>,
+pub struct Writer<'r> {
+    pub reader: &'r StoreReader,
     pub report: &'r mut RestoreReport,
     /// Replace what is in the way.
     pub force: bool,
@@ -71,7 +71,7 @@ fn link_beside(target: &Path) -> PathBuf {
     target.with_file_name(format!("{}{}-{n}", TEMP_PREFIXES[1], std::process::id()))
 }
 
-impl Writer<'_, '_> {
+impl Writer<'_> {
     /// Restores `node` into the real directory `dir` (reached by a short
     /// path however deep: `source::walk::Dir`).
     pub fn node(&mut self, dir: &Dir, node: &Node) -> Result<()> {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub(super) struct Walker<'a> {
     pub writer: ChunkWriter<'a>,
-    pub reader: StoreReader<'a>,
+    pub reader: StoreReader,
     pub excludes: Excludes,
     pub opts: &'a TakeOptions,
     pub stats: TakeStats,

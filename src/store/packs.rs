@@ -14,23 +14,25 @@ use std::sync::{Arc, Mutex};
 
 /// Reads and verifies chunks; keeps a bounded set of open pack files and may
 /// be shared between threads.
-pub struct PackReader<'a> {
-    store: &'a Store,
+/// Owns a handle of its store (a clone: paths, config and the fallback
+/// source), so a reader may live as long as its user (a mount) needs.
+pub struct PackReader {
+    store: Store,
     open: Mutex<HashMap<PackId, Arc<File>>>,
 }
 
 const MAX_OPEN: usize = 64;
 
-impl<'a> PackReader<'a> {
-    pub fn new(store: &'a Store) -> Self {
+impl PackReader {
+    pub fn new(store: &Store) -> Self {
         PackReader {
-            store,
+            store: store.clone(),
             open: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn store(&self) -> &'a Store {
-        self.store
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     fn file(&self, id: &PackId) -> Result<Arc<File>> {

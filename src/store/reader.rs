@@ -22,16 +22,16 @@ pub fn ids(chunks: &[ChunkId]) -> impl Iterator<Item = Result<ChunkId>> + '_ {
 /// Plain bytes fetched and verified in parallel before being written in order.
 pub const READ_AHEAD: u64 = 8 << 20;
 
-pub struct StoreReader<'a> {
+pub struct StoreReader {
     pub index: IndexReader,
-    pub packs: PackReader<'a>,
+    pub packs: PackReader,
     /// Every chunk's place by the pack headers, read once the index proved
     /// wrong (`relocate`).
     headers: std::sync::OnceLock<HashMap<ChunkId, Location>>,
 }
 
-impl<'a> StoreReader<'a> {
-    pub fn new(store: &'a Store, index: &Index) -> Result<Self> {
+impl StoreReader {
+    pub fn new(store: &Store, index: &Index) -> Result<Self> {
         Ok(StoreReader {
             index: index.reader()?,
             packs: PackReader::new(store),

@@ -40,7 +40,7 @@ pub struct ChunkWriter<'a> {
     index: &'a Index,
     reader: IndexReader,
     packer: Packer<'a>,
-    packs: PackReader<'a>,
+    packs: PackReader,
     /// New chunks: id, plain bytes, delta base, delta level.
     queue: Vec<(ChunkId, Vec<u8>, Option<ChunkId>, Levels)>,
     queued_bytes: usize,

@@ -77,7 +77,7 @@ impl VerifyReport {
 }
 
 struct Checker<'a> {
-    reader: StoreReader<'a>,
+    reader: StoreReader,
     index: &'a crate::store::Index,
     store: &'a Store,
     read_data: bool,
