@@ -7,7 +7,7 @@ use crate::format::record::Snapshot;
 use crate::gc::{gc, GcOptions};
 use crate::id::{ChunkId, SnapshotId};
 use crate::select::Selection;
-use crate::store::{LockWait, Store, StoreReader};
+use crate::store::{LockWait, Store};
 use std::collections::{BTreeMap, HashSet};
 
 /// What to count.
@@ -201,9 +201,7 @@ fn per_database(
     if !opts.databases || dbs.is_empty() {
         return Ok(dbs.into_values().collect());
     }
-    let lock = store.lock_shared("stats", opts.lock_wait.0)?;
-    let index = store.open_index(&lock)?;
-    let reader = StoreReader::new(store, &index)?;
+    let reader = store.reading("stats", opts.lock_wait.0)?;
     for db in dbs.values_mut() {
         let mut units: HashSet<ChunkId> = HashSet::new();
         for (_, s) in snaps

@@ -3,7 +3,6 @@
 use super::{bytes, invalid, Ctx};
 use anyhow::Result;
 use snap::format::tree::NodeKind;
-use snap::store::StoreReader;
 use std::io::Write;
 
 #[derive(clap::Args)]
@@ -136,9 +135,7 @@ pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
     let store = ctx.open()?;
     let id = store.resolve_in(&args.id, &args.filter.selection())?;
     let snapshot = store.load_snapshot(&id)?;
-    let lock = store.lock_shared("dump", ctx.lock_wait)?;
-    let index = store.open_index(&lock)?;
-    let reader = StoreReader::new(&store, &index)?;
+    let reader = store.reading("dump", ctx.lock_wait)?;
     let top = reader.tree(&snapshot.tree)?;
     if args.tar {
         let nodes = if args.path.trim_matches('/').is_empty() {
@@ -198,9 +195,7 @@ pub fn find(ctx: &Ctx, args: FindArgs) -> Result<u8> {
         .compile_matcher();
     let store = ctx.open()?;
     let snaps = store.select(&args.filter.selection()?)?;
-    let lock = store.lock_shared("find", ctx.lock_wait)?;
-    let index = store.open_index(&lock)?;
-    let reader = StoreReader::new(&store, &index)?;
+    let reader = store.reading("find", ctx.lock_wait)?;
     let mut rows = Vec::new();
     for (id, s) in &snaps {
         let top = reader.tree(&s.tree)?.nodes;

@@ -1,7 +1,6 @@
 use super::{bytes, Ctx};
 use anyhow::Result;
 use snap::format::tree::{Node, NodeKind};
-use snap::store::StoreReader;
 
 #[derive(clap::Args)]
 pub struct ListArgs {
@@ -85,9 +84,7 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
     let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
     let id = store.resolve_in(&args.id, &args.filter.selection())?;
     let snapshot = store.load_snapshot(&id)?;
-    let lock = store.lock_shared("ls", ctx.lock_wait)?;
-    let index = store.open_index(&lock)?;
-    let reader = StoreReader::new(&store, &index)?;
+    let reader = store.reading("ls", ctx.lock_wait)?;
     let top = reader.tree(&snapshot.tree)?;
     let (prefix, nodes) = match &args.path {
         None => (String::new(), top.nodes),

@@ -28,7 +28,6 @@ pub use side::image;
 
 use crate::error::Result;
 use crate::select::Selection;
-use crate::store::StoreReader;
 use crate::Store;
 use side::{Entry, Kind};
 use std::collections::{BTreeMap, HashSet};
@@ -82,9 +81,7 @@ pub struct DiffReport {
 
 /// Compares two snapshots, or a snapshot with the live paths it was taken from.
 pub fn diff(store: &Store, opts: &DiffOptions) -> Result<DiffReport> {
-    let lock = store.lock_shared("diff", opts.lock_wait.0)?;
-    let index = store.open_index(&lock)?;
-    let reader = StoreReader::new(store, &index)?;
+    let reader = store.reading("diff", opts.lock_wait.0)?;
     let a_id = store.resolve_in(&opts.a, &opts.selection)?;
     let a_snap = store.load_snapshot(&a_id)?;
     let a = side::from_snapshot(&reader, &a_snap, opts.path.as_deref())?;

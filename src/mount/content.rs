@@ -110,7 +110,9 @@ impl Cache {
 
 /// What every open file reads through: the store and the chunk cache.
 pub(crate) struct Shared {
-    pub reader: StoreReader,
+    /// The store's shared lock, the index and the reader, for as long as
+    /// the mount lasts.
+    pub reader: crate::store::Reading,
     pub cache: Mutex<Cache>,
 }
 

@@ -5,7 +5,7 @@
 use super::content::{self, Handle, Layout, Shared};
 use super::inodes::{Body, Children, Inode, Meta, Table};
 use crate::error::Error;
-use crate::store::{Index, StoreLock, StoreReader};
+use crate::store::Reading;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
@@ -22,24 +22,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const TTL: Duration = Duration::from_secs(3600);
 
 pub(crate) struct SnapFs {
-    // Field order is drop order: the reader before the index and the lock.
     shared: Arc<Shared>,
-    _index: Index,
-    _lock: StoreLock,
     table: Table,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_handle: AtomicU64,
 }
 
 impl SnapFs {
-    pub fn new(reader: StoreReader, index: Index, lock: StoreLock, table: Table) -> Self {
+    pub fn new(reader: Reading, table: Table) -> Self {
         SnapFs {
             shared: Arc::new(Shared {
                 reader,
                 cache: Mutex::default(),
             }),
-            _index: index,
-            _lock: lock,
             table,
             handles: Mutex::default(),
             next_handle: AtomicU64::new(1),

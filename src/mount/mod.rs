@@ -19,7 +19,7 @@ mod names;
 
 use crate::error::{Error, Result};
 use crate::select::Selection;
-use crate::store::{LockWait, Store, StoreReader};
+use crate::store::{LockWait, Store};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -59,12 +59,10 @@ pub fn mount(
     // The filesystem owns what it reads with (FUSE serves it from its own
     // threads for as long as it is mounted): the lock, the index and a
     // reader that holds its own handle of the store.
-    let lock = store.lock_shared("mount", opts.lock_wait.0)?;
-    let index = store.open_index(&lock)?;
-    let reader = StoreReader::new(store, &index)?;
+    let reader = store.reading("mount", opts.lock_wait.0)?;
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let table = inodes::Table::new(&snaps, now);
-    let fs = fs::SnapFs::new(reader, index, lock, table);
+    let fs = fs::SnapFs::new(reader, table);
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::RO,

@@ -21,9 +21,7 @@ pub(crate) fn image(
     let source = opts.source.as_deref();
     let id = resolve(store, opts, db)?;
     let snap = store.load_snapshot(&id)?;
-    let lock = store.lock_shared("recover", opts.lock_wait.0)?;
-    let index = store.open_index(&lock)?;
-    let reader = StoreReader::new(store, &index)?;
+    let reader = store.reading("recover", opts.lock_wait.0)?;
     let (path, node) = database_node(&reader, &snap, &id, source, db)?;
     let (_, list) = node.kind.database().expect("a database node");
     Ok((id, path, crate::diff::image(&reader, list)?))

@@ -136,9 +136,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
     }
     // Plan and check every target under one lock; nothing is written yet.
     let (jobs, total) = {
-        let lock = store.lock_shared("restore", opts.lock_wait.0)?;
-        let index = store.open_index(&lock)?;
-        let reader = StoreReader::new(store, &index)?;
+        let reader = store.reading("restore", opts.lock_wait.0)?;
         let mut jobs = plan(&reader, &snap, opts)?;
         if let Some(f) = &filter {
             jobs = filter::keep_jobs(f, &reader, jobs)?;
@@ -195,9 +193,7 @@ fn write_jobs(
     filter: Option<&filter::PathFilter>,
     report: &mut RestoreReport,
 ) -> Result<()> {
-    let lock = store.lock_shared("restore", opts.lock_wait.0)?;
-    let index = store.open_index(&lock)?;
-    let reader = StoreReader::new(store, &index)?;
+    let reader = store.reading("restore", opts.lock_wait.0)?;
     store.progress().start("restore", Some(total));
     let mut w = write::Writer {
         reader: &reader,
