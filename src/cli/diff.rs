@@ -1,8 +1,7 @@
 //! `snap diff`, `snap dump`, `snap find`: looking into snapshots.
 
-use super::{bytes, invalid, Ctx};
+use super::{bytes, Ctx};
 use anyhow::Result;
-use snap::format::tree::NodeKind;
 use std::io::Write;
 
 #[derive(clap::Args)]
@@ -134,21 +133,10 @@ pub struct DumpArgs {
 pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
     let store = ctx.open()?;
     let id = store.resolve_in(&args.id, &args.filter.selection())?;
-    let snapshot = store.load_snapshot(&id)?;
-    let reader = store.reading("dump", ctx.lock_wait)?;
-    let top = reader.tree(&snapshot.tree)?;
+    let wait = snap::LockWait(ctx.lock_wait);
     if args.tar {
-        let nodes = if args.path.trim_matches('/').is_empty() {
-            top.nodes
-        } else {
-            vec![snap::restore::lookup(
-                &reader,
-                &top,
-                &snapshot.inner_path(&args.path)?,
-            )?]
-        };
         let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        let report = snap::restore::archive::write_tar(&reader, nodes, out)?;
+        let report = snap::restore::browse::dump_tar(&store, &id, &args.path, out, wait)?;
         if ctx.verbose {
             eprintln!(
                 "snap: tar stream of {}, {}, {} ({})",
@@ -160,24 +148,8 @@ pub fn dump(ctx: &Ctx, args: DumpArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    let node = snap::restore::lookup(&reader, &top, &snapshot.inner_path(&args.path)?)?;
     let mut out = std::io::BufWriter::new(std::io::stdout());
-    match (&node.kind, node.kind.database(), args.sql) {
-        (NodeKind::File { chunks }, _, false) => {
-            let ids = snap::store::reader::ids(chunks);
-            reader.copy_chunks(ids, &mut out, &snap::Reporter::none())?;
-        }
-        (_, Some((_, list)), false) => {
-            reader.copy_chunks(reader.units(list), &mut out, &snap::Reporter::none())?;
-        }
-        (_, Some((_, list)), true) => {
-            let image = snap::diff::image(&reader, list)?;
-            snap::diff::rows::dump_sql(image.path(), &mut out)?;
-        }
-        (_, None, true) => return Err(invalid(format!("{} is not a database", args.path))),
-        _ => return Err(invalid(format!("{} is not a file", args.path))),
-    }
-    out.flush()?;
+    snap::restore::browse::dump(&store, &id, &args.path, args.sql, &mut out, wait)?;
     Ok(0)
 }
 
@@ -190,30 +162,10 @@ pub struct FindArgs {
 }
 
 pub fn find(ctx: &Ctx, args: FindArgs) -> Result<u8> {
-    let glob = globset::Glob::new(&args.pattern)
-        .map_err(|e| invalid(format!("{}: {e}", args.pattern)))?
-        .compile_matcher();
     let store = ctx.open()?;
-    let snaps = store.select(&args.filter.selection()?)?;
-    let reader = store.reading("find", ctx.lock_wait)?;
-    let mut rows = Vec::new();
-    for (id, s) in &snaps {
-        let top = reader.tree(&s.tree)?.nodes;
-        reader.walk(
-            "",
-            top,
-            |path, node| {
-                let name = node.name_lossy();
-                if glob.is_match(&name) || glob.is_match(path) {
-                    rows.push(serde_json::json!({
-                        "snapshot": id.to_hex(), "time": s.time, "path": path, "size": node.size,
-                    }));
-                }
-                Ok(true)
-            },
-            |_, e| Err(e),
-        )?;
-    }
+    let sel = args.filter.selection()?;
+    let wait = snap::LockWait(ctx.lock_wait);
+    let rows = snap::restore::browse::find(&store, &args.pattern, &sel, wait)?;
     if ctx.json {
         ctx.print_json(&rows)?;
     } else {
@@ -222,13 +174,9 @@ pub fn find(ctx: &Ctx, args: FindArgs) -> Result<u8> {
             writeln!(
                 out,
                 "{} {} {}",
-                &r["snapshot"].as_str().unwrap_or("")[..12],
-                r["time"]
-                    .as_str()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| super::time(&t))
-                    .unwrap_or_default(),
-                r["path"].as_str().unwrap_or("")
+                &r.snapshot[..12],
+                super::time(&r.time),
+                r.path
             )?;
         }
     }

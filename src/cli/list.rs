@@ -1,6 +1,5 @@
 use super::{bytes, Ctx};
 use anyhow::Result;
-use snap::format::tree::{Node, NodeKind};
 
 #[derive(clap::Args)]
 pub struct ListArgs {
@@ -83,91 +82,40 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
     let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
     let id = store.resolve_in(&args.id, &args.filter.selection())?;
-    let snapshot = store.load_snapshot(&id)?;
-    let reader = store.reading("ls", ctx.lock_wait)?;
-    let top = reader.tree(&snapshot.tree)?;
-    let (prefix, nodes) = match &args.path {
-        None => (String::new(), top.nodes),
-        Some(p) => {
-            let p = snapshot.inner_path(p)?;
-            let node = snap::restore::lookup(&reader, &top, &p)?;
-            let p = p.trim_matches('/');
-            let parent = p.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-            (parent, vec![node])
-        }
-    };
-    let mut rows = Vec::new();
-    reader.walk(
-        &prefix,
-        nodes,
-        |path, node| {
-            rows.push(row(path, node));
-            Ok(true)
-        },
-        |_, e| Err(e),
-    )?;
+    let wait = snap::LockWait(ctx.lock_wait);
+    let rows = snap::restore::browse::ls(&store, &id, args.path.as_deref(), wait)?;
     if ctx.json {
         ctx.print_json(&rows)?;
-    } else {
-        for r in &rows {
-            println!(
-                "{} {:o} {:>10} {} {}",
-                r["type"].as_str().unwrap_or(""),
-                r["mode"].as_u64().unwrap_or(0) & 0o7777,
-                r["size"],
-                r["mtime"].as_str().unwrap_or(""),
-                r["path"].as_str().unwrap_or("")
-            );
-            if let Some(db) = r.get("database") {
-                println!("    {}", database_line(db));
-            }
+        return Ok(0);
+    }
+    for r in &rows {
+        println!(
+            "{} {:o} {:>10} {} {}",
+            r.kind,
+            r.mode & 0o7777,
+            r.size,
+            r.mtime,
+            r.path
+        );
+        if let Some(db) = &r.database {
+            println!("    {}", database_line(db));
         }
     }
     Ok(0)
 }
 
-fn row(path: &str, node: &Node) -> serde_json::Value {
-    let mtime = chrono::DateTime::from_timestamp_nanos(node.mtime)
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut row =
-        serde_json::json!({"path": path, "mode": node.mode, "size": node.size, "mtime": mtime});
-    match &node.kind {
-        NodeKind::File { .. } => row["type"] = "file".into(),
-        NodeKind::Symlink { target } => {
-            row["type"] = "link".into();
-            row["target"] = String::from_utf8_lossy(target).into();
-        }
-        NodeKind::Database(db) | NodeKind::ListedDatabase(db) => {
-            row["type"] = "db".into();
-            row["database"] = serde_json::json!({
-                "page_size": db.page_size, "page_count": db.page_count, "journal_mode": db.journal_mode,
-                "sqlite_version": db.sqlite_version, "check": db.check, "check_kind": db.check_kind, "tables": db.tables,
-            });
-        }
-        NodeKind::Dir { .. } => row["type"] = "dir".into(),
-    }
-    row
-}
-
 /// A database's check results on one line: "245 pages of 4096 B, wal mode,
 /// quick_check ok; tables: candidates 35, evaluations 108".
-fn database_line(db: &serde_json::Value) -> String {
-    let tables: Vec<String> = db["tables"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .map(|t| format!("{} {}", t[0].as_str().unwrap_or("?"), t[1]))
-                .collect()
-        })
-        .unwrap_or_default();
+fn database_line(db: &snap::restore::browse::DatabaseInfo) -> String {
+    let tables: Vec<String> = db.tables.iter().map(|(t, n)| format!("{t} {n}")).collect();
     format!(
         "database: {} pages of {} B, {} mode, SQLite {}, {} {}; tables: {}",
-        db["page_count"],
-        db["page_size"],
-        db["journal_mode"].as_str().unwrap_or("?"),
-        db["sqlite_version"].as_str().unwrap_or("?"),
-        db["check_kind"].as_str().unwrap_or("check"),
-        db["check"].as_str().unwrap_or("?"),
+        db.page_count,
+        db.page_size,
+        db.journal_mode,
+        db.sqlite_version,
+        db.check_kind,
+        db.check,
         if tables.is_empty() {
             "none".into()
         } else {

@@ -13,6 +13,7 @@
 //!   and the temporary file is removed, so no half-written file appears.
 
 pub mod archive;
+pub mod browse;
 mod database;
 mod filter;
 mod in_place;
