@@ -48,9 +48,17 @@ impl Mounted {
     }
 
     /// SIGTERM; the command unmounts and exits 0.
-    fn stop(mut self) -> String {
+    fn stop(self) -> String {
+        self.stop_with(1)
+    }
+
+    /// `n` SIGTERMs at once (as `timeout` sends one to the process and its
+    /// group): the command still unmounts before it exits.
+    fn stop_with(mut self, n: usize) -> String {
         let pid = self.child.id() as i32;
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..n {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
         let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
             .wait_with_output()
             .unwrap();
@@ -216,6 +224,21 @@ fn a_sealed_remote_is_mounted_with_its_identity_and_no_local_store() {
     );
     m.stop();
     assert!(!nowhere.exists(), "mounting a remote created a local store");
+}
+
+#[test]
+fn a_signal_delivered_twice_still_unmounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let data = dir.path().join("d");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("f"), b"x").unwrap();
+    snap_ok(&store, &["take", data.to_str().unwrap()]);
+    for i in 0..3 {
+        let m = Mounted::start(&store, &dir.path().join(format!("mnt{i}")), &[]);
+        let said = m.stop_with(2);
+        assert!(said.contains("unmounted"), "{said}");
+    }
 }
 
 #[test]

@@ -277,8 +277,14 @@ pub fn run() -> Result<u8> {
     }
     if cli.command.stops_at_safe_points() {
         let flag = snap::cancel::flag();
+        // A mount is never ended by a second signal before it unmounts: one
+        // signal often arrives twice (`timeout` sends it to the process and
+        // to its group), and dying mounted leaves a dead mount point behind.
+        let mount = matches!(cli.command, Command::Mount(_));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
+            if !mount {
+                signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
+            }
             signal_hook::flag::register(sig, flag.clone())?;
         }
     }
