@@ -242,6 +242,33 @@ fn a_signal_delivered_twice_still_unmounts() {
 }
 
 #[test]
+fn a_damaged_pack_is_an_error_to_the_reader_never_wrong_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let data = dir.path().join("d");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("big.bin"), Rng(3).bytes(3 << 20)).unwrap();
+    fs::write(data.join("small.txt"), b"intact\n").unwrap();
+    snap_ok(&store, &["take", data.to_str().unwrap()]);
+    // One flipped byte in the middle of the one pack: inside big.bin's chunks.
+    let pack = pack_files(&store).pop().unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x40;
+    fs::write(&pack, bytes).unwrap();
+    let mnt = dir.path().join("mnt");
+    let m = Mounted::start(&store, &mnt, &[]);
+    let read = fs::read(mnt.join("latest/d/big.bin"));
+    assert!(read.is_err(), "damaged content was served as a file");
+    assert_eq!(read.unwrap_err().raw_os_error(), Some(libc::EIO));
+    let said = m.stop();
+    assert!(
+        said.contains("corrupt"),
+        "the mount did not say what was damaged: {said}"
+    );
+}
+
+#[test]
 fn mounting_on_a_missing_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
