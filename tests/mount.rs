@@ -128,6 +128,16 @@ fn insert(data: &Path, rows: usize) {
     }
 }
 
+/// A store with one snapshot of a directory `d` holding the file `f`.
+fn small_store(dir: &Path) -> PathBuf {
+    let store = dir.join("store");
+    let data = dir.join("d");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("f"), b"x").unwrap();
+    snap_ok(&store, &["take", data.to_str().unwrap()]);
+    store
+}
+
 #[test]
 fn snapshots_are_browsed_streamed_and_queried_without_a_restore() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,11 +239,7 @@ fn a_sealed_remote_is_mounted_with_its_identity_and_no_local_store() {
 #[test]
 fn a_signal_delivered_twice_still_unmounts() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let data = dir.path().join("d");
-    fs::create_dir(&data).unwrap();
-    fs::write(data.join("f"), b"x").unwrap();
-    snap_ok(&store, &["take", data.to_str().unwrap()]);
+    let store = small_store(dir.path());
     for i in 0..3 {
         let m = Mounted::start(&store, &dir.path().join(format!("mnt{i}")), &[]);
         let said = m.stop_with(2);
@@ -271,11 +277,7 @@ fn a_damaged_pack_is_an_error_to_the_reader_never_wrong_bytes() {
 #[test]
 fn mounting_on_a_missing_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let data = dir.path().join("d");
-    fs::create_dir(&data).unwrap();
-    fs::write(data.join("f"), b"x").unwrap();
-    snap_ok(&store, &["take", data.to_str().unwrap()]);
+    let store = small_store(dir.path());
     let out = snap(
         &store,
         &["mount", dir.path().join("nope").to_str().unwrap()],

@@ -106,7 +106,7 @@ pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
 
 /// A database's check results on one line: "245 pages of 4096 B, wal mode,
 /// quick_check ok; tables: candidates 35, evaluations 108".
-fn database_line(db: &snap::restore::browse::DatabaseInfo) -> String {
+fn database_line(db: &snap::format::record::DatabaseSummary) -> String {
     let tables: Vec<String> = db.tables.iter().map(|(t, n)| format!("{t} {n}")).collect();
     format!(
         "database: {} pages of {} B, {} mode, SQLite {}, {} {}; tables: {}",

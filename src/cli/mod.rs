@@ -174,6 +174,13 @@ impl Command {
         )
     }
 
+    /// A second signal ends it at once. Not a mount: one signal often
+    /// arrives twice (`timeout` sends it to the process and to its group),
+    /// and a mount that dies mounted leaves a dead mount point behind.
+    fn second_signal_ends_it(&self) -> bool {
+        !matches!(self, Command::Mount(_))
+    }
+
     /// No network: a closed stdout may end the process (SIGPIPE).
     fn prints_only_locally(&self) -> bool {
         let argv: Vec<String> = std::env::args().collect();
@@ -277,12 +284,9 @@ pub fn run() -> Result<u8> {
     }
     if cli.command.stops_at_safe_points() {
         let flag = snap::cancel::flag();
-        // A mount is never ended by a second signal before it unmounts: one
-        // signal often arrives twice (`timeout` sends it to the process and
-        // to its group), and dying mounted leaves a dead mount point behind.
-        let mount = matches!(cli.command, Command::Mount(_));
+        let hurry = cli.command.second_signal_ends_it();
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            if !mount {
+            if hurry {
                 signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
             }
             signal_hook::flag::register(sig, flag.clone())?;

@@ -78,10 +78,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     // `snap take ./data` works on a fresh machine: the store is created on
     // first use. A dry run creates nothing: without a store, it runs
     // against an empty one, made for it and removed after.
-    let scratch = tempfile::tempdir()?;
+    let mut scratch = None;
     let store = match args.dry_run {
         true if !ctx.store_path.join("config").exists() => {
-            snap::Store::init(scratch.path().join("store"), Default::default())?
+            let dir = scratch.insert(tempfile::tempdir()?);
+            snap::Store::init(dir.path().join("store"), Default::default())?
         }
         true => ctx.open()?,
         false => ctx.open_or_init()?,

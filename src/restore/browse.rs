@@ -6,6 +6,7 @@
 use super::archive::{write_tar, TarReport};
 use super::lookup;
 use crate::error::{Error, Result};
+use crate::format::record::DatabaseSummary;
 use crate::format::tree::{Node, NodeKind};
 use crate::id::SnapshotId;
 use crate::select::Selection;
@@ -29,28 +30,9 @@ pub struct Entry {
     /// A symlink's target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// A database's capture and check.
+    /// A database's capture and check, as the snapshot record has it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database: Option<DatabaseInfo>,
-}
-
-/// A database entry's image and check, as recorded when it was taken.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct DatabaseInfo {
-    /// Bytes a page.
-    pub page_size: u32,
-    /// Pages in the image.
-    pub page_count: u64,
-    /// Journal mode when captured (`wal`, `delete`, …).
-    pub journal_mode: String,
-    /// SQLite's version that captured it.
-    pub sqlite_version: String,
-    /// "ok", or what the check found.
-    pub check: String,
-    /// `quick_check` or `integrity_check`.
-    pub check_kind: String,
-    /// Each table and its row count.
-    pub tables: Vec<(String, u64)>,
+    pub database: Option<DatabaseSummary>,
 }
 
 /// The entries of snapshot `id` (or of `path` inside it, and below), depth
@@ -108,15 +90,7 @@ fn entry(path: &str, node: &Node) -> Entry {
         }
         NodeKind::Database(db) | NodeKind::ListedDatabase(db) => {
             e.kind = "db";
-            e.database = Some(DatabaseInfo {
-                page_size: db.page_size,
-                page_count: db.page_count,
-                journal_mode: db.journal_mode.clone(),
-                sqlite_version: db.sqlite_version.clone(),
-                check: db.check.clone(),
-                check_kind: db.check_kind.clone(),
-                tables: db.tables.clone(),
-            });
+            e.database = Some(crate::source::check::summary(path.to_string(), db));
         }
     }
     e

@@ -10,6 +10,7 @@ use crate::source::Excludes;
 use crate::store::StoreReader;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The globs, compiled.
 pub(crate) struct PathFilter {
@@ -44,10 +45,11 @@ impl PathFilter {
 
 /// A filter as a restore walks down: the directories that lead to an
 /// included node, and, for each directory entered, whether it is included.
-pub(crate) struct Walk<'f> {
+#[derive(Clone)]
+pub(crate) struct Walk {
     /// Whether anything is included at all.
     pub found: bool,
-    filter: &'f PathFilter,
+    filter: Arc<PathFilter>,
     /// Directories not included themselves that hold an included node.
     ways: HashSet<PathBuf>,
     /// The directory being restored, and whether each level is included.
@@ -55,15 +57,15 @@ pub(crate) struct Walk<'f> {
     included: Vec<bool>,
 }
 
-impl<'f> Walk<'f> {
+impl Walk {
     /// Plans a filtered restore of `roots`, each at `prefix/<name>` in the
     /// snapshot: finds the ways to included nodes (reading trees only).
     pub fn plan(
-        filter: &'f PathFilter,
+        filter: &Arc<PathFilter>,
         reader: &StoreReader,
         prefix: &Path,
         roots: &[Node],
-    ) -> Result<Walk<'f>> {
+    ) -> Result<Walk> {
         let mut ways = HashSet::new();
         let mut found = filter.include.is_none();
         let base = prefix.to_string_lossy();
@@ -86,7 +88,7 @@ impl<'f> Walk<'f> {
         )?;
         Ok(Walk {
             found,
-            filter,
+            filter: filter.clone(),
             ways,
             at: prefix.to_path_buf(),
             included: vec![filter.include.is_none()],
@@ -117,20 +119,22 @@ impl<'f> Walk<'f> {
     }
 }
 
-/// The restore jobs that hold something the filter keeps. NotFound when
-/// its includes match nothing in any of them: nothing is written then.
+/// The restore jobs that hold something the filter keeps, each with its
+/// planned walk (the trees are walked once, here). NotFound when its
+/// includes match nothing in any of them: nothing is written then.
 pub(super) fn keep_jobs(
-    filter: &PathFilter,
+    filter: &Arc<PathFilter>,
     reader: &StoreReader,
     jobs: Vec<super::Job>,
 ) -> Result<Vec<super::Job>> {
     let mut found = false;
     let mut kept = Vec::new();
-    for job in jobs {
+    for mut job in jobs {
         let nodes = std::slice::from_ref(&job.node);
         let walk = Walk::plan(filter, reader, &job.prefix, nodes)?;
         found |= walk.found;
         if walk.found && walk.keeps(&job.node) {
+            job.walk = Some(walk);
             kept.push(job);
         }
     }

@@ -101,6 +101,8 @@ struct Job {
     into: PathBuf,
     /// Where the node is inside the snapshot (its parent's path; empty for a root).
     prefix: PathBuf,
+    /// With include/exclude patterns: what of the node is restored.
+    walk: Option<filter::Walk>,
 }
 
 /// Restores a snapshot (or one path of it) into a directory, or in place;
@@ -127,7 +129,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         ..Default::default()
     };
     let replace = opts.force || opts.in_place;
-    let filter = filter::PathFilter::new(&opts.include, &opts.exclude)?;
+    let filter = filter::PathFilter::new(&opts.include, &opts.exclude)?.map(std::sync::Arc::new);
     if filter.is_some() && opts.in_place {
         return Err(Error::Invalid(
             "include and exclude patterns restore part of a tree into a new place; \
@@ -165,7 +167,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
         .iter()
         .map(|t| fs::symlink_metadata(t).is_ok())
         .collect();
-    let written = write_jobs(store, &jobs, total, opts, filter.as_ref(), &mut report);
+    let written = write_jobs(store, &jobs, total, opts, &mut report);
     store.progress().finish();
     match (written, journal) {
         (Ok(()), Some(entry)) => journal::end(store, &entry)?,
@@ -191,7 +193,6 @@ fn write_jobs(
     jobs: &[Job],
     total: u64,
     opts: &RestoreOptions,
-    filter: Option<&filter::PathFilter>,
     report: &mut RestoreReport,
 ) -> Result<()> {
     let reader = store.reading("restore", opts.lock_wait.0)?;
@@ -206,10 +207,7 @@ fn write_jobs(
         filter: None,
     };
     for job in jobs {
-        if let Some(f) = filter {
-            let nodes = std::slice::from_ref(&job.node);
-            w.filter = Some(filter::Walk::plan(f, &reader, &job.prefix, nodes)?);
-        }
+        w.filter = job.walk.clone();
         store.progress().note(format!(
             "restoring {} into {}",
             String::from_utf8_lossy(&job.node.name),
@@ -266,6 +264,7 @@ fn plan(
                 node: lookup(reader, &top, &sub)?,
                 into,
                 prefix: parent_of(&sub),
+                walk: None,
             }]);
         }
         return snap
@@ -281,6 +280,7 @@ fn plan(
                     node,
                     into: p.parent().unwrap_or(Path::new("/")).to_path_buf(),
                     prefix: PathBuf::new(),
+                    walk: None,
                 })
             })
             .collect();
@@ -297,6 +297,7 @@ fn plan(
                 node,
                 into: to.clone(),
                 prefix: PathBuf::new(),
+                walk: None,
             })
             .collect()),
         Some(sub) => {
@@ -305,6 +306,7 @@ fn plan(
                 node: lookup(reader, &top, &sub)?,
                 into: to,
                 prefix: parent_of(&sub),
+                walk: None,
             }])
         }
     }

@@ -33,7 +33,7 @@ pub struct Writer<'r> {
     /// the same identity and content is restored as a hard link to it.
     pub links: HashMap<(u64, u64), (PathBuf, ChunkId)>,
     /// Include/exclude patterns, as the walk goes down.
-    pub filter: Option<super::filter::Walk<'r>>,
+    pub filter: Option<super::filter::Walk>,
 }
 
 /// A file's identity at take, if it has one.
