@@ -53,6 +53,9 @@ pub struct StoreStats {
     pub per_day: Vec<DayStats>,
     /// Each database path in the selected snapshots.
     pub per_database: Vec<DatabaseStats>,
+    /// Snapshot records that are corrupt, each with its problem: left out
+    /// of every figure, and named.
+    pub bad_records: Vec<String>,
 }
 
 /// One snapshot's figures.
@@ -106,9 +109,10 @@ pub struct DatabaseStats {
 
 /// Counts a store's figures (see `StatsOptions`).
 pub fn stats(store: &Store, opts: &StatsOptions) -> Result<StoreStats> {
-    let all = store.snapshots()?;
+    let (all, bad_records) = store.snapshots_checked()?;
     let mut out = StoreStats {
         snapshots: all.len(),
+        bad_records,
         logical: all.iter().map(|(_, s)| s.stats.size).sum(),
         ..Default::default()
     };

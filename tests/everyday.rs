@@ -311,3 +311,30 @@ fn tags_change_after_the_fact_through_a_new_record() {
     let bad = snap(&store, &["tag", &new[..12], "--add", "a,b"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn a_corrupt_record_is_named_by_stats_and_find_never_silently_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let data = data(dir.path());
+    snap_ok(&store, &["take", data.to_str().unwrap()]);
+    snap_ok(&store, &["take", data.to_str().unwrap(), "--tag", "second"]);
+    let record = fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let mut bytes = fs::read(&record).unwrap();
+    bytes[10] ^= 1;
+    fs::write(&record, bytes).unwrap();
+    let out = snap(&store, &["--json", "stats", "--no-gc"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["snapshots"], 1);
+    assert_eq!(s["bad_records"].as_array().unwrap().len(), 1);
+    let out = snap(&store, &["find", "notes.txt"]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("not searched"), "{}", stderr(&out));
+}

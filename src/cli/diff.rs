@@ -165,7 +165,10 @@ pub fn find(ctx: &Ctx, args: FindArgs) -> Result<u8> {
     let store = ctx.open()?;
     let sel = args.filter.selection()?;
     let wait = snap::LockWait(ctx.lock_wait);
-    let rows = snap::restore::browse::find(&store, &args.pattern, &sel, wait)?;
+    let (rows, bad) = snap::restore::browse::find(&store, &args.pattern, &sel, wait)?;
+    for b in &bad {
+        eprintln!("snap: warning: {b}; it was not searched (run `snap verify`)");
+    }
     if ctx.json {
         ctx.print_json(&rows)?;
     } else {

@@ -22,6 +22,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         lock_wait: snap::LockWait(ctx.lock_wait),
     };
     let ended = mount(&store, &opts, |m| {
+        for b in &m.bad_records {
+            eprintln!("snap: warning: {b}; it is not shown (run `snap verify`)");
+        }
         if !ctx.quiet {
             eprintln!(
                 "snap: {} mounted read-only at {} (ids/, snapshots/, hosts/, tags/, latest); \

@@ -39,6 +39,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         std::fs::write(path, super::chart::svg(&points))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    for b in &s.bad_records {
+        eprintln!("snap: warning: {b}; it is left out (run `snap verify`)");
+    }
     if ctx.json {
         ctx.print_json(&s)?;
         return Ok(0);

@@ -41,6 +41,8 @@ pub struct Mounted {
     pub mountpoint: PathBuf,
     /// How many snapshots it shows.
     pub snapshots: usize,
+    /// Snapshot records that are corrupt, each with its problem: not shown.
+    pub bad_records: Vec<String>,
 }
 
 /// Mounts the selected snapshots of `store` read-only at
@@ -55,7 +57,11 @@ pub fn mount(
     ready: impl FnOnce(&Mounted),
 ) -> Result<Unmounted> {
     check_mountpoint(&opts.mountpoint)?;
-    let snaps = store.select(&opts.selection)?;
+    let (all, bad_records) = store.snapshots_checked()?;
+    let snaps: Vec<_> = all
+        .into_iter()
+        .filter(|(_, s)| opts.selection.matches(s))
+        .collect();
     // The filesystem owns what it reads with (FUSE serves it from its own
     // threads for as long as it is mounted): the lock, the index and a
     // reader that holds its own handle of the store.
@@ -76,6 +82,7 @@ pub fn mount(
     ready(&Mounted {
         mountpoint: opts.mountpoint.clone(),
         snapshots: snaps.len(),
+        bad_records,
     });
     while !crate::cancel::requested() && !session.guard.is_finished() {
         std::thread::sleep(Duration::from_millis(100));

@@ -162,12 +162,19 @@ pub struct Found {
 }
 
 /// Every path in the selected snapshots whose name or path matches the
-/// glob `pattern`, snapshot by snapshot (oldest first), depth first.
-pub fn find(store: &Store, pattern: &str, sel: &Selection, wait: LockWait) -> Result<Vec<Found>> {
+/// glob `pattern`, snapshot by snapshot (oldest first), depth first; and
+/// the snapshot records that are corrupt (not searched), each named.
+pub fn find(
+    store: &Store,
+    pattern: &str,
+    sel: &Selection,
+    wait: LockWait,
+) -> Result<(Vec<Found>, Vec<String>)> {
     let glob = globset::Glob::new(pattern)
         .map_err(|e| Error::Invalid(format!("{pattern}: {e}")))?
         .compile_matcher();
-    let snaps = store.select(sel)?;
+    let (all, bad) = store.snapshots_checked()?;
+    let snaps: Vec<_> = all.into_iter().filter(|(_, s)| sel.matches(s)).collect();
     let reader = store.reading("find", wait.0)?;
     let mut rows = Vec::new();
     for (id, s) in &snaps {
@@ -189,5 +196,5 @@ pub fn find(store: &Store, pattern: &str, sel: &Selection, wait: LockWait) -> Re
             |_, e| Err(e),
         )?;
     }
-    Ok(rows)
+    Ok((rows, bad))
 }
