@@ -67,6 +67,7 @@ pub mod stats;
 #[doc(hidden)]
 pub mod store;
 pub mod verify;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use format::record::Snapshot;

@@ -379,6 +379,7 @@ fn a_very_deep_tree_is_walked_without_recursion() {
                 skipped: vec![],
                 databases: vec![],
                 excludes: vec![],
+                point: None,
             })
             .unwrap();
     }

@@ -8,6 +8,9 @@ pub struct ListArgs {
     /// List the snapshots on this remote instead (no local store needed)
     #[arg(long)]
     remote: Option<String>,
+    /// List every point of watched databases, not only their windows
+    #[arg(long)]
+    points: bool,
 }
 
 #[derive(clap::Args)]
@@ -48,6 +51,7 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
                     "paths": s.paths, "size": s.stats.size, "added": s.stats.added,
                     "stats": s.stats, "databases": s.databases, "skipped": s.skipped,
                     "parent": s.parent.map(|p| p.to_hex()), "ok": s.checks_ok(),
+                    "point": s.point,
                 })
             })
             .collect();
@@ -58,7 +62,10 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
         "{:<12} {:<25} {:<12} {:>10} {:>10}  {:<16} paths",
         "id", "time", "host", "size", "added", "tags"
     );
-    for (id, s) in &snaps {
+    for (id, s) in snaps
+        .iter()
+        .filter(|(_, s)| args.points || s.point.is_none())
+    {
         println!(
             "{:<12} {:<25} {:<12} {:>10} {:>10}  {:<16} {}{}",
             &id.to_hex()[..12],
@@ -75,8 +82,39 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> Result<u8> {
             }
         );
     }
-    println!("{}", super::count(snaps.len() as u64, "snapshot"));
+    let points = snaps.iter().filter(|(_, s)| s.point.is_some()).count() as u64;
+    println!("{}", super::count(snaps.len() as u64 - points, "snapshot"));
+    print_windows(&snap::watch::windows(&snaps));
     Ok(0)
+}
+
+/// Watched databases' continuous windows, and the gaps before each.
+fn print_windows(windows: &[snap::watch::Window]) {
+    if windows.is_empty() {
+        return;
+    }
+    println!("\nwatched databases: continuous windows of points (restore, diff and recover take latest:PATH@MOMENT)");
+    for w in windows {
+        let t = |t: &chrono::DateTime<chrono::FixedOffset>| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S%.3f")
+                .to_string()
+        };
+        println!(
+            "{}  {} .. {}  {}, {} stored{}  {}",
+            w.path,
+            t(&w.first.1),
+            t(&w.last.1),
+            super::count(w.points, "point"),
+            bytes(w.added),
+            match w.full_reads {
+                0 => String::new(),
+                n => format!(" ({n} read every page)"),
+            },
+            w.host
+        );
+        println!("    gap before it: {}", w.starts);
+    }
 }
 
 pub fn ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {

@@ -19,6 +19,7 @@ mod stats;
 mod tag;
 mod take;
 mod verify;
+mod watch;
 
 pub use filter::{Filter, HostTag};
 pub use out::{bytes, count, print_error, time, warn_unfinished};
@@ -84,6 +85,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Put rows a snapshot has and a live database lost back into it (one transaction, undoable)
     Recover(recover::RecoverArgs),
+    /// Follow live SQLite databases and record a point within a second of each commit
+    Watch(watch::Args),
     /// Mount snapshots read-only (FUSE): browse files, query databases, no restore
     Mount(mount::Args),
     /// Write one file of a snapshot to stdout (a database as its image, or --sql)
@@ -170,7 +173,11 @@ impl Command {
     fn stops_at_safe_points(&self) -> bool {
         matches!(
             self,
-            Command::Take(_) | Command::Restore(_) | Command::Recover(_) | Command::Mount(_)
+            Command::Take(_)
+                | Command::Restore(_)
+                | Command::Recover(_)
+                | Command::Mount(_)
+                | Command::Watch(_)
         )
     }
 
@@ -356,6 +363,7 @@ pub fn run() -> Result<u8> {
         Command::Diff(args) => diff::diff(&ctx, args),
         Command::Recover(args) => recover::recover(&ctx, args),
         Command::Mount(args) => mount::run(&ctx, args),
+        Command::Watch(args) => watch::run(&ctx, args),
         Command::Dump(args) => diff::dump(&ctx, args),
         Command::Find(args) => diff::find(&ctx, args),
         Command::Forget(args) => recover::forget(&ctx, args),

@@ -21,6 +21,11 @@ pub fn is_undo(tags: &[String]) -> bool {
     tags.iter().any(|t| t == PRE_RESTORE || t == PRE_RECOVER)
 }
 
+/// The `check_kind` of a point's image: pages followed from the log are
+/// not checked as they are recorded (`verify` checks every chunk's hash;
+/// `restore` of a point can run `integrity_check`).
+pub const UNCHECKED: &str = "none";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: u32,
@@ -45,6 +50,44 @@ pub struct Snapshot {
     /// The exclude globs it was taken with (`diff --live` applies them too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excludes: Vec<String>,
+    /// Set when this is a point: one database's image at one commit,
+    /// recorded by `watch` (its one path is the database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<Point>,
+}
+
+/// What a point adds to a snapshot record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    /// Set on the first point of a window (a run of points that follows
+    /// every commit): why the history before it is not continuous with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts: Option<String>,
+    /// Set when the changes were not known from the log and every page was
+    /// read: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_read: Option<String>,
+    /// Pages read through SQLite for this point (changed, or all).
+    pub pages_read: u64,
+    /// Bytes of the log read to learn what changed.
+    pub log_read: u64,
+    /// Where the point's read transaction stood in the log (WAL mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogAt>,
+}
+
+/// A place in a database's write-ahead log (`source::wal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogAt {
+    /// The log's checkpoint sequence (its generation).
+    pub seq: u32,
+    pub salts: [u32; 2],
+    /// The last frame the point's read transaction saw (0: none).
+    pub last: u32,
+    /// The checksum chain after that frame.
+    pub checksum: [u32; 2],
+    pub page_size: u32,
+    pub big_endian: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,8 +128,9 @@ pub struct DatabaseSummary {
 }
 
 impl DatabaseSummary {
+    /// No check failed: it passed, or (a point) none was run.
     pub fn check_ok(&self) -> bool {
-        self.check == "ok"
+        self.check == "ok" || self.check_kind == UNCHECKED
     }
 }
 

@@ -81,8 +81,21 @@ pub fn databases_in(reader: &StoreReader, node: &Node, target: &Path) -> Result<
     Ok(out)
 }
 
+/// Whether the process at `/proc/PID` is a `snap watch`: it only reads
+/// (read-only, no checkpoint) and follows the new file once it is replaced.
+fn is_watcher(proc_dir: &Path) -> bool {
+    let exe = |p: &Path| p.file_name().map(|n| n.to_owned());
+    let same_program = match (fs::read_link(proc_dir.join("exe")), std::env::current_exe()) {
+        (Ok(theirs), Ok(mine)) => exe(&theirs) == exe(&mine),
+        _ => false,
+    };
+    same_program
+        && fs::read(proc_dir.join("cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"watch"))
+}
+
 /// Refuses when another process has the database (or its WAL) open, as far
-/// as /proc shows: overwriting it under a running application corrupts it.
+/// as /proc shows (a `snap watch` excepted): overwriting it under a running application corrupts it.
 pub fn refuse_if_open(db: &Path) -> Result<()> {
     let Ok(real) = fs::canonicalize(db) else {
         return Ok(());
@@ -96,7 +109,10 @@ pub fn refuse_if_open(db: &Path) -> Result<()> {
     };
     for p in procs.flatten() {
         let pid = p.file_name();
-        if pid.to_string_lossy() == me || !pid.as_bytes().iter().all(u8::is_ascii_digit) {
+        if pid.to_string_lossy() == me
+            || !pid.as_bytes().iter().all(u8::is_ascii_digit)
+            || is_watcher(&p.path())
+        {
             continue;
         }
         let Ok(fds) = fs::read_dir(p.path().join("fd")) else {

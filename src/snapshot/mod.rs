@@ -173,6 +173,7 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         skipped,
         databases,
         excludes: opts.excludes.clone(),
+        point: None,
     };
     if dry {
         return Ok(report(

@@ -130,4 +130,5 @@ mod imaged;
 pub mod pages;
 mod pipe;
 pub mod sqlite;
-mod streamed;
+pub(crate) mod streamed;
+pub mod wal;

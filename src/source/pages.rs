@@ -147,7 +147,7 @@ pub fn store(
 /// Stores list chunk `k`, as a delta against the parent's list chunk `k`
 /// where the parent is listed (an unchanged stretch costs nothing, and a
 /// stretch of a few changed units about their ids).
-fn put_list(
+pub(crate) fn put_list(
     writer: &mut ChunkWriter,
     bytes: Vec<u8>,
     k: usize,

@@ -186,6 +186,18 @@ fn snapshot(conn: &Connection) -> Option<Snapshot> {
     (rc == ffi::SQLITE_OK).then_some(Snapshot(snap))
 }
 
+/// Where `conn`'s read transaction (on a WAL database, started) stands in
+/// the log; None when SQLite gives no snapshot (no frame since the WAL
+/// index was created: the database file alone is read) or lacks the
+/// snapshot functions. See `wal::Position` for how far it is trusted.
+pub(crate) fn wal_position(conn: &Connection) -> Option<super::wal::Position> {
+    let snap = snapshot(conn)?;
+    // SAFETY: a `sqlite3_snapshot` is 48 bytes (sqlite3.h: `unsigned char
+    // hidden[48]`), valid until `snap` is dropped.
+    let bytes = unsafe { &*(snap.0 as *const [u8; 48]) };
+    Some(super::wal::position(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! build trees, compare trees.
 #![allow(dead_code)]
 
+pub mod ledger;
 pub mod proxy;
 pub mod recruit;
 pub mod world;

@@ -1,6 +1,11 @@
 //! Which snapshots a command works on: restic's `--path`, `--host` and
 //! `--tag` filters, and snapshot specs (`ID`, a prefix, `latest`,
-//! `latest:PATH`) resolved within them.
+//! `latest:PATH`, either at a moment: `latest:PATH@10 minutes ago`)
+//! resolved within them.
+
+mod moment;
+
+pub use moment::parse_moment;
 
 use crate::error::{Error, Result};
 use crate::format::record::Snapshot;
@@ -74,8 +79,17 @@ impl Store {
     /// Resolves a full id, a unique prefix of at least 6 hex digits,
     /// `latest` (the newest snapshot in `sel`) or `latest:PATH` (the newest
     /// in `sel` that holds PATH, a path on this machine). `latest` passes
-    /// over undo snapshots unless `sel` asks for their tag.
+    /// over undo snapshots unless `sel` asks for their tag. `latest` and
+    /// `latest:PATH` take a moment after `@` (`parse_moment`): the newest
+    /// snapshot or point taken at or before it.
     pub fn resolve_in(&self, spec: &str, sel: &Selection) -> Result<SnapshotId> {
+        let (spec, moment) = match spec.rsplit_once('@') {
+            Some((s, m)) if s == "latest" || s.starts_with("latest:") => (
+                s,
+                Some(parse_moment(m, chrono::Local::now().fixed_offset())?),
+            ),
+            _ => (spec, None),
+        };
         let latest = |sel: &Selection, what: &str| {
             let undo_asked = sel
                 .tags
@@ -84,9 +98,16 @@ impl Store {
             self.select(sel)?
                 .into_iter()
                 .rev()
+                .filter(|(_, s)| moment.is_none_or(|m| s.time <= m))
                 .find(|(_, s)| undo_asked || !is_undo(s))
                 .map(|(id, _)| id)
-                .ok_or_else(|| Error::NotFound(format!("no snapshot {what}")))
+                .ok_or_else(|| match moment {
+                    Some(m) => Error::NotFound(format!(
+                        "no snapshot or point {what} at or before {}",
+                        m.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    )),
+                    None => Error::NotFound(format!("no snapshot {what}")),
+                })
         };
         if spec == "latest" {
             let what = if sel.is_empty() {
@@ -130,6 +151,7 @@ mod tests {
             skipped: vec![],
             databases: vec![],
             excludes: vec![],
+            point: None,
         }
     }
 

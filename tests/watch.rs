@@ -1,0 +1,214 @@
+//! `snap watch` against a real writer process: points within a second of
+//! every commit, every point a state that existed, and every way the log
+//! can move under the watcher (restarts, TRUNCATE checkpoints, VACUUM, the
+//! file replaced, the watcher killed) followed or reported as a gap.
+
+mod common;
+
+use common::ledger;
+use common::{snap, snap_json, snap_ok};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Not a test: the writer process the tests below start (this binary run
+/// again with the ledger's variables set).
+#[test]
+fn writer_process() {
+    let Ok(db) = std::env::var(ledger::DB_VAR) else {
+        return;
+    };
+    let rate = std::env::var(ledger::RATE_VAR).unwrap().parse().unwrap();
+    ledger::run(
+        Path::new(&db),
+        rate,
+        &std::env::var(ledger::MODE_VAR).unwrap(),
+    );
+}
+
+fn writer(db: &Path, rate: u32, mode: &str) -> Child {
+    ledger::start("writer_process", db, rate, mode)
+}
+
+fn watcher(store: &Path, db: &Path, interval_ms: u64) -> Child {
+    Command::new(common::snap_bin())
+        .arg("--store")
+        .arg(store)
+        .args(["watch", "--interval-ms", &interval_ms.to_string()])
+        .arg(db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn kill(c: &mut Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+/// The points in the store, oldest first: (id, time, full read reason, starts).
+fn points(store: &Path) -> Vec<serde_json::Value> {
+    snap_json(store, &["list", "--points"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["point"].is_null())
+        .cloned()
+        .collect()
+}
+
+/// Restores snapshot `id` into `dir` and checks the ledger's invariants.
+fn restored(store: &Path, id: &str, dir: &Path) -> Result<i64, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    snap_ok(store, &["restore", id, "--to", dir.to_str().unwrap()]);
+    ledger::check(&dir.join("ledger.db"))
+}
+
+/// Checks every point (at most `limit`, spread over the history): each a
+/// state that existed, their sequences never going back within a window.
+fn every_point_existed(store: &Path, scratch: &Path, limit: usize) -> usize {
+    let all = points(store);
+    let step = all.len().div_ceil(limit).max(1);
+    let mut checked = 0;
+    for p in all.iter().step_by(step).chain(all.last()) {
+        let id = p["id"].as_str().unwrap();
+        if let Err(e) = restored(store, id, scratch) {
+            panic!(
+                "point {id} ({}) restores to a state that never existed: {e}",
+                p["point"]
+            );
+        }
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn a_point_follows_every_commit_within_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let mut lost = Vec::new();
+    for trial in 0..3u64 {
+        let db = tmp.path().join(format!("t{trial}")).join("ledger.db");
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        let mut w = writer(&db, 200, "");
+        std::thread::sleep(Duration::from_millis(300));
+        let mut watch = watcher(&store, &db, 500);
+        // Killed together at an uneven moment.
+        std::thread::sleep(Duration::from_millis(3000 + trial * 613));
+        let killed_at = ledger::now();
+        kill(&mut w);
+        kill(&mut watch);
+        let commits = ledger::commits(&mut w);
+        let newest = points(&store)
+            .into_iter()
+            .rev()
+            .find(|p| p["paths"][0] == db.to_str().unwrap())
+            .expect("a point of this database");
+        let got = restored(
+            &store,
+            newest["id"].as_str().unwrap(),
+            &tmp.path().join("r"),
+        )
+        .unwrap();
+        let due = commits
+            .iter()
+            .filter(|(_, t)| *t <= killed_at - 1.0)
+            .map(|(n, _)| *n)
+            .max()
+            .unwrap();
+        assert!(got >= due, "trial {trial}: the newest point holds commit {got}, and {due} completed a second before the kill");
+        let lost_s = commits
+            .iter()
+            .find(|(n, _)| *n == got + 1)
+            .map_or(0.0, |(_, t)| killed_at - t);
+        lost.push(lost_s);
+    }
+    eprintln!("seconds of commits lost at each kill: {lost:?}");
+    assert!(every_point_existed(&store, &tmp.path().join("r"), 30) > 5);
+    ok_verify(&store);
+}
+
+fn ok_verify(store: &Path) {
+    let out = snap(store, &["verify"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+#[test]
+fn restarts_truncation_vacuum_and_replacement_are_followed_or_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let db = tmp.path().join("ledger.db");
+    let mut w = writer(&db, 400, "truncate,vacuum,bulk");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut watch = watcher(&store, &db, 200);
+    std::thread::sleep(Duration::from_secs(5));
+    kill(&mut w);
+    let before = ledger::commits(&mut w).last().unwrap().0;
+    std::thread::sleep(Duration::from_millis(600));
+    // The database replaced by an earlier point, in place, under the watcher.
+    let early = points(&store)[2]["id"].as_str().unwrap().to_string();
+    snap_ok(&store, &["restore", &early, "--in-place"]);
+    let mut w = writer(&db, 200, "");
+    std::thread::sleep(Duration::from_secs(2));
+    kill(&mut w);
+    std::thread::sleep(Duration::from_millis(600));
+    kill(&mut watch);
+    let all = points(&store);
+    let reasons: Vec<String> = all
+        .iter()
+        .filter_map(|p| p["point"]["full_read"].as_str().map(String::from))
+        .collect();
+    let follows = all
+        .iter()
+        .filter(|p| p["point"]["full_read"].is_null())
+        .count();
+    eprintln!(
+        "{} points, {follows} from the log; full reads: {reasons:?}",
+        all.len()
+    );
+    assert!(follows * 2 > all.len(), "most points follow the log");
+    let starts: Vec<&str> = all
+        .iter()
+        .filter_map(|p| p["point"]["starts"].as_str())
+        .collect();
+    assert!(starts.iter().any(|s| s.contains("replaced")), "{starts:?}");
+    // The newest point is the database as the second writer left it.
+    let last = restored(
+        &store,
+        all.last().unwrap()["id"].as_str().unwrap(),
+        &tmp.path().join("r"),
+    )
+    .unwrap();
+    assert_eq!(last, ledger::check(&db).unwrap());
+    assert!(before > 1000);
+    every_point_existed(&store, &tmp.path().join("r"), 40);
+    ok_verify(&store);
+}
+
+#[test]
+fn a_killed_watcher_leaves_a_gap_and_nothing_broken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let db = tmp.path().join("ledger.db");
+    let mut w = writer(&db, 300, "truncate");
+    let mut rng = common::Rng(7);
+    let kills = 12;
+    for _ in 0..kills {
+        let mut watch = watcher(&store, &db, 100);
+        std::thread::sleep(Duration::from_millis(150 + rng.next() % 600));
+        kill(&mut watch);
+    }
+    kill(&mut w);
+    let windows = snap_ok(&store, &["list"]);
+    let gaps = windows.matches("gap before it").count();
+    assert!(gaps >= kills / 2 && gaps <= kills, "{windows}");
+    every_point_existed(&store, &tmp.path().join("r"), 40);
+    ok_verify(&store);
+    let started = Instant::now();
+    // The store is whole: a take beside it works, and gc leaves it verified.
+    snap_ok(&store, &["take", db.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let _: PathBuf = db;
+}
