@@ -50,6 +50,20 @@ pub struct Policy {
     /// Keep every snapshot (gc with no policy: it frees only what no
     /// snapshot uses, after `forget`).
     pub keep_all: bool,
+    /// The rules for points (`watch`; each database a group of its own):
+    /// `points_default()` when unset.
+    pub points: Option<Box<Policy>>,
+}
+
+/// The points' rules when a tier names none: every point of the last 24
+/// hours, then the newest of each hour for a week and of each day for 30.
+pub fn points_default() -> Policy {
+    Policy {
+        keep_within: Some("24h".into()),
+        keep_hourly: Some(168),
+        keep_daily: Some(30),
+        ..Default::default()
+    }
 }
 
 /// How long undo snapshots are kept by default.
@@ -84,6 +98,9 @@ pub struct Candidate {
     /// Its tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// A point (`watch`), thinned by the points' rules.
+    #[serde(default)]
+    pub point: bool,
 }
 
 /// Keep or forget one snapshot, and why.
@@ -126,6 +143,7 @@ impl Policy {
     pub fn is_empty(&self) -> bool {
         Policy {
             keep_undo_within: None,
+            points: None,
             ..self.clone()
         } == Policy::default()
     }
@@ -178,11 +196,15 @@ fn group_key(c: &Candidate, by: GroupBy) -> String {
         GroupBy::Host => c.host.clone(),
         GroupBy::HostPaths => format!("{} {}", c.host, paths.join(" ")),
     };
-    match crate::format::record::is_undo(&c.tags) {
-        true => format!("undo: {key}"),
-        false => key,
+    match (crate::format::record::is_undo(&c.tags), c.point) {
+        (true, _) => format!("undo: {key}"),
+        (false, true) => format!("{POINTS}{key}"),
+        (false, false) => key,
     }
 }
+
+/// The prefix of a group of points.
+const POINTS: &str = "points: ";
 
 /// Calendar bucket rules: name, count, and the bucket label of a local time.
 type Bucket<Tz> = (&'static str, Option<u32>, fn(&DateTime<Tz>) -> String);
@@ -261,15 +283,35 @@ pub fn plan<Tz: TimeZone>(
             "the policy has no keep rule, so it would forget everything; give at least one --keep-* option".into(),
         ));
     }
-    let within = policy.within()?;
+    let mut points_policy = policy
+        .points
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(points_default);
+    // No policy keeps every point too, and a kept tag keeps a point.
+    points_policy.keep_all |= policy.keep_all;
+    points_policy
+        .keep_tags
+        .extend(policy.keep_tags.iter().cloned());
+    if points_policy.is_empty() {
+        return Err(Error::Invalid(
+            "the points' policy has no keep rule, so it would forget every point but the newest"
+                .into(),
+        ));
+    }
     let mut groups: BTreeMap<String, Vec<&Candidate>> = BTreeMap::new();
     for c in snapshots {
         groups.entry(group_key(c, group_by)).or_default().push(c);
     }
-    let rules = buckets::<Tz>(policy);
     let undo_within = undo_within(policy)?;
     let mut decisions = Vec::new();
     for (group, mut members) in groups {
+        let policy = match group.starts_with(POINTS) {
+            true => &points_policy,
+            false => policy,
+        };
+        let within = policy.within()?;
+        let rules = buckets::<Tz>(policy);
         // Newest first; ties broken by id so the plan is deterministic.
         members.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
         let undo = group.starts_with("undo: ");

@@ -212,3 +212,48 @@ fn a_killed_watcher_leaves_a_gap_and_nothing_broken() {
     assert!(started.elapsed() < Duration::from_secs(60));
     let _: PathBuf = db;
 }
+
+#[test]
+fn gc_thins_points_while_the_watcher_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let db = tmp.path().join("ledger.db");
+    let mut w = writer(&db, 200, "truncate");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut watch = watcher(&store, &db, 100);
+    std::thread::sleep(Duration::from_secs(3));
+    let before = points(&store).len();
+    // Every point but those of the last second, and the newest, goes; the
+    // watcher carries on from its previous point, which gc keeps.
+    snap_ok(&store, &["gc", "--keep-last", "1", "--points", "within=1s"]);
+    let after = points(&store).len();
+    assert!(
+        after < before / 2,
+        "{before} points before gc, {after} after"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    // A forgotten newest point: the next one reads every page.
+    let newest = points(&store).last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    kill(&mut w);
+    snap_ok(&store, &["forget", &newest]);
+    let mut w = writer(&db, 200, "");
+    std::thread::sleep(Duration::from_secs(1));
+    kill(&mut w);
+    std::thread::sleep(Duration::from_millis(400));
+    kill(&mut watch);
+    let all = points(&store);
+    assert!(all
+        .iter()
+        .any(|p| p["point"]["starts"] == "the previous point was forgotten"));
+    let last = restored(
+        &store,
+        all.last().unwrap()["id"].as_str().unwrap(),
+        &tmp.path().join("r"),
+    );
+    assert_eq!(last.unwrap(), ledger::check(&db).unwrap());
+    every_point_existed(&store, &tmp.path().join("r"), 30);
+    ok_verify(&store);
+}

@@ -33,6 +33,10 @@ pub struct Args {
     /// they never count toward the other rules
     #[arg(long, value_name = "DURATION")]
     keep_undo_within: Option<String>,
+    /// The rules for points of watched databases, e.g. `within=24h,hourly=168,daily=30`
+    /// (rules: last, hourly, daily, weekly, monthly, yearly, within) [default: that]
+    #[arg(long, value_name = "RULES")]
+    points: Option<String>,
     /// How snapshots are grouped before the policy is applied
     #[arg(long, value_enum, default_value = "paths")]
     group_by: GroupByArg,
@@ -95,6 +99,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if undo.is_some() {
         policy.keep_undo_within = undo;
     }
+    if let Some(rules) = &args.points {
+        policy.points = Some(Box::new(points_policy(rules)?));
+    }
     let opts = GcOptions {
         policy,
         group_by: match args.group_by {
@@ -153,4 +160,34 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         eprintln!("snap: warning: {b}; neither kept nor forgotten (run `snap verify`)");
     }
     Ok(0)
+}
+
+/// `--points within=24h,hourly=168,daily=30` as a policy.
+fn points_policy(rules: &str) -> Result<Policy> {
+    let mut p = Policy::default();
+    for rule in rules.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        let bad = || {
+            super::invalid(format!(
+                "--points: {rule:?} is not a rule (e.g. within=24h,hourly=168,daily=30)"
+            ))
+        };
+        let (name, value) = rule.split_once('=').ok_or_else(bad)?;
+        let n = || value.parse::<u32>().map_err(|_| bad());
+        match name {
+            "last" => p.keep_last = Some(n()?),
+            "hourly" => p.keep_hourly = Some(n()?),
+            "daily" => p.keep_daily = Some(n()?),
+            "weekly" => p.keep_weekly = Some(n()?),
+            "monthly" => p.keep_monthly = Some(n()?),
+            "yearly" => p.keep_yearly = Some(n()?),
+            "within" => p.keep_within = Some(value.to_string()),
+            _ => return Err(bad()),
+        }
+    }
+    if p.is_empty() {
+        return Err(super::invalid(
+            "--points needs at least one rule (e.g. within=24h)",
+        ));
+    }
+    Ok(p)
 }

@@ -218,6 +218,7 @@ pub fn plan_store(
             host: s.host.clone(),
             paths: s.paths.clone(),
             tags: s.tags.clone(),
+            point: s.point.is_some(),
         })
         .collect();
     let now = opts

@@ -12,6 +12,7 @@ fn cand(i: usize, secs: i64, group: u8) -> Candidate {
         } else {
             vec![]
         },
+        point: false,
     }
 }
 
@@ -71,4 +72,62 @@ fn empty_policy_is_refused() {
         &chrono::Utc
     )
     .is_err());
+}
+
+#[test]
+fn points_are_thinned_by_their_own_rules() {
+    let now = chrono::Utc
+        .timestamp_opt(100 * 86400, 0)
+        .unwrap()
+        .fixed_offset();
+    let tz = chrono::Utc;
+    // A point every 10 minutes for 3 days, and a daily take of the same path.
+    let mut all: Vec<Candidate> = (0..432)
+        .map(|i| Candidate {
+            point: true,
+            ..cand(i, 97 * 86400 + i as i64 * 600, 1)
+        })
+        .collect();
+    all.extend((0..3).map(|d| cand(1000 + d, (97 + d as i64) * 86400 + 3600, 1)));
+    let policy = Policy {
+        keep_last: Some(1),
+        points: Some(Box::new(Policy {
+            keep_within: Some("6h".into()),
+            keep_hourly: Some(24),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let plan = plan(&policy, &all, GroupBy::Paths, now, &tz).unwrap();
+    let kept_points = plan
+        .keep()
+        .filter(|d| d.group.starts_with("points: "))
+        .count();
+    // 6 h of points (17:50 to 23:50: 37), and the newest of each hour
+    // for the 17 hours before 17h.
+    assert_eq!(kept_points, 37 + 17);
+    // The takes are their own group, by the tier's rules: the newest only.
+    assert_eq!(plan.keep().filter(|d| d.id.starts_with("10")).count(), 1);
+    // With no policy at all, every point is kept too.
+    let all_kept = Policy {
+        keep_all: true,
+        ..Default::default()
+    };
+    assert!(plan_ok(&all_kept, &all, now).forget().next().is_none());
+    let default = plan_ok(
+        &Policy {
+            keep_last: Some(1),
+            ..Default::default()
+        },
+        &all,
+        now,
+    );
+    // The default for points: all of the last 24 h (145), and the newest of
+    // each hour before (47 more).
+    let kept = default.keep().filter(|d| d.group.starts_with("points: "));
+    assert_eq!(kept.count(), 145 + 47);
+}
+
+fn plan_ok(p: &Policy, all: &[Candidate], now: chrono::DateTime<chrono::FixedOffset>) -> Plan {
+    plan(p, all, GroupBy::Paths, now, &chrono::Utc).unwrap()
 }

@@ -24,6 +24,11 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether the record `id` is in the store (not forgotten).
+    pub fn has_snapshot(&self, id: &SnapshotId) -> bool {
+        self.snapshot_path(id).exists()
+    }
+
     /// Reads a snapshot record and checks it against its id.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         let path = self.snapshot_path(id);

@@ -78,6 +78,16 @@ impl Follower {
             self.rollback = None;
         }
         let lock = store.lock("watch", wait)?;
+        // Under the writer's lock gc cannot run: a previous point whose
+        // record is still here keeps every unit it names until the next.
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|l| !store.has_snapshot(&l.id))
+        {
+            self.last = None;
+            self.starts = Some("the previous point was forgotten".into());
+        }
         let (conn, _) = self.conn.as_ref().expect("opened");
         conn.execute_batch("BEGIN")
             .map_err(Error::sqlite(&self.path))?;

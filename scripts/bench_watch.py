@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Continuous protection, snap watch beside Litestream (same writer, same
+machine, one run). The writer keeps two invariants in every transaction (a
+constant sum over 1000 accounts, a log table whose sequence is a contiguous
+prefix) at a steady RATE commits a second, with bursts (a bulk insert and a
+DELETE of 10 % of a table) in the long runs.
+
+Usage: scripts/bench_watch.py SNAP_BIN LITESTREAM_BIN WORKDIR [rpo] [load] [restore]
+  rpo      kill -9 the writer and the tool together at random moments
+           (TRIALS each, default 30): seconds of commits lost, invariants.
+  load     SECONDS (default 60) of writing beside each tool and beside none:
+           writer p50/p99 commit latency, SQLITE_BUSY count (busy_timeout=0),
+           the -wal file's peak size, the tool's CPU share and peak RSS, bytes.
+  restore  on a copy of BIG_DB (~1 GB; default /tmp/bb/big.db) with the
+           writer running, restore to a moment 20 s back: time and invariants.
+Litestream gets a file replica with its defaults (1 s sync interval); snap
+watches every 500 ms (its default). Prints one JSON line per measurement.
+"""
+import json, os, random, shutil, signal, sqlite3, subprocess, sys, tempfile, time
+
+SNAP, LITESTREAM, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+WHAT = sys.argv[4:] or ["rpo", "load", "restore"]
+RATE = int(os.environ.get("RATE", 200))
+os.makedirs(WORK, exist_ok=True)
+
+WRITER = r'''
+import sqlite3, sys, time
+db, rate, out, bursts = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+c = sqlite3.connect(db, isolation_level=None, timeout=0)
+c.execute("PRAGMA journal_mode=wal")
+c.executescript("""CREATE TABLE IF NOT EXISTS acct(id INTEGER PRIMARY KEY, bal INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seq(n INTEGER PRIMARY KEY, t REAL, pad BLOB);
+CREATE TABLE IF NOT EXISTS bulk(id INTEGER PRIMARY KEY, pad BLOB);
+WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 1000)
+INSERT OR IGNORE INTO acct SELECT i, 1000 FROM s;""")
+n = c.execute("SELECT coalesce(max(n), 0) FROM seq").fetchone()[0]
+f = open(out, "a", buffering=1)
+start = nxt = time.time()
+def txn(stmts):
+    while True:
+        t0 = time.time()
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            for s, a in stmts: c.execute(s, a)
+            c.execute("COMMIT")
+            return t0
+        except sqlite3.OperationalError as e:
+            if c.in_transaction: c.execute("ROLLBACK")
+            f.write("busy %f %s\n" % (time.time(), e))
+            time.sleep(0.001)
+burst = [False, False]
+while True:
+    n += 1
+    a, b = n * 7919 % 1000 + 1, n * 104729 % 1000 + 1
+    t0 = txn([("UPDATE acct SET bal = bal - 1 WHERE id = ?", (a,)),
+              ("UPDATE acct SET bal = bal + 1 WHERE id = ?", (b,)),
+              ("INSERT INTO seq VALUES (?, ?, randomblob(300))", (n, time.time()))])
+    t1 = time.time()
+    f.write("%d %f %f\n" % (n, t1, (t1 - t0) * 1000))
+    if bursts and not burst[0] and t1 - start > 15:
+        burst[0] = True
+        txn([("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 25000) "
+              "INSERT INTO bulk(pad) SELECT randomblob(4000) FROM s", ())])
+    if bursts and not burst[1] and t1 - start > 35:
+        burst[1] = True
+        txn([("DELETE FROM bulk WHERE id % 10 = 0", ())])
+    nxt += 1 / rate
+    time.sleep(max(0, nxt - time.time()))
+'''
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def start_writer(db, out, bursts=False):
+    path = os.path.join(WORK, "writer.py")
+    open(path, "w").write(WRITER)
+    return subprocess.Popen([sys.executable, path, db, str(RATE), out, "1" if bursts else "0"])
+
+
+def start_tool(tool, db, home):
+    if tool == "snap":
+        return subprocess.Popen([SNAP, "--store", os.path.join(home, "store"), "-q", "watch", db],
+                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(home, "tool.err"), "w"))
+    if tool == "litestream":
+        cfg = os.path.join(home, "litestream.yml")
+        open(cfg, "w").write("dbs:\n  - path: %s\n    replica:\n      type: file\n      path: %s\n"
+                             % (db, os.path.join(home, "replica")))
+        return subprocess.Popen([LITESTREAM, "replicate", "-config", cfg],
+                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(home, "tool.err"), "w"))
+    return None
+
+
+def restore(tool, db, home, out, moment=None):
+    if os.path.exists(out):
+        os.remove(out)
+    if tool == "snap":
+        d = out + ".d"
+        shutil.rmtree(d, ignore_errors=True)
+        spec = "latest:" + db + ("@" + moment if moment else "")
+        subprocess.run([SNAP, "--store", os.path.join(home, "store"), "-q", "restore", spec, "--to", d], check=True, stdout=subprocess.DEVNULL)
+        os.rename(os.path.join(d, os.path.basename(db)), out)
+        shutil.rmtree(d)
+    else:
+        cmd = [LITESTREAM, "restore", "-config", os.path.join(home, "litestream.yml"), "-o", out]
+        if moment:
+            cmd += ["-timestamp", moment]
+        subprocess.run(cmd + [db], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def check(db):
+    c = sqlite3.connect(db)
+    ic = c.execute("PRAGMA integrity_check").fetchone()[0]
+    s = c.execute("SELECT sum(bal) FROM acct").fetchone()[0]
+    cnt, mx = c.execute("SELECT count(*), coalesce(max(n), 0) FROM seq").fetchone()
+    c.close()
+    return ic == "ok" and s == 1_000_000 and cnt == mx, mx
+
+
+def commits(out):
+    done, busy = [], 0
+    for line in open(out):
+        p = line.split()
+        if p[0] == "busy":
+            busy += 1
+        elif len(p) == 3:
+            done.append((int(p[0]), float(p[1]), float(p[2])))
+    return done, busy
+
+
+def rpo(trials):
+    for tool in ["snap", "litestream"]:
+        lost, bad, short = [], 0, 0
+        for k in range(trials):
+            home = tempfile.mkdtemp(dir=WORK)
+            db, out = os.path.join(home, "ledger.db"), os.path.join(home, "commits")
+            w = start_writer(db, out)
+            time.sleep(0.5)
+            t = start_tool(tool, db, home)
+            time.sleep(random.Random(k).uniform(4, 9))
+            killed = time.time()
+            w.send_signal(signal.SIGKILL); t.send_signal(signal.SIGKILL)
+            w.wait(); t.wait()
+            done, _ = commits(out)
+            restore(tool, db, home, os.path.join(home, "r.db"))
+            ok, got = check(os.path.join(home, "r.db"))
+            bad += not ok
+            missing = [c for c in done if c[0] > got]
+            lost.append(round(killed - missing[0][1], 3) if missing else 0.0)
+            short += any(c[1] <= killed - 1.0 for c in missing)
+            shutil.rmtree(home)
+        lost.sort()
+        emit(measure="rpo", tool=tool, trials=trials, broken=bad, missed_a_commit_older_than_1s=short,
+             lost_s_median=lost[len(lost) // 2], lost_s_max=lost[-1], lost_s=lost)
+
+
+def proc_cpu(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_hwm(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) // 1024
+
+
+def du(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def load(seconds):
+    for tool in ["none", "snap", "litestream"]:
+        home = tempfile.mkdtemp(dir=WORK)
+        db, out = os.path.join(home, "ledger.db"), os.path.join(home, "commits")
+        w = start_writer(db, out, bursts=True)
+        time.sleep(0.5)
+        t = start_tool(tool, db, home)
+        wal_peak, end = 0, time.time() + seconds
+        while time.time() < end:
+            try:
+                wal_peak = max(wal_peak, os.path.getsize(db + "-wal"))
+            except OSError:
+                pass
+            time.sleep(0.1)
+        cpu = proc_cpu(t.pid) if t else 0
+        hwm = proc_hwm(t.pid) if t else 0
+        w.send_signal(signal.SIGKILL); w.wait()
+        if t:
+            t.send_signal(signal.SIGTERM); t.wait()
+        done, busy = commits(out)
+        lat = sorted(c[2] for c in done)
+        kept = du(os.path.join(home, "store" if tool == "snap" else "replica")) if t else 0
+        emit(measure="load", tool=tool, seconds=seconds, commits=len(done),
+             p50_ms=round(lat[len(lat) // 2], 3), p99_ms=round(lat[int(len(lat) * 0.99)], 3),
+             busy=busy, wal_peak_mb=round(wal_peak / 2**20, 1), cpu_share=round(cpu / seconds, 3),
+             peak_rss_mb=hwm, stored_mb=round(kept / 2**20, 1), db_mb=round(os.path.getsize(db) / 2**20, 1))
+        shutil.rmtree(home)
+
+
+def restore_moment(big):
+    for tool in ["snap", "litestream"]:
+        home = tempfile.mkdtemp(dir=WORK)
+        db, out = os.path.join(home, "ledger.db"), os.path.join(home, "commits")
+        shutil.copy(big, db)
+        c = sqlite3.connect(db); c.execute("PRAGMA journal_mode=wal"); c.close()
+        w = start_writer(db, out)
+        t = start_tool(tool, db, home)
+        time.sleep(45)
+        moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 20))
+        time.sleep(5)
+        t0 = time.time()
+        restore(tool, db, home, os.path.join(home, "r.db"), moment)
+        took = time.time() - t0
+        ok, got = check(os.path.join(home, "r.db"))
+        w.send_signal(signal.SIGKILL); w.wait(); t.send_signal(signal.SIGTERM); t.wait()
+        done, _ = commits(out)
+        m = time.mktime(time.strptime(moment, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        due = max([c[0] for c in done if c[1] <= m - 1] or [0])
+        emit(measure="restore_to_moment", tool=tool, db_mb=round(os.path.getsize(db) / 2**20),
+             seconds=round(took, 2), invariants=ok, holds_commits_to_1s_before=got >= due,
+             stored_mb=round(du(os.path.join(home, "store" if tool == "snap" else "replica")) / 2**20, 1))
+        shutil.rmtree(home)
+
+
+if "rpo" in WHAT:
+    rpo(int(os.environ.get("TRIALS", 30)))
+if "load" in WHAT:
+    load(int(os.environ.get("SECONDS", 60)))
+if "restore" in WHAT:
+    restore_moment(os.environ.get("BIG_DB", "/tmp/bb/big.db"))
