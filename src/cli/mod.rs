@@ -9,6 +9,7 @@ mod help;
 mod jobs;
 mod key;
 mod list;
+mod log;
 mod mirror;
 mod mount;
 mod out;
@@ -87,6 +88,8 @@ enum Command {
     Recover(recover::RecoverArgs),
     /// Follow live SQLite databases and record a point within a second of each commit
     Watch(watch::Args),
+    /// When rows of a table changed, point by point: "35 rows removed between 14:02:07.1 and 14:02:08.0"
+    Log(log::Args),
     /// Mount snapshots read-only (FUSE): browse files, query databases, no restore
     Mount(mount::Args),
     /// Write one file of a snapshot to stdout (a database as its image, or --sql)
@@ -364,6 +367,7 @@ pub fn run() -> Result<u8> {
         Command::Recover(args) => recover::recover(&ctx, args),
         Command::Mount(args) => mount::run(&ctx, args),
         Command::Watch(args) => watch::run(&ctx, args),
+        Command::Log(args) => log::run(&ctx, args),
         Command::Dump(args) => diff::dump(&ctx, args),
         Command::Find(args) => diff::find(&ctx, args),
         Command::Forget(args) => recover::forget(&ctx, args),

@@ -19,6 +19,7 @@
 //! ```
 
 pub(crate) mod identity;
+pub mod log;
 pub mod rows;
 mod side;
 pub(crate) mod table;
