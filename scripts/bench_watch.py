@@ -5,7 +5,7 @@ constant sum over 1000 accounts, a log table whose sequence is a contiguous
 prefix) at a steady RATE commits a second, with bursts (a bulk insert and a
 DELETE of 10 % of a table) in the long runs.
 
-Usage: scripts/bench_watch.py SNAP_BIN LITESTREAM_BIN WORKDIR [rpo] [load] [restore]
+Usage: scripts/bench_watch.py SNAP_BIN LITESTREAM_BIN WORKDIR [rpo] [load] [restore] [bytes]
   rpo      kill -9 the writer and the tool together at random moments
            (TRIALS each, default 30): seconds of commits lost, invariants.
   load     SECONDS (default 60) of writing beside each tool and beside none:
@@ -13,6 +13,11 @@ Usage: scripts/bench_watch.py SNAP_BIN LITESTREAM_BIN WORKDIR [rpo] [load] [rest
            the -wal file's peak size, the tool's CPU share and peak RSS, bytes.
   restore  on a copy of BIG_DB (~1 GB; default /tmp/bb/big.db) with the
            writer running, restore to a moment 20 s back: time and invariants.
+  bytes    the public benchmark's npm churn (../shared/bench/npm_db.py), DAYS
+           simulated days (default 3) applied beside each tool watching
+           every second: store and replica growth per day (and Litestream's
+           local directory beside the database). NPM_DB: a built npm
+           database to copy (default: built from ../shared/bench/data).
 Litestream gets a file replica with its defaults (1 s sync interval); snap
 watches every 500 ms (its default). Prints one JSON line per measurement.
 """
@@ -224,9 +229,63 @@ def restore_moment(big):
         shutil.rmtree(home)
 
 
+# The npm churn with each transaction in a second of its own, as commits
+# spread over a real day would be (so each gets its own point).
+PACED = r'''
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("npm_db", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+opened = m.open_db
+class Paced:
+    def __init__(self, con): self.con = con
+    def execute(self, sql, *a):
+        r = self.con.execute(sql, *a)
+        if sql == "COMMIT": time.sleep(1.2)
+        return r
+    def __getattr__(self, name): return getattr(self.con, name)
+m.open_db = lambda p: Paced(opened(p))
+m.churn(sys.argv[2], int(sys.argv[3]))
+'''
+
+
+def bytes_per_day(days):
+    bench = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench")
+    npm = os.environ.get("NPM_DB") or os.path.join(WORK, "npm.db")
+    if not os.path.exists(npm):
+        subprocess.run([sys.executable, os.path.join(bench, "npm_db.py"), "build",
+                        os.path.join(bench, "data", "npm.tsv.zst"), npm], check=True)
+    for tool in ["snap", "litestream"]:
+        home = tempfile.mkdtemp(dir=WORK)
+        db = os.path.join(home, "npm.db")
+        shutil.copy(npm, db)
+        if tool == "snap":
+            t = subprocess.Popen([SNAP, "--store", os.path.join(home, "store"), "-q", "watch", db,
+                                  "--interval-ms", "1000"], stdout=subprocess.DEVNULL)
+        else:
+            t = start_tool(tool, db, home)
+        kept = os.path.join(home, "store" if tool == "snap" else "replica")
+        time.sleep(8)
+        sizes = [du(kept)]
+        for d in range(1, days + 1):
+            paced = os.path.join(WORK, "paced.py")
+            open(paced, "w").write(PACED)
+            subprocess.run([sys.executable, paced, os.path.join(bench, "npm_db.py"), db, str(d)], check=True)
+            time.sleep(5)
+            sizes.append(du(kept))
+        local = du(db + "-litestream") if os.path.exists(db + "-litestream") else 0
+        t.send_signal(signal.SIGTERM); t.wait()
+        growth = [b - a for a, b in zip(sizes, sizes[1:])]
+        emit(measure="bytes_per_day", tool=tool, db_mb=round(os.path.getsize(npm) / 2**20, 1),
+             first_mb=round(sizes[0] / 2**20, 2), growth_mb_per_day=[round(g / 2**20, 2) for g in growth],
+             mean_growth_mb=round(sum(growth) / len(growth) / 2**20, 2), local_dir_mb=round(local / 2**20, 1))
+        shutil.rmtree(home)
+
+
 if "rpo" in WHAT:
     rpo(int(os.environ.get("TRIALS", 30)))
 if "load" in WHAT:
     load(int(os.environ.get("SECONDS", 60)))
 if "restore" in WHAT:
     restore_moment(os.environ.get("BIG_DB", "/tmp/bb/big.db"))
+if "bytes" in WHAT:
+    bytes_per_day(int(os.environ.get("DAYS", 3)))

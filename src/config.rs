@@ -13,6 +13,8 @@
 //! [remotes.bucket]
 //! url = "gs://my-bucket/snap"
 //! policy = { keep_within = "90d" }
+//! [watches.app]                # followed by `snap daemon`: a point per commit
+//! paths = ["/srv/app/data/app.db"]
 //! [jobs.nightly]
 //! action = "take"               # take | gc | mirror | verify
 //! schedule = "daily 03:00"      # or a cron expression: "0 3 * * *"
@@ -27,6 +29,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
+
+mod watch;
+pub use watch::Watch;
 
 /// A `snap.toml`: the store, sources, policies, remotes, jobs and monitoring.
 #[derive(Debug, Deserialize)]
@@ -49,6 +54,9 @@ pub struct Config {
     /// Scheduled jobs by name.
     #[serde(default)]
     pub jobs: BTreeMap<String, Job>,
+    /// Databases `snap daemon` watches continuously, by name.
+    #[serde(default)]
+    pub watches: BTreeMap<String, Watch>,
     /// Where job results go.
     #[serde(default)]
     pub monitoring: Monitoring,
@@ -254,6 +262,14 @@ impl Config {
             }
             if let Some(p) = &r.policy {
                 check_policy(p)?;
+            }
+        }
+        for (name, w) in &config.watches {
+            if w.paths.is_empty() || w.interval_ms == Some(0) {
+                return Err(Error::Invalid(format!(
+                    "{}: watch {name}: give its paths, and an interval_ms of at least 1",
+                    path.display()
+                )));
             }
         }
         for (name, s) in &config.sources {

@@ -270,6 +270,44 @@ fn keep_by_rules<Tz: TimeZone>(
     }
 }
 
+/// The reasons to keep the `i`-th newest of a group whatever the rules:
+/// the newest, one dated in the future, no policy, a kept tag.
+fn always((i, c): (usize, &Candidate), now: DateTime<FixedOffset>, policy: &Policy) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if i == 0 {
+        reasons.push("newest".to_string());
+    }
+    if c.time > now {
+        reasons.push("in the future".to_string());
+    }
+    if policy.keep_all {
+        reasons.push("no policy: every snapshot is kept".to_string());
+    }
+    for t in policy.keep_tags.iter().filter(|t| c.tags.contains(t)) {
+        reasons.push(format!("tag {t}"));
+    }
+    reasons
+}
+
+/// The rules for points under `policy`: its `points`, or `points_default()`.
+/// No policy keeps every point too, and a kept tag keeps a point.
+fn points_policy(policy: &Policy) -> Result<Policy> {
+    let mut p = policy
+        .points
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(points_default);
+    p.keep_all |= policy.keep_all;
+    p.keep_tags.extend(policy.keep_tags.iter().cloned());
+    if p.is_empty() {
+        return Err(Error::Invalid(
+            "the points' policy has no keep rule, so it would forget every point but the newest"
+                .into(),
+        ));
+    }
+    Ok(p)
+}
+
 /// Applies `policy` to `snapshots` at `now`, bucketing calendar rules in `tz`.
 pub fn plan<Tz: TimeZone>(
     policy: &Policy,
@@ -283,22 +321,7 @@ pub fn plan<Tz: TimeZone>(
             "the policy has no keep rule, so it would forget everything; give at least one --keep-* option".into(),
         ));
     }
-    let mut points_policy = policy
-        .points
-        .as_deref()
-        .cloned()
-        .unwrap_or_else(points_default);
-    // No policy keeps every point too, and a kept tag keeps a point.
-    points_policy.keep_all |= policy.keep_all;
-    points_policy
-        .keep_tags
-        .extend(policy.keep_tags.iter().cloned());
-    if points_policy.is_empty() {
-        return Err(Error::Invalid(
-            "the points' policy has no keep rule, so it would forget every point but the newest"
-                .into(),
-        ));
-    }
+    let points_policy = points_policy(policy)?;
     let mut groups: BTreeMap<String, Vec<&Candidate>> = BTreeMap::new();
     for c in snapshots {
         groups.entry(group_key(c, group_by)).or_default().push(c);
@@ -319,16 +342,7 @@ pub fn plan<Tz: TimeZone>(
         let mut used = vec![0u32; rules.len()];
         let mut last_label: Vec<Option<String>> = vec![None; rules.len()];
         for (i, c) in members.iter().enumerate() {
-            let mut reasons = Vec::new();
-            if i == 0 {
-                reasons.push("newest".to_string());
-            }
-            if c.time > now {
-                reasons.push("in the future".to_string());
-            }
-            if policy.keep_all {
-                reasons.push("no policy: every snapshot is kept".to_string());
-            }
+            let mut reasons = always((i, c), now, policy);
             if undo {
                 if c.time >= now - undo_within.1 {
                     reasons.push(format!("undo, younger than {}", undo_within.0));
@@ -342,18 +356,9 @@ pub fn plan<Tz: TimeZone>(
                     (&mut used, &mut last_label),
                     &mut reasons,
                 );
-                if let Some(d) = within {
-                    if c.time >= newest - d {
-                        reasons.push(format!(
-                            "within {}",
-                            policy.keep_within.as_deref().unwrap_or("")
-                        ));
-                    }
-                }
-            }
-            for t in &policy.keep_tags {
-                if c.tags.contains(t) {
-                    reasons.push(format!("tag {t}"));
+                if within.is_some_and(|d| c.time >= newest - d) {
+                    let w = policy.keep_within.as_deref().unwrap_or("");
+                    reasons.push(format!("within {w}"));
                 }
             }
             let keep = !reasons.is_empty();

@@ -11,7 +11,7 @@
 //! PROPTEST_CASES sets the number of sequences (CI runs the default).
 
 mod common;
-use common::world::{Change, World};
+use common::world::{db_digest, Change, World};
 use proptest::prelude::*;
 use snap::store::durable::testing;
 use snap::SnapshotId;
@@ -39,6 +39,10 @@ enum Step {
     /// operation: the old record or the new one (or both) survive, never
     /// neither.
     TagCrash(u16),
+    /// One look of a watcher: a point when the database changed.
+    Point,
+    /// A look that crashes at its `n`-th durable operation.
+    PointCrash(u16),
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -64,6 +68,8 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(keep_last, threshold, at)| Step::GcCrash { keep_last, threshold, at }),
         1 => Just(Step::Repair),
         1 => (0u16..6).prop_map(Step::TagCrash),
+        2 => Just(Step::Point),
+        1 => (0u16..40).prop_map(Step::PointCrash),
     ]
 }
 
@@ -140,6 +146,23 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 w.check(&model).map_err(ctx)?;
             }
             Step::Repair => w.repair().map_err(|e| ctx(e.to_string()))?,
+            Step::Point => {
+                let want = db_digest(&w.data.join("app.db"));
+                if let Some(id) = w.point() {
+                    model.insert(id, want);
+                }
+            }
+            Step::PointCrash(at) => {
+                let want = db_digest(&w.data.join("app.db"));
+                let before: HashSet<_> = w.listed().into_iter().collect();
+                let _ = crashing(&w.root(), *at, || w.point());
+                for id in w.listed() {
+                    if !before.contains(&id) {
+                        model.insert(id, want.clone());
+                    }
+                }
+                w.check(&model).map_err(ctx)?;
+            }
             Step::TagCrash(at) => {
                 let Some(old) = w.store.snapshots().unwrap().pop().map(|(id, _)| id) else {
                     continue;

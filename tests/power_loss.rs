@@ -271,6 +271,18 @@ fn power_cuts_lose_no_completed_snapshot() {
     completed.retain(|(_, id)| *id != old);
     completed.push((testing::logged(&root), r.new));
     let retagged = (old, r.new);
+    // Points are written as a take's records are: their packs durable and
+    // indexed, then the record.
+    for c in [
+        Change::DbSet { row: 3, val: 2 },
+        Change::DbEdit { row: 4, at: 1 },
+    ] {
+        w.apply(&c);
+        let want = common::world::db_digest(&w.data.join("app.db"));
+        let id = w.point().expect("a change makes a point");
+        model.insert(id, want);
+        completed.push((testing::logged(&root), id));
+    }
     w.repair().unwrap();
     let log = testing::unwatch(&root);
     assert!(!log.is_empty());

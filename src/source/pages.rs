@@ -26,8 +26,18 @@ const UNIT_BYTES_VAR: &str = "SNAP_BENCH_UNIT_BYTES";
 /// milliseconds; on the 1 GB one it would cost 0.4 s a day.
 const SMALL_IMAGE: u64 = 256 << 20;
 
+/// Overrides `delta_level` for benchmarks.
+const DELTA_LEVEL_VAR: &str = "SNAP_BENCH_DELTA_LEVEL";
+
 /// The zstd level for deltas of a database of `bytes` (its file's size).
 pub fn delta_level(bytes: u64) -> i32 {
+    // Overrides the level for the delta-level experiments (BENCHMARKS.md).
+    if let Some(level) = std::env::var(DELTA_LEVEL_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return level;
+    }
     if bytes <= SMALL_IMAGE {
         entry::SMALL_DELTA_LEVEL
     } else {

@@ -24,6 +24,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Every record id, the most recently written first (by the record
+    /// file's modification time: `stat`s only, no record is read).
+    pub fn snapshot_ids_recent_first(&self) -> Result<Vec<SnapshotId>> {
+        let mut ids: Vec<(std::time::SystemTime, SnapshotId)> = self
+            .snapshot_ids()?
+            .into_iter()
+            .filter_map(|id| {
+                let m = fs::metadata(self.snapshot_path(&id)).ok()?;
+                Some((m.modified().ok()?, id))
+            })
+            .collect();
+        ids.sort_by_key(|b| std::cmp::Reverse(b.0));
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
+    }
+
     /// Whether the record `id` is in the store (not forgotten).
     pub fn has_snapshot(&self, id: &SnapshotId) -> bool {
         self.snapshot_path(id).exists()

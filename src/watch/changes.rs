@@ -90,7 +90,7 @@ fn look_in(
     // Otherwise the generation's frames from its first prove the place.
     let new = proven(f, &h, 0, h.checksum, now, read)?;
     let change = match prev {
-        None => Change::Unknown("the watcher started".into()),
+        None => Change::Unknown("no earlier place in the log to follow from (the first look, or the previous point had none)".into()),
         Some(_) if same.is_some() => {
             Change::Unknown("the log's frames differ from those the previous point saw".into())
         }

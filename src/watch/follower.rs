@@ -166,7 +166,18 @@ impl Follower {
             identity,
         };
         let written = point::write(store, &index, spec)?;
-        // Only a stored image makes what was seen the base of the next look.
+        Ok(self.recorded(written, wal, seen, log))
+    }
+
+    /// Keeps what a look saw as the base of the next one, once its image
+    /// is stored (or found to be the previous point's).
+    fn recorded(
+        &mut self,
+        written: Option<(Last, u64)>,
+        wal: bool,
+        seen: Option<([u8; 4], u64)>,
+        log: Option<LogAt>,
+    ) -> Looked {
         match wal {
             true => self.unpositioned = seen.is_none(),
             false => self.rollback = seen,
@@ -177,14 +188,14 @@ impl Follower {
             if let Some(p) = self.last.as_mut().and_then(|l| l.record.point.as_mut()) {
                 p.log = log;
             }
-            return Ok(Looked::Nothing);
+            return Looked::Nothing;
         };
         self.starts = None;
         self.last = Some(last.clone());
-        Ok(Looked::Point {
+        Looked::Point {
             last: Box::new(last),
             added,
-        })
+        }
     }
 
     /// What changed, from the log; the last element is None when SQLite

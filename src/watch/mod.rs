@@ -44,6 +44,8 @@ pub struct WatchOptions {
     /// How long a look waits for the store's writer lock (a take or gc
     /// holding it) before it is put off to the next look.
     pub lock_wait: Duration,
+    /// Set to stop (besides `cancel`): the daemon's own flag.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for WatchOptions {
@@ -54,6 +56,7 @@ impl Default for WatchOptions {
             tags: Vec::new(),
             duration: None,
             lock_wait: Duration::from_millis(200),
+            stop: None,
         }
     }
 }
@@ -132,8 +135,15 @@ pub fn watch(
                 followers.insert(db.clone(), Follower::new(db, last));
             }
         }
+        let stopped = || {
+            crate::cancel::requested()
+                || opts
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        };
         for f in followers.values_mut() {
-            if crate::cancel::requested() {
+            if stopped() {
                 break;
             }
             let e = look(f, store, opts, &mut report);
@@ -142,10 +152,10 @@ pub fn watch(
             }
         }
         let done = opts.duration.is_some_and(|d| start.elapsed() >= d);
-        if done || crate::cancel::requested() {
+        if done || stopped() {
             return Ok(report);
         }
-        sleep_until(tick + opts.interval);
+        sleep_until(tick + opts.interval, &stopped);
     }
 }
 
@@ -186,8 +196,8 @@ fn look(
 }
 
 /// Sleeps until `when`, waking early for a stop.
-fn sleep_until(when: Instant) {
-    while !crate::cancel::requested() {
+fn sleep_until(when: Instant, stopped: &dyn Fn() -> bool) {
+    while !stopped() {
         let now = Instant::now();
         if now >= when {
             return;
@@ -219,17 +229,20 @@ fn databases(roots: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// The newest snapshot of `db` alone from this host (a point, or a take of
-/// the database by itself): the base of the first look.
+/// A recent snapshot of `db` alone from this host (a point, or a take of
+/// the database by itself): the base of the first look. Records are read
+/// most recently written first, so a store of many points is not read
+/// whole; an older base only costs the first point more reads, since its
+/// place in the log is checked like any other.
 fn newest_point(store: &Store, db: &Path) -> Result<Option<Last>> {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let path = db.to_string_lossy();
-    let Some((id, record)) = store
-        .snapshots()?
+    let found = store
+        .snapshot_ids_recent_first()?
         .into_iter()
-        .rev()
-        .find(|(_, s)| s.host == host && s.paths.len() == 1 && s.paths[0] == path)
-    else {
+        .filter_map(|id| Some((id, store.load_snapshot(&id).ok()?)))
+        .find(|(_, s)| s.host == host && s.paths.len() == 1 && s.paths[0] == path);
+    let Some((id, record)) = found else {
         return Ok(None);
     };
     let reading = store.reading("watch", Duration::from_secs(60))?;

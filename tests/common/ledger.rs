@@ -19,9 +19,16 @@ pub const RATE_VAR: &str = "SNAP_TEST_LEDGER_RATE";
 /// commits), `vacuum` (a VACUUM every 700), `bulk` (a 2 MB insert every 500).
 pub const MODE_VAR: &str = "SNAP_TEST_LEDGER_MODE";
 
+/// A running writer process; its "n time" lines are read as they come (a
+/// full pipe would stop it).
+pub struct Writer {
+    child: Child,
+    lines: Option<std::thread::JoinHandle<Vec<(i64, f64)>>>,
+}
+
 /// Starts the writer on `db` at `rate` commits a second.
-pub fn start(test_name: &str, db: &Path, rate: u32, mode: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+pub fn start(test_name: &str, db: &Path, rate: u32, mode: &str) -> Writer {
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env(DB_VAR, db)
         .env(RATE_VAR, rate.to_string())
@@ -29,7 +36,38 @@ pub fn start(test_name: &str, db: &Path, rate: u32, mode: &str) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start the writer")
+        .expect("start the writer");
+    let out = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        std::io::BufReader::new(out)
+            .lines()
+            .map_while(|l| l.ok())
+            .filter_map(|l| {
+                let (n, t) = l.split_once(' ')?;
+                Some((n.parse().ok()?, t.parse().ok()?))
+            })
+            .collect()
+    });
+    Writer {
+        child,
+        lines: Some(lines),
+    }
+}
+
+impl Writer {
+    /// Kills it (SIGKILL) and returns the commits it reported completed.
+    pub fn kill(&mut self) -> Vec<(i64, f64)> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.lines.take().map_or(Vec::new(), |t| t.join().unwrap())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The writer's loop (never returns; the test kills it).
@@ -96,19 +134,6 @@ pub fn now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// Reads the writer's "n time" lines until it ends (it was killed).
-pub fn commits(child: &mut Child) -> Vec<(i64, f64)> {
-    let out = child.stdout.take().unwrap();
-    std::io::BufReader::new(out)
-        .lines()
-        .map_while(|l| l.ok())
-        .filter_map(|l| {
-            let (n, t) = l.split_once(' ')?;
-            Some((n.parse().ok()?, t.parse().ok()?))
-        })
-        .collect()
 }
 
 /// Checks a restored image: integrity, the sum, the contiguous log.
