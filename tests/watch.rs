@@ -249,12 +249,14 @@ fn gc_thins_points_while_the_watcher_runs() {
         "{before} points before gc, {after} after"
     );
     std::thread::sleep(Duration::from_secs(2));
-    // A forgotten newest point: the next one reads every page.
+    // A forgotten newest point: the next one reads every page. The writer
+    // stops first, so that the newest point stays the watcher's last.
+    w.kill();
+    std::thread::sleep(Duration::from_millis(500));
     let newest = points(&store).last().unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
-    w.kill();
     snap_ok(&store, &["forget", &newest]);
     let mut w = writer(&db, 200, "");
     std::thread::sleep(Duration::from_secs(1));
@@ -394,6 +396,20 @@ fn the_daemon_runs_configured_watches_until_sigterm() {
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("\"watch\":\"app\""));
+    // `status` says the database is followed; once it is written with no
+    // watcher to follow it, it says the watch is behind (exit 7).
+    let cfg = config.to_str().unwrap();
+    let ok = snap(&store, &["--config", cfg, "status"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", common::stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("newest point"));
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute("UPDATE acct SET bal = bal WHERE id = 1", [])
+        .unwrap();
+    drop(c);
+    set_wal_mtime_ahead(&db, 60);
+    let behind = snap(&store, &["--config", cfg, "status"]);
+    assert_eq!(behind.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&behind.stdout).contains("BEHIND"));
     // A watch without paths is refused, naming it.
     std::fs::write(&config, "[watches.bad]\npaths = []\n").unwrap();
     let out = snap(
@@ -402,4 +418,18 @@ fn the_daemon_runs_configured_watches_until_sigterm() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(common::stderr(&out).contains("watch bad"));
+}
+
+/// Sets the modification time of `db` (and its log, if any) `secs` seconds
+/// ahead: a write that no point followed.
+fn set_wal_mtime_ahead(db: &Path, secs: u64) {
+    let t = std::time::SystemTime::now() + Duration::from_secs(secs);
+    for p in [
+        PathBuf::from(format!("{}-wal", db.display())),
+        db.to_path_buf(),
+    ] {
+        if let Ok(f) = std::fs::File::options().write(true).open(&p) {
+            f.set_modified(t).unwrap();
+        }
+    }
 }

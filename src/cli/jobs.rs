@@ -235,9 +235,36 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
         .map(|u| u.describe())
         .collect();
     bad |= !unfinished.is_empty();
+    let mut watches = Vec::new();
+    for (name, w) in &runner.config.watches {
+        // Behind: written 10 s (and a look) after the newest point.
+        let grace = w.options().interval + std::time::Duration::from_secs(10);
+        for h in snap::watch::health(&runner.store, &w.paths, grace)? {
+            bad |= h.behind;
+            watches.push((name.clone(), h));
+        }
+    }
     if ctx.json {
-        ctx.print_json(&serde_json::json!({"jobs": rows, "unfinished": unfinished}))?;
+        let watches: Vec<_> = watches
+            .iter()
+            .map(|(n, h)| serde_json::json!({"watch": n, "health": h}))
+            .collect();
+        ctx.print_json(
+            &serde_json::json!({"jobs": rows, "unfinished": unfinished, "watches": watches}),
+        )?;
     } else {
+        for (name, h) in &watches {
+            println!(
+                "{:<16} watch   {}: newest point {}, last written {}{}",
+                name,
+                h.path.display(),
+                h.newest
+                    .as_ref()
+                    .map_or("never".into(), |(_, t)| super::time(t)),
+                h.written.as_ref().map_or("-".into(), super::time),
+                if h.behind { "  BEHIND" } else { "" }
+            );
+        }
         for r in &rows {
             println!(
                 "{:<16} {:<7} last {} ({}), last success {}, next {}{}{}",

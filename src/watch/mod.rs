@@ -10,6 +10,7 @@
 
 mod changes;
 mod follower;
+mod health;
 mod history;
 mod point;
 
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use health::{health, Health};
 pub use history::{windows, Window};
 use point::Last;
 
