@@ -72,7 +72,12 @@ fn stages(c: &mut Criterion) {
                     id: snap::ChunkId::of(c),
                     plain: c.clone(),
                     base: None,
-                    levels: snap::packer::Levels { full: 3, delta: 1 },
+                    rebased: false,
+                    levels: snap::packer::Levels {
+                        full: 3,
+                        delta: 1,
+                        refresh: false,
+                    },
                 })
                 .collect();
             let mut sealed = p.add(batch).unwrap();

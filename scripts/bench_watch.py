@@ -26,6 +26,8 @@ import json, os, random, shutil, signal, sqlite3, subprocess, sys, tempfile, tim
 SNAP, LITESTREAM, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 WHAT = sys.argv[4:] or ["rpo", "load", "restore"]
 RATE = int(os.environ.get("RATE", 200))
+# TOOLS=snap runs snap alone (e.g. to compare snap builds or settings).
+TOOLS = os.environ.get("TOOLS", "snap,litestream").split(",")
 os.makedirs(WORK, exist_ok=True)
 
 WRITER = r'''
@@ -254,7 +256,7 @@ def bytes_per_day(days):
     if not os.path.exists(npm):
         subprocess.run([sys.executable, os.path.join(bench, "npm_db.py"), "build",
                         os.path.join(bench, "data", "npm.tsv.zst"), npm], check=True)
-    for tool in ["snap", "litestream"]:
+    for tool in TOOLS:
         home = tempfile.mkdtemp(dir=WORK)
         db = os.path.join(home, "npm.db")
         shutil.copy(npm, db)

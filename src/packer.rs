@@ -19,6 +19,9 @@ pub struct NewChunk {
     pub id: ChunkId,
     pub plain: Vec<u8>,
     pub base: Option<(ChunkId, Vec<u8>)>,
+    /// The base is the root of a delta chain that was full (not the
+    /// chunk's previous version).
+    pub rebased: bool,
     pub levels: Levels,
 }
 
@@ -26,6 +29,9 @@ pub struct NewChunk {
 /// (and that is smaller), else compressed alone.
 pub(crate) fn encode(c: &NewChunk) -> (crate::format::pack::EntryKind, Vec<u8>) {
     match &c.base {
+        Some((base_id, base)) if c.rebased && c.levels.refresh => {
+            entry::encode_refreshing(&c.plain, base_id, base, c.levels.delta, c.levels.full)
+        }
         Some((base_id, base)) => {
             entry::encode_with_base(&c.plain, base_id, base, c.levels.delta, c.levels.full)
         }
@@ -38,6 +44,11 @@ pub(crate) fn encode(c: &NewChunk) -> (crate::format::pack::EntryKind, Vec<u8>) 
 pub struct Levels {
     pub full: i32,
     pub delta: i32,
+    /// A delta against a full chain's root is kept only when under a
+    /// quarter of the chunk compressed alone, else the chunk is stored whole
+    /// (a new root): for points, whose units change every second and drift
+    /// from an old root (`entry::encode_refreshing`).
+    pub refresh: bool,
 }
 
 pub struct SealedPack {

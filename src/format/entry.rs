@@ -55,6 +55,29 @@ pub fn encode_entry(plain: &[u8], level: i32) -> (EntryKind, Vec<u8>) {
 
 /// Encodes `plain` as a delta against `base` (another chunk's plain bytes) when
 /// that is smaller than encoding it alone.
+/// Like `encode_with_base` for a base that is the root of a full chain,
+/// which the chunk drifts further from at each version: the delta is kept
+/// only under a quarter of the chunk compressed alone; otherwise the chunk
+/// is stored whole, and its next versions are small deltas against it.
+pub fn encode_refreshing(
+    plain: &[u8],
+    base_id: &ChunkId,
+    base: &[u8],
+    delta_level: i32,
+    level: i32,
+) -> (EntryKind, Vec<u8>) {
+    let full = encode_entry(plain, level);
+    match delta_frame(plain, base, delta_level) {
+        Some(frame) if (32 + frame.len()) * 4 < full.1.len() => {
+            let mut out = Vec::with_capacity(32 + frame.len());
+            out.extend_from_slice(&base_id.0);
+            out.extend_from_slice(&frame);
+            (EntryKind::Delta, out)
+        }
+        _ => full,
+    }
+}
+
 pub fn encode_with_base(
     plain: &[u8],
     base_id: &ChunkId,
@@ -212,5 +235,42 @@ mod tests {
         let zero = vec![0u8; 4096];
         let (kind, _) = encode_with_base(&zero, &ChunkId::of(&base), &base, DELTA_LEVEL, 3);
         assert_ne!(kind, EntryKind::Delta);
+    }
+
+    /// A point's unit far from its chain's root is stored whole (a new
+    /// root), where `encode_with_base` would keep a delta under a quarter
+    /// of the plain bytes; near the root it stays a delta.
+    #[test]
+    fn a_drifted_unit_against_an_old_root_is_stored_whole() {
+        let mut rng = 7u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // Rows of text: compresses alone to a few KiB.
+        let base: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("row {i:08} name package-{i} v1.{}.0\n", i % 7).into_bytes())
+            .take(65536)
+            .collect();
+        let mut near = base.clone();
+        near[100..140].copy_from_slice(&[b'z'; 40]);
+        let mut far = base.clone();
+        for _ in 0..3000 {
+            let i = next() as usize % far.len();
+            far[i] = b"ABCDEFG"[next() as usize % 7];
+        }
+        let id = ChunkId::of(&base);
+        let (kind, _) = encode_refreshing(&near, &id, &base, DELTA_LEVEL, 3);
+        assert_eq!(kind, EntryKind::Delta);
+        let (kind, stored) = encode_refreshing(&far, &id, &base, DELTA_LEVEL, 3);
+        assert_ne!(kind, EntryKind::Delta);
+        assert_eq!(stored, encode_entry(&far, 3).1);
+        // The rule for takes keeps that delta.
+        assert_eq!(
+            encode_with_base(&far, &id, &base, DELTA_LEVEL, 3).0,
+            EntryKind::Delta
+        );
     }
 }

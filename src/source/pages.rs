@@ -119,6 +119,7 @@ pub fn store(
             level
         },
         delta: delta_level,
+        refresh: false,
     };
     let unit = (pages_per_unit(page_size) * page_size as u64) as usize;
     let mut parent = UnitCursor::new(bases);

@@ -154,6 +154,7 @@ impl<'a> ChunkWriter<'a> {
         let levels = Levels {
             full: self.store().config().zstd_level,
             delta: crate::format::entry::DELTA_LEVEL,
+            refresh: false,
         };
         self.put_hashed(ChunkId::of(&data), data, base, levels)
     }
@@ -198,12 +199,17 @@ impl<'a> ChunkWriter<'a> {
         let (index, packs) = (&self.reader, &self.packs);
         let batch: Vec<NewChunk> = queue
             .into_par_iter()
-            .map(|(id, plain, base, levels)| NewChunk {
-                id,
-                plain,
+            .map(|(id, plain, base, levels)| {
                 // A base that cannot be read just means this chunk is stored in full.
-                base: base.and_then(|b| base_for(index, packs, &b).ok().flatten()),
-                levels,
+                let found = base.and_then(|b| base_for(index, packs, &b).ok().flatten());
+                let rebased = found.as_ref().is_some_and(|f| f.2);
+                NewChunk {
+                    id,
+                    plain,
+                    base: found.map(|(id, bytes, _)| (id, bytes)),
+                    rebased,
+                    levels,
+                }
             })
             .collect();
         if self.dry {
@@ -310,18 +316,19 @@ fn base_for(
     index: &IndexReader,
     packs: &PackReader,
     candidate: &ChunkId,
-) -> Result<Option<(ChunkId, Vec<u8>)>> {
+) -> Result<Option<(ChunkId, Vec<u8>, bool)>> {
     let Some(loc) = index.get(candidate)? else {
         return Ok(None);
     };
     let chain = read_chain(index, packs, &loc)?;
     if chain.len() <= MAX_CHAIN {
-        return Ok(Some((*candidate, decode_chain(&chain)?)));
+        return Ok(Some((*candidate, decode_chain(&chain)?, false)));
     }
     let root = chain.last().expect("a chain has an entry");
     Ok(Some((
         root.0.entry.id,
         decode_chain(std::slice::from_ref(root))?,
+        true,
     )))
 }
 

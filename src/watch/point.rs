@@ -68,6 +68,7 @@ fn store_units(
             false => pages::BULK_LEVEL.min(config.zstd_level),
         },
         delta: pages::delta_level(page_count * page_size as u64),
+        refresh: true,
     };
     let (mut units, mut read) = (Vec::with_capacity(n_units), 0u64);
     // Every unit before `u` that is not read again is the parent's.
