@@ -151,7 +151,7 @@ fn restarts_truncation_vacuum_and_replacement_are_followed_or_reported() {
     let mut w = writer(&db, 200, "");
     std::thread::sleep(Duration::from_secs(2));
     w.kill();
-    std::thread::sleep(Duration::from_millis(600));
+    caught_up(&store, &db, &tmp.path().join("c"));
     kill(&mut watch);
     let all = points(&store);
     let reasons: Vec<String> = all
@@ -261,7 +261,7 @@ fn gc_thins_points_while_the_watcher_runs() {
     let mut w = writer(&db, 200, "");
     std::thread::sleep(Duration::from_secs(1));
     w.kill();
-    std::thread::sleep(Duration::from_millis(400));
+    caught_up(&store, &db, &tmp.path().join("c"));
     kill(&mut watch);
     let all = points(&store);
     assert!(all
@@ -378,7 +378,7 @@ fn the_daemon_runs_configured_watches_until_sigterm() {
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let done = w.kill();
-    std::thread::sleep(Duration::from_millis(400));
+    caught_up(&store, &db, &tmp.path().join("c"));
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let out = daemon.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -431,5 +431,75 @@ fn set_wal_mtime_ahead(db: &Path, secs: u64) {
         if let Ok(f) = std::fs::File::options().write(true).open(&p) {
             f.set_modified(t).unwrap();
         }
+    }
+}
+
+#[test]
+fn a_busy_store_puts_looks_off_and_says_so_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let db = tmp.path().join("ledger.db");
+    let mut w = writer(&db, 200, "");
+    std::thread::sleep(Duration::from_millis(300));
+    let watch = Command::new(common::snap_bin())
+        .arg("--store")
+        .arg(&store)
+        .args(["watch", "--interval-ms", "100"])
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // Another command holds the writer's lock for 1.5 s (as a take would).
+    let held = Command::new("flock")
+        .arg("-x")
+        .arg(store.join("lock"))
+        .args(["-c", "sleep 1.5"])
+        .status()
+        .unwrap();
+    assert!(held.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let done = w.kill();
+    caught_up(&store, &db, &tmp.path().join("c"));
+    unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
+    let out = watch.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("put off").count(), 1, "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a put-off look is not a failure: {err}"
+    );
+    let all = points(&store);
+    let last = restored(
+        &store,
+        all.last().unwrap()["id"].as_str().unwrap(),
+        &tmp.path().join("r"),
+    );
+    assert_eq!(last.unwrap(), done.last().unwrap().0);
+}
+
+/// Waits (up to 20 s) until the newest point of `db` holds its last commit:
+/// the watcher has caught up, so no test races its last look.
+fn caught_up(store: &Path, db: &Path, scratch: &Path) {
+    let want = ledger::check(db).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let newest = points(store)
+            .into_iter()
+            .rev()
+            .find(|p| p["paths"][0] == db.to_str().unwrap());
+        if let Some(p) = newest {
+            if restored(store, p["id"].as_str().unwrap(), scratch) == Ok(want) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not catch up with {}",
+            db.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -180,6 +180,10 @@ fn note_watch(name: &str, log: Option<&std::path::Path>, e: &snap::watch::WatchE
             "watch": name, "event": "ended", "path": path, "why": why,
             "time": chrono::Local::now().to_rfc3339(),
         }),
+        WatchEvent::PutOff { path, why } => serde_json::json!({
+            "watch": name, "event": "put_off", "path": path, "why": why,
+            "time": chrono::Local::now().to_rfc3339(),
+        }),
         WatchEvent::Failed { path, error } => serde_json::json!({
             "watch": name, "event": "failed", "path": path, "error": error,
             "time": chrono::Local::now().to_rfc3339(),

@@ -74,6 +74,9 @@ fn print(ctx: &Ctx, e: &WatchEvent) {
             WatchEvent::Failed { path, error } => {
                 serde_json::json!({"event": "failed", "path": path, "error": error})
             }
+            WatchEvent::PutOff { path, why } => {
+                serde_json::json!({"event": "put_off", "path": path, "why": why})
+            }
         };
         println!("{v}");
         return;
@@ -105,6 +108,10 @@ fn print(ctx: &Ctx, e: &WatchEvent) {
             }
         }
         WatchEvent::Ended { path, why } => println!("{}: {why}", path.display()),
+        WatchEvent::PutOff { path, why } => eprintln!(
+            "snap: {}: looks are put off until the store is free ({why}); the next look records what was committed meanwhile",
+            path.display()
+        ),
         WatchEvent::Failed { path, error } => {
             eprintln!(
                 "snap: {}: this look failed, the next one tries again: {error}",

@@ -39,6 +39,8 @@ pub struct Follower {
     unpositioned: bool,
     /// In rollback mode: the file change counter and page count last seen.
     rollback: Option<([u8; 4], u64)>,
+    /// The last look was put off (the store was busy).
+    pub put_off: bool,
 }
 
 impl Follower {
@@ -57,6 +59,7 @@ impl Follower {
             starts,
             unpositioned: false,
             rollback: None,
+            put_off: false,
         }
     }
 

@@ -88,6 +88,15 @@ pub enum WatchEvent {
         /// What was seen.
         why: String,
     },
+    /// Looks are put off: another command (a take, gc) holds the store's
+    /// writer lock. Said once, when it starts; the next look that gets the
+    /// lock records what was committed meanwhile.
+    PutOff {
+        /// The database.
+        path: PathBuf,
+        /// Who holds the store.
+        why: String,
+    },
     /// A look failed; the next one tries again.
     Failed {
         /// The database.
@@ -168,7 +177,11 @@ fn look(
     opts: &WatchOptions,
     report: &mut WatchReport,
 ) -> Option<WatchEvent> {
-    match f.look(store, &opts.tags, opts.lock_wait) {
+    let looked = f.look(store, &opts.tags, opts.lock_wait);
+    if !matches!(looked, Err(Error::Locked { .. })) {
+        f.put_off = false;
+    }
+    match looked {
         Ok(Looked::Nothing) => None,
         Ok(Looked::Point { last, added }) => {
             let p = last.record.point.clone().unwrap_or_default();
@@ -187,6 +200,13 @@ fn look(
             path: f.path.clone(),
             why,
         }),
+        Err(e @ Error::Locked { .. }) => match std::mem::replace(&mut f.put_off, true) {
+            true => None,
+            false => Some(WatchEvent::PutOff {
+                path: f.path.clone(),
+                why: e.to_string(),
+            }),
+        },
         Err(e) => {
             report.failures += 1;
             Some(WatchEvent::Failed {
