@@ -392,7 +392,8 @@ fn the_daemon_runs_configured_watches_until_sigterm() {
         all.last().unwrap()["id"].as_str().unwrap(),
         &tmp.path().join("r"),
     );
-    assert_eq!(last.unwrap(), done.last().unwrap().0);
+    // The writer may be killed after a commit and before it printed it.
+    assert!(last.unwrap() >= done.last().unwrap().0);
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("\"watch\":\"app\""));
@@ -477,7 +478,8 @@ fn a_busy_store_puts_looks_off_and_says_so_once() {
         all.last().unwrap()["id"].as_str().unwrap(),
         &tmp.path().join("r"),
     );
-    assert_eq!(last.unwrap(), done.last().unwrap().0);
+    // The writer may be killed after a commit and before it printed it.
+    assert!(last.unwrap() >= done.last().unwrap().0);
 }
 
 /// Waits (up to 20 s) until the newest point of `db` holds its last commit:
