@@ -53,8 +53,6 @@ pub fn encode_entry(plain: &[u8], level: i32) -> (EntryKind, Vec<u8>) {
     }
 }
 
-/// Encodes `plain` as a delta against `base` (another chunk's plain bytes) when
-/// that is smaller than encoding it alone.
 /// Like `encode_with_base` for a base that is the root of a full chain,
 /// which the chunk drifts further from at each version: the delta is kept
 /// only under a quarter of the chunk compressed alone; otherwise the chunk
@@ -69,15 +67,22 @@ pub fn encode_refreshing(
     let full = encode_entry(plain, level);
     match delta_frame(plain, base, delta_level) {
         Some(frame) if (32 + frame.len()) * 4 < full.1.len() => {
-            let mut out = Vec::with_capacity(32 + frame.len());
-            out.extend_from_slice(&base_id.0);
-            out.extend_from_slice(&frame);
-            (EntryKind::Delta, out)
+            (EntryKind::Delta, delta_entry(base_id, &frame))
         }
         _ => full,
     }
 }
 
+/// A delta entry's bytes: its base's id, then the zstd frame.
+fn delta_entry(base_id: &ChunkId, frame: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + frame.len());
+    out.extend_from_slice(&base_id.0);
+    out.extend_from_slice(frame);
+    out
+}
+
+/// Encodes `plain` as a delta against `base` (another chunk's plain bytes) when
+/// that is smaller than encoding it alone.
 pub fn encode_with_base(
     plain: &[u8],
     base_id: &ChunkId,
@@ -89,9 +94,7 @@ pub fn encode_with_base(
     let Some(frame) = frame else {
         return encode_entry(plain, level);
     };
-    let mut out = Vec::with_capacity(32 + frame.len());
-    out.extend_from_slice(&base_id.0);
-    out.extend_from_slice(&frame);
+    let out = delta_entry(base_id, &frame);
     // Deltas drift as a unit moves away from its base, and a delta makes its
     // chunk depend on another: it is kept when under a quarter of the plain
     // chunk (the common case, which then costs no second compression) or
