@@ -5,7 +5,7 @@ constant sum over 1000 accounts, a log table whose sequence is a contiguous
 prefix) at a steady RATE commits a second, with bursts (a bulk insert and a
 DELETE of 10 % of a table) in the long runs.
 
-Usage: scripts/bench_watch.py SNAP_BIN LITESTREAM_BIN WORKDIR [rpo] [load] [restore] [bytes]
+Usage: scripts/bench_watch.py SNAP_BIN LITESTREAM_BIN WORKDIR [rpo] [load] [restore] [bytes] [requests]
   rpo      kill -9 the writer and the tool together at random moments
            (TRIALS each, default 30): seconds of commits lost, invariants.
   load     SECONDS (default 60) of writing beside each tool and beside none:
@@ -18,8 +18,15 @@ Usage: scripts/bench_watch.py SNAP_BIN LITESTREAM_BIN WORKDIR [rpo] [load] [rest
            every second: store and replica growth per day (and Litestream's
            local directory beside the database). NPM_DB: a built npm
            database to copy (default: built from ../shared/bench/data).
+  requests SECONDS (default 60) of writing beside snap (shipping at lags of
+           1, 10 and 60 s) and beside Litestream, both to one S3 bucket on
+           moto (127.0.0.1; VENV: where moto_server is, default ./.venv):
+           requests by method, writes per hour and per month.
 Litestream gets a file replica with its defaults (1 s sync interval); snap
-watches every 500 ms (its default). Prints one JSON line per measurement.
+watches every 500 ms (its default). BUCKET=1: snap also ships its points to
+a file:// bucket (default lag, 10 s) and restores from it alone (rpo: lost
+seconds from the bucket, and every commit 10 s old must be there; restore:
+to a moment, from the bucket). Prints one JSON line per measurement.
 """
 import json, os, random, shutil, signal, sqlite3, subprocess, sys, tempfile, time
 
@@ -28,6 +35,11 @@ WHAT = sys.argv[4:] or ["rpo", "load", "restore"]
 RATE = int(os.environ.get("RATE", 200))
 # TOOLS=snap runs snap alone (e.g. to compare snap builds or settings).
 TOOLS = os.environ.get("TOOLS", "snap,litestream").split(",")
+# BUCKET=1: snap ships its points to a bucket (file://, the default lag of
+# 10 s) and every restore reads the bucket alone; Litestream's replica is
+# its bucket either way.
+BUCKET = os.environ.get("BUCKET") == "1"
+DUE = 10.0 if BUCKET else 1.0
 os.makedirs(WORK, exist_ok=True)
 
 WRITER = r'''
@@ -88,7 +100,8 @@ def start_writer(db, out, bursts=False):
 
 def start_tool(tool, db, home):
     if tool == "snap":
-        return subprocess.Popen([SNAP, "--store", os.path.join(home, "store"), "-q", "watch", db],
+        ship = ["--remote", "file://" + os.path.join(home, "bucket"), "--plaintext"] if BUCKET else []
+        return subprocess.Popen([SNAP, "--store", os.path.join(home, "store"), "-q", "watch", db] + ship,
                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(home, "tool.err"), "w"))
     if tool == "litestream":
         cfg = os.path.join(home, "litestream.yml")
@@ -106,7 +119,12 @@ def restore(tool, db, home, out, moment=None):
         d = out + ".d"
         shutil.rmtree(d, ignore_errors=True)
         spec = "latest:" + db + ("@" + moment if moment else "")
-        subprocess.run([SNAP, "--store", os.path.join(home, "store"), "-q", "restore", spec, "--to", d], check=True, stdout=subprocess.DEVNULL)
+        where = ["--store", os.path.join(home, "store")]
+        if BUCKET:
+            where = ["--store", os.path.join(home, "no-store"), "-q", "restore", "--remote", "file://" + os.path.join(home, "bucket")]
+        else:
+            where += ["-q", "restore"]
+        subprocess.run([SNAP] + where + [spec, "--to", d], check=True, stdout=subprocess.DEVNULL)
         os.rename(os.path.join(d, os.path.basename(db)), out)
         shutil.rmtree(d)
     else:
@@ -137,7 +155,7 @@ def commits(out):
 
 
 def rpo(trials):
-    for tool in ["snap", "litestream"]:
+    for tool in TOOLS:
         lost, bad, short = [], 0, 0
         for k in range(trials):
             home = tempfile.mkdtemp(dir=WORK)
@@ -145,7 +163,7 @@ def rpo(trials):
             w = start_writer(db, out)
             time.sleep(0.5)
             t = start_tool(tool, db, home)
-            time.sleep(random.Random(k).uniform(4, 9))
+            time.sleep(random.Random(k).uniform(4, 9) + (10 if BUCKET else 0))
             killed = time.time()
             w.send_signal(signal.SIGKILL); t.send_signal(signal.SIGKILL)
             w.wait(); t.wait()
@@ -155,10 +173,11 @@ def rpo(trials):
             bad += not ok
             missing = [c for c in done if c[0] > got]
             lost.append(round(killed - missing[0][1], 3) if missing else 0.0)
-            short += any(c[1] <= killed - 1.0 for c in missing)
+            short += any(c[1] <= killed - DUE for c in missing)
             shutil.rmtree(home)
         lost.sort()
-        emit(measure="rpo", tool=tool, trials=trials, broken=bad, missed_a_commit_older_than_1s=short,
+        emit(measure="rpo_bucket" if BUCKET else "rpo", tool=tool, trials=trials, broken=bad,
+             missed_a_commit_older_than_s={DUE: short},
              lost_s_median=lost[len(lost) // 2], lost_s_max=lost[-1], lost_s=lost)
 
 
@@ -206,8 +225,65 @@ def load(seconds):
         shutil.rmtree(home)
 
 
+def requests(seconds):
+    """Requests each tool sends to an S3 bucket (moto on 127.0.0.1, its
+    request log counted) while the writer runs: snap at lags of 1, 10 and
+    60 s, Litestream with its defaults; per hour and per month."""
+    venv = os.environ.get("VENV", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".venv"))
+    port = 45000 + random.randrange(1000)
+    home = tempfile.mkdtemp(dir=WORK)
+    log = os.path.join(home, "moto.log")
+    moto = subprocess.Popen([os.path.join(venv, "bin", "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    endpoint = "http://127.0.0.1:%d" % port
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1",
+               AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+    # A CA bundle for a plain-http endpoint stops Litestream's AWS client.
+    env.pop("AWS_CA_BUNDLE", None)
+    time.sleep(3)
+    subprocess.run([os.path.join(venv, "bin", "python"), "-c",
+                    "import boto3; boto3.client('s3', endpoint_url=%r, region_name='us-east-1', "
+                    "aws_access_key_id='b', aws_secret_access_key='b').create_bucket(Bucket='bench')" % endpoint],
+                   check=True)
+    runs = [("snap", lag) for lag in (1, 10, 60)] + [("litestream", None)]
+    for tool, lag in runs:
+        if tool not in TOOLS:
+            continue
+        sub = tempfile.mkdtemp(dir=home)
+        db, out = os.path.join(sub, "ledger.db"), os.path.join(sub, "commits")
+        prefix = "snap%s" % lag if tool == "snap" else "ls"
+        w = start_writer(db, out)
+        time.sleep(0.5)
+        if tool == "snap":
+            t = subprocess.Popen([SNAP, "--store", os.path.join(sub, "store"), "-q", "watch", db, "--plaintext",
+                                  "--remote", "s3://bench/" + prefix, "--lag-seconds", str(lag)],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(sub, "tool.err"), "w"))
+        else:
+            cfg = os.path.join(sub, "litestream.yml")
+            open(cfg, "w").write(
+                "dbs:\n  - path: %s\n    replica:\n      type: s3\n      bucket: bench\n      path: ls\n"
+                "      endpoint: %s\n      region: us-east-1\n      force-path-style: true\n" % (db, endpoint))
+            t = subprocess.Popen([LITESTREAM, "replicate", "-config", cfg], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(sub, "tool.err"), "w"))
+        start = len(open(log).readlines())
+        time.sleep(seconds)
+        w.send_signal(signal.SIGKILL); w.wait()
+        t.send_signal(signal.SIGTERM); t.wait()
+        lines = [l for l in open(log).readlines()[start:] if "/bench/%s" % prefix in l and "HTTP/1.1" in l]
+        count = {}
+        for l in lines:
+            method = l.split('"')[1].split()[0]
+            count[method] = count.get(method, 0) + 1
+        writes = count.get("PUT", 0) + count.get("POST", 0)
+        emit(measure="requests", tool=tool, lag_s=lag, seconds=seconds, by_method=count,
+             writes_per_hour=round(writes * 3600 / seconds), writes_per_month=round(writes * 3600 * 24 * 30 / seconds),
+             usd_per_month_at_0_005_per_1000=round(writes * 3600 * 24 * 30 / seconds * 0.005 / 1000, 2))
+    moto.send_signal(signal.SIGTERM); moto.wait()
+    shutil.rmtree(home)
+
+
 def restore_moment(big):
-    for tool in ["snap", "litestream"]:
+    for tool in TOOLS:
         home = tempfile.mkdtemp(dir=WORK)
         db, out = os.path.join(home, "ledger.db"), os.path.join(home, "commits")
         shutil.copy(big, db)
@@ -225,7 +301,7 @@ def restore_moment(big):
         done, _ = commits(out)
         m = time.mktime(time.strptime(moment, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
         due = max([c[0] for c in done if c[1] <= m - 1] or [0])
-        emit(measure="restore_to_moment", tool=tool, db_mb=round(os.path.getsize(db) / 2**20),
+        emit(measure="restore_to_moment" + ("_from_bucket" if BUCKET else ""), tool=tool, db_mb=round(os.path.getsize(db) / 2**20),
              seconds=round(took, 2), invariants=ok, holds_commits_to_1s_before=got >= due,
              stored_mb=round(du(os.path.join(home, "store" if tool == "snap" else "replica")) / 2**20, 1))
         shutil.rmtree(home)
@@ -291,3 +367,5 @@ if "restore" in WHAT:
     restore_moment(os.environ.get("BIG_DB", "/tmp/bb/big.db"))
 if "bytes" in WHAT:
     bytes_per_day(int(os.environ.get("DAYS", 3)))
+if "requests" in WHAT:
+    requests(int(os.environ.get("SECONDS", 60)))

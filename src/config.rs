@@ -15,6 +15,7 @@
 //! policy = { keep_within = "90d" }
 //! [watches.app]                # followed by `snap daemon`: a point per commit
 //! paths = ["/srv/app/data/app.db"]
+//! remote = "bucket"             # each point in the bucket within lag_seconds (10)
 //! [jobs.nightly]
 //! action = "take"               # take | gc | mirror | verify
 //! schedule = "daily 03:00"      # or a cron expression: "0 3 * * *"
@@ -265,12 +266,8 @@ impl Config {
             }
         }
         for (name, w) in &config.watches {
-            if w.paths.is_empty() || w.interval_ms == Some(0) {
-                return Err(Error::Invalid(format!(
-                    "{}: watch {name}: give its paths, and an interval_ms of at least 1",
-                    path.display()
-                )));
-            }
+            w.check(&config.remotes)
+                .map_err(|e| Error::Invalid(format!("{}: watch {name}: {e}", path.display())))?;
         }
         for (name, s) in &config.sources {
             if s.paths.is_empty() {

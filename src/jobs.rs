@@ -213,6 +213,8 @@ impl JobRunner<'_> {
                         .remote(job.remote.as_ref().expect("checked").get_ref())
                         .is_some_and(|r| r.plaintext),
                     rescan: false,
+                    bundle: false,
+                    no_probe: false,
                     identities: Vec::new(),
                 };
                 let r = mirror::mirror(&self.store, &remote, &opts)?;

@@ -415,9 +415,10 @@ fn an_unreachable_bucket_is_a_clear_error_that_changes_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("remote"));
+    // Lock files (and the root's mtime, which their creation moves) aside.
     let mut after = fingerprint(&store);
-    after.retain(|p, _| !p.starts_with("lock"));
+    after.retain(|p, _| !p.to_string_lossy().starts_with("lock") && p.as_os_str() != "");
     let mut before = before;
-    before.retain(|p, _| !p.starts_with("lock"));
+    before.retain(|p, _| !p.to_string_lossy().starts_with("lock") && p.as_os_str() != "");
     assert_eq!(before, after);
 }

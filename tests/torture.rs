@@ -149,6 +149,8 @@ fn kill_campaign() {
         let args: Vec<&str> = match op {
             "take" => vec!["--json", "take", data.to_str().unwrap()],
             "gc" => vec!["gc", "--keep-last", &keep, "--repack-threshold", threshold],
+            // Every other mirror sends small packs in bundles, as shipping does.
+            "mirror" if day.is_multiple_of(2) => vec!["mirror", "--bundle", "--remote", &url],
             "mirror" => vec!["mirror", "--remote", &url],
             "clone" => vec!["--identity", identity, "clone", "--remote", &url],
             "rollback" | "recover" => side.args(op),

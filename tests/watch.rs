@@ -360,8 +360,11 @@ fn the_daemon_runs_configured_watches_until_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "[watches.app]\npaths = [{:?}]\ninterval_ms = 100\n[monitoring]\nlog = {:?}\n",
-            data, log
+            "[watches.app]\npaths = [{:?}]\ninterval_ms = 100\nremote = \"bucket\"\nlag_seconds = 2\n\
+             [remotes.bucket]\nurl = \"file://{}\"\nplaintext = true\n[monitoring]\nlog = {:?}\n",
+            data,
+            tmp.path().join("bucket").display(),
+            log
         ),
     )
     .unwrap();
@@ -397,9 +400,19 @@ fn the_daemon_runs_configured_watches_until_sigterm() {
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("\"watch\":\"app\""));
+    // Every point was shipped to the bucket, the last one as the daemon stopped.
+    let cfg = config.to_str().unwrap();
+    let remote = snap_json(&store, &["--config", cfg, "list", "--remote", "bucket"]);
+    let shipped: Vec<&str> = remote
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let local: Vec<&str> = all.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(shipped, local, "{err}");
     // `status` says the database is followed; once it is written with no
     // watcher to follow it, it says the watch is behind (exit 7).
-    let cfg = config.to_str().unwrap();
     let ok = snap(&store, &["--config", cfg, "status"]);
     assert_eq!(ok.status.code(), Some(0), "{}", common::stderr(&ok));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("newest point"));

@@ -108,7 +108,7 @@ pub fn daemon(ctx: &Ctx, args: DaemonArgs) -> Result<u8> {
     };
     let stop_at = args.stop_at.as_deref().map(parse).transpose()?;
     let runner = runner(ctx, clock.as_ref())?;
-    let watches = start_watches(ctx, runner.config, &stop)?;
+    let watches = super::watches::start(ctx, runner.config, &stop)?;
     let scheduled = runner.config.jobs.values().any(|j| j.schedule.is_some());
     let runs = match (scheduled, watches.is_empty()) {
         (false, false) => {
@@ -121,83 +121,12 @@ pub fn daemon(ctx: &Ctx, args: DaemonArgs) -> Result<u8> {
         _ => runner.daemon(&stop, stop_at),
     };
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for (name, w) in watches {
-        match w.join() {
-            Ok(Ok(r)) => eprintln!(
-                "snap daemon: watch {name}: stopped after {} ({} read every page, {} failed looks)",
-                super::count(r.points, "point"),
-                r.full_reads,
-                r.failures
-            ),
-            Ok(Err(e)) => eprintln!("snap daemon: watch {name} stopped: {e}"),
-            Err(_) => eprintln!("snap daemon: watch {name} panicked"),
-        }
-    }
+    super::watches::join(watches);
     eprintln!(
         "snap daemon: stopped after {}",
         super::count(runs?, "job run")
     );
     Ok(0)
-}
-
-type WatchThread = std::thread::JoinHandle<snap::Result<snap::watch::WatchReport>>;
-
-/// One thread per configured watch, stopping with `stop`. Points that start a
-/// window, full reads and failed looks go to stderr and the monitoring log.
-fn start_watches(
-    ctx: &Ctx,
-    config: &snap::config::Config,
-    stop: &Arc<AtomicBool>,
-) -> Result<Vec<(String, WatchThread)>> {
-    let mut out = Vec::new();
-    for (name, w) in &config.watches {
-        let store = Store::open_or_init(&ctx.store_path)?;
-        let mut opts = w.options();
-        opts.stop = Some(stop.clone());
-        let (name2, log) = (name.clone(), config.monitoring.log.clone());
-        let thread = std::thread::spawn(move || {
-            snap::watch::watch(&store, &opts, |e| note_watch(&name2, log.as_deref(), e))
-        });
-        out.push((name.clone(), thread));
-    }
-    Ok(out)
-}
-
-fn note_watch(name: &str, log: Option<&std::path::Path>, e: &snap::watch::WatchEvent) {
-    use snap::watch::WatchEvent;
-    let line = match e {
-        WatchEvent::Point {
-            path,
-            full_read,
-            starts,
-            ..
-        } if full_read.is_some() || starts.is_some() => serde_json::json!({
-            "watch": name, "event": "point", "path": path,
-            "full_read": full_read, "starts": starts, "time": chrono::Local::now().to_rfc3339(),
-        }),
-        WatchEvent::Point { .. } => return,
-        WatchEvent::Ended { path, why } => serde_json::json!({
-            "watch": name, "event": "ended", "path": path, "why": why,
-            "time": chrono::Local::now().to_rfc3339(),
-        }),
-        WatchEvent::PutOff { path, why } => serde_json::json!({
-            "watch": name, "event": "put_off", "path": path, "why": why,
-            "time": chrono::Local::now().to_rfc3339(),
-        }),
-        WatchEvent::Failed { path, error } => serde_json::json!({
-            "watch": name, "event": "failed", "path": path, "error": error,
-            "time": chrono::Local::now().to_rfc3339(),
-        }),
-    };
-    eprintln!("snap daemon: {line}");
-    if let Some(log) = log {
-        use std::io::Write;
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .and_then(|mut f| writeln!(f, "{line}"));
-    }
 }
 
 pub fn status(ctx: &Ctx) -> Result<u8> {
@@ -239,36 +168,20 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
         .map(|u| u.describe())
         .collect();
     bad |= !unfinished.is_empty();
-    let mut watches = Vec::new();
-    for (name, w) in &runner.config.watches {
-        // Behind: written 10 s (and a look) after the newest point.
-        let grace = w.options().interval + std::time::Duration::from_secs(10);
-        for h in snap::watch::health(&runner.store, &w.paths, grace)? {
-            bad |= h.behind;
-            watches.push((name.clone(), h));
-        }
-    }
+    let watches = super::watches::health(&runner.store, runner.config)?;
+    bad |= watches
+        .iter()
+        .any(|(_, h, unshipped)| h.behind || *unshipped);
     if ctx.json {
         let watches: Vec<_> = watches
             .iter()
-            .map(|(n, h)| serde_json::json!({"watch": n, "health": h}))
+            .map(|(n, h, u)| serde_json::json!({"watch": n, "health": h, "not_shipped": u}))
             .collect();
         ctx.print_json(
             &serde_json::json!({"jobs": rows, "unfinished": unfinished, "watches": watches}),
         )?;
     } else {
-        for (name, h) in &watches {
-            println!(
-                "{:<16} watch   {}: newest point {}, last written {}{}",
-                name,
-                h.path.display(),
-                h.newest
-                    .as_ref()
-                    .map_or("never".into(), |(_, t)| super::time(t)),
-                h.written.as_ref().map_or("-".into(), super::time),
-                if h.behind { "  BEHIND" } else { "" }
-            );
-        }
+        super::watches::print_health(&watches);
         for r in &rows {
             println!(
                 "{:<16} {:<7} last {} ({}), last success {}, next {}{}{}",

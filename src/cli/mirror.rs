@@ -20,6 +20,11 @@ pub struct Args {
     /// lacks of what was sent before (after a bucket was emptied or restored)
     #[arg(long)]
     rescan: bool,
+    /// Send small packs together, one object per pack size (what shipping
+    /// points does; a bundle stays on the remote while any of its packs is
+    /// still held here)
+    #[arg(long)]
+    bundle: bool,
 }
 
 #[derive(clap::Args)]
@@ -91,6 +96,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         lock_wait: snap::LockWait(ctx.lock_wait),
         plaintext,
         rescan: args.rescan,
+        bundle: args.bundle,
+        no_probe: false,
         identities: if args.verify > 0.0 {
             identities(ctx, &spec)?
         } else {
@@ -163,8 +170,7 @@ pub fn repair_packs(ctx: &Ctx, args: RepairArgs) -> Result<u8> {
     let spec = remote_spec(ctx, args.from_remote)?;
     let store = ctx.open()?;
     let url = ctx.remote_url(&spec)?;
-    let naming = mirror::state::naming_key(&store, &url);
-    let source = mirror::fallback::Fallback::new(&url, identities(ctx, &spec)?, naming);
+    let source = mirror::fallback::Fallback::of_store(&store, &url, identities(ctx, &spec)?);
     let report = snap::store::packs::repair_packs(&store, &source, ctx.lock_wait)?;
     if ctx.json {
         ctx.print_json(&report)?;
@@ -216,8 +222,7 @@ pub fn store_or_view(ctx: &Ctx, remote: Option<&str>) -> Result<(snap::Store, Op
                     let spec = c.remotes.keys().next().expect("one").clone();
                     let ids = identities(ctx, &spec).unwrap_or_default();
                     let url = ctx.remote_url(&spec)?;
-                    let naming = mirror::state::naming_key(&store, &url);
-                    let source = mirror::fallback::Fallback::new(&url, ids, naming);
+                    let source = mirror::fallback::Fallback::of_store(&store, &url, ids);
                     Ok((store.with_fallback(Arc::new(source)), None))
                 }
                 None => Ok((store, None)),

@@ -21,6 +21,7 @@ mod tag;
 mod take;
 mod verify;
 mod watch;
+mod watches;
 
 pub use filter::{Filter, HostTag};
 pub use out::{bytes, count, print_error, time, warn_unfinished};

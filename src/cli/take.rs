@@ -50,6 +50,14 @@ pub struct Args {
     /// Check a WAL database on the copying connection after the copy (the fallback path)
     #[arg(long, hide = true)]
     one_connection: bool,
+    /// Read a watched database whole, even when its newest point can be
+    /// followed through the log (by default only what changed is read)
+    #[arg(long)]
+    no_follow: bool,
+    /// Skip the structural check of a database followed from a point
+    /// (a read of every page; its time is reported apart)
+    #[arg(long)]
+    no_check: bool,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
@@ -125,6 +133,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             integrity_check: args.integrity_check,
             backup_api: args.backup_api,
             one_connection: args.one_connection,
+            no_follow: args.no_follow,
+            no_check: args.no_check,
             lock_wait: Some(std::time::Duration::from_secs(args.db_lock_wait)),
         },
         lock_wait: snap::LockWait(ctx.lock_wait),
@@ -180,6 +190,12 @@ fn report(ctx: &Ctx, args: &Args, report: &snap::TakeReport) -> Result<u8> {
             bytes(st.added_raw),
             st.duration_ms as f64 / 1000.0
         );
+        if st.check_ms > 0 {
+            println!(
+                "  of which {:.2} s checking databases followed from a point (--no-check skips it)",
+                st.check_ms as f64 / 1000.0
+            );
+        }
         for d in &s.databases {
             println!(
                 "  database {}: {} pages of {} B, {} mode, {} {}",

@@ -1,7 +1,9 @@
 use super::Ctx;
 use anyhow::Result;
+use snap::mirror::ship::{Ship, Shipped};
 use snap::watch::{watch, WatchEvent, WatchOptions};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -18,6 +20,15 @@ pub struct Args {
     /// Stop after this many seconds (default: until SIGINT or SIGTERM)
     #[arg(long)]
     seconds: Option<f64>,
+    /// Ship every point to this remote (a name from the config, or a URL)
+    #[arg(long)]
+    remote: Option<String>,
+    /// With --remote: seconds within which a point is on the remote
+    #[arg(long, default_value_t = snap::mirror::ship::LAG.as_secs_f64())]
+    lag_seconds: f64,
+    /// With --remote: ship unencrypted when the store has no recipient
+    #[arg(long)]
+    plaintext: bool,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
@@ -44,7 +55,39 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             store.root().display()
         );
     }
-    let report = watch(&store, &opts, |e| print(ctx, e))?;
+    let ship = match &args.remote {
+        Some(spec) => {
+            if !(0.2..=86400.0).contains(&args.lag_seconds) {
+                return Err(super::invalid(
+                    "--lag-seconds must be between 0.2 and 86400",
+                ));
+            }
+            let remote = Arc::new(snap::mirror::Remote::open(&ctx.remote_url(spec)?)?);
+            let ship = Arc::new(Ship::new(Duration::from_secs_f64(args.lag_seconds)));
+            let url = remote.url.clone();
+            let (thread, done) = super::watches::spawn_ship(
+                store.root(),
+                ship.clone(),
+                remote,
+                args.plaintext,
+                move |s, failing| say_ship(&url, s, failing),
+            );
+            Some((ship, thread, done))
+        }
+        None => None,
+    };
+    let report = watch(&store, &opts, |e| {
+        if let (Some((s, _, _)), WatchEvent::Point { .. }) = (&ship, e) {
+            s.noted();
+        }
+        print(ctx, e)
+    });
+    // What was recorded last is shipped before the watcher exits.
+    if let Some((_, thread, done)) = ship {
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = thread.join();
+    }
+    let report = report?;
     if !ctx.quiet {
         eprintln!(
             "snap: stopped watching: {} recorded ({} read every page), {} failed looks",
@@ -117,6 +160,25 @@ fn print(ctx: &Ctx, e: &WatchEvent) {
                 "snap: {}: this look failed, the next one tries again: {error}",
                 path.display()
             )
+        }
+    }
+}
+
+/// A ship run: failures, and the first success after them, to stderr.
+fn say_ship(url: &str, s: &Shipped, failing: &mut bool) {
+    match s {
+        Shipped::Failed(e) => {
+            *failing = true;
+            eprintln!("snap: shipping to {url} failed, tried again shortly: {e}");
+        }
+        Shipped::Sent(r) => {
+            if *failing {
+                eprintln!("snap: shipping to {url} works again");
+            }
+            for p in r.problems.iter().chain(&r.warnings).chain(&r.held_back) {
+                eprintln!("snap: shipping to {url}: {p}");
+            }
+            *failing = false;
         }
     }
 }

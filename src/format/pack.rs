@@ -8,6 +8,10 @@
 //! record  = kind u8 | chunk id [32] | offset u64le | length u32le | raw length u32le
 //! trailer = blake3(header)[..16] | header length u32le | magic "SNAPPACK"
 //! ```
+//! A record of kind `FILLER` (3) covers bytes that hold no chunk: the header
+//! and trailer of a pack embedded whole in a bundle (`format::bundle`); its
+//! chunk id field is that pack's id, its raw length 0. Decoders skip it.
+//!
 //! Invariants checked by `decode_header`: entries are contiguous from offset 0
 //! and end exactly where the header starts; every kind is known; no length
 //! exceeds `MAX_CHUNK`. Nothing is allocated from an untrusted length beyond
@@ -23,6 +27,9 @@ pub const RECORD_LEN: usize = 49;
 const HEADER_FIXED: usize = 5;
 /// Largest plain chunk snap ever writes or accepts (well above any chunker max).
 pub const MAX_CHUNK: u32 = 16 << 20;
+/// The record kind of bytes that hold no chunk (an embedded pack's header
+/// and trailer, in a bundle).
+pub const FILLER: u8 = 3;
 
 /// How an entry's bytes encode its plain chunk. The chunk id is always the
 /// BLAKE3 of the plain chunk, whatever the form.
@@ -63,15 +70,27 @@ pub struct PackEntry {
 
 /// Header and trailer bytes for entries already written at offsets 0...
 pub fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_FIXED + entries.len() * RECORD_LEN + TRAILER_LEN);
+    let records = entries
+        .iter()
+        .map(|e| (e.kind as u8, e.id, e.offset, e.length, e.raw_length));
+    encode_records(records, entries.len())
+}
+
+/// Header and trailer bytes for `count` records (kind, id, offset, length,
+/// raw length), in offset order from 0.
+pub(crate) fn encode_records(
+    records: impl Iterator<Item = (u8, ChunkId, u64, u32, u32)>,
+    count: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_FIXED + count * RECORD_LEN + TRAILER_LEN);
     out.push(VERSION);
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    for e in entries {
-        out.push(e.kind as u8);
-        out.extend_from_slice(&e.id.0);
-        out.extend_from_slice(&e.offset.to_le_bytes());
-        out.extend_from_slice(&e.length.to_le_bytes());
-        out.extend_from_slice(&e.raw_length.to_le_bytes());
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    for (kind, id, offset, length, raw_length) in records {
+        out.push(kind);
+        out.extend_from_slice(&id.0);
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.extend_from_slice(&length.to_le_bytes());
+        out.extend_from_slice(&raw_length.to_le_bytes());
     }
     let header_len = out.len() as u32;
     let sum = blake3::hash(&out);
@@ -122,8 +141,6 @@ pub fn decode_header(header: &[u8], sum: &[u8; 16], data_len: u64) -> Result<Vec
     let mut entries = Vec::with_capacity(count);
     let mut next = 0u64;
     for r in records.chunks_exact(RECORD_LEN) {
-        let kind = EntryKind::from_u8(r[0])
-            .ok_or_else(|| Error::corrupt("pack", format!("unknown entry kind {}", r[0])))?;
         let id = ChunkId(r[1..33].try_into().unwrap());
         let offset = u64::from_le_bytes(r[33..41].try_into().unwrap());
         let length = u32::from_le_bytes(r[41..45].try_into().unwrap());
@@ -134,6 +151,12 @@ pub fn decode_header(header: &[u8], sum: &[u8; 16], data_len: u64) -> Result<Vec
                 format!("bad entry for chunk {}", id.short()),
             ));
         }
+        if r[0] == FILLER && raw_length == 0 {
+            next = offset + length as u64;
+            continue;
+        }
+        let kind = EntryKind::from_u8(r[0])
+            .ok_or_else(|| Error::corrupt("pack", format!("unknown entry kind {}", r[0])))?;
         if kind == EntryKind::Raw && length != raw_length {
             return Err(Error::corrupt("pack", "raw entry with two lengths"));
         }

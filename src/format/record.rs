@@ -106,6 +106,14 @@ pub struct TakeStats {
     pub added_raw: u64,
     pub chunks_added: u64,
     pub duration_ms: u64,
+    /// Of `duration_ms`, the structural checks of databases captured from
+    /// a point (a read of every page, reported apart).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub check_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

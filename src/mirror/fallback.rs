@@ -14,6 +14,8 @@ pub struct Fallback {
     identities: Vec<age::x25519::Identity>,
     /// The naming key the store wrote its packs under there.
     naming: Option<[u8; 32]>,
+    /// Packs sent inside bundles, and where.
+    bundled: std::collections::HashMap<PackId, (PackId, crate::format::bundle::Member)>,
     cell: std::sync::OnceLock<Result<RemotePacks>>,
 }
 
@@ -28,8 +30,22 @@ impl Fallback {
             url: url.to_string(),
             identities,
             naming,
+            bundled: Default::default(),
             cell: Default::default(),
         }
+    }
+
+    /// The fallback of `store` to the remote at `url`: named as the store
+    /// named its packs there, and reading a pack sent inside a bundle from
+    /// its range of the bundle.
+    pub fn of_store(
+        store: &crate::store::Store,
+        url: &str,
+        identities: Vec<age::x25519::Identity>,
+    ) -> Fallback {
+        let mut f = Fallback::new(url, identities, super::state::naming_key(store, url));
+        f.bundled = super::state::bundled(store, url);
+        f
     }
 
     fn packs(&self) -> Result<&RemotePacks> {
@@ -40,7 +56,7 @@ impl Fallback {
                 Some(k) => opened.codec.named_with(k),
                 None => opened.codec,
             };
-            Ok(RemotePacks::new(remote, codec, Ids::Local))
+            Ok(RemotePacks::new(remote, codec, Ids::Local).with_bundled(self.bundled.clone()))
         });
         opened.as_ref().map_err(Error::duplicate)
     }

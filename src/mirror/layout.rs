@@ -9,6 +9,9 @@
 //! packs/<2 hex>/<64 hex>.pack a pack; sealed: named by the keyed hash of its id
 //! snapshots/<64 hex>.json     a snapshot record (plain remotes)
 //! snapshots/<64 hex>          a sealed record, named by the keyed hash of its id
+//! batches/<64 hex>[.json]     several records in one object (a JSON array of
+//!                             each record's text), named like a record by the
+//!                             (keyed) hash of its plain bytes
 //! holds/<20 digits>-<8 hex>   sealed: the packs a mirroring store still holds
 //! ```
 
@@ -21,6 +24,7 @@ pub(crate) const KEYS: &str = "keys/";
 pub(crate) const PACKS: &str = "packs/";
 pub(crate) const SNAPSHOTS: &str = "snapshots/";
 pub(crate) const HOLDS: &str = "holds/";
+pub(crate) const BATCHES: &str = "batches/";
 
 /// The remote format this snap writes.
 pub(crate) const REMOTE_FORMAT: u32 = 2;
@@ -74,6 +78,31 @@ pub(crate) fn record_key(name: &[u8; 32], sealed: bool) -> String {
     } else {
         format!("{SNAPSHOTS}{hex}.json")
     }
+}
+
+/// The key of a batch of records whose name on the remote is `name`.
+pub(crate) fn batch_key(name: &[u8; 32], sealed: bool) -> String {
+    let hex = hex::encode(name);
+    if sealed {
+        format!("{BATCHES}{hex}")
+    } else {
+        format!("{BATCHES}{hex}.json")
+    }
+}
+
+/// A batch's plain bytes: each record's text, in order.
+pub(crate) fn encode_batch(records: &[&[u8]]) -> Vec<u8> {
+    let texts: Vec<&str> = records
+        .iter()
+        .map(|r| std::str::from_utf8(r).expect("records are JSON text"))
+        .collect();
+    serde_json::to_vec(&texts).expect("a batch encodes")
+}
+
+/// The records of a batch's plain bytes; `None` when it is not a batch.
+pub(crate) fn decode_batch(plain: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let texts: Vec<String> = serde_json::from_slice(plain).ok()?;
+    Some(texts.into_iter().map(String::into_bytes).collect())
 }
 
 /// The `keys/` object for a set of recipients (sorted) and a naming key:

@@ -13,11 +13,14 @@ pub mod crypt;
 pub mod fallback;
 pub mod layout;
 mod ops;
+mod packs;
 mod prune;
 mod pull;
 mod push;
+mod records;
 mod remote;
 mod seal;
+pub mod ship;
 pub mod source;
 pub mod state;
 
@@ -49,6 +52,14 @@ pub struct MirrorOptions {
     pub rescan: bool,
     /// What opens sealed packs for `verify` (never needed to push).
     pub identities: Vec<age::x25519::Identity>,
+    /// Send small packs together in bundles (one object per pack size):
+    /// what shipping points does. A bundle stays on the remote whole while
+    /// the store holds any of its packs, so plain mirrors send each alone
+    /// and remote gc can free them one by one.
+    pub bundle: bool,
+    /// Skip the `config` create that notices a wiped bucket (one request):
+    /// ship runs probe once every `ship::PROBE`, not every run.
+    pub no_probe: bool,
 }
 
 /// What `mirror` did.
@@ -64,6 +75,9 @@ pub struct MirrorReport {
     pub bytes_uploaded: u64,
     /// Packs the remote had already.
     pub packs_already_there: u64,
+    /// Small packs sent together inside bundles (each bundle counts once
+    /// in `packs_uploaded`).
+    pub packs_bundled: u64,
     /// Remote packs re-read (`verify`).
     pub packs_verified: u64,
     /// Wall time.
@@ -119,7 +133,9 @@ fn push_codec(store: &Store, state: &State, plaintext: bool) -> Result<(Codec, V
 /// resumable: a run that was interrupted is completed by the next one.
 pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Result<MirrorReport> {
     let start = Instant::now();
-    let lock = store.lock("mirror", opts.lock_wait.0)?;
+    // A reader of the store (a take or a watch goes on meanwhile; local gc
+    // waits), and the only writer of this remote's state.
+    let lock = state::lock(store, &remote.url, "mirror", opts.lock_wait.0)?;
     let mut report = MirrorReport {
         remote: remote.url.clone(),
         ..Default::default()
@@ -130,7 +146,14 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
     if opts.rescan {
         push::rescan(store, remote, &codec, &mut state)?;
     }
-    let found = push::config(store, remote, &codec, &recipients, &mut state)?;
+    let found = push::config(
+        store,
+        remote,
+        &codec,
+        &recipients,
+        &mut state,
+        !opts.no_probe,
+    )?;
     store.progress().note(format!(
         "{}: {}",
         remote.url,
@@ -158,13 +181,18 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
         }
         _ => {}
     }
-    push::hold(store, remote, &codec)?;
-    let damaged = push::packs(store, remote, &codec, &mut state, &mut report)?;
+    // Records are listed before packs: every pack a listed record needs is
+    // durable by then (take's order), so it is among the packs sent below.
+    let records = store.snapshot_ids()?;
+    let plan = packs::plan_packs(store, &codec, &state, opts.bundle, &mut report)?;
+    push::hold(store, remote, &codec, &state, &plan)?;
+    let damaged = packs::send(store, remote, &codec, &mut state, plan, &mut report)?;
     // Records go last: a record is sent only when every pack it needs is
     // on the remote; one that needs a pack damaged here is held back.
     push::records(
         store,
         &lock,
+        records,
         remote,
         &codec,
         &mut state,

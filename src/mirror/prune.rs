@@ -29,6 +29,10 @@ pub fn gc_remote(
     let _lock = local
         .map(|s| s.lock("gc --remote", opts.lock_wait.0))
         .transpose()?;
+    // No mirror of `local` to this remote runs meanwhile.
+    let _state = local
+        .map(|s| super::state::lock(s, &remote.url, "gc --remote", opts.lock_wait.0))
+        .transpose()?;
     let codec = &opened.codec;
     let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
     let (view, packs) = view(remote.clone(), opened, &dir.path().join("view"), local)?;
@@ -94,12 +98,17 @@ pub fn gc_remote(
             created.insert(name);
         }
         report.packs_written = written.len() as u64;
-        for d in report.plan.forget() {
-            let id = SnapshotId::from_hex(&d.id).expect("ids from the remote");
+        let forgotten: HashSet<SnapshotId> = report
+            .plan
+            .forget()
+            .map(|d| SnapshotId::from_hex(&d.id).expect("ids from the remote"))
+            .collect();
+        for id in &forgotten {
             for name in codec.names(&id.0) {
                 remote.delete(&record_key(&name, codec.sealed()))?;
             }
         }
+        forget_in_batches(&remote, codec, &forgotten)?;
         for p in pack_plan
             .fates
             .iter()
@@ -117,6 +126,39 @@ pub fn gc_remote(
     }
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Rewrites each batch that holds a forgotten record: a batch of the others
+/// is created first, then the old one deleted (a crash between leaves a
+/// record in two batches, read as one).
+fn forget_in_batches(
+    remote: &Remote,
+    codec: &super::crypt::Codec,
+    gone: &HashSet<SnapshotId>,
+) -> Result<()> {
+    if gone.is_empty() {
+        return Ok(());
+    }
+    for (key, records) in super::records::remote_batches(remote, codec)? {
+        let keep: Vec<&[u8]> = records
+            .iter()
+            .filter(|r| !gone.contains(&SnapshotId::of(r)))
+            .map(Vec::as_slice)
+            .collect();
+        if keep.len() == records.len() {
+            continue;
+        }
+        if !keep.is_empty() {
+            let plain = layout::encode_batch(&keep);
+            let name = codec.name(&SnapshotId::of(&plain).0);
+            remote.put_new(
+                &layout::batch_key(&name, codec.sealed()),
+                codec.seal(&plain)?,
+            )?;
+        }
+        remote.delete(&key)?;
+    }
+    Ok(())
 }
 
 /// Every pack named by the newest hold on the remote, and the holds' keys

@@ -5,6 +5,7 @@
 
 use super::crypt::{self, Codec};
 use super::layout::{self, pack_key, Keys};
+use super::records::remote_records;
 use super::source::{Ids, RemotePacks};
 use super::Remote;
 use crate::error::{Error, Result};
@@ -126,58 +127,6 @@ pub fn remote_snapshots(remote: &Remote, opened: &Opened) -> Result<Vec<(Snapsho
         .into_iter()
         .map(|(id, s, _)| (id, s))
         .collect())
-}
-
-/// Records (id, decoded, plain bytes), oldest first; those in `cache` are
-/// read locally. Each is checked against its name.
-pub(crate) fn remote_records(
-    remote: &Remote,
-    codec: &Codec,
-    cache: Option<(&Path, &Path)>,
-) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
-    let listed: Vec<([u8; 32], String, u64)> = remote
-        .list(layout::SNAPSHOTS)?
-        .into_iter()
-        .filter_map(|(k, size)| Some((layout::name_of(&k)?, k, size)))
-        .collect();
-    let cached = |name: &[u8; 32]| {
-        let (dir, _) = cache?;
-        let bytes = std::fs::read(dir.join(hex::encode(name))).ok()?;
-        codec
-            .is_name(&SnapshotId::of(&bytes).0, name)
-            .then_some(bytes)
-    };
-    let mut plain = Vec::new();
-    let mut missing = Vec::new();
-    for item in &listed {
-        match cached(&item.0) {
-            Some(bytes) => plain.push(bytes),
-            None => missing.push(item),
-        }
-    }
-    let reads = remote.read_ranges(missing.iter().map(|(_, k, s)| (k.clone(), 0, *s)).collect());
-    for ((name, key, _), stored) in missing.into_iter().zip(reads) {
-        let bytes = codec.open(key, &stored?)?;
-        if !codec.is_name(&SnapshotId::of(&bytes).0, name) {
-            return Err(Error::corrupt(
-                format!("remote record {key}"),
-                "does not match its name",
-            ));
-        }
-        if let Some((dir, tmp)) = cache {
-            durable::create_dir_durable(dir)?;
-            durable::write_atomic(tmp, &dir.join(hex::encode(name)), &bytes)?;
-        }
-        plain.push(bytes);
-    }
-    let mut out = plain
-        .into_iter()
-        .map(|b| Ok((SnapshotId::of(&b), Snapshot::decode(&b)?, b)))
-        .collect::<Result<Vec<_>>>()?;
-    out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-    // A record sent under two naming keys is one snapshot.
-    out.dedup_by(|a, b| a.0 == b.0);
-    Ok(out)
 }
 
 /// A local store in `dir` that stands for the remote: the remote's config and

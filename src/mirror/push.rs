@@ -1,15 +1,14 @@
 //! The steps of `mirror`, each creating objects only (see `mirror`).
 
 use super::crypt::Codec;
-use super::layout::{self, pack_key, record_key, Header, Keys};
+use super::layout::{self, record_key, Header, Keys};
 use super::state::State;
-use super::{check_pack, MirrorReport, Remote};
+use super::{MirrorReport, Remote};
 use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
 use crate::store::reader::read_chain;
 use crate::store::{Store, StoreLock, StoreReader};
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 /// What creating `config` found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,12 +30,15 @@ pub(super) enum Found {
 /// and everything is sent again (so a create-only credential notices a
 /// wiped bucket without reading it). Then, sealed, the `keys/` object of
 /// the current recipients and naming key, unless the state says it was sent.
+/// Without `probe` (a ship run soon after one that probed), a remote the
+/// state knows is taken as known without a request.
 pub(super) fn config(
     store: &Store,
     remote: &Remote,
     codec: &Codec,
     recipients: &[String],
     state: &mut State,
+    probe: bool,
 ) -> Result<Found> {
     let header = Header {
         remote_format: layout::REMOTE_FORMAT,
@@ -45,6 +47,9 @@ pub(super) fn config(
         store: (!codec.sealed()).then(|| store.config().clone()),
     };
     let bytes = serde_json::to_vec_pretty(&header).expect("header encodes");
+    if !probe && state.has("c") {
+        return keys(store, remote, codec, recipients, state).map(|_| Found::Known);
+    }
     let created = match remote.put_new(layout::CONFIG, bytes.clone()) {
         // Azure refuses a create-only SAS the create of a blob that exists.
         Err(Error::Denied { .. }) if state.has("c") => false,
@@ -65,6 +70,19 @@ pub(super) fn config(
         _ => {}
     }
     state.note(["c".to_string()])?;
+    keys(store, remote, codec, recipients, state)?;
+    Ok(found)
+}
+
+/// Creates (sealed) the `keys/` object of the current recipients and naming
+/// key, unless the state says it was sent; the naming key is saved first.
+fn keys(
+    store: &Store,
+    remote: &Remote,
+    codec: &Codec,
+    recipients: &[String],
+    state: &mut State,
+) -> Result<()> {
     state.save_key()?;
     if codec.sealed() {
         let mut sorted = recipients.to_vec();
@@ -82,7 +100,7 @@ pub(super) fn config(
             state.note([line])?;
         }
     }
-    Ok(found)
+    Ok(())
 }
 
 /// A `config` already on the remote must be this store's, sealed as we
@@ -144,7 +162,11 @@ pub(super) fn rescan(
         if let Some(key) = line.strip_prefix("k ") {
             return keys.contains(key);
         }
-        let id = line.get(2..).and_then(|h| {
+        // A bundled pack is there when its bundle is.
+        let object = line
+            .get(2..)
+            .map(|rest| rest.split(' ').nth(1).unwrap_or(rest));
+        let id = object.and_then(|h| {
             let mut b = [0u8; 32];
             hex::decode_to_slice(h, &mut b).ok().map(|_| b)
         });
@@ -170,12 +192,22 @@ pub(super) fn rescan(
     state.note(found)
 }
 
-/// Creates a hold: every pack this store holds, by its name on the remote.
-pub(super) fn hold(store: &Store, remote: &Remote, codec: &Codec) -> Result<()> {
-    let names: Vec<String> = store
+/// Creates a hold: every pack this store holds, by its name on the remote
+/// (a pack sent, or about to be sent, inside a bundle: the bundle's).
+pub(super) fn hold(
+    store: &Store,
+    remote: &Remote,
+    codec: &Codec,
+    state: &State,
+    plan: &super::packs::PackPlan,
+) -> Result<()> {
+    let names: std::collections::BTreeSet<String> = store
         .pack_files()?
         .into_iter()
-        .map(|(id, _)| hex::encode(codec.name(&id.0)))
+        .map(|(id, _)| {
+            let object = state.bundle_of(&id).or_else(|| plan.bundle_of(&id));
+            hex::encode(codec.name(&object.unwrap_or(id).0))
+        })
         .collect();
     let plain = serde_json::to_vec(&names).expect("hold encodes");
     let nanos = std::time::SystemTime::now()
@@ -187,67 +219,17 @@ pub(super) fn hold(store: &Store, remote: &Remote, codec: &Codec) -> Result<()> 
     Ok(())
 }
 
-/// Sends every pack the state does not list, each checked against its id
-/// before it is sealed (a corrupt local pack is never uploaded). Returns the
-/// packs that could not be sent; a remote failure that stopped the rest is
-/// an error.
-pub(super) fn packs(
-    store: &Store,
-    remote: &Remote,
-    codec: &Codec,
-    state: &mut State,
-    report: &mut MirrorReport,
-) -> Result<HashSet<PackId>> {
-    let mut todo: Vec<(String, (PackId, PathBuf))> = Vec::new();
-    let mut total = 0;
-    for (id, path) in store.pack_files()? {
-        if state.has(&format!("p {}", id.to_hex())) {
-            report.packs_already_there += 1;
-            continue;
-        }
-        total += std::fs::metadata(&path).map_or(0, |m| m.len());
-        todo.push((pack_key(&PackId(codec.name(&id.0))), (id, path)));
-    }
-    let bar = store.progress();
-    bar.start("mirror", Some(total));
-    let prepare = |_key: &str, (id, path): &(PackId, PathBuf)| {
-        let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
-        check_pack(id, &bytes, "local pack")?;
-        codec.seal(&bytes)
-    };
-    let (results, stopped) = remote.upload(todo, &prepare, bar);
-    bar.finish();
-    let mut sent = Vec::new();
-    let mut failed = HashSet::new();
-    for (key, (id, _), result) in results {
-        match result {
-            Ok(n) => {
-                // 0 bytes: the object was there already.
-                if n == 0 {
-                    report.packs_already_there += 1;
-                } else {
-                    report.packs_uploaded += 1;
-                    report.bytes_uploaded += n;
-                }
-                sent.push(format!("p {}", id.to_hex()));
-            }
-            Err(e) => {
-                report.problems.push(format!("{key}: {e}"));
-                failed.insert(id);
-            }
-        }
-    }
-    // What was sent before a remote failure stopped the rest is noted too.
-    state.note(sent)?;
-    stopped.map_or(Ok(failed), Err)
-}
+/// Records per batch object.
+const BATCH: usize = 5000;
 
-/// Sends every record the state does not list, but those that need a pack
-/// in `failed` (named in `report.held_back`): a record sent once is never
-/// sent again, even when the remote's retention has forgotten it since.
+/// Sends every record in `ids` the state does not list, but those that need
+/// a pack in `failed` (named in `report.held_back`): a record sent once is
+/// never sent again, even when the remote's retention has forgotten it since.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn records(
     store: &Store,
     lock: &StoreLock,
+    ids: Vec<SnapshotId>,
     remote: &Remote,
     codec: &Codec,
     state: &mut State,
@@ -262,16 +244,14 @@ pub(super) fn records(
         Some(i) => Some(StoreReader::new(store, i)?),
         None => None,
     };
-    let mut sent = Vec::new();
-    let mut result = Ok(());
-    for id in store.snapshot_ids()? {
-        let line = format!("r {}", id.to_hex());
-        if state.has(&line) {
+    let mut todo: Vec<(SnapshotId, Vec<u8>)> = Vec::new();
+    for id in ids {
+        if state.has(&format!("r {}", id.to_hex())) {
             continue;
         }
         let path = store.snapshot_path(&id);
         let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
-        if SnapshotId::of(&bytes) != id {
+        if SnapshotId::of(&bytes) != id || std::str::from_utf8(&bytes).is_err() {
             report.problems.push(format!(
                 "{}: a corrupt record, not uploaded",
                 path.display()
@@ -288,26 +268,33 @@ pub(super) fn records(
                 continue;
             }
         }
-        let key = record_key(&codec.name(&id.0), codec.sealed());
-        let sealed = codec.seal(&bytes)?;
-        let n = sealed.len() as u64;
-        match remote.put_new(&key, sealed) {
-            Ok(created) => {
-                if created {
-                    report.records_uploaded += 1;
-                    report.bytes_uploaded += n;
-                }
-                sent.push(line);
-            }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
+        todo.push((id, bytes));
     }
-    // Noted once, including what was created before a failure stopped the rest.
-    state.note(sent)?;
-    result
+    // Several records go in one batch (in runs of BATCH), so a mirror that
+    // carries many points creates one object for their records.
+    for run in todo.chunks(BATCH) {
+        let (plain, key) = match run {
+            [(id, bytes)] => (
+                bytes.clone(),
+                record_key(&codec.name(&id.0), codec.sealed()),
+            ),
+            _ => {
+                let texts: Vec<&[u8]> = run.iter().map(|(_, b)| b.as_slice()).collect();
+                let plain = layout::encode_batch(&texts);
+                let name = codec.name(&SnapshotId::of(&plain).0);
+                (plain, layout::batch_key(&name, codec.sealed()))
+            }
+        };
+        let sealed = codec.seal(&plain)?;
+        let n = sealed.len() as u64;
+        if remote.put_new(&key, sealed)? {
+            report.records_uploaded += run.len() as u64;
+            report.bytes_uploaded += n;
+        }
+        // Noted run by run: what was created before a failure stays noted.
+        state.note(run.iter().map(|(id, _)| format!("r {}", id.to_hex())))?;
+    }
+    Ok(())
 }
 
 /// Whether snapshot `s` needs one of the packs in `bad`: a chunk in one, or

@@ -13,6 +13,7 @@ use super::layout::pack_key;
 use super::remote::Remote;
 use super::seal::{self, Layout, PayloadKey};
 use crate::error::{Error, Result};
+use crate::format::bundle::Member;
 use crate::id::PackId;
 use crate::store::PackSource;
 use std::collections::HashMap;
@@ -52,6 +53,9 @@ pub struct RemotePacks {
     checked: Mutex<HashMap<PackId, bool>>,
     heads: Mutex<HashMap<PackId, Arc<Head>>>,
     old: Mutex<Vec<(PackId, Arc<Vec<u8>>)>>,
+    /// Local packs sent inside bundles (`Ids::Local`): each one's bundle
+    /// and its range there.
+    bundled: HashMap<PackId, (PackId, Member)>,
 }
 
 /// What a sealed pack's header says.
@@ -74,7 +78,14 @@ impl RemotePacks {
             checked: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
             old: Mutex::new(Vec::new()),
+            bundled: HashMap::new(),
         }
+    }
+
+    /// Local packs that were sent inside bundles, and where (`Ids::Local`).
+    pub fn with_bundled(mut self, bundled: HashMap<PackId, (PackId, Member)>) -> RemotePacks {
+        self.bundled = bundled;
+        self
     }
 
     /// Object sizes by name, from a listing.
@@ -147,6 +158,13 @@ impl RemotePacks {
             Ids::Names => *id,
             Ids::Local => PackId(self.codec.name(&id.0)),
         }
+    }
+
+    /// Where a local pack sent inside a bundle lies: the bundle's name and
+    /// the pack's range there.
+    fn in_bundle(&self, id: &PackId) -> Option<(PackId, Member)> {
+        let (bundle, m) = self.bundled.get(id).filter(|_| self.ids == Ids::Local)?;
+        Some((self.name(bundle), *m))
     }
 
     /// The head of sealed pack `name`: fetched once, then kept.
@@ -264,7 +282,11 @@ impl PackSource for RemotePacks {
     }
 
     fn read_range(&self, id: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let name = self.name(id);
+        let (name, offset) = match self.in_bundle(id) {
+            Some((bundle, m)) if offset + len <= m.len => (bundle, m.base + offset),
+            Some(_) => return Err(Error::corrupt(format!("pack {id}"), "read past its end")),
+            None => (self.name(id), offset),
+        };
         if let Some(path) = self.local_copy(&name) {
             let mut buf = vec![0u8; len as usize];
             let file = std::fs::File::open(path).map_err(Error::io("open pack", path))?;
@@ -279,6 +301,16 @@ impl PackSource for RemotePacks {
     }
 
     fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
+        if let Some((_, m)) = self.in_bundle(id) {
+            let plain = self.read_range(id, 0, m.len)?;
+            if PackId::of(&plain) != *id {
+                return Err(Error::corrupt(
+                    format!("pack {id} in a bundle on {}", self.remote.url),
+                    "its content does not match its name",
+                ));
+            }
+            return Ok(plain);
+        }
         let name = self.name(id);
         let key = pack_key(&name);
         let plain = match self.local_copy(&name) {

@@ -7,7 +7,9 @@
 //!                                    tag is of the remote's canonical URL
 //! STORE/mirror/<16 hex>/url          that URL (for people)
 //! STORE/mirror/<16 hex>/sent         one line per object created there:
-//!                                    `c` config, `k KEY` keys, `p ID` pack, `r ID` record
+//!                                    `c` config, `k KEY` keys, `p ID` pack,
+//!                                    `p ID BUNDLE BASE LEN` a pack sent inside
+//!                                    bundle BUNDLE (its bytes at BASE), `r ID` record
 //! ```
 //!
 //! Invariant: a line is written only after its object was created (or found
@@ -16,8 +18,10 @@
 
 use super::crypt;
 use crate::error::{Error, Result};
+use crate::format::bundle::Member;
+use crate::id::PackId;
 use crate::store::{durable, Store};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 /// The state of one remote.
@@ -62,6 +66,28 @@ pub fn set_recipients(store: &Store, list: &[String]) -> Result<()> {
     durable::write_atomic(&store.tmp_dir(), &path, text.as_bytes())
 }
 
+/// Takes the lock of the remote at `url`'s state (`STORE/lock.mirror-<16
+/// hex>`, the tag of its state directory) with a reader's lock of the
+/// store: one mirror (or remote gc) of a remote at a time, beside takes and
+/// watches, never beside local gc.
+pub fn lock(
+    store: &Store,
+    url: &str,
+    what: &str,
+    wait: std::time::Duration,
+) -> Result<crate::store::StoreLock> {
+    let dir = state_dir(store, url);
+    let tag = dir.file_name().expect("a tag").to_string_lossy();
+    let lock = store.lock_reading_with(&format!("lock.mirror-{tag}"), what, wait)?;
+    // What a killed run left staged here (only this lock's holder stages).
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = durable::remove_file(&entry.path());
+        }
+    }
+    Ok(lock)
+}
+
 /// The state directory of the remote at `url` (its canonical spelling).
 fn state_dir(store: &Store, url: &str) -> PathBuf {
     let url = super::remote::canonical_url(url);
@@ -75,6 +101,47 @@ pub fn naming_key(store: &Store, url: &str) -> Option<[u8; 32]> {
     let hex = std::fs::read_to_string(state_dir(store, url).join("naming-key")).ok()?;
     let mut k = [0u8; 32];
     hex::decode_to_slice(hex.trim(), &mut k).ok().map(|_| k)
+}
+
+/// Where the packs this store sent to `url` inside bundles lie: by pack
+/// id, the bundle's id and the pack's range in it.
+pub fn bundled(store: &Store, url: &str) -> HashMap<PackId, (PackId, Member)> {
+    let text = std::fs::read_to_string(state_dir(store, url).join("sent")).unwrap_or_default();
+    text.lines().filter_map(parse_bundled).collect()
+}
+
+/// Whether this store sent record `id` to the remote at `url` (from the
+/// local state alone).
+pub fn record_sent(store: &Store, url: &str, id: &crate::id::SnapshotId) -> bool {
+    let line = format!("r {}", id.to_hex());
+    std::fs::read_to_string(state_dir(store, url).join("sent"))
+        .is_ok_and(|text| text.lines().any(|l| l == line))
+}
+
+/// The line of a pack sent alone.
+pub(crate) fn pack_line(id: &PackId) -> String {
+    format!("p {}", id.to_hex())
+}
+
+/// The line of a pack sent inside bundle `bundle`.
+pub(crate) fn bundled_line(bundle: &PackId, m: &Member) -> String {
+    format!(
+        "p {} {} {} {}",
+        m.id.to_hex(),
+        bundle.to_hex(),
+        m.base,
+        m.len
+    )
+}
+
+/// A `p ID BUNDLE BASE LEN` line.
+fn parse_bundled(line: &str) -> Option<(PackId, (PackId, Member))> {
+    let mut f = line.strip_prefix("p ")?.split(' ');
+    let id = PackId::from_hex(f.next()?)?;
+    let bundle = PackId::from_hex(f.next()?)?;
+    let base = f.next()?.parse().ok()?;
+    let len = f.next()?.parse().ok()?;
+    Some((id, (bundle, Member { id, base, len })))
 }
 
 impl State {
@@ -99,9 +166,10 @@ impl State {
             Err(e) => return Err(Error::io("read", &sent_path)(e)),
         };
         Ok(State {
+            // Staged beside the state: a writer cleaning `tmp/` never races it.
+            tmp: dir.clone(),
             dir,
             url: super::remote::canonical_url(url),
-            tmp: store.tmp_dir(),
             sent,
             naming,
             key_saved,
@@ -124,6 +192,24 @@ impl State {
     /// Has the object `line` stands for been sent?
     pub fn has(&self, line: &str) -> bool {
         self.sent.contains(line)
+    }
+
+    /// Has pack `id` been sent (alone, or inside a bundle)?
+    pub fn pack_sent(&self, id: &PackId) -> bool {
+        let line = pack_line(id);
+        let mut after = self.sent.range(line.clone()..);
+        after
+            .next()
+            .is_some_and(|l| l == &line || l.starts_with(&format!("{line} ")))
+    }
+
+    /// The bundle pack `id` was sent in, if it was.
+    pub fn bundle_of(&self, id: &PackId) -> Option<PackId> {
+        let line = pack_line(id);
+        let next = self.sent.range(line.clone()..).next()?;
+        parse_bundled(next)
+            .filter(|(p, _)| p == id)
+            .map(|(_, (b, _))| b)
     }
 
     /// Notes objects as sent, durably.

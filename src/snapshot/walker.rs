@@ -270,8 +270,13 @@ impl Walker<'_> {
                 e.real.display()
             ));
         }
-        let parent = old.and_then(|n| n.kind.database());
-        let image = sqlite::capture(&e.at, &self.opts.sqlite, &mut self.writer, parent)?;
+        let image = match self.followed(e)? {
+            Some(image) => image,
+            None => {
+                let parent = old.and_then(|n| n.kind.database());
+                sqlite::capture(&e.at, &self.opts.sqlite, &mut self.writer, parent)?
+            }
+        };
         self.stats.databases += 1;
         self.stats.size += image.db.page_count * image.db.page_size as u64;
         self.stats.read += image.bytes_read;
@@ -294,5 +299,34 @@ impl Walker<'_> {
         let mut node = source::node(name, &e.meta, NodeKind::ListedDatabase(Box::new(image.db)));
         node.size = e.meta.len();
         Ok(node)
+    }
+
+    /// The database captured from its newest point when a watcher's log
+    /// place can be followed (the take then reads what changed since), or
+    /// None. Not with `checkpoint` (which would cut the log the watcher
+    /// follows) or in a dry run.
+    fn followed(&mut self, e: &Entry) -> Result<Option<sqlite::Image>> {
+        let o = &self.opts.sqlite;
+        if o.no_follow || o.checkpoint || self.writer.is_dry() {
+            return Ok(None);
+        }
+        let check = (!o.no_check).then_some(o.integrity_check);
+        let store = self.writer.store();
+        let Some(f) = crate::watch::take::follow(store, &mut self.writer, &e.at, check)? else {
+            return Ok(None);
+        };
+        self.stats.check_ms += f.check_ms;
+        self.progress.note(format!(
+            "database {}: followed from point {} ({} of log read)",
+            e.real.display(),
+            f.from.short(),
+            indicatif::HumanBytes(f.log_read)
+        ));
+        let warnings = sqlite::check_warnings(&e.real, &f.db).into_iter().collect();
+        Ok(Some(sqlite::Image {
+            db: f.db,
+            bytes_read: f.read,
+            warnings,
+        }))
     }
 }

@@ -44,6 +44,13 @@ pub struct CaptureOptions {
     pub one_connection: bool,
     /// How long to wait for the read lock (default `BUSY_WAIT`).
     pub lock_wait: Option<Duration>,
+    /// Capture the whole database even when a watcher's newest point could
+    /// be followed through the log (by default a take of a watched
+    /// database reads only what changed since that point).
+    pub no_follow: bool,
+    /// Skip the structural check of a database captured from a point (its
+    /// cost, a read of every page, is reported apart: `check_ms`).
+    pub no_check: bool,
 }
 
 /// How long a capture waits for its read lock, as any reader does: in
@@ -199,27 +206,32 @@ pub fn capture(
     if !damage.is_empty() {
         db.check = format!("damaged file: {}; {}", damage.join("; "), db.check);
     }
-    if db.check != "ok" {
-        // The whole answer is in the record (and `take`'s report); the
-        // warning says what failed in one line.
-        let lines = db.check.lines().count();
-        warnings.push(format!(
-            "{}: {} of the captured image failed: {}{}",
-            path.display(),
-            db.check_kind,
-            db.check.lines().next().unwrap_or(""),
-            if lines > 1 {
-                format!(" (and {} more lines, in the snapshot's record)", lines - 1)
-            } else {
-                String::new()
-            }
-        ));
-    }
+    warnings.extend(check_warnings(path, &db));
     Ok(Image {
         bytes_read: page_count * page_size as u64,
         db,
         warnings,
     })
+}
+
+/// The warning of a failed check: the whole answer is in the record (and
+/// `take`'s report); the warning says what failed in one line.
+pub(crate) fn check_warnings(path: &Path, db: &Database) -> Option<String> {
+    if db.check == "ok" || db.check_kind == crate::format::record::UNCHECKED {
+        return None;
+    }
+    let lines = db.check.lines().count();
+    Some(format!(
+        "{}: {} of the captured image failed: {}{}",
+        path.display(),
+        db.check_kind,
+        db.check.lines().next().unwrap_or(""),
+        if lines > 1 {
+            format!(" (and {} more lines, in the snapshot's record)", lines - 1)
+        } else {
+            String::new()
+        }
+    ))
 }
 
 /// A captured image: its shape, its units and its check.

@@ -75,6 +75,24 @@ impl StoreLock {
         })
     }
 
+    /// A reader's lock, and `file` (relative to the store) held
+    /// exclusively: for a mirror, which reads the store beside writers and
+    /// is the only one writing its remote's state.
+    pub fn acquire_reading_with(
+        root: &Path,
+        file: &str,
+        what: &str,
+        wait: Duration,
+        r: &Reporter,
+    ) -> Result<StoreLock> {
+        let own = Self::take(root, file, what, wait, true, r)?;
+        let readers = Self::take(root, "lock.readers", what, wait, false, r)?;
+        Ok(StoreLock {
+            _files: own.into_iter().chain(readers).collect(),
+            exclusive: false,
+        })
+    }
+
     fn take(
         root: &Path,
         name: &str,

@@ -346,6 +346,17 @@ impl Store {
         StoreLock::acquire_shared(&self.root, what, wait, &self.progress)
     }
 
+    /// Takes a reader's lock and `file` (relative to the store, in an
+    /// existing directory) exclusively: for a mirror, beside writers.
+    pub fn lock_reading_with(
+        &self,
+        file: &str,
+        what: &str,
+        wait: std::time::Duration,
+    ) -> Result<StoreLock> {
+        StoreLock::acquire_reading_with(&self.root, file, what, wait, &self.progress)
+    }
+
     /// Opens the index under the store lock. Under the exclusive lock, files
     /// left in `tmp/` by killed processes are removed first, and a missing or
     /// unreadable index is rebuilt from the packs and records (it is a cache).

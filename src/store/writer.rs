@@ -130,6 +130,16 @@ impl<'a> ChunkWriter<'a> {
         self.store
     }
 
+    /// Whether it writes nothing (a dry run).
+    pub fn is_dry(&self) -> bool {
+        self.dry
+    }
+
+    /// The index it writes to.
+    pub fn index(&self) -> &'a Index {
+        self.index
+    }
+
     /// Is this chunk already stored (indexed or pending)?
     pub fn has(&self, id: &ChunkId) -> Result<bool> {
         Ok(self.pending.contains(id) || self.reader.contains(id)?)

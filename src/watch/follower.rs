@@ -243,14 +243,14 @@ impl Follower {
 type Seen = (Change, Option<LogAt>, u64, Option<([u8; 4], u64)>);
 
 /// The database's log file.
-fn wal_path(db: &Path) -> PathBuf {
+pub(super) fn wal_path(db: &Path) -> PathBuf {
     let mut p = db.as_os_str().to_os_string();
     p.push("-wal");
     PathBuf::from(p)
 }
 
 /// A read-only connection that never checkpoints, even closing last.
-fn open(path: &Path) -> Result<Connection> {
+pub(super) fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

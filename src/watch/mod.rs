@@ -13,6 +13,7 @@ mod follower;
 mod health;
 mod history;
 mod point;
+pub(crate) mod take;
 
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
@@ -257,17 +258,33 @@ fn databases(roots: &[PathBuf]) -> Vec<PathBuf> {
 /// whole; an older base only costs the first point more reads, since its
 /// place in the log is checked like any other.
 fn newest_point(store: &Store, db: &Path) -> Result<Option<Last>> {
+    let reading = store.reading("watch", Duration::from_secs(60))?;
+    newest_point_in(store, db, &reading, usize::MAX)
+}
+
+/// `newest_point`, its tree and unit list read through `reader`; with a
+/// `bound`, only a point with a place in the log among the `bound` most
+/// recently written records (what a take follows from).
+fn newest_point_in(
+    store: &Store,
+    db: &Path,
+    reading: &crate::store::StoreReader,
+    bound: usize,
+) -> Result<Option<Last>> {
+    let logged = |s: &crate::Snapshot| {
+        bound == usize::MAX || s.point.as_ref().is_some_and(|p| p.log.is_some())
+    };
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let path = db.to_string_lossy();
     let found = store
         .snapshot_ids_recent_first()?
         .into_iter()
+        .take(bound)
         .filter_map(|id| Some((id, store.load_snapshot(&id).ok()?)))
-        .find(|(_, s)| s.host == host && s.paths.len() == 1 && s.paths[0] == path);
+        .find(|(_, s)| s.host == host && s.paths.len() == 1 && s.paths[0] == path && logged(s));
     let Some((id, record)) = found else {
         return Ok(None);
     };
-    let reading = store.reading("watch", Duration::from_secs(60))?;
     let top = reading.tree(&record.tree)?;
     let Some(node) = top.nodes.first() else {
         return Ok(None);

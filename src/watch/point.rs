@@ -115,17 +115,7 @@ pub fn write(
     if parent.is_some_and(|p| p.units == units && p.db.page_count == page_count) {
         return Ok(None);
     }
-    let list = store_list(&mut w, &units, parent)?;
-    let db = Database {
-        page_size,
-        page_count,
-        chunks: list,
-        journal_mode: spec.journal_mode.clone(),
-        sqlite_version: rusqlite::version().to_string(),
-        check: "not checked".into(),
-        check_kind: crate::format::record::UNCHECKED.into(),
-        tables: Vec::new(),
-    };
+    let db = database(&mut w, &spec, &units, parent)?;
     let meta = std::fs::metadata(spec.path).map_err(Error::io("stat", spec.path))?;
     let name = spec
         .path
@@ -178,6 +168,33 @@ pub fn write(
         identity: spec.identity,
     };
     Ok(Some((last, added)))
+}
+
+/// The image `spec` describes, its units stored (deltas against `last`'s),
+/// and the bytes read: what a take that follows a point stores.
+pub fn image(w: &mut ChunkWriter, spec: &Spec, last: &Last) -> Result<(Database, u64)> {
+    let (units, read) = store_units(w, spec, Some(last))?;
+    Ok((database(w, spec, &units, Some(last))?, read))
+}
+
+/// The unit list of `units` stored, and the (unchecked) image it makes.
+fn database(
+    w: &mut ChunkWriter,
+    spec: &Spec,
+    units: &[ChunkId],
+    parent: Option<&Last>,
+) -> Result<Database> {
+    let (page_size, page_count) = spec.shape;
+    Ok(Database {
+        page_size,
+        page_count,
+        chunks: store_list(w, units, parent)?,
+        journal_mode: spec.journal_mode.clone(),
+        sqlite_version: rusqlite::version().to_string(),
+        check: "not checked".into(),
+        check_kind: crate::format::record::UNCHECKED.into(),
+        tables: Vec::new(),
+    })
 }
 
 fn summary(name: &[u8], db: &Database) -> DatabaseSummary {

@@ -1,0 +1,210 @@
+//! Points shipped to a bucket: every commit that completed `lag` (10 s)
+//! before the writer and the watcher were killed together restores from the
+//! bucket alone, sealed, to the newest point and to a moment; a ship run
+//! creates a bounded number of objects whatever the commit rate, and a
+//! local pack sent inside a bundle is repaired from its range there.
+
+mod common;
+
+use common::{emulator_bin, ledger, ok, snap_at, snap_ok, Emulator};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Not a test: the writer process the tests below start.
+#[test]
+fn writer_process() {
+    let Ok(db) = std::env::var(ledger::DB_VAR) else {
+        return;
+    };
+    let rate = std::env::var(ledger::RATE_VAR).unwrap().parse().unwrap();
+    ledger::run(Path::new(&db), rate, "");
+}
+
+/// `snap watch DB --remote URL` (sealed unless `plain`), with `extra` args.
+fn watcher(host: &str, store: &Path, db: &Path, url: &str, extra: &[&str]) -> Child {
+    Command::new(common::snap_bin())
+        .env("STORAGE_EMULATOR_HOST", host)
+        .arg("--store")
+        .arg(store)
+        .args(["watch", "--remote", url])
+        .args(extra)
+        .arg(db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Restores `what` from `url` alone (no local store) into `to`, and checks
+/// the ledger there: its contiguous sequence.
+fn from_bucket(host: &str, dir: &Path, url: &str, what: &str, to: &Path) -> i64 {
+    let _ = std::fs::remove_dir_all(to);
+    let id = dir.join("identity");
+    let nowhere = dir.join("no-store-here");
+    let args = [
+        "--identity",
+        id.to_str().unwrap(),
+        "restore",
+        "--remote",
+        url,
+        what,
+    ];
+    ok(snap_at(
+        host,
+        &nowhere,
+        &[&args[..], &["--to", to.to_str().unwrap()]].concat(),
+    ));
+    assert!(
+        !nowhere.exists(),
+        "a restore from the bucket needs no store"
+    );
+    ledger::check(&to.join("ledger.db")).unwrap()
+}
+
+fn rfc3339(t: f64) -> String {
+    let nanos = (t.fract() * 1e9) as u32;
+    chrono::DateTime::from_timestamp(t as i64, nanos)
+        .unwrap()
+        .to_rfc3339()
+}
+
+#[test]
+fn every_commit_older_than_the_lag_restores_from_the_bucket_alone() {
+    if emulator_bin().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(&tmp.path().join("emu"));
+    let store = tmp.path().join("store");
+    snap_ok(&store, &["init"]);
+    let id = tmp.path().join("identity");
+    snap_ok(&store, &["key", "generate", "--out", id.to_str().unwrap()]);
+    for trial in 0..2u64 {
+        let url = format!("gs://snaptest/ship{trial}");
+        let db = tmp.path().join(format!("t{trial}")).join("ledger.db");
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        let mut w = ledger::start("writer_process", &db, 200, "");
+        std::thread::sleep(Duration::from_millis(300));
+        let mut watch = watcher(&emu.host(), &store, &db, &url, &[]);
+        // Killed together (SIGKILL) at an uneven moment past the lag.
+        std::thread::sleep(Duration::from_millis(13_000 + trial * 1_700));
+        let killed_at = ledger::now();
+        let commits = w.kill();
+        let _ = watch.kill();
+        let _ = watch.wait();
+        let due = |before: f64| {
+            commits
+                .iter()
+                .filter(|(_, t)| *t <= before)
+                .map(|(n, _)| *n)
+                .max()
+                .unwrap_or(0)
+        };
+        let scratch = tmp.path().join("r");
+        let latest = format!("latest:{}", db.display());
+        let got = from_bucket(&emu.host(), tmp.path(), &url, &latest, &scratch);
+        let want = due(killed_at - 10.0);
+        assert!(
+            got >= want,
+            "trial {trial}: the bucket's newest point holds commit {got}; {want} completed 10 s before the kill"
+        );
+        eprintln!(
+            "trial {trial}: the bucket lost {:.2} s of commits",
+            commits
+                .iter()
+                .find(|(n, _)| *n == got + 1)
+                .map_or(0.0, |(_, t)| killed_at - t)
+        );
+        // A moment: the last point at or before it, from the bucket alone.
+        let moment = commits[commits.len() / 3].1;
+        let at = format!("{latest}@{}", rfc3339(moment));
+        let got = from_bucket(&emu.host(), tmp.path(), &url, &at, &scratch);
+        let newest_then = commits.iter().find(|(n, _)| *n == got).map_or(0.0, |c| c.1);
+        assert!(
+            newest_then <= moment + 0.05,
+            "a point after the moment was used"
+        );
+        assert!(
+            got >= due(moment - 1.5),
+            "the point before the moment is older than a look"
+        );
+    }
+}
+
+#[test]
+fn a_ship_creates_few_objects_and_a_bundled_pack_is_repaired_from_its_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, bucket) = (tmp.path().join("store"), tmp.path().join("bucket"));
+    let url = format!("file://{}", bucket.display());
+    snap_ok(&store, &["init"]);
+    let db = tmp.path().join("ledger.db");
+    let mut w = ledger::start("writer_process", &db, 200, "");
+    std::thread::sleep(Duration::from_millis(300));
+    // A lag of 2 s: a run is due when the oldest waiting point is 1 s old.
+    let args = [
+        "--plaintext",
+        "--lag-seconds",
+        "2",
+        "--seconds",
+        "8",
+        "--interval-ms",
+        "200",
+    ];
+    let status = watcher("", &store, &db, &url, &args).wait().unwrap();
+    w.kill();
+    assert!(status.success());
+    let count = |dir: &str| walk(&bucket.join(dir));
+    let (packs, batches, holds) = (count("packs"), count("batches"), count("holds"));
+    // About one run a second for 8 s (and the one at exit), each a hold, a
+    // bundle and a batch: never an object per point.
+    let points = common::snap_json(&store, &["list", "--points"])
+        .as_array()
+        .unwrap()
+        .len();
+    eprintln!("{points} points: {packs} packs, {batches} batches, {holds} holds");
+    assert!(points >= 25, "{points} points");
+    assert!(
+        holds <= 12 && packs <= holds && batches + count("snapshots") <= holds,
+        "{packs} {batches} {holds}"
+    );
+    let remote = common::snap_json(&store, &["list", "--remote", &url]);
+    assert_eq!(
+        remote.as_array().unwrap().len(),
+        points,
+        "every point is in the bucket"
+    );
+    // A local pack that went in a bundle: lost here, repaired from its range.
+    let sent = std::fs::read_dir(store.join("mirror"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("sent").exists())
+        .map(|e| std::fs::read_to_string(e.path().join("sent")).unwrap())
+        .unwrap();
+    let bundled = sent
+        .lines()
+        .find(|l| l.starts_with("p ") && l.split(' ').count() == 5)
+        .expect("a pack sent in a bundle");
+    let pack = bundled.split(' ').nth(1).unwrap();
+    let path = store
+        .join("packs")
+        .join(&pack[..2])
+        .join(format!("{pack}.pack"));
+    let before = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    snap_ok(&store, &["repair", "packs", "--from-remote", &url]);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let out = common::snap(&store, &["verify"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .map(|e| match e.path().is_dir() {
+                true => walk(&e.path()),
+                false => 1,
+            })
+            .sum()
+    })
+}
