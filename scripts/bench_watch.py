@@ -28,7 +28,7 @@ a file:// bucket (default lag, 10 s) and restores from it alone (rpo: lost
 seconds from the bucket, and every commit 10 s old must be there; restore:
 to a moment, from the bucket). Prints one JSON line per measurement.
 """
-import json, os, random, shutil, signal, sqlite3, subprocess, sys, tempfile, time
+import json, os, random, re, shutil, signal, sqlite3, subprocess, sys, tempfile, time
 
 SNAP, LITESTREAM, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 WHAT = sys.argv[4:] or ["rpo", "load", "restore"]
@@ -272,7 +272,7 @@ def requests(seconds):
         lines = [l for l in open(log).readlines()[start:] if "/bench/%s" % prefix in l and "HTTP/1.1" in l]
         count = {}
         for l in lines:
-            method = l.split('"')[1].split()[0]
+            method = re.sub(r"\x1b\[[0-9;]*m", "", l.split('"')[1]).split()[0]
             count[method] = count.get(method, 0) + 1
         writes = count.get("PUT", 0) + count.get("POST", 0)
         emit(measure="requests", tool=tool, lag_s=lag, seconds=seconds, by_method=count,

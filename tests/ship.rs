@@ -196,6 +196,18 @@ fn a_ship_creates_few_objects_and_a_bundled_pack_is_repaired_from_its_range() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
     let out = common::snap(&store, &["verify"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
+    // The holds of the runs add to the first, full one: remote gc reads the
+    // chain and keeps it; after a full hold (written by a rescan) the chain
+    // before it is superseded and deleted.
+    let gc = ["gc", "--remote", &url, "--keep-within", "1d"];
+    snap_ok(&store, &gc);
+    assert_eq!(count("holds"), holds, "every hold is in the chain");
+    snap_ok(&store, &["mirror", "--remote", &url, "--plaintext", "--rescan"]);
+    snap_ok(&store, &gc);
+    assert_eq!(count("holds"), 1, "the full hold alone is left");
+    snap_ok(&store, &["verify", "--remote", &url]);
+    let remote = common::snap_json(&store, &["list", "--remote", &url]);
+    assert_eq!(remote.as_array().unwrap().len(), points);
 }
 
 fn walk(dir: &Path) -> usize {

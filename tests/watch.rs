@@ -361,10 +361,11 @@ fn the_daemon_runs_configured_watches_until_sigterm() {
         &config,
         format!(
             "[watches.app]\npaths = [{:?}]\ninterval_ms = 100\nremote = \"bucket\"\nlag_seconds = 2\n\
-             [remotes.bucket]\nurl = \"file://{}\"\nplaintext = true\n[monitoring]\nlog = {:?}\n",
+             [remotes.bucket]\nurl = \"file://{}\"\nplaintext = true\n[monitoring]\nlog = {:?}\ntextfile = {:?}\n",
             data,
             tmp.path().join("bucket").display(),
-            log
+            log,
+            tmp.path().join("prom").join("snap.prom")
         ),
     )
     .unwrap();
@@ -411,6 +412,26 @@ fn the_daemon_runs_configured_watches_until_sigterm() {
         .collect();
     let local: Vec<&str> = all.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(shipped, local, "{err}");
+    // The metrics beside the jobs' textfile count the points and the ships.
+    let prom = std::fs::read_to_string(tmp.path().join("prom/snap-watches.prom")).unwrap();
+    let value = |series: &str| -> f64 {
+        let line = prom.lines().find(|l| l.starts_with(series)).expect(series);
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(
+        value("snap_watch_points_total{watch=\"app\"") as usize,
+        all.len(),
+        "{prom}"
+    );
+    assert!(
+        value("snap_watch_ship_runs_total{watch=\"app\"}") >= 1.0,
+        "{prom}"
+    );
+    assert_eq!(
+        value("snap_watch_ship_failures_total{watch=\"app\"}"),
+        0.0,
+        "{prom}"
+    );
     // `status` says the database is followed; once it is written with no
     // watcher to follow it, it says the watch is behind (exit 7).
     let ok = snap(&store, &["--config", cfg, "status"]);

@@ -21,6 +21,7 @@ mod tag;
 mod take;
 mod verify;
 mod watch;
+mod watch_metrics;
 mod watches;
 
 pub use filter::{Filter, HostTag};

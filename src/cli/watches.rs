@@ -2,6 +2,7 @@
 //! per watch that ships its points to a remote. Window starts, full reads,
 //! failed looks and failed ships go to stderr and the monitoring log.
 
+use super::watch_metrics::Metrics;
 use super::Ctx;
 use anyhow::Result;
 use snap::mirror::ship::{Ship, Shipped};
@@ -27,6 +28,7 @@ pub fn start(
     stop: &Arc<AtomicBool>,
 ) -> Result<Vec<Running>> {
     let mut out = Vec::new();
+    let metrics = Arc::new(Metrics::new(config.monitoring.textfile.as_deref()));
     for (name, w) in &config.watches {
         let store = Store::open_or_init(&ctx.store_path)?;
         let mut opts = w.options();
@@ -41,23 +43,29 @@ pub fn start(
             None => None,
         };
         let noted = ship.as_ref().map(|(s, _, _)| s.clone());
-        let (name2, log2) = (name.clone(), log.clone());
+        let (name2, log2, m) = (name.clone(), log.clone(), metrics.clone());
         let watch = std::thread::spawn(move || {
-            snap::watch::watch(&store, &opts, |e| {
+            let r = snap::watch::watch(&store, &opts, |e| {
                 if let (Some(s), WatchEvent::Point { .. }) = (&noted, e) {
                     s.noted();
                 }
+                m.event(&name2, e);
                 note_watch(&name2, log2.as_deref(), e)
-            })
+            });
+            m.write(true);
+            r
         });
         let ship = ship.map(|(ship, remote, plaintext)| {
-            let (name, url) = (name.clone(), remote.url.clone());
+            let (name, url, m) = (name.clone(), remote.url.clone(), metrics.clone());
             spawn_ship(
                 &ctx.store_path,
                 ship,
                 remote,
                 plaintext,
-                move |s, failing| note_ship(&name, &url, log.as_deref(), s, failing),
+                move |s, failing| {
+                    m.ship(&name, matches!(s, Shipped::Sent(_)));
+                    note_ship(&name, &url, log.as_deref(), s, failing)
+                },
             )
         });
         out.push(Running {

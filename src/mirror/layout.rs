@@ -13,6 +13,8 @@
 //!                             each record's text), named like a record by the
 //!                             (keyed) hash of its plain bytes
 //! holds/<20 digits>-<8 hex>   sealed: the packs a mirroring store still holds
+//!                             (a JSON list of names), or those it added since
+//!                             the hold `base` ({"base": KEY, "names": [...]})
 //! ```
 
 use crate::id::PackId;
@@ -120,6 +122,14 @@ pub(crate) fn keys_key(recipients: &[String], naming: &[u8; 32]) -> String {
 /// A new hold's key: its time first, so keys sort by age.
 pub(crate) fn hold_key(nanos: u128, salt: &[u8; 32]) -> String {
     format!("{HOLDS}{nanos:020}-{}", &hex::encode(salt)[..8])
+}
+
+/// A hold's contents: every name, or the names added since hold `base`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Hold {
+    Full(Vec<String>),
+    Since { base: String, names: Vec<String> },
 }
 
 /// The name in a listed key (`packs/ab/<hex>.pack`, `snapshots/<hex>[.json]`).

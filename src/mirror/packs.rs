@@ -31,6 +31,22 @@ struct Bundle {
 }
 
 impl PackPlan {
+    /// Every local pack it sends (alone or in a bundle).
+    pub(super) fn planned(&self) -> impl Iterator<Item = PackId> + '_ {
+        let alone = self.alone.iter().map(|(_, (id, _))| *id);
+        alone.chain(
+            self.bundles
+                .iter()
+                .flat_map(|b| b.packs.iter().map(|(id, _)| *id)),
+        )
+    }
+
+    /// The local ids of every object it sends: packs alone, and bundles.
+    pub(super) fn objects(&self) -> impl Iterator<Item = PackId> + '_ {
+        let alone = self.alone.iter().map(|(_, (id, _))| *id);
+        alone.chain(self.bundles.iter().map(|b| b.id))
+    }
+
     /// The bundle pack `id` goes in, if it does.
     pub(super) fn bundle_of(&self, id: &PackId) -> Option<PackId> {
         self.bundles
@@ -68,10 +84,13 @@ pub(super) fn plan_packs(
         }
     }
     for group in groups(small, max) {
-        let mut packs = Vec::with_capacity(group.len());
+        let (mut packs, mut read) = (Vec::with_capacity(group.len()), Vec::new());
         for (id, path, _) in group {
             match read_checked(&id, &path) {
-                Ok(_) => packs.push((id, path)),
+                Ok(bytes) => {
+                    packs.push((id, path));
+                    read.push((id, bytes));
+                }
                 Err(e) => {
                     report.problems.push(format!("{}: {e}", path.display()));
                     plan.failed.insert(id);
@@ -84,8 +103,7 @@ pub(super) fn plan_packs(
                 .alone
                 .push((pack_key(&PackId(codec.name(&id.0))), (*id, path.clone()))),
             _ => {
-                let (bytes, _) = build(&packs)?;
-                let id = PackId::of(&bytes);
+                let id = PackId::of(&bundle::bundle(&read)?.0);
                 plan.bundles.push(Bundle { id, packs });
             }
         }
@@ -100,7 +118,7 @@ fn read_checked(id: &PackId, path: &std::path::Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The bundle of `packs`, each read again and checked.
+/// The bundle of `packs`, each read (again) and checked.
 fn build(packs: &[(PackId, PathBuf)]) -> Result<(Vec<u8>, Vec<Member>)> {
     let read = packs
         .iter()

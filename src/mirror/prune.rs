@@ -119,8 +119,9 @@ pub fn gc_remote(
                 remote.delete(&pack_key(p))?;
             }
         }
-        // Superseded holds: the newest lists every pack its store still holds.
-        for key in holds.iter().rev().skip(1) {
+        // Superseded holds: the newest (with the holds it adds to) names
+        // every pack its store still holds.
+        for key in &holds {
             remote.delete(key)?;
         }
     }
@@ -161,10 +162,11 @@ fn forget_in_batches(
     Ok(())
 }
 
-/// Every pack named by the newest hold on the remote, and the holds' keys
-/// (oldest first). The newest is enough: a future record of the store names
-/// only packs it holds then, which are in its newest hold or were created
-/// after it (and so were not listed by this gc; see `gc_remote`).
+/// Every pack named by the newest hold on the remote (and the holds it adds
+/// to, back to a full one), and the other holds' keys (superseded). The
+/// newest is enough: a future record of the store names only packs it holds
+/// then, which are in its newest hold's chain or were created after it (and
+/// so were not listed by this gc; see `gc_remote`).
 fn read_holds(remote: &Remote, opened: &Opened) -> Result<(HashSet<PackId>, Vec<String>)> {
     let mut keys: Vec<String> = remote
         .list(layout::HOLDS)?
@@ -173,10 +175,34 @@ fn read_holds(remote: &Remote, opened: &Opened) -> Result<(HashSet<PackId>, Vec<
         .collect();
     keys.sort();
     let mut held = HashSet::new();
-    if let Some(key) = keys.last() {
-        let plain = opened.codec.open(key, &remote.read(key)?)?;
-        let names: Vec<String> = serde_json::from_slice(&plain)
+    let mut chain = HashSet::new();
+    let mut next = keys.last().cloned();
+    // The newest hold, and the holds it was added to, back to a full one.
+    while let Some(key) = next.take() {
+        if !chain.insert(key.clone()) {
+            return Err(Error::corrupt(
+                format!("remote object {key}"),
+                "holds in a cycle",
+            ));
+        }
+        if remote.size(&key)?.is_none() {
+            // Nothing is deleted on a guess: the next mirror writes a full hold.
+            return Err(Error::Invalid(format!(
+                "the holds on {} add to a missing {key}: run `snap mirror --rescan` once (it writes a full hold), then gc again",
+                remote.url
+            )));
+        }
+        let bytes = remote.read(&key)?;
+        let plain = opened.codec.open(&key, &bytes)?;
+        let hold: layout::Hold = serde_json::from_slice(&plain)
             .map_err(|e| Error::corrupt(format!("remote object {key}"), e.to_string()))?;
+        let names = match hold {
+            layout::Hold::Full(names) => names,
+            layout::Hold::Since { base, names } => {
+                next = Some(base);
+                names
+            }
+        };
         for n in names {
             let mut b = [0u8; 32];
             hex::decode_to_slice(&n, &mut b)
@@ -184,5 +210,6 @@ fn read_holds(remote: &Remote, opened: &Opened) -> Result<(HashSet<PackId>, Vec<
             held.insert(PackId(b));
         }
     }
+    keys.retain(|k| !chain.contains(k));
     Ok((held, keys))
 }

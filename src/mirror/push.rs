@@ -159,6 +159,10 @@ pub(super) fn rescan(
         if line == "c" {
             return config;
         }
+        // The next run writes a full hold (the chain may be what is lost).
+        if line.starts_with("H ") {
+            return false;
+        }
         if let Some(key) = line.strip_prefix("k ") {
             return keys.contains(key);
         }
@@ -192,31 +196,58 @@ pub(super) fn rescan(
     state.note(found)
 }
 
-/// Creates a hold: every pack this store holds, by its name on the remote
-/// (a pack sent, or about to be sent, inside a bundle: the bundle's).
+/// A full hold is written at least this often (ns); the ones between
+/// name only what their run sends, adding to the previous.
+const FULL_HOLD_EVERY: u128 = 3600 * 1_000_000_000;
+
+/// Creates a hold before any pack (see `gc_remote`): every pack this store
+/// holds, by its name on the remote (a pack sent, or about to be sent,
+/// inside a bundle: the bundle's). Within an hour of a full hold, and while
+/// the store let no pack go, a run that sends objects writes only their
+/// names, adding to the previous hold (so a ship every few seconds does not
+/// send the whole list), and a run that sends none writes none: every pack
+/// the store holds was named by a hold of the chain before it was sent.
 pub(super) fn hold(
     store: &Store,
     remote: &Remote,
     codec: &Codec,
-    state: &State,
+    state: &mut State,
     plan: &super::packs::PackPlan,
 ) -> Result<()> {
-    let names: std::collections::BTreeSet<String> = store
-        .pack_files()?
-        .into_iter()
-        .map(|(id, _)| {
-            let object = state.bundle_of(&id).or_else(|| plan.bundle_of(&id));
-            hex::encode(codec.name(&object.unwrap_or(id).0))
-        })
-        .collect();
-    let plain = serde_json::to_vec(&names).expect("hold encodes");
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
+    let held: Vec<PackId> = store.pack_files()?.into_iter().map(|(id, _)| id).collect();
+    let planned: HashSet<PackId> = plan.planned().collect();
+    // The packs held at the last hold, less those let go since.
+    let kept = super::state::packs_digest(held.iter().filter(|id| !planned.contains(id)));
+    let digest = super::state::packs_digest(held.iter());
+    let name = |id: &PackId| hex::encode(codec.name(&id.0));
+    let adds: Vec<String> = plan.objects().map(|id| name(&id)).collect();
+    let (hold, full_at) = match state.last_hold() {
+        Some((_, _, d)) if adds.is_empty() && d == kept => return Ok(()),
+        Some((base, full_at, d))
+            if nanos.saturating_sub(full_at) < FULL_HOLD_EVERY && d == kept =>
+        {
+            (layout::Hold::Since { base, names: adds }, full_at)
+        }
+        _ => {
+            let object = |id: &PackId| {
+                state
+                    .bundle_of(id)
+                    .or_else(|| plan.bundle_of(id))
+                    .unwrap_or(*id)
+            };
+            let all: std::collections::BTreeSet<String> =
+                held.iter().map(|id| name(&object(id))).collect();
+            (layout::Hold::Full(all.into_iter().collect()), nanos)
+        }
+    };
+    let plain = serde_json::to_vec(&hold).expect("hold encodes");
     let key = layout::hold_key(nanos, &super::crypt::random_key());
     remote.put_new(&key, codec.seal(&plain)?)?;
-    Ok(())
+    state.set_hold(&key, full_at, &digest)
 }
 
 /// Records per batch object.

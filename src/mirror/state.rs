@@ -9,7 +9,10 @@
 //! STORE/mirror/<16 hex>/sent         one line per object created there:
 //!                                    `c` config, `k KEY` keys, `p ID` pack,
 //!                                    `p ID BUNDLE BASE LEN` a pack sent inside
-//!                                    bundle BUNDLE (its bytes at BASE), `r ID` record
+//!                                    bundle BUNDLE (its bytes at BASE), `r ID` record,
+//!                                    `H KEY NS DIGEST` the newest hold, when the
+//!                                    last full one was written, and a digest
+//!                                    of the packs held then
 //! ```
 //!
 //! Invariant: a line is written only after its object was created (or found
@@ -118,6 +121,17 @@ pub fn record_sent(store: &Store, url: &str, id: &crate::id::SnapshotId) -> bool
         .is_ok_and(|text| text.lines().any(|l| l == line))
 }
 
+/// A digest of a set of packs (their count and the XOR of their ids): two
+/// sets with the same digest are, but by a 2^-256 chance, the same set.
+pub(crate) fn packs_digest<'a>(ids: impl Iterator<Item = &'a PackId>) -> String {
+    let (mut n, mut x) = (0u64, [0u8; 32]);
+    for id in ids {
+        n += 1;
+        x.iter_mut().zip(id.0).for_each(|(a, b)| *a ^= b);
+    }
+    format!("{n}:{}", hex::encode(x))
+}
+
 /// The line of a pack sent alone.
 pub(crate) fn pack_line(id: &PackId) -> String {
     format!("p {}", id.to_hex())
@@ -210,6 +224,26 @@ impl State {
         parse_bundled(next)
             .filter(|(p, _)| p == id)
             .map(|(_, (b, _))| b)
+    }
+
+    /// The newest hold this state wrote: its key, when the last full one
+    /// was written (ns since the epoch), and the set digest of the packs the
+    /// store held when it was written (`packs_digest`).
+    pub fn last_hold(&self) -> Option<(String, u128, String)> {
+        let line = self.sent.range("H ".to_string()..).next()?;
+        let mut f = line.strip_prefix("H ")?.split(' ');
+        Some((
+            f.next()?.to_string(),
+            f.next()?.parse().ok()?,
+            f.next()?.to_string(),
+        ))
+    }
+
+    /// Notes hold `key` as the newest (see `last_hold`).
+    pub fn set_hold(&mut self, key: &str, full_at: u128, digest: &str) -> Result<()> {
+        self.sent.retain(|l| !l.starts_with("H "));
+        self.sent.insert(format!("H {key} {full_at} {digest}"));
+        self.save()
     }
 
     /// Notes objects as sent, durably.
