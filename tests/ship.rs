@@ -202,7 +202,10 @@ fn a_ship_creates_few_objects_and_a_bundled_pack_is_repaired_from_its_range() {
     let gc = ["gc", "--remote", &url, "--keep-within", "1d"];
     snap_ok(&store, &gc);
     assert_eq!(count("holds"), holds, "every hold is in the chain");
-    snap_ok(&store, &["mirror", "--remote", &url, "--plaintext", "--rescan"]);
+    snap_ok(
+        &store,
+        &["mirror", "--remote", &url, "--plaintext", "--rescan"],
+    );
     snap_ok(&store, &gc);
     assert_eq!(count("holds"), 1, "the full hold alone is left");
     snap_ok(&store, &["verify", "--remote", &url]);

@@ -27,14 +27,17 @@ struct Ship {
     last_ok: f64,
 }
 
+/// Each database's counters, each watch's shipping, the last write.
+type State = (
+    BTreeMap<(String, String), Db>,
+    BTreeMap<String, Ship>,
+    Option<Instant>,
+);
+
 /// Every watch's metrics, and where they go.
 pub struct Metrics {
     path: Option<PathBuf>,
-    inner: Mutex<(
-        BTreeMap<(String, String), Db>,
-        BTreeMap<String, Ship>,
-        Option<Instant>,
-    )>,
+    inner: Mutex<State>,
 }
 
 fn now() -> f64 {
