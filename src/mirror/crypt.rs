@@ -43,6 +43,24 @@ impl std::fmt::Debug for Codec {
 }
 
 impl Codec {
+    /// This codec, opening with `identities` (a pushing codec has none).
+    pub fn opening(&self, identities: &[age::x25519::Identity]) -> Codec {
+        match self {
+            Codec::Age {
+                recipients,
+                naming,
+                others,
+                ..
+            } => Codec::Age {
+                recipients: recipients.clone(),
+                naming: *naming,
+                others: others.clone(),
+                identities: identities.to_vec(),
+            },
+            Codec::Plain => Codec::Plain,
+        }
+    }
+
     /// Is anything sealed?
     pub fn sealed(&self) -> bool {
         matches!(self, Codec::Age { .. })

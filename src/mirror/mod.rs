@@ -142,45 +142,15 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
     };
     let mut state = State::load(store, &remote.url)?;
     let (codec, recipients) = push_codec(store, &state, opts.plaintext)?;
-    let fresh = state.sent.is_empty();
-    if opts.rescan {
-        push::rescan(store, remote, &codec, &mut state)?;
-    }
-    let found = push::config(
+    settle(
         store,
         remote,
         &codec,
         &recipients,
         &mut state,
-        !opts.no_probe,
+        opts,
+        &mut report,
     )?;
-    store.progress().note(format!(
-        "{}: {}",
-        remote.url,
-        match found {
-            push::Found::New => "a new remote",
-            push::Found::Known => "known (its config is there, as sent)",
-            push::Found::Unknown =>
-                "holds this store, but this store has no record of mirroring there",
-            push::Found::Lost => "its config was gone: sending everything again",
-        }
-    ));
-    match found {
-        push::Found::Lost => report.warnings.push(format!(
-            "{} had lost its objects (its config was gone: a wiped or replaced bucket); everything this store holds was sent again",
-            remote.url
-        )),
-        // The state was lost (or this remote was filled by an older snap):
-        // learn what is there when the credential may list; otherwise each
-        // object is offered again and one that exists is left as it is.
-        push::Found::Unknown if fresh && !opts.rescan => {
-            match push::rescan(store, remote, &codec, &mut state) {
-                Err(Error::Denied { .. }) => {}
-                r => r?,
-            }
-        }
-        _ => {}
-    }
     // Records are listed before packs: every pack a listed record needs is
     // durable by then (take's order), so it is among the packs sent below.
     let records = store.snapshot_ids()?;
@@ -200,26 +170,62 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
         &mut report,
     )?;
     if opts.verify > 0.0 {
-        let codec = match codec {
-            Codec::Age {
-                recipients,
-                naming,
-                others,
-                ..
-            } => Codec::Age {
-                recipients,
-                naming,
-                others,
-                identities: opts.identities.clone(),
-            },
-            plain => plain,
-        };
-        verify_sample(remote, &codec, opts.verify, &mut report)?;
+        verify_sample(
+            remote,
+            &codec.opening(&opts.identities),
+            opts.verify,
+            &mut report,
+        )?;
     }
     report.duration_ms = start.elapsed().as_millis() as u64;
     report.throughput_mib_s =
         report.bytes_uploaded as f64 / 1048576.0 / start.elapsed().as_secs_f64().max(1e-3);
     Ok(report)
+}
+
+/// Creates `config` (see `push::config`) and acts on what that found: a
+/// remote that lost its objects is said in the report's warnings; one this
+/// store has no record of mirroring to is listed when the credential may
+/// (otherwise each object is offered again, one that exists left as it is).
+fn settle(
+    store: &Store,
+    remote: &Remote,
+    codec: &Codec,
+    recipients: &[String],
+    state: &mut State,
+    opts: &MirrorOptions,
+    report: &mut MirrorReport,
+) -> Result<()> {
+    let fresh = state.sent.is_empty();
+    if opts.rescan {
+        push::rescan(store, remote, codec, state)?;
+    }
+    let found = push::config(store, remote, codec, recipients, state, !opts.no_probe)?;
+    store.progress().note(format!(
+        "{}: {}",
+        remote.url,
+        match found {
+            push::Found::New => "a new remote",
+            push::Found::Known => "known (its config is there, as sent)",
+            push::Found::Unknown =>
+                "holds this store, but this store has no record of mirroring there",
+            push::Found::Lost => "its config was gone: sending everything again",
+        }
+    ));
+    match found {
+        push::Found::Lost => report.warnings.push(format!(
+            "{} had lost its objects (its config was gone: a wiped or replaced bucket); everything this store holds was sent again",
+            remote.url
+        )),
+        push::Found::Unknown if fresh && !opts.rescan => {
+            match push::rescan(store, remote, codec, state) {
+                Err(Error::Denied { .. }) => {}
+                r => r?,
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Re-reads a share of the remote's packs and checks each against its name

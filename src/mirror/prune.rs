@@ -43,21 +43,7 @@ pub fn gc_remote(
     let live = mark(&reader, kept.iter())?;
     // A chunk a held pack has is kept there (that pack stays anyway), so
     // other copies of it can go.
-    let in_held: HashMap<ChunkId, Location> = packs
-        .iter()
-        .filter(|p| held.contains(&p.id))
-        .flat_map(|p| {
-            p.entries.iter().map(|e| {
-                (
-                    e.id,
-                    Location {
-                        pack: p.id,
-                        entry: e.clone(),
-                    },
-                )
-            })
-        })
-        .collect();
+    let in_held = chunks_in(&packs, &held);
     let mut pack_plan = plan::plan_packs(
         &packs,
         live,
@@ -88,45 +74,75 @@ pub fn gc_remote(
     crate::gc::describe(&pack_plan, &mut report);
     report.plan = plan;
     if !opts.dry_run {
-        let written = execute::repack(&view, &reader, &pack_plan)?;
-        let mut created = HashSet::new();
-        for s in &written {
-            let bytes = std::fs::read(view.pack_path(&s.id))
-                .map_err(Error::io("read", view.pack_path(&s.id)))?;
-            let name = PackId(codec.name(&s.id.0));
-            remote.put_new(&pack_key(&name), codec.seal(&bytes)?)?;
-            created.insert(name);
-        }
-        report.packs_written = written.len() as u64;
-        let forgotten: HashSet<SnapshotId> = report
-            .plan
-            .forget()
-            .map(|d| SnapshotId::from_hex(&d.id).expect("ids from the remote"))
-            .collect();
-        for id in &forgotten {
-            for name in codec.names(&id.0) {
-                remote.delete(&record_key(&name, codec.sealed()))?;
-            }
-        }
-        forget_in_batches(&remote, codec, &forgotten)?;
-        for p in pack_plan
-            .fates
-            .iter()
-            .filter(|(_, _, f)| *f != Fate::Keep)
-            .map(|(p, _, _)| p)
-        {
-            if !created.contains(p) {
-                remote.delete(&pack_key(p))?;
-            }
-        }
-        // Superseded holds: the newest (with the holds it adds to) names
-        // every pack its store still holds.
-        for key in &holds {
-            remote.delete(key)?;
-        }
+        report.packs_written = execute_remote(
+            &remote,
+            codec,
+            (&view, &reader),
+            &pack_plan,
+            &report,
+            &holds,
+        )?;
     }
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Where each chunk of the packs in `held` lies.
+fn chunks_in(packs: &[crate::gc::PackInfo], held: &HashSet<PackId>) -> HashMap<ChunkId, Location> {
+    let held = packs.iter().filter(|p| held.contains(&p.id));
+    held.flat_map(|p| {
+        p.entries.iter().map(|e| {
+            let entry = e.clone();
+            (e.id, Location { pack: p.id, entry })
+        })
+    })
+    .collect()
+}
+
+/// Carries out a checked plan on the remote, in the order `gc_remote`
+/// states: repacked packs created, forgotten records deleted (batches
+/// rewritten), dead packs deleted (never one just created), superseded
+/// holds deleted. Returns the packs written.
+fn execute_remote(
+    remote: &Remote,
+    codec: &super::crypt::Codec,
+    (view, reader): (&crate::store::Store, &StoreReader),
+    pack_plan: &plan::PackPlan,
+    report: &GcReport,
+    holds: &[String],
+) -> Result<u64> {
+    let written = execute::repack(view, reader, pack_plan)?;
+    let mut created = HashSet::new();
+    for s in &written {
+        let bytes = std::fs::read(view.pack_path(&s.id))
+            .map_err(Error::io("read", view.pack_path(&s.id)))?;
+        let name = PackId(codec.name(&s.id.0));
+        remote.put_new(&pack_key(&name), codec.seal(&bytes)?)?;
+        created.insert(name);
+    }
+    let forgotten: HashSet<SnapshotId> = report
+        .plan
+        .forget()
+        .map(|d| SnapshotId::from_hex(&d.id).expect("ids from the remote"))
+        .collect();
+    for id in &forgotten {
+        for name in codec.names(&id.0) {
+            remote.delete(&record_key(&name, codec.sealed()))?;
+        }
+    }
+    forget_in_batches(remote, codec, &forgotten)?;
+    let dead = pack_plan.fates.iter().filter(|(_, _, f)| *f != Fate::Keep);
+    for (p, _, _) in dead {
+        if !created.contains(p) {
+            remote.delete(&pack_key(p))?;
+        }
+    }
+    // Superseded holds: the newest (with the holds it adds to) names every
+    // pack its store still holds.
+    for key in holds {
+        remote.delete(key)?;
+    }
+    Ok(written.len() as u64)
 }
 
 /// Rewrites each batch that holds a forgotten record: a batch of the others

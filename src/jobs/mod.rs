@@ -3,14 +3,19 @@
 //! updates the per-job state in `STORE/jobs.json`, and rewrites the
 //! Prometheus textfile, so monitoring sees every outcome.
 
+mod actions;
+mod textfile;
+pub use textfile::write_textfile;
+
+/// Whether a run succeeded, and its figures.
+type Outcome = Result<(bool, serde_json::Value)>;
 use crate::config::{Action, Config, Job};
 use crate::error::{Error, Result};
-use crate::gc::GcOptions;
-use crate::mirror::{self, MirrorOptions, Remote};
+use crate::mirror::{self, Remote};
 use crate::schedule::{Clock, Schedule};
 use crate::source::sqlite::CaptureOptions;
 use crate::store::{durable, Store};
-use crate::{TakeOptions, VerifyOptions};
+use crate::TakeOptions;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -144,118 +149,6 @@ impl JobRunner<'_> {
         };
         self.record(&record)?;
         Ok(record)
-    }
-
-    fn execute(&self, job: &Job, now: DateTime<FixedOffset>) -> Result<(bool, serde_json::Value)> {
-        match job.action {
-            Action::Take => {
-                let names: Vec<String> = if job.sources.is_empty() {
-                    self.config.sources.keys().cloned().collect()
-                } else {
-                    job.sources.iter().map(|s| s.get_ref().clone()).collect()
-                };
-                let mut figures = Vec::new();
-                let mut warnings = Vec::new();
-                let mut ok = true;
-                for name in names {
-                    let r = crate::take(&self.store, &self.take_options(&name, Some(now))?)?;
-                    ok &= r.ok();
-                    warnings.extend(r.warnings.iter().map(|w| format!("{name}: {w}")));
-                    figures.push(json!({
-                        "source": name, "id": r.id.map(|i| i.to_hex()),
-                        "added": r.snapshot.as_ref().map(|s| s.stats.added),
-                        "size": r.snapshot.as_ref().map(|s| s.stats.size),
-                        "databases": r.snapshot.as_ref().map(|s| &s.databases),
-                    }));
-                }
-                let added: u64 = figures.iter().filter_map(|f| f["added"].as_u64()).sum();
-                Ok((
-                    ok,
-                    json!({"snapshots": figures, "bytes": added, "warnings": warnings}),
-                ))
-            }
-            Action::Gc => {
-                let (policy, remote) = match &job.remote {
-                    Some(r) => (
-                        self.config.remote_policy(r.get_ref()),
-                        Some((self.remote(r.get_ref())?, r.get_ref().clone())),
-                    ),
-                    None => (self.config.local_policy(), None),
-                };
-                let opts = GcOptions {
-                    policy: policy
-                        .ok_or_else(|| Error::Invalid("gc job without a policy".into()))?,
-                    group_by: self.config.group_by,
-                    now: Some(now),
-                    lock_wait: crate::LockWait(self.lock_wait),
-                    ..Default::default()
-                };
-                let r = match remote {
-                    Some((remote, name)) => {
-                        let opened = self.opened(&remote, &name)?;
-                        mirror::gc_remote(remote, &opened, Some(&self.store), &opts)?
-                    }
-                    None => crate::gc::gc(&self.store, &opts)?,
-                };
-                Ok((
-                    true,
-                    json!({"forgotten": r.forgotten, "kept": r.kept, "packs_deleted": r.packs_deleted, "bytes": r.bytes_freed}),
-                ))
-            }
-            Action::Mirror => {
-                let remote =
-                    self.remote(job.remote.as_ref().expect("checked by config").get_ref())?;
-                let opts = MirrorOptions {
-                    verify: job.sample.unwrap_or(0.0) / 100.0,
-                    lock_wait: crate::LockWait(self.lock_wait),
-                    plaintext: self
-                        .config
-                        .remote(job.remote.as_ref().expect("checked").get_ref())
-                        .is_some_and(|r| r.plaintext),
-                    rescan: false,
-                    bundle: false,
-                    no_probe: false,
-                    identities: Vec::new(),
-                };
-                let r = mirror::mirror(&self.store, &remote, &opts)?;
-                let warnings: Vec<&String> = r.warnings.iter().chain(&r.held_back).collect();
-                Ok((
-                    r.problems.is_empty(),
-                    json!({"packs": r.packs_uploaded, "records": r.records_uploaded, "bytes": r.bytes_uploaded,
-                           "problems": r.problems, "warnings": warnings}),
-                ))
-            }
-            Action::Verify => {
-                let opts = VerifyOptions {
-                    snapshots: if job.latest {
-                        vec!["latest".into()]
-                    } else {
-                        vec![]
-                    },
-                    read_data: job.read_data,
-                    sample: job.sample.map(|p| p / 100.0),
-                    lock_wait: crate::LockWait(self.lock_wait),
-                    ..Default::default()
-                };
-                let r = match &job.remote {
-                    Some(name) => {
-                        let dir = tempfile::tempdir()
-                            .map_err(Error::io("create temporary directory", "/tmp"))?;
-                        // No local packs: verifying a remote means reading the remote's bytes.
-                        let remote = self.remote(name.get_ref())?;
-                        let opened = self.opened(&remote, name.get_ref())?;
-                        let (view, _) =
-                            mirror::view(remote, &opened, &dir.path().join("view"), None)?;
-                        crate::verify(&view, &opts)?
-                    }
-                    None => crate::verify(&self.store, &opts)?,
-                };
-                Ok((
-                    r.ok(),
-                    json!({"snapshots": r.snapshots, "chunks": r.chunks, "packs_read": r.packs_read, "databases_checked": r.databases_checked, "problems": r.problems}),
-                ))
-            }
-        }
     }
 
     /// Opens a remote with the identity its config names (or the environment's).
@@ -403,63 +296,4 @@ impl JobRunner<'_> {
         }
         Ok(runs)
     }
-}
-
-/// A textfile series: name, help text, and its value for one job.
-type Metric = (&'static str, &'static str, fn(&JobStatus) -> Option<f64>);
-
-/// The Prometheus textfile (node_exporter's textfile collector), written atomically.
-pub fn write_textfile(path: &std::path::Path, state: &JobState) -> Result<()> {
-    let mut out = String::new();
-    let metrics: [Metric; 6] = [
-        (
-            "snap_last_success_timestamp_seconds",
-            "Start of the job's last successful run.",
-            |s| s.last_success.map(|t| t.timestamp() as f64),
-        ),
-        (
-            "snap_last_run_timestamp_seconds",
-            "Start of the job's last run.",
-            |s| s.last.as_ref().map(|l| l.start.timestamp() as f64),
-        ),
-        (
-            "snap_last_run_success",
-            "1 if the job's last run succeeded, else 0.",
-            |s| s.last.as_ref().map(|l| if l.ok() { 1.0 } else { 0.0 }),
-        ),
-        (
-            "snap_last_duration_seconds",
-            "Duration of the job's last run.",
-            |s| s.last.as_ref().map(|l| l.duration_seconds),
-        ),
-        (
-            "snap_last_run_warnings",
-            "Warnings of the job's last run (a remote that had lost its objects and was healed, snapshots held back, files skipped).",
-            |s| s.last.as_ref().map(|l| l.warnings.len() as f64),
-        ),
-        (
-            "snap_last_bytes",
-            "Bytes the last run added (take), freed (gc) or uploaded (mirror).",
-            |s| s.last.as_ref().and_then(|l| l.figures["bytes"].as_f64()),
-        ),
-    ];
-    for (name, help, value) in metrics {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-        for (job, s) in &state.jobs {
-            if let Some(v) = value(s) {
-                let action = s
-                    .last
-                    .as_ref()
-                    .map(|l| serde_json::to_value(l.action).expect("action"))
-                    .unwrap_or_default();
-                out.push_str(&format!("{name}{{job=\"{job}\",action={action}}} {v}\n"));
-            }
-        }
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-    durable::write_atomic(dir, path, out.as_bytes())
 }
