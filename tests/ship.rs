@@ -223,3 +223,35 @@ fn walk(dir: &Path) -> usize {
             .sum()
     })
 }
+
+#[test]
+fn a_watch_that_could_not_seal_its_points_is_refused_before_it_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, db) = (tmp.path().join("store"), tmp.path().join("app.db"));
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode=wal; CREATE TABLE t(x)")
+        .unwrap();
+    let url = format!("file://{}", tmp.path().join("bucket").display());
+    let out = common::snap(
+        &store,
+        &[
+            "watch",
+            db.to_str().unwrap(),
+            "--remote",
+            &url,
+            "--seconds",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("no recipient"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(
+        !store.exists() && !tmp.path().join("bucket").exists(),
+        "nothing is created"
+    );
+}

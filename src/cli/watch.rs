@@ -35,6 +35,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if args.interval_ms == 0 {
         return Err(super::invalid("--interval-ms must be at least 1"));
     }
+    // Whether points can be shipped is known before anything is created.
+    if args.remote.is_some() {
+        snap::mirror::ship::ready(ctx.open().ok().as_ref(), args.plaintext)?;
+    }
     let store = ctx.open_or_init()?;
     let opts = WatchOptions {
         paths: args.paths,

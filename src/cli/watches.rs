@@ -38,6 +38,7 @@ pub fn start(
             Some(r) => {
                 let remote = Arc::new(Remote::open(&config.remote_url(r)?)?);
                 let plaintext = config.remote(r).is_some_and(|c| c.plaintext);
+                snap::mirror::ship::ready(Some(&store), plaintext)?;
                 Some((Arc::new(Ship::new(w.lag())), remote, plaintext))
             }
             None => None,

@@ -107,23 +107,28 @@ pub(crate) fn check_pack(id: &PackId, bytes: &[u8], what: &str) -> Result<()> {
     crate::format::pack::decode_pack(bytes).map(|_| ())
 }
 
+/// A store with no recipient mirrors only when a plaintext copy is allowed.
+fn unsealed(plaintext: bool) -> Result<()> {
+    match plaintext {
+        true => Ok(()),
+        false => Err(Error::Refused {
+            message: "the store has no recipient to encrypt to, so anyone who can read the bucket could read this copy; add one (`snap key generate`) or allow a plaintext copy".into(),
+            option: "plaintext",
+        }),
+    }
+}
+
 /// The codec new objects for this store are sealed with.
-fn push_codec(store: &Store, state: &State, plaintext: bool) -> Result<(Codec, Vec<String>)> {
+fn push_codec(store: &Store, naming: [u8; 32], plaintext: bool) -> Result<(Codec, Vec<String>)> {
     let recipients = state::recipients(store)?;
     if recipients.is_empty() {
-        if !plaintext {
-            return Err(Error::Refused {
-                message: "the store has no recipient to encrypt to, so anyone who can read the bucket could read this copy; add one (`snap key generate`) or allow a plaintext copy".into(),
-                option: "plaintext",
-            });
-        }
-        return Ok((Codec::Plain, recipients));
+        return unsealed(plaintext).map(|_| (Codec::Plain, recipients));
     }
     let parsed = crypt::parse_recipients(&recipients.join("\n"), "recipients")?;
     let codec = Codec::Age {
         recipients: parsed,
         identities: Vec::new(),
-        naming: state.naming,
+        naming,
         others: Vec::new(),
     };
     Ok((codec, recipients))
@@ -141,7 +146,7 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
         ..Default::default()
     };
     let mut state = State::load(store, &remote.url)?;
-    let (codec, recipients) = push_codec(store, &state, opts.plaintext)?;
+    let (codec, recipients) = push_codec(store, state.naming, opts.plaintext)?;
     settle(
         store,
         remote,

@@ -18,6 +18,16 @@ pub const LAG: Duration = Duration::from_secs(10);
 /// bucket, one request); the runs between trust the local state.
 pub const PROBE: Duration = Duration::from_secs(600);
 
+/// Whether `store` can ship at all (checked before a watch starts, so a
+/// store with no recipient is one clear error, not a failed run a second).
+/// Without a store (none yet), there is no recipient.
+pub fn ready(store: Option<&Store>, plaintext: bool) -> crate::error::Result<()> {
+    match store {
+        Some(store) => super::push_codec(store, [0; 32], plaintext).map(|_| ()),
+        None => super::unsealed(plaintext),
+    }
+}
+
 /// What one ship run did.
 pub enum Shipped {
     /// Sent; the report says what.
