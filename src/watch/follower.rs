@@ -41,7 +41,13 @@ pub struct Follower {
     rollback: Option<([u8; 4], u64)>,
     /// The last look was put off (the store was busy).
     pub put_off: bool,
+    /// Points recorded since the index was last compacted.
+    since_compaction: u32,
 }
+
+/// Points between two compactions of the index (5 minutes at a point a
+/// second; about 0.1 s for the index of a 10 GiB database).
+const COMPACT_EVERY: u32 = 300;
 
 impl Follower {
     pub fn new(path: PathBuf, last: Option<Last>) -> Follower {
@@ -60,6 +66,7 @@ impl Follower {
             unpositioned: false,
             rollback: None,
             put_off: false,
+            since_compaction: 0,
         }
     }
 
@@ -145,7 +152,7 @@ impl Follower {
         if change == Change::Nothing {
             return Ok(Looked::Nothing);
         }
-        let index = store.open_index(lock)?;
+        let mut index = store.open_index(lock)?;
         let full_read = match &change {
             Change::Unknown(why) => Some(why.clone()),
             _ => None,
@@ -168,7 +175,16 @@ impl Follower {
             journal_mode: mode.to_ascii_lowercase(),
             identity,
         };
+        let whole = spec.point.full_read.is_some();
         let written = point::write(store, &index, spec)?;
+        // The index's copy-on-write commits leave freed pages behind: they
+        // are compacted after a full read and every `COMPACT_EVERY` points,
+        // so a take (which compacts) finds little to move.
+        self.since_compaction += 1;
+        if whole || self.since_compaction >= COMPACT_EVERY {
+            self.since_compaction = 0;
+            let _ = index.compact();
+        }
         Ok(self.recorded(written, wal, seen, log))
     }
 
