@@ -255,3 +255,71 @@ fn a_watch_that_could_not_seal_its_points_is_refused_before_it_starts() {
         "nothing is created"
     );
 }
+
+/// Kills of the watcher while it ships (a lag of 0.4 s: a run is nearly
+/// always under way): the bucket always verifies, and every point in it
+/// restores, from the bucket alone, to a state that existed.
+#[test]
+fn a_watcher_killed_while_it_ships_leaves_a_bucket_that_verifies() {
+    let kills: u64 = std::env::var("SNAP_SHIP_KILLS").map_or(6, |k| k.parse().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, bucket) = (tmp.path().join("store"), tmp.path().join("bucket"));
+    let url = format!("file://{}", bucket.display());
+    snap_ok(&store, &["init"]);
+    let db = tmp.path().join("ledger.db");
+    let mut w = ledger::start("writer_process", &db, 200, "");
+    std::thread::sleep(Duration::from_millis(300));
+    let args = [
+        "--plaintext",
+        "--lag-seconds",
+        "0.4",
+        "--interval-ms",
+        "100",
+    ];
+    for k in 0..kills {
+        let mut watch = watcher("", &store, &db, &url, &args);
+        std::thread::sleep(Duration::from_millis(700 + (k * 397) % 900));
+        let _ = watch.kill();
+        let _ = watch.wait();
+        snap_ok(&store, &["verify", "--remote", &url]);
+    }
+    w.kill();
+    let points = common::snap_json(&store, &["list", "--remote", &url]);
+    let points = points.as_array().unwrap();
+    assert!(
+        points.len() > kills as usize,
+        "{} points in the bucket",
+        points.len()
+    );
+    let step = points.len().div_ceil(12);
+    for p in points.iter().step_by(step).chain(points.last()) {
+        let id = p["id"].as_str().unwrap();
+        let to = tmp.path().join("r");
+        let _ = std::fs::remove_dir_all(&to);
+        let nowhere = tmp.path().join("no-store");
+        ok(snap_at(
+            "",
+            &nowhere,
+            &[
+                "restore",
+                "--remote",
+                &url,
+                id,
+                "--to",
+                to.to_str().unwrap(),
+            ],
+        ));
+        ledger::check(&to.join("ledger.db")).unwrap_or_else(|e| panic!("point {id}: {e}"));
+    }
+    // What the killed runs left is completed by the next; nothing is lost.
+    snap_ok(&store, &["mirror", "--remote", &url, "--plaintext"]);
+    let local = common::snap_json(&store, &["list", "--points"])
+        .as_array()
+        .unwrap()
+        .len();
+    let remote = common::snap_json(&store, &["list", "--remote", &url])
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(local, remote, "every point is in the bucket after a mirror");
+}
