@@ -13,6 +13,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHand
 use std::collections::HashMap;
 use std::path::Path;
 
+mod rows;
+use rows::{decode_row, encode_row, ROW};
+
 /// Layout 2: a row names its pack by number (4 bytes, not its 32-byte id),
 /// 53 bytes a row instead of 81 (DESIGN.md, "The index").
 const CHUNKS: TableDefinition<[u8; 32], [u8; ROW]> = TableDefinition::new("chunk_rows");
@@ -28,50 +31,12 @@ const NEXT_PACK: &str = "next_pack";
 /// The chunk table of layout 1 (the pack id in every row): an index that has
 /// it was written by an older snap, and is rebuilt (it is a cache).
 const LEGACY: &str = "chunks";
-const ROW: usize = 21;
 
 /// Where a chunk's entry is: its pack and its header record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
     pub pack: PackId,
     pub entry: PackEntry,
-}
-
-fn encode_row(pack: u32, e: &PackEntry) -> [u8; ROW] {
-    let mut v = [0u8; ROW];
-    v[..4].copy_from_slice(&pack.to_le_bytes());
-    v[4..12].copy_from_slice(&e.offset.to_le_bytes());
-    v[12..16].copy_from_slice(&e.length.to_le_bytes());
-    v[16..20].copy_from_slice(&e.raw_length.to_le_bytes());
-    v[20] = e.kind as u8;
-    v
-}
-
-/// A row's pack number and entry kind are checked, never guessed: an unknown
-/// one is corrupt.
-fn decode_row(id: ChunkId, v: &[u8; ROW], packs: &HashMap<u32, PackId>) -> Result<Location> {
-    let bad = |what: String| {
-        Error::corrupt(
-            format!("index row of chunk {id}"),
-            format!("{what} (`snap repair index` rebuilds the index)"),
-        )
-    };
-    let kind =
-        EntryKind::from_u8(v[20]).ok_or_else(|| bad(format!("unknown entry kind {}", v[20])))?;
-    let number = u32::from_le_bytes(v[..4].try_into().expect("4 bytes"));
-    let pack = *packs
-        .get(&number)
-        .ok_or_else(|| bad(format!("unknown pack number {number}")))?;
-    Ok(Location {
-        pack,
-        entry: PackEntry {
-            kind,
-            id,
-            offset: u64::from_le_bytes(v[4..12].try_into().expect("8 bytes")),
-            length: u32::from_le_bytes(v[12..16].try_into().expect("4 bytes")),
-            raw_length: u32::from_le_bytes(v[16..20].try_into().expect("4 bytes")),
-        },
-    })
 }
 
 /// The number of `pack`, recorded (with a new number) if it is not yet.
