@@ -13,6 +13,7 @@ mod log;
 mod mirror;
 mod mount;
 mod out;
+mod process;
 mod progress;
 mod recover;
 mod restore;
@@ -275,58 +276,43 @@ fn default_store() -> Result<PathBuf> {
         .join("snap"))
 }
 
-/// Runs the command line; returns the exit code for a run that completed.
-pub fn run() -> Result<u8> {
-    let cli = Cli::parse();
-    if cli.command.reads_in_bulk() {
-        alloc::tune_malloc();
-    }
-    if cli.command.takes() {
-        alloc::limit_arenas();
-    }
-    if cli.command.prints_only_locally() {
-        // Like any Unix tool: `snap list | head -1` ends quietly when head
-        // closes the pipe. Commands that talk to a remote keep Rust's default
-        // (SIGPIPE ignored), so a closed socket is an error, not a death.
-        // SAFETY: restoring the default disposition of a signal at start-up,
-        // before any thread is spawned.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
-    }
-    if cli.command.stops_at_safe_points() {
-        let flag = snap::cancel::flag();
-        let hurry = cli.command.second_signal_ends_it();
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            if hurry {
-                signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
-            }
-            signal_hook::flag::register(sig, flag.clone())?;
-        }
-    }
-    let config_path = snap::config::Config::locate(cli.config.as_deref());
-    let config = match &config_path {
-        Some(path) => Some(snap::config::Config::load(path)?),
-        None => None,
-    };
-    // Every way of naming a store names the same thing: `take` creates it
-    // on first use and says which it used; other commands need it to exist.
+/// The store a command uses, and how it was named. Every way of naming a
+/// store names the same thing: `take` creates it on first use and says
+/// which it used; other commands need it to exist.
+fn which_store(
+    named: Option<PathBuf>,
+    config_path: Option<&std::path::Path>,
+    config: Option<&snap::config::Config>,
+) -> Result<(PathBuf, String)> {
     let env_store = std::env::var_os("SNAP_STORE")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
-    let configured = config.as_ref().and_then(|c| c.store.clone());
-    let (store_path, store_origin) = match (cli.store, env_store, configured) {
+    let configured = config.and_then(|c| c.store.clone());
+    Ok(match (named, env_store, configured) {
         (Some(s), _, _) => (s, "named by --store".to_string()),
         (None, Some(s), _) => (s, "named by $SNAP_STORE".into()),
         (None, None, Some(s)) => {
-            let from = config_path.as_deref().unwrap_or(std::path::Path::new("?"));
+            let from = config_path.unwrap_or(std::path::Path::new("?"));
             (s, format!("named by the config {}", from.display()))
         }
         (None, None, None) => (
             default_store()?,
             "the default store: no --store, $SNAP_STORE or configured store".into(),
         ),
+    })
+}
+
+/// Runs the command line; returns the exit code for a run that completed.
+pub fn run() -> Result<u8> {
+    let cli = Cli::parse();
+    process::prepare(&cli.command)?;
+    let config_path = snap::config::Config::locate(cli.config.as_deref());
+    let config = match &config_path {
+        Some(path) => Some(snap::config::Config::load(path)?),
+        None => None,
     };
+    let (store_path, store_origin) =
+        which_store(cli.store, config_path.as_deref(), config.as_ref())?;
     let ctx = Ctx {
         json: cli.json,
         quiet: cli.quiet,
