@@ -134,13 +134,7 @@ fn every_commit_older_than_the_lag_restores_from_the_bucket_alone() {
 
 #[test]
 fn a_ship_creates_few_objects_and_a_bundled_pack_is_repaired_from_its_range() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (store, bucket) = (tmp.path().join("store"), tmp.path().join("bucket"));
-    let url = format!("file://{}", bucket.display());
-    snap_ok(&store, &["init"]);
-    let db = tmp.path().join("ledger.db");
-    let mut w = ledger::start("writer_process", &db, 200, "");
-    std::thread::sleep(Duration::from_millis(300));
+    let (_tmp, store, bucket, url, db, mut w) = beside_a_writer();
     // A lag of 2 s: a run is due when the oldest waiting point is 1 s old.
     let args = [
         "--plaintext",
@@ -213,6 +207,26 @@ fn a_ship_creates_few_objects_and_a_bundled_pack_is_repaired_from_its_range() {
     assert_eq!(remote.as_array().unwrap().len(), points);
 }
 
+/// A store, a `file://` bucket (path and URL) and a ledger database that a
+/// writer commits to 200 times a second.
+fn beside_a_writer() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+    std::path::PathBuf,
+    ledger::Writer,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, bucket) = (tmp.path().join("store"), tmp.path().join("bucket"));
+    let url = format!("file://{}", bucket.display());
+    snap_ok(&store, &["init"]);
+    let db = tmp.path().join("ledger.db");
+    let w = ledger::start("writer_process", &db, 200, "");
+    std::thread::sleep(Duration::from_millis(300));
+    (tmp, store, bucket, url, db, w)
+}
+
 fn walk(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| {
         d.flatten()
@@ -262,13 +276,7 @@ fn a_watch_that_could_not_seal_its_points_is_refused_before_it_starts() {
 #[test]
 fn a_watcher_killed_while_it_ships_leaves_a_bucket_that_verifies() {
     let kills: u64 = std::env::var("SNAP_SHIP_KILLS").map_or(6, |k| k.parse().unwrap());
-    let tmp = tempfile::tempdir().unwrap();
-    let (store, bucket) = (tmp.path().join("store"), tmp.path().join("bucket"));
-    let url = format!("file://{}", bucket.display());
-    snap_ok(&store, &["init"]);
-    let db = tmp.path().join("ledger.db");
-    let mut w = ledger::start("writer_process", &db, 200, "");
-    std::thread::sleep(Duration::from_millis(300));
+    let (tmp, store, _bucket, url, db, mut w) = beside_a_writer();
     let args = [
         "--plaintext",
         "--lag-seconds",

@@ -128,10 +128,22 @@ impl Metrics {
     }
 }
 
+/// A series: name, kind, help, and its value for one row.
+type Series<T> = (&'static str, &'static str, &'static str, fn(&T) -> f64);
+
+/// Each series with its value for every row (its labels, its counters).
+fn write_series<T>(out: &mut String, series: &[Series<T>], rows: Vec<(String, &T)>) {
+    for (name, kind, help, value) in series {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, row) in &rows {
+            out.push_str(&format!("{name}{{{labels}}} {}\n", value(row)));
+        }
+    }
+}
+
 /// The textfile's text.
 fn render(dbs: &BTreeMap<(String, String), Db>, ships: &BTreeMap<String, Ship>) -> String {
-    type Series = (&'static str, &'static str, &'static str, fn(&Db) -> f64);
-    let series: [Series; 5] = [
+    let series: [Series<Db>; 5] = [
         (
             "snap_watch_points_total",
             "counter",
@@ -164,17 +176,11 @@ fn render(dbs: &BTreeMap<(String, String), Db>, ships: &BTreeMap<String, Ship>) 
         ),
     ];
     let mut out = String::new();
-    for (name, kind, help, value) in series {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for ((watch, path), d) in dbs {
-            out.push_str(&format!(
-                "{name}{{watch={watch:?},path={path:?}}} {}\n",
-                value(d)
-            ));
-        }
-    }
-    type ShipSeries = (&'static str, &'static str, &'static str, fn(&Ship) -> f64);
-    let series: [ShipSeries; 3] = [
+    let rows = dbs
+        .iter()
+        .map(|((watch, path), d)| (format!("watch={watch:?},path={path:?}"), d));
+    write_series(&mut out, &series, rows.collect());
+    let series: [Series<Ship>; 3] = [
         (
             "snap_watch_ship_runs_total",
             "counter",
@@ -194,11 +200,9 @@ fn render(dbs: &BTreeMap<(String, String), Db>, ships: &BTreeMap<String, Ship>) 
             |s| s.last_ok,
         ),
     ];
-    for (name, kind, help, value) in series {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (watch, s) in ships {
-            out.push_str(&format!("{name}{{watch={watch:?}}} {}\n", value(s)));
-        }
-    }
+    let rows = ships
+        .iter()
+        .map(|(watch, s)| (format!("watch={watch:?}"), s));
+    write_series(&mut out, &series, rows.collect());
     out
 }

@@ -160,7 +160,7 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
     // durable by then (take's order), so it is among the packs sent below.
     let records = store.snapshot_ids()?;
     let plan = packs::plan_packs(store, &codec, &state, opts.bundle, &mut report)?;
-    push::hold(store, remote, &codec, &mut state, &plan)?;
+    push::hold(remote, &codec, &mut state, &plan)?;
     let damaged = packs::send(store, remote, &codec, &mut state, plan, &mut report)?;
     // Records go last: a record is sent only when every pack it needs is
     // on the remote; one that needs a pack damaged here is held back.

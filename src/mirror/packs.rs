@@ -21,6 +21,8 @@ pub(super) struct PackPlan {
     bundles: Vec<Bundle>,
     /// Packs that cannot be sent (damaged here).
     pub failed: HashSet<PackId>,
+    /// Every pack the store held when it was planned (the hold names them).
+    pub(super) held: Vec<PackId>,
     total: u64,
 }
 
@@ -70,6 +72,7 @@ pub(super) fn plan_packs(
     let mut plan = PackPlan::default();
     let mut small: Vec<(PackId, PathBuf, u64)> = Vec::new();
     for (id, path) in store.pack_files()? {
+        plan.held.push(id);
         if state.pack_sent(&id) {
             report.packs_already_there += 1;
             continue;

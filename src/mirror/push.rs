@@ -208,7 +208,6 @@ const FULL_HOLD_EVERY: u128 = 3600 * 1_000_000_000;
 /// send the whole list), and a run that sends none writes none: every pack
 /// the store holds was named by a hold of the chain before it was sent.
 pub(super) fn hold(
-    store: &Store,
     remote: &Remote,
     codec: &Codec,
     state: &mut State,
@@ -218,7 +217,7 @@ pub(super) fn hold(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    let held: Vec<PackId> = store.pack_files()?.into_iter().map(|(id, _)| id).collect();
+    let held = &plan.held;
     let planned: HashSet<PackId> = plan.planned().collect();
     // The packs held at the last hold, less those let go since.
     let kept = super::state::packs_digest(held.iter().filter(|id| !planned.contains(id)));
