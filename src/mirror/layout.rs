@@ -12,9 +12,13 @@
 //! batches/<64 hex>[.json]     several records in one object (a JSON array of
 //!                             each record's text), named like a record by the
 //!                             (keyed) hash of its plain bytes
-//! holds/<20 digits>-<8 hex>   sealed: the packs a mirroring store still holds
+//! holds/<20 digits>-<8 hex>-<16 hex writer>
+//!                             sealed: the packs a mirroring store still holds
 //!                             (a JSON list of names), or those it added since
-//!                             the hold `base` ({"base": KEY, "names": [...]})
+//!                             the hold `base` ({"base": KEY, "names": [...]});
+//!                             one chain per writer (a store's state of this
+//!                             remote), so stores sharing a prefix keep each
+//!                             other's packs
 //! ```
 
 use crate::id::PackId;
@@ -120,8 +124,15 @@ pub(crate) fn keys_key(recipients: &[String], naming: &[u8; 32]) -> String {
 }
 
 /// A new hold's key: its time first, so keys sort by age.
-pub(crate) fn hold_key(nanos: u128, salt: &[u8; 32]) -> String {
-    format!("{HOLDS}{nanos:020}-{}", &hex::encode(salt)[..8])
+pub(crate) fn hold_key(nanos: u128, salt: &[u8; 32], writer: &str) -> String {
+    format!("{HOLDS}{nanos:020}-{}-{writer}", &hex::encode(salt)[..8])
+}
+
+/// The writer a hold key belongs to: the 16 hex after its salt, or "" for
+/// a hold written before holds named their writer (one chain, as then).
+pub(crate) fn hold_writer(key: &str) -> &str {
+    let name = key.strip_prefix(HOLDS).unwrap_or(key);
+    name.splitn(3, '-').nth(2).unwrap_or("")
 }
 
 /// A hold's contents: every name, or the names added since hold `base`.

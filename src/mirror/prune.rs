@@ -178,11 +178,13 @@ fn forget_in_batches(
     Ok(())
 }
 
-/// Every pack named by the newest hold on the remote (and the holds it adds
-/// to, back to a full one), and the other holds' keys (superseded). The
-/// newest is enough: a future record of the store names only packs it holds
-/// then, which are in its newest hold's chain or were created after it (and
-/// so were not listed by this gc; see `gc_remote`).
+/// Every pack named by each writer's newest hold on the remote (and the
+/// holds it adds to, back to a full one), and the other holds' keys
+/// (superseded). The newest is enough: a future record of a store names
+/// only packs it holds then, which are in its newest hold's chain or were
+/// created after it (and so were not listed by this gc; see `gc_remote`).
+/// Each writer (a store's state of this remote) has its own chain, so two
+/// stores mirroring into one prefix keep each other's packs.
 fn read_holds(remote: &Remote, opened: &Opened) -> Result<(HashSet<PackId>, Vec<String>)> {
     let mut keys: Vec<String> = remote
         .list(layout::HOLDS)?
@@ -190,10 +192,36 @@ fn read_holds(remote: &Remote, opened: &Opened) -> Result<(HashSet<PackId>, Vec<
         .map(|(k, _)| k)
         .collect();
     keys.sort();
+    let mut newest: HashMap<&str, &String> = HashMap::new();
+    for key in &keys {
+        newest.insert(layout::hold_writer(key), key);
+    }
+    // Holds of a snap older than writer ids form one chain; once a store
+    // writes tagged holds after them (an upgrade), its chain replaces it.
+    if let Some(legacy) = newest.get("").copied() {
+        if newest.iter().any(|(w, k)| !w.is_empty() && *k > legacy) {
+            newest.remove("");
+        }
+    }
     let mut held = HashSet::new();
     let mut chain = HashSet::new();
-    let mut next = keys.last().cloned();
-    // The newest hold, and the holds it was added to, back to a full one.
+    for key in newest.into_values() {
+        read_chain(remote, opened, key.clone(), &mut chain, &mut held)?;
+    }
+    keys.retain(|k| !chain.contains(k));
+    Ok((held, keys))
+}
+
+/// Adds the packs named by hold `key` and the holds it adds to, back to a
+/// full one, to `held`, and their keys to `chain`.
+fn read_chain(
+    remote: &Remote,
+    opened: &Opened,
+    key: String,
+    chain: &mut HashSet<String>,
+    held: &mut HashSet<PackId>,
+) -> Result<()> {
+    let mut next = Some(key);
     while let Some(key) = next.take() {
         if !chain.insert(key.clone()) {
             return Err(Error::corrupt(
@@ -226,6 +254,5 @@ fn read_holds(remote: &Remote, opened: &Opened) -> Result<(HashSet<PackId>, Vec<
             held.insert(PackId(b));
         }
     }
-    keys.retain(|k| !chain.contains(k));
-    Ok((held, keys))
+    Ok(())
 }

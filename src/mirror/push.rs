@@ -244,7 +244,7 @@ pub(super) fn hold(
         }
     };
     let plain = serde_json::to_vec(&hold).expect("hold encodes");
-    let key = layout::hold_key(nanos, &super::crypt::random_key());
+    let key = layout::hold_key(nanos, &super::crypt::random_key(), &state.writer()?);
     remote.put_new(&key, codec.seal(&plain)?)?;
     state.set_hold(&key, full_at, &digest)
 }

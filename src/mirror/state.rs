@@ -12,7 +12,8 @@
 //!                                    bundle BUNDLE (its bytes at BASE), `r ID` record,
 //!                                    `H KEY NS DIGEST` the newest hold, when the
 //!                                    last full one was written, and a digest
-//!                                    of the packs held then
+//!                                    of the packs held then, `w HEX` this
+//!                                    state's writer id (its holds' chain)
 //! ```
 //!
 //! Invariant: a line is written only after its object was created (or found
@@ -237,6 +238,21 @@ impl State {
             f.next()?.parse().ok()?,
             f.next()?.to_string(),
         ))
+    }
+
+    /// This state's writer id (16 hex, random, noted before the first hold
+    /// that carries it): remote gc keeps the newest hold chain of every
+    /// writer, so two stores (or two states) that mirror into one prefix
+    /// never let go of each other's packs.
+    pub fn writer(&mut self) -> Result<String> {
+        if let Some(w) = self.sent.range("w ".to_string()..).next() {
+            if let Some(hex) = w.strip_prefix("w ") {
+                return Ok(hex.to_string());
+            }
+        }
+        let hex = hex::encode(&crypt::random_key()[..8]);
+        self.note([format!("w {hex}")])?;
+        Ok(hex)
     }
 
     /// Notes hold `key` as the newest (see `last_hold`).
