@@ -108,6 +108,33 @@ pub struct RemoteConfig {
     /// The identity (private key) file that opens this remote, on a host
     /// that prunes, verifies or restores from it (never on the backed-up one).
     pub identity_file: Option<String>,
+    /// A fleet bucket: this store mirrors into `hosts/<its store id>/`,
+    /// and an operator sees every host's (`snap fleet status`).
+    #[serde(default)]
+    pub fleet: bool,
+    /// A fleet's budget: `fleet status` fails for a host whose newest
+    /// record or last mirror is older (`26h`, `90m`).
+    pub max_age: Option<String>,
+    /// Budgets of single hosts, by host name or store id.
+    #[serde(default)]
+    pub host_max_age: BTreeMap<String, String>,
+}
+
+impl RemoteConfig {
+    /// The fleet budgets it names.
+    pub fn fleet_options(&self) -> Result<crate::fleet::FleetOptions> {
+        let parse = |t: &String| {
+            humantime::parse_duration(t).map_err(|e| Error::Invalid(format!("max_age {t:?}: {e}")))
+        };
+        Ok(crate::fleet::FleetOptions {
+            max_age: self.max_age.as_ref().map(parse).transpose()?,
+            budgets: self
+                .host_max_age
+                .iter()
+                .map(|(h, t)| Ok((h.clone(), parse(t)?)))
+                .collect::<Result<_>>()?,
+        })
+    }
 }
 
 /// What a job does.
@@ -266,6 +293,8 @@ impl Config {
             if let Some(p) = &r.policy {
                 check_policy(p)?;
             }
+            r.fleet_options()
+                .map_err(|e| at(r.url.span().start, e.to_string()))?;
         }
         for (name, w) in &config.watches {
             w.check(&config.remotes)
@@ -336,6 +365,16 @@ impl Config {
                     self.path.display()
                 ))
             })
+    }
+
+    /// Where this store (`store_id`) mirrors to remote `name_or_url`: its
+    /// URL, or in a fleet bucket its own prefix there.
+    pub fn mirror_url(&self, name_or_url: &str, store_id: &str) -> Result<String> {
+        let url = self.remote_url(name_or_url)?;
+        match self.remote(name_or_url).is_some_and(|r| r.fleet) {
+            true => Ok(crate::fleet::host_url(&url, store_id)),
+            false => Ok(url),
+        }
     }
 
     /// The remote named `name`, if configured.

@@ -50,6 +50,7 @@ pub mod cancel;
 pub mod chunker;
 pub mod diff;
 pub mod error;
+pub mod fleet;
 #[doc(hidden)]
 pub mod format;
 pub mod id;

@@ -68,3 +68,149 @@ fn two_stores_in_one_prefix_keep_each_others_packs_through_remote_gc() {
     let v = snap(&operator, &["verify", "--remote", &url]);
     assert!(v.status.success(), "{}", stderr(&v));
 }
+
+/// A host's store sealed to the operator's recipient (`recipients`).
+fn host_store(dir: &Path, name: &str, recipients: &Path) -> std::path::PathBuf {
+    let store = dir.join(name);
+    snap_ok(&store, &["init"]);
+    fs::create_dir_all(store.join("mirror")).unwrap();
+    fs::copy(recipients, store.join("mirror/recipients")).unwrap();
+    store
+}
+
+fn store_id(store: &Path) -> String {
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(store.join("config")).unwrap()).unwrap();
+    config["store_id"].as_str().unwrap().to_string()
+}
+
+// Two hosts (one hostname, as cloned VMs have) mirror into one bucket,
+// each into its own prefix; the operator, with no store of its own, sees
+// both from their catalogs, lists, restores, verifies and prunes each by
+// store id, and is told when one is over its budget.
+#[test]
+fn an_operator_sees_lists_restores_and_prunes_every_host_from_the_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let (operator_store, identity) = sealed_store(&dir.path().join("operator"));
+    let recipients = operator_store.join("mirror/recipients");
+    let bucket = format!("file://{}", dir.path().join("bucket").display());
+    let mut hosts = Vec::new();
+    for (n, name) in ["web", "worker"].iter().enumerate() {
+        let store = host_store(dir.path(), name, &recipients);
+        let data = dir.path().join(format!("data-{name}"));
+        make_tree(&data, n as u64 + 7, 1);
+        let mut ids = Vec::new();
+        for day in 0..3 {
+            ids.push(take(&store, &data, day));
+            snap_ok(&store, &["mirror", "--remote", &bucket, "--fleet"]);
+        }
+        hosts.push((store_id(&store), data, ids));
+    }
+    // Status lists hosts by store id.
+    hosts.sort_by(|a, b| a.0.cmp(&b.0));
+    let env = [("SNAP_IDENTITY_FILE", identity.as_str())];
+    let nowhere = dir.path().join("no-store");
+    let status = snap_env(
+        &env,
+        &nowhere,
+        &["--json", "fleet", "status", "--remote", &bucket],
+    );
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["hosts"].as_array().unwrap().len(), 2, "{v}");
+    for (h, (id, data, ids)) in v["hosts"].as_array().unwrap().iter().zip(&hosts) {
+        assert_eq!(h["store_id"], id.as_str());
+        let path = std::path::absolute(data).unwrap();
+        let newest = &h["paths"][0];
+        assert_eq!(newest["path"], path.to_str().unwrap(), "{h}");
+        assert_eq!(newest["id"], ids[2].as_str(), "{h}");
+        assert_eq!(h["summary"]["records"], 3, "{h}");
+    }
+    // Two requests a host, and one to find them.
+    assert_eq!(v["requests"], 5, "{v}");
+    // A host name two hosts share is refused, naming both store ids.
+    let hostname = v["hosts"][0]["host"].as_str().unwrap().to_string();
+    let both = snap_env(
+        &env,
+        &nowhere,
+        &["list", "--remote", &bucket, "--fleet", "--host", &hostname],
+    );
+    assert_eq!(both.status.code(), Some(2));
+    assert!(stderr(&both).contains(&hosts[1].0), "{}", stderr(&both));
+    // By store id (a prefix will do): list, restore, verify, prune.
+    let (id, data, ids) = &hosts[1];
+    let host = &id[..8];
+    let fleet = ["--remote", bucket.as_str(), "--fleet", "--host", host];
+    let listed = snap_env(&env, &nowhere, &[&["--json", "list"], &fleet[..]].concat());
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    let out = dir.path().join("restored");
+    let restore = [
+        &["restore"],
+        &fleet[..],
+        &["latest", "--to", out.to_str().unwrap()],
+    ]
+    .concat();
+    ok(snap_env(&env, &nowhere, &restore));
+    assert_eq!(
+        fingerprint(&out.join(data.file_name().unwrap())),
+        fingerprint(data)
+    );
+    ok(snap_env(
+        &env,
+        &nowhere,
+        &[&["verify"], &fleet[..]].concat(),
+    ));
+    ok(snap_env(
+        &env,
+        &nowhere,
+        &[&["gc"], &fleet[..], &["--keep-last", "1"]].concat(),
+    ));
+    let listed = snap_env(&env, &nowhere, &[&["--json", "list"], &fleet[..]].concat());
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["id"], ids[2].as_str(), "{listed}");
+    // gc left the host one catalog, without the forgotten records.
+    let catalogs = dir.path().join(format!("bucket/hosts/{id}/catalogs"));
+    assert_eq!(fs::read_dir(&catalogs).unwrap().count(), 1);
+    // The other host was not touched.
+    let other = [
+        "--remote",
+        bucket.as_str(),
+        "--fleet",
+        "--host",
+        &hosts[0].0[..8],
+    ];
+    let listed = snap_env(&env, &nowhere, &[&["--json", "list"], &other[..]].concat());
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    // Over budget: exit 7, and the textfile says which host.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let textfile = dir.path().join("fleet.prom");
+    let over = snap_env(
+        &env,
+        &nowhere,
+        &[
+            "fleet",
+            "status",
+            "--remote",
+            &bucket,
+            "--max-age",
+            "1s",
+            "--textfile",
+            textfile.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(over.status.code(), Some(7), "{}", stderr(&over));
+    let prom = fs::read_to_string(&textfile).unwrap();
+    assert!(
+        prom.contains(&format!(
+            "snap_fleet_over_budget{{store_id=\"{}\"",
+            hosts[0].0
+        )),
+        "{prom}"
+    );
+    // Without the identity, the catalogs cannot be opened: said, exit 7.
+    let blind = snap(&nowhere, &["fleet", "status", "--remote", &bucket]);
+    assert_eq!(blind.status.code(), Some(7), "{}", stderr(&blind));
+    assert!(String::from_utf8_lossy(&blind.stdout).contains("identity"));
+}

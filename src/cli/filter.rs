@@ -37,7 +37,7 @@ impl Filter {
                 .iter()
                 .map(std::path::absolute)
                 .collect::<std::io::Result<_>>()?,
-            hosts: self.hosts.clone(),
+            hosts: hosts(&self.hosts),
             tags: self.tags.clone(),
         })
     }
@@ -46,9 +46,17 @@ impl Filter {
 impl HostTag {
     pub fn selection(&self) -> snap::Selection {
         snap::Selection {
-            hosts: self.hosts.clone(),
+            hosts: hosts(&self.hosts),
             tags: self.tags.clone(),
             ..Default::default()
         }
+    }
+}
+
+/// The host filter: none when `--host` picks a fleet host's prefix instead.
+fn hosts(given: &[String]) -> Vec<String> {
+    match super::fleet::picks_host() {
+        true => Vec::new(),
+        false => given.to_vec(),
     }
 }

@@ -50,6 +50,9 @@ pub struct Args {
     /// they no longer need (the local store is left as it is)
     #[arg(long)]
     remote: Option<String>,
+    /// In a fleet bucket: the host whose snapshots to prune (host name or store id)
+    #[arg(long = "host", value_name = "HOST", requires = "remote")]
+    host: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -116,9 +119,22 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     };
     let report = match &args.remote {
         Some(r) => {
+            if args.host.is_some() && !super::fleet::picks_host() {
+                return Err(super::invalid(format!(
+                    "--host names a host of a fleet bucket, and {r} is not one (`fleet = true`, or --fleet)"
+                )));
+            }
             let local = ctx.open().ok();
             let (remote, opened) = super::mirror::opened(ctx, r)?;
-            snap::mirror::gc_remote(remote, &opened, local.as_ref(), &opts)?
+            let report = snap::mirror::gc_remote(remote.clone(), &opened, local.as_ref(), &opts)?;
+            if !opts.dry_run {
+                // The forgotten records leave the host's catalogs too.
+                let forgotten = report.plan.decisions.iter().filter(|d| !d.keep);
+                let forgotten = forgotten.map(|d| d.id.clone()).collect();
+                let ids = super::mirror::identities(ctx, r)?;
+                snap::fleet::compact(&remote, &ids, &forgotten)?;
+            }
+            report
         }
         None => snap::gc::gc(&ctx.open()?, &opts)?,
     };

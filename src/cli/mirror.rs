@@ -62,7 +62,7 @@ fn remote_spec(ctx: &Ctx, given: Option<String>) -> Result<String> {
 
 /// The identities for remote `spec`: --identity, the remote's
 /// `identity_file`, or the environment.
-fn identities(ctx: &Ctx, spec: &str) -> Result<Vec<age::x25519::Identity>> {
+pub(super) fn identities(ctx: &Ctx, spec: &str) -> Result<Vec<age::x25519::Identity>> {
     let configured = ctx
         .config
         .as_ref()

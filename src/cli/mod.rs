@@ -4,6 +4,7 @@ mod alloc;
 mod chart;
 mod diff;
 mod filter;
+mod fleet;
 mod gc;
 mod help;
 mod jobs;
@@ -59,6 +60,10 @@ pub struct Cli {
     /// [default: the remote's `identity_file`, $SNAP_IDENTITY_FILE, $SNAP_IDENTITY]
     #[arg(long, global = true, value_name = "FILE")]
     identity: Option<PathBuf>,
+    /// The remote is a fleet bucket: this store mirrors into its own
+    /// prefix there (hosts/STORE_ID/), and --host names the host to read
+    #[arg(long, global = true)]
+    fleet: bool,
     /// No progress bars, no waiting messages
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
@@ -124,6 +129,11 @@ enum Command {
     Daemon(jobs::DaemonArgs),
     /// Last run of each job; whether anything is overdue or failing
     Status,
+    /// Many hosts mirroring into one bucket: the operator's view
+    Fleet {
+        #[command(subcommand)]
+        what: fleet::FleetCmd,
+    },
     /// Write systemd units or a crontab block that run the configured jobs
     Schedule {
         #[command(subcommand)]
@@ -156,58 +166,6 @@ enum Repair {
     Packs(mirror::RepairArgs),
 }
 
-impl Command {
-    /// Reads and writes whole stores or snapshots in big buffers (see
-    /// `tune_malloc`); `take` is left out, where it cost peak memory.
-    fn reads_in_bulk(&self) -> bool {
-        matches!(
-            self,
-            Command::Restore(_) | Command::Mirror(_) | Command::Clone(_) | Command::Verify(_)
-        )
-    }
-
-    /// Captures data (a take, or jobs that take).
-    fn takes(&self) -> bool {
-        matches!(
-            self,
-            Command::Take(_) | Command::Run(_) | Command::Daemon(_)
-        )
-    }
-
-    /// Stops at a safe point on SIGINT or SIGTERM (a second signal ends it
-    /// at once); the others die at once, which their crash safety allows.
-    fn stops_at_safe_points(&self) -> bool {
-        matches!(
-            self,
-            Command::Take(_)
-                | Command::Restore(_)
-                | Command::Recover(_)
-                | Command::Mount(_)
-                | Command::Watch(_)
-        )
-    }
-
-    /// A second signal ends it at once. Not a mount: one signal often
-    /// arrives twice (`timeout` sends it to the process and to its group),
-    /// and a mount that dies mounted leaves a dead mount point behind.
-    fn second_signal_ends_it(&self) -> bool {
-        !matches!(self, Command::Mount(_))
-    }
-
-    /// No network: a closed stdout may end the process (SIGPIPE).
-    fn prints_only_locally(&self) -> bool {
-        let argv: Vec<String> = std::env::args().collect();
-        let remote = argv
-            .iter()
-            .any(|a| a == "--remote" || a.starts_with("--remote="));
-        !remote
-            && !matches!(
-                self,
-                Command::Mirror(_) | Command::Clone(_) | Command::Run(_) | Command::Daemon(_)
-            )
-    }
-}
-
 pub struct Ctx {
     pub json: bool,
     pub quiet: bool,
@@ -218,6 +176,8 @@ pub struct Ctx {
     pub store_origin: String,
     pub config: Option<snap::config::Config>,
     pub identity: Option<PathBuf>,
+    /// `--fleet`: a remote given by URL is a fleet bucket.
+    pub fleet: bool,
 }
 
 impl Ctx {
@@ -228,12 +188,10 @@ impl Ctx {
         })
     }
 
-    /// A remote URL from a configured name or a URL.
+    /// A remote URL from a configured name or a URL (in a fleet bucket,
+    /// the prefix of the host `--host` names, or of this store).
     pub fn remote_url(&self, spec: &str) -> Result<String> {
-        if spec.contains("://") {
-            return Ok(spec.to_string());
-        }
-        Ok(self.config()?.remote_url(spec)?)
+        fleet::remote_url(self, spec)
     }
 
     /// The store, reporting progress to the terminal; an in-place restore
@@ -322,7 +280,9 @@ pub fn run() -> Result<u8> {
         store_origin,
         config,
         identity: cli.identity,
+        fleet: cli.fleet,
     };
+    fleet::note_host(&ctx);
     match cli.command {
         Command::Init { pack_size } => {
             let mut config = snap::StoreConfig::default();
@@ -366,6 +326,7 @@ pub fn run() -> Result<u8> {
         Command::Run(args) => jobs::run(&ctx, args),
         Command::Daemon(args) => jobs::daemon(&ctx, args),
         Command::Status => jobs::status(&ctx),
+        Command::Fleet { what } => fleet::run(&ctx, what),
         Command::Schedule { what } => jobs::schedule(&ctx, what),
         Command::Repair {
             what: Repair::Index,

@@ -35,3 +35,61 @@ pub fn prepare(command: &Command) -> Result<()> {
     }
     Ok(())
 }
+
+impl super::Command {
+    /// Reads and writes whole stores or snapshots in big buffers (see
+    /// `tune_malloc`); `take` is left out, where it cost peak memory.
+    fn reads_in_bulk(&self) -> bool {
+        matches!(
+            self,
+            super::Command::Restore(_)
+                | super::Command::Mirror(_)
+                | super::Command::Clone(_)
+                | super::Command::Verify(_)
+        )
+    }
+
+    /// Captures data (a take, or jobs that take).
+    fn takes(&self) -> bool {
+        matches!(
+            self,
+            super::Command::Take(_) | super::Command::Run(_) | super::Command::Daemon(_)
+        )
+    }
+
+    /// Stops at a safe point on SIGINT or SIGTERM (a second signal ends it
+    /// at once); the others die at once, which their crash safety allows.
+    fn stops_at_safe_points(&self) -> bool {
+        matches!(
+            self,
+            super::Command::Take(_)
+                | super::Command::Restore(_)
+                | super::Command::Recover(_)
+                | super::Command::Mount(_)
+                | super::Command::Watch(_)
+        )
+    }
+
+    /// A second signal ends it at once. Not a mount: one signal often
+    /// arrives twice (`timeout` sends it to the process and to its group),
+    /// and a mount that dies mounted leaves a dead mount point behind.
+    fn second_signal_ends_it(&self) -> bool {
+        !matches!(self, super::Command::Mount(_))
+    }
+
+    /// No network: a closed stdout may end the process (SIGPIPE).
+    fn prints_only_locally(&self) -> bool {
+        let argv: Vec<String> = std::env::args().collect();
+        let remote = argv
+            .iter()
+            .any(|a| a == "--remote" || a.starts_with("--remote="));
+        !remote
+            && !matches!(
+                self,
+                super::Command::Mirror(_)
+                    | super::Command::Clone(_)
+                    | super::Command::Run(_)
+                    | super::Command::Daemon(_)
+            )
+    }
+}

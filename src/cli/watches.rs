@@ -36,7 +36,8 @@ pub fn start(
         let log = config.monitoring.log.clone();
         let ship = match &w.remote {
             Some(r) => {
-                let remote = Arc::new(Remote::open(&config.remote_url(r)?)?);
+                let url = config.mirror_url(r, &store.config().store_id)?;
+                let remote = Arc::new(Remote::open(&url)?);
                 let plaintext = config.remote(r).is_some_and(|c| c.plaintext);
                 snap::mirror::ship::ready(Some(&store), plaintext)?;
                 Some((Arc::new(Ship::new(w.lag())), remote, plaintext))
@@ -200,7 +201,7 @@ pub fn health(
         let url = w
             .remote
             .as_ref()
-            .map(|r| config.remote_url(r))
+            .map(|r| config.mirror_url(r, &store.config().store_id))
             .transpose()?;
         let late =
             chrono::Duration::from_std(w.lag()).unwrap_or_default() + chrono::Duration::seconds(30);

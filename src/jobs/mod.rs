@@ -162,7 +162,10 @@ impl JobRunner<'_> {
     }
 
     fn remote(&self, name: &str) -> Result<Arc<Remote>> {
-        Ok(Arc::new(Remote::open(&self.config.remote_url(name)?)?))
+        let url = self
+            .config
+            .mirror_url(name, &self.store.config().store_id)?;
+        Ok(Arc::new(Remote::open(&url)?))
     }
 
     /// Take options for a configured source.

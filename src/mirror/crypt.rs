@@ -263,6 +263,11 @@ pub fn parse_identities(
     Ok(ids)
 }
 
+/// Whether `stored` is a sealed object (seal format 2).
+pub(crate) fn is_sealed(stored: &[u8]) -> bool {
+    super::seal::is_sealed(stored)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

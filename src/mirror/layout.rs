@@ -19,7 +19,14 @@
 //!                             one chain per writer (a store's state of this
 //!                             remote), so stores sharing a prefix keep each
 //!                             other's packs
+//! catalogs/<20 digits>-<8 hex> sealed: what this store's records are (one
+//!                             entry per record a run created, and the host's
+//!                             summary), so the fleet's operator reads a few
+//!                             small objects, not every record (`catalog`)
 //! ```
+//!
+//! A fleet bucket holds one such remote per store, under `hosts/<store id>/`
+//! (`fleet`).
 
 use crate::id::PackId;
 use crate::store::StoreConfig;
@@ -31,6 +38,8 @@ pub(crate) const PACKS: &str = "packs/";
 pub(crate) const SNAPSHOTS: &str = "snapshots/";
 pub(crate) const HOLDS: &str = "holds/";
 pub(crate) const BATCHES: &str = "batches/";
+/// Where catalogs are (`catalog`).
+pub const CATALOGS: &str = "catalogs/";
 
 /// The remote format this snap writes.
 pub(crate) const REMOTE_FORMAT: u32 = 2;
@@ -133,6 +142,11 @@ pub(crate) fn hold_key(nanos: u128, salt: &[u8; 32], writer: &str) -> String {
 pub(crate) fn hold_writer(key: &str) -> &str {
     let name = key.strip_prefix(HOLDS).unwrap_or(key);
     name.splitn(3, '-').nth(2).unwrap_or("")
+}
+
+/// The key of a catalog written at `nanos` (the writer's clock).
+pub(crate) fn catalog_key(nanos: u128, salt: &[u8; 32]) -> String {
+    format!("{CATALOGS}{nanos:020}-{}", &hex::encode(salt)[..8])
 }
 
 /// A hold's contents: every name, or the names added since hold `base`.

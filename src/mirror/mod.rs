@@ -9,9 +9,11 @@
 //! created before any pack, so remote gc never deletes a pack a future
 //! record of this store may name.
 
+pub mod catalog;
 pub mod crypt;
 pub mod fallback;
 pub mod layout;
+mod listing;
 mod ops;
 mod packs;
 mod prune;
@@ -174,6 +176,8 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
         &damaged,
         &mut report,
     )?;
+    // After the records it names: what the fleet's operator reads.
+    catalog::write(store, remote, &codec, &mut state, &report)?;
     if opts.verify > 0.0 {
         verify_sample(
             remote,

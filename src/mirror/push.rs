@@ -321,8 +321,12 @@ pub(super) fn records(
             report.records_uploaded += run.len() as u64;
             report.bytes_uploaded += n;
         }
-        // Noted run by run: what was created before a failure stays noted.
-        state.note(run.iter().map(|(id, _)| format!("r {}", id.to_hex())))?;
+        // Noted run by run: what was created before a failure stays noted,
+        // and queued for the next catalog (`catalog::write`).
+        state
+            .note(run.iter().flat_map(|(id, _)| {
+                [format!("r {}", id.to_hex()), format!("q {}", id.to_hex())]
+            }))?;
     }
     Ok(())
 }

@@ -28,8 +28,8 @@ pub const TRANSFERS: usize = 4;
 pub struct Remote {
     /// Its URL.
     pub url: String,
-    op: Operator,
-    rt: tokio::runtime::Runtime,
+    pub(super) op: Operator,
+    pub(super) rt: tokio::runtime::Runtime,
 }
 
 impl std::fmt::Debug for Remote {

@@ -13,7 +13,9 @@
 //!                                    `H KEY NS DIGEST` the newest hold, when the
 //!                                    last full one was written, and a digest
 //!                                    of the packs held then, `w HEX` this
-//!                                    state's writer id (its holds' chain)
+//!                                    state's writer id (its holds' chain),
+//!                                    `q ID` a record sent, not yet in a catalog
+//! STORE/mirror/<16 hex>/summary.json  the summary the last catalog carried
 //! ```
 //!
 //! Invariant: a line is written only after its object was created (or found
@@ -253,6 +255,24 @@ impl State {
         let hex = hex::encode(&crypt::random_key()[..8]);
         self.note([format!("w {hex}")])?;
         Ok(hex)
+    }
+
+    /// The summary the last catalog carried (`catalog::Summary`), if any.
+    pub fn summary<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>> {
+        let path = self.dir.join("summary.json");
+        match std::fs::read(&path) {
+            // Rebuilt from the records when unreadable: it is a cache.
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &path)(e)),
+        }
+    }
+
+    /// Replaces the summary (after its catalog was created).
+    pub fn set_summary<T: serde::Serialize>(&self, summary: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(summary).expect("encodes");
+        durable::create_dir_durable(&self.dir)?;
+        durable::write_atomic(&self.tmp, &self.dir.join("summary.json"), &bytes)
     }
 
     /// Notes hold `key` as the newest (see `last_hold`).

@@ -20,6 +20,7 @@ pub mod reader;
 mod reading;
 mod records;
 pub mod source;
+mod verified;
 pub mod writer;
 
 use crate::error::{Error, Result};
@@ -36,6 +37,7 @@ pub use reader::StoreReader;
 pub use reading::Reading;
 pub use source::PackSource;
 use source::Packs;
+pub use verified::Verified;
 pub use writer::ChunkWriter;
 
 /// Snapshots with their ids, oldest first.

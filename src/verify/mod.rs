@@ -186,6 +186,15 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
     progress.finish();
     let mut report = c.report;
     report.duration_ms = start.elapsed().as_millis() as u64;
+    // A whole verify of this store: what the mirror's catalog reports.
+    if !store.is_view() && opts.snapshots.is_empty() && opts.selection.is_empty() {
+        store.note_verified(&crate::store::Verified {
+            time: chrono::Local::now().fixed_offset(),
+            snapshots: report.snapshots,
+            problems: report.problems.len() as u64,
+            read_data: opts.read_data,
+        })?;
+    }
     Ok(report)
 }
 
