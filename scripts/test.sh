@@ -11,10 +11,10 @@ cd "$(dirname "$0")/.."
 # make the bucket) and `azurite` (npm, installed locally under .ci/node, with
 # `azure-storage-blob` from PyPI to make the container).
 if [ ! -x .venv/bin/gcp-storage-emulator ] || [ ! -x .venv/bin/moto_server ] \
-  || ! .venv/bin/python -c "import boto3, azure.storage.blob" 2>/dev/null; then
+  || ! .venv/bin/python -c "import boto3, azure.storage.blob, libfaketime" 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check \
-    gcp-storage-emulator "moto[server]" boto3 azure-storage-blob
+    gcp-storage-emulator "moto[server]" boto3 azure-storage-blob libfaketime
 fi
 # Debian packages the tests run: npm (for azurite), and the sqlite3 and tar
 # command lines (the mount and dump tests query and extract with them).
@@ -26,6 +26,7 @@ missing=()
 command -v npm >/dev/null || [ -x .ci/node/node_modules/.bin/azurite-blob ] || missing+=(nodejs npm)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v tar >/dev/null || missing+=(tar)
+command -v ip >/dev/null || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 if [ ! -x .ci/node/node_modules/.bin/azurite-blob ]; then
   (cd .ci/node && npm ci --no-audit --no-fund --silent)
@@ -36,6 +37,11 @@ export SNAP_TEST_EMULATOR="$PWD/.venv/bin/gcp-storage-emulator"
 export SNAP_TEST_MOTO="$PWD/.venv/bin/moto_server"
 export SNAP_TEST_AZURITE="$PWD/.ci/node/node_modules/.bin/azurite-blob"
 export SNAP_TEST_PYTHON="$PWD/.venv/bin/python"
+# The fleet test runs one host three hours behind with libfaketime (PyPI
+# `libfaketime` ships the preload library), and its hosts in network
+# namespaces (`ip netns`, as root).
+SNAP_TEST_FAKETIME="$(.venv/bin/python -c 'import libfaketime, os; print(os.path.join(os.path.dirname(libfaketime.__file__), "vendor/libfaketime/src/libfaketime.so.1"))')"
+export SNAP_TEST_FAKETIME
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets --no-fail-fast

@@ -98,6 +98,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         rescan: args.rescan,
         bundle: args.bundle,
         no_probe: false,
+        catalog_every: None,
         identities: if args.verify > 0.0 {
             identities(ctx, &spec)?
         } else {

@@ -88,6 +88,7 @@ impl JobRunner<'_> {
             bundle: false,
             no_probe: false,
             identities: Vec::new(),
+            catalog_every: None,
         };
         let r = mirror::mirror(&self.store, &remote, &opts)?;
         let warnings: Vec<&String> = r.warnings.iter().chain(&r.held_back).collect();

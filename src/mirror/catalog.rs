@@ -162,8 +162,9 @@ fn summary(store: &Store, state: &State) -> Result<Summary> {
     Ok(s)
 }
 
-/// Creates this run's catalog when it is due: records were queued, or the
-/// last one is older than `HEARTBEAT`. Then the summary is kept and the
+/// Creates this run's catalog when it is due: records were queued (and the
+/// last catalog is at least `every` old), or the last one is older than
+/// `HEARTBEAT`. Then the summary is kept and the
 /// queue emptied; a crash before that names those records again in the
 /// next catalog (readers take an id once).
 pub(super) fn write(
@@ -172,9 +173,14 @@ pub(super) fn write(
     codec: &Codec,
     state: &mut State,
     report: &MirrorReport,
+    every: Option<std::time::Duration>,
 ) -> Result<()> {
     let mut summary = summary(store, state)?;
     let now = chrono::Local::now().fixed_offset();
+    let age = |t: DateTime<FixedOffset>| (now - t).to_std().unwrap_or_default();
+    if every.is_some_and(|e| summary.last_mirror.is_some_and(|t| age(t) < e)) {
+        return Ok(());
+    }
     let queued: Vec<SnapshotId> = state
         .sent
         .range("q ".to_string().."q!".to_string())

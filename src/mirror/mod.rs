@@ -62,6 +62,10 @@ pub struct MirrorOptions {
     /// Skip the `config` create that notices a wiped bucket (one request):
     /// ship runs probe once every `ship::PROBE`, not every run.
     pub no_probe: bool,
+    /// Write a catalog only when the last is at least this old (ship runs:
+    /// `ship::CATALOG`; the records wait, queued, for the next); `None`:
+    /// every run that sent records writes one.
+    pub catalog_every: Option<std::time::Duration>,
 }
 
 /// What `mirror` did.
@@ -177,7 +181,14 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
         &mut report,
     )?;
     // After the records it names: what the fleet's operator reads.
-    catalog::write(store, remote, &codec, &mut state, &report)?;
+    catalog::write(
+        store,
+        remote,
+        &codec,
+        &mut state,
+        &report,
+        opts.catalog_every,
+    )?;
     if opts.verify > 0.0 {
         verify_sample(
             remote,

@@ -5,7 +5,7 @@
 
 use super::crypt::{self, Codec};
 use super::layout::{self, pack_key, Keys};
-use super::records::remote_records;
+use super::records::{list_records, records_listed, remote_records};
 use super::source::{Ids, RemotePacks};
 use super::Remote;
 use crate::error::{Error, Result};
@@ -151,6 +151,9 @@ pub fn view(
             .join("remote-cache")
             .join(&blake3::hash(remote.url.as_bytes()).to_hex()[..16])
     });
+    // Records first: every pack a listed record needs is then listed too,
+    // whatever a mirror (of this host or another) creates meanwhile.
+    let listed = list_records(&remote)?;
     let sizes = remote_packs(&remote)?;
     let mut source =
         RemotePacks::new(remote.clone(), codec.clone(), Ids::Names).with_sizes(sizes.clone());
@@ -198,7 +201,7 @@ pub fn view(
     }
     let records = cache.as_ref().map(|c| (c.join("records"), store.tmp_dir()));
     let records = records.as_ref().map(|(d, t)| (d.as_path(), t.as_path()));
-    for (id, snap, bytes) in remote_records(&remote, codec, records)? {
+    for (id, snap, bytes) in records_listed(&remote, codec, records, listed)? {
         durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         index.add_snapshot(&id, snap.time.timestamp())?;
     }
@@ -283,6 +286,8 @@ pub fn clone(
         .iter()
         .flat_map(|(id, _)| codec.names(&id.0))
         .collect();
+    // Records first: every pack a listed record needs is listed after.
+    let listed = list_records(remote)?;
     let mut packs = remote_packs(remote)?;
     packs.retain(|name, _| !here.contains(&name.0));
     progress.start("clone", Some(packs.values().sum()));
@@ -308,7 +313,7 @@ pub fn clone(
         report.packs += 1;
     }
     progress.finish();
-    for (id, _, bytes) in remote_records(remote, codec, None)? {
+    for (id, _, bytes) in records_listed(remote, codec, None, listed)? {
         durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         report.snapshots += 1;
         report.bytes += bytes.len() as u64;

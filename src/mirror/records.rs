@@ -11,6 +11,15 @@ use crate::store::durable;
 use crate::Snapshot;
 use std::path::Path;
 
+/// The record and batch objects on the remote (key, size). Listed before
+/// the packs, every pack a listed record needs is among the packs listed
+/// after (a mirror creates a record's packs before it).
+pub(crate) fn list_records(remote: &Remote) -> Result<Vec<(String, u64)>> {
+    let mut listed = remote.list(layout::SNAPSHOTS)?;
+    listed.extend(remote.list(layout::BATCHES)?);
+    Ok(listed)
+}
+
 /// Records (id, decoded, plain bytes), oldest first; those in `cache` are
 /// read locally. Each is checked against its name.
 pub(crate) fn remote_records(
@@ -18,8 +27,16 @@ pub(crate) fn remote_records(
     codec: &Codec,
     cache: Option<(&Path, &Path)>,
 ) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
-    let mut listed = remote.list(layout::SNAPSHOTS)?;
-    listed.extend(remote.list(layout::BATCHES)?);
+    records_listed(remote, codec, cache, list_records(remote)?)
+}
+
+/// The records in `listed` (see `list_records`), as `remote_records`.
+pub(crate) fn records_listed(
+    remote: &Remote,
+    codec: &Codec,
+    cache: Option<(&Path, &Path)>,
+    listed: Vec<(String, u64)>,
+) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
     let mut out = record_objects(remote, codec, cache, listed)?
         .into_iter()
         .flat_map(|(_, records)| records)

@@ -4,7 +4,8 @@
 //! one bundle, its records in one batch): at most 3600 / `due` runs an hour
 //! whatever the commit rate, each creating a hold, a bundle and a batch, and
 //! once every `PROBE` also trying to create `config` (which notices a wiped
-//! bucket: the next run sends everything again, see `push::config`).
+//! bucket: the next run sends everything again, see `push::config`), and
+//! once every `CATALOG` a catalog of the points sent since the last.
 
 use super::{mirror, MirrorOptions, MirrorReport, Remote};
 use crate::store::Store;
@@ -17,6 +18,9 @@ pub const LAG: Duration = Duration::from_secs(10);
 /// How often a ship run probes the bucket's `config` (noticing a wiped
 /// bucket, one request); the runs between trust the local state.
 pub const PROBE: Duration = Duration::from_secs(600);
+/// How often ship runs write a catalog (the fleet's view of the points is
+/// at most this much behind the bucket); a watch that stops writes one.
+pub const CATALOG: Duration = Duration::from_secs(60);
 
 /// Whether `store` can ship at all (checked before a watch starts, so a
 /// store with no recipient is one clear error, not a failed run a second).
@@ -90,6 +94,7 @@ impl Ship {
             if due {
                 *self.pending.lock().expect("pending") = None;
                 opts.no_probe = probed.is_some_and(|t| t.elapsed() < PROBE);
+                opts.catalog_every = (!stopping).then_some(CATALOG);
                 match mirror(store, remote, &opts) {
                     Ok(r) => {
                         if !opts.no_probe {

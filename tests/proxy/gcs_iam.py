@@ -9,6 +9,11 @@ list (storage.objects.list), delete (storage.objects.delete). A request the
 token lacks the permission for gets 403 with a GCS-shaped error body, and
 is logged to stderr as `DENIED <token> <perm> <method> <path>`.
 
+GCS_IAM_LISTEN sets the address it listens on (default 127.0.0.1: the
+fleet test gives a bridge's address, for hosts in network namespaces);
+GCS_IAM_LOG names a file that gets one line per request, `<token> <perm>
+<method> <path>`, to count them.
+
 It also keeps GCS's does-not-exist precondition, which the emulator
 ignores: an upload with `ifGenerationMatch=0` of an object that exists gets
 412, as on GCS, so a create-only credential can tell "created" from "was
@@ -16,6 +21,7 @@ there".
 """
 import http.client
 import json
+import os
 import sys
 from urllib.parse import quote
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +29,7 @@ from urllib.parse import urlparse, parse_qs
 
 UPSTREAM = None
 GRANTS = {}
+LOG = os.environ.get("GCS_IAM_LOG")
 
 
 def needed(method, path):
@@ -56,6 +63,9 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
         perm = needed(self.command, self.path)
+        if LOG:
+            with open(LOG, "a") as f:
+                f.write(f"{token or '-'} {perm} {self.command} {self.path}\n")
         length = int(self.headers.get("Content-Length", "0") or 0)
         body = self.rfile.read(length) if length else b""
         # A resumable upload's session URI is its own authorization (as on
@@ -93,8 +103,9 @@ class Handler(BaseHTTPRequestHandler):
                 continue
             if k.lower() == "location":
                 # Resumable uploads continue through the proxy.
-                v = v.replace(f"127.0.0.1:{UPSTREAM}", f"127.0.0.1:{self.server.server_port}")
-                v = v.replace(f"localhost:{UPSTREAM}", f"127.0.0.1:{self.server.server_port}")
+                here = self.headers.get("Host") or f"127.0.0.1:{self.server.server_port}"
+                v = v.replace(f"127.0.0.1:{UPSTREAM}", here)
+                v = v.replace(f"localhost:{UPSTREAM}", here)
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -133,7 +144,7 @@ def main():
     for grant in sys.argv[3:]:
         token, perms = grant.split("=", 1)
         GRANTS[token] = set(p for p in perms.split(",") if p)
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((os.environ.get("GCS_IAM_LISTEN", "127.0.0.1"), port), Handler)
     print(f"listening {server.server_port}", flush=True)
     server.serve_forever()
 
