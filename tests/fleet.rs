@@ -214,3 +214,57 @@ fn an_operator_sees_lists_restores_and_prunes_every_host_from_the_bucket() {
     assert_eq!(blind.status.code(), Some(7), "{}", stderr(&blind));
     assert!(String::from_utf8_lossy(&blind.stdout).contains("identity"));
 }
+
+// A host rebuilt from the bucket (`clone --host`) carries on in its old
+// prefix as itself: nothing is sent again, its next snapshot joins the old
+// ones, and the operator sees one host.
+#[test]
+fn a_host_rebuilt_from_the_bucket_carries_on_in_its_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (operator_store, identity) = sealed_store(&dir.path().join("operator"));
+    let bucket = format!("file://{}", dir.path().join("bucket").display());
+    let old = host_store(dir.path(), "old", &operator_store.join("mirror/recipients"));
+    let data = dir.path().join("data");
+    make_tree(&data, 11, 1);
+    for day in 0..2 {
+        take(&old, &data, day);
+        snap_ok(&old, &["mirror", "--remote", &bucket, "--fleet"]);
+    }
+    let id = store_id(&old);
+    let env = [("SNAP_IDENTITY_FILE", identity.as_str())];
+    let new = dir.path().join("new");
+    ok(snap_env(
+        &env,
+        &new,
+        &["clone", "--remote", &bucket, "--fleet", "--host", &id],
+    ));
+    assert_eq!(store_id(&new), id);
+    let third = take(&new, &data, 2);
+    let m = snap_json(&new, &["mirror", "--remote", &bucket, "--fleet"]);
+    assert_eq!(m["records_uploaded"], 1, "only the new snapshot: {m}");
+    assert_eq!(m["packs_uploaded"], 1, "only its pack: {m}");
+    let nowhere = dir.path().join("no-store");
+    let s = snap_env(
+        &env,
+        &nowhere,
+        &["--json", "fleet", "status", "--remote", &bucket],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!(v["hosts"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["hosts"][0]["paths"][0]["id"], third.as_str(), "{v}");
+    let fleet = [
+        "--remote",
+        bucket.as_str(),
+        "--fleet",
+        "--host",
+        id.as_str(),
+    ];
+    let listed = snap_env(&env, &nowhere, &[&["--json", "list"], &fleet[..]].concat());
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    ok(snap_env(
+        &env,
+        &nowhere,
+        &[&["verify"], &fleet[..]].concat(),
+    ));
+}

@@ -67,6 +67,16 @@ pub fn note_host(ctx: &Ctx) {
     }
 }
 
+/// A command whose only `--host` is the fleet's: refused on another remote.
+pub fn host_given(given: bool, remote: &str) -> Result<()> {
+    if given && !picks_host() {
+        return Err(super::invalid(format!(
+            "--host names a host of a fleet bucket, and {remote} is not one (`fleet = true`, or --fleet)"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `--host` picks a fleet host's prefix (and filters nothing).
 pub fn picks_host() -> bool {
     HOST.get().is_some()

@@ -119,11 +119,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     };
     let report = match &args.remote {
         Some(r) => {
-            if args.host.is_some() && !super::fleet::picks_host() {
-                return Err(super::invalid(format!(
-                    "--host names a host of a fleet bucket, and {r} is not one (`fleet = true`, or --fleet)"
-                )));
-            }
+            super::fleet::host_given(args.host.is_some(), r)?;
             let local = ctx.open().ok();
             let (remote, opened) = super::mirror::opened(ctx, r)?;
             let report = snap::mirror::gc_remote(remote.clone(), &opened, local.as_ref(), &opts)?;

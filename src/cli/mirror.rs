@@ -32,6 +32,9 @@ pub struct CloneArgs {
     /// Remote to rebuild the store from
     #[arg(long)]
     remote: String,
+    /// In a fleet bucket: the host to rebuild (host name or store id)
+    #[arg(long = "host", value_name = "HOST")]
+    host: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -142,6 +145,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
 }
 
 pub fn clone(ctx: &Ctx, args: CloneArgs) -> Result<u8> {
+    super::fleet::host_given(args.host.is_some(), &args.remote)?;
     let (remote, opened) = opened(ctx, &args.remote)?;
     let report =
         mirror::clone(&remote, &opened, &ctx.store_path, &ctx.reporter()).with_context(|| {

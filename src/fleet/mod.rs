@@ -88,6 +88,11 @@ pub(crate) fn decode(codec: &Codec, store_id: &str, key: &str, stored: &[u8]) ->
 /// (4 hex or more), or a host name that exactly one host's newest catalog
 /// carries.
 pub fn resolve_host(root: &Remote, identities: &[Identity], name: &str) -> Result<String> {
+    // A whole store id costs nothing to resolve (a wrong one is found when
+    // its prefix holds no store).
+    if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(name.to_ascii_lowercase());
+    }
     let ids = hosts(root)?;
     if ids.iter().any(|id| id == name) {
         return Ok(name.to_string());

@@ -313,12 +313,26 @@ pub fn clone(
         report.packs += 1;
     }
     progress.finish();
+    let mut sent = vec!["c".to_string()];
     for (id, _, bytes) in records_listed(remote, codec, None, listed)? {
         durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
         report.snapshots += 1;
         report.bytes += bytes.len() as u64;
+        sent.push(format!("r {}", id.to_hex()));
     }
     crate::store::packs::rebuild_index(&store)?;
+    // A host rebuilt from its remote carries on there as itself.
+    sent.extend(
+        store
+            .pack_files()?
+            .iter()
+            .map(|(id, _)| format!("p {}", id.to_hex())),
+    );
+    let naming = match codec {
+        Codec::Age { naming, .. } => *naming,
+        Codec::Plain => crypt::random_key(),
+    };
+    super::state::adopt(&store, &remote.url, naming, &opened.recipients, sent)?;
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
 }

@@ -94,6 +94,30 @@ pub fn lock(
     Ok(lock)
 }
 
+/// Makes `store` (a clone of the remote at `url`) carry on mirroring there
+/// as the store it was cloned from: under the remote's naming key, with the
+/// recipients of its `keys/` object when it has none, and with every object
+/// the clone found there (`sent`: its lines) noted, so nothing is sent
+/// again. Its holds are a new writer's. A state already there is kept.
+pub(crate) fn adopt(
+    store: &Store,
+    url: &str,
+    naming: [u8; 32],
+    keys_recipients: &[String],
+    sent: Vec<String>,
+) -> Result<()> {
+    let mut state = State::load(store, url)?;
+    if state.key_saved {
+        return Ok(());
+    }
+    if recipients(store)?.is_empty() && !keys_recipients.is_empty() {
+        set_recipients(store, keys_recipients)?;
+    }
+    state.naming = naming;
+    state.save_key()?;
+    state.note(sent)
+}
+
 /// The state directory of the remote at `url` (its canonical spelling).
 fn state_dir(store: &Store, url: &str) -> PathBuf {
     let url = super::remote::canonical_url(url);
