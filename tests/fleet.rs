@@ -78,6 +78,11 @@ fn host_store(dir: &Path, name: &str, recipients: &Path) -> std::path::PathBuf {
     store
 }
 
+fn ok_out(o: std::process::Output) -> Vec<u8> {
+    assert!(o.status.success(), "{}", stderr(&o));
+    o.stdout
+}
+
 fn store_id(store: &Path) -> String {
     let config: serde_json::Value =
         serde_json::from_slice(&fs::read(store.join("config")).unwrap()).unwrap();
@@ -183,6 +188,10 @@ fn an_operator_sees_lists_restores_and_prunes_every_host_from_the_bucket() {
     let listed = snap_env(&env, &nowhere, &[&["--json", "list"], &other[..]].concat());
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    let ids0 = &hosts[0].2;
+    let diff = [&["--json", "diff"], &other[..], &[ids0[0].as_str(), ids0[2].as_str()]].concat();
+    let diff: serde_json::Value = serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &diff))).unwrap();
+    assert!(!diff["changes"].as_array().unwrap().is_empty(), "{diff}");
     // Over budget: exit 7, and the textfile says which host.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let textfile = dir.path().join("fleet.prom");
@@ -267,4 +276,89 @@ fn a_host_rebuilt_from_the_bucket_carries_on_in_its_prefix() {
         &nowhere,
         &[&["verify"], &fleet[..]].concat(),
     ));
+}
+
+/// Starts `args` (to be killed, perhaps after it finished).
+fn started(store: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Child {
+    let mut c = std::process::Command::new(snap_bin());
+    c.arg("--store").arg(store).args(args).envs(env.iter().copied());
+    let child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+}
+
+// The host's mirror and the operator's gc of that host, both killed at
+// random moments (often at once): once each completes again, the catalogs
+// name exactly the records on the remote, every one restores, and the
+// status names the newest. `SNAP_FLEET_KILLS` (default 12) rounds.
+#[test]
+fn a_host_and_the_operator_killed_at_random_leave_catalogs_that_match_the_records() {
+    let kills: u64 = std::env::var("SNAP_FLEET_KILLS").map_or(12, |s| s.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let (operator_store, identity) = sealed_store(&dir.path().join("operator"));
+    let bucket = format!("file://{}", dir.path().join("bucket").display());
+    let host = host_store(dir.path(), "host", &operator_store.join("mirror/recipients"));
+    let id = store_id(&host);
+    let data = dir.path().join("data");
+    make_tree(&data, 5, 1);
+    let env = [("SNAP_IDENTITY_FILE", identity.as_str())];
+    let nowhere = dir.path().join("no-store");
+    let fleet = ["--remote", bucket.as_str(), "--fleet", "--host", id.as_str()];
+    let gc = [&["gc"], &fleet[..], &["--keep-last", "2"]].concat();
+    let mut seed = 0x2545f4914f6cdd1du64;
+    let mut rand = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut last = String::new();
+    let mut cut = [0u32; 2];
+    for round in 0..kills {
+        last = take(&host, &data, round as u32);
+        let m = started(&host, &[], &["mirror", "--remote", &bucket, "--fleet"]);
+        let g = started(&nowhere, &env, &gc);
+        for (k, mut c) in [m, g].into_iter().enumerate() {
+            std::thread::sleep(std::time::Duration::from_millis(rand(45)));
+            if c.try_wait().unwrap().is_none() {
+                cut[k] += 1;
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    eprintln!("{kills} rounds: {} mirrors and {} gcs killed mid-run", cut[0], cut[1]);
+    snap_ok(&host, &["mirror", "--remote", &bucket, "--fleet"]);
+    ok(snap_env(&env, &nowhere, &gc));
+    let listed = ok_out(snap_env(&env, &nowhere, &[&["--json", "list"], &fleet[..]].concat()));
+    let listed: serde_json::Value = serde_json::from_slice(&listed).unwrap();
+    let mut on_remote: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    on_remote.sort();
+    let cat = ["--json", "fleet", "list", "--remote", bucket.as_str(), "--host", id.as_str()];
+    let cat: serde_json::Value = serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &cat))).unwrap();
+    let mut catalogued: Vec<&str> = cat[0]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    catalogued.sort();
+    assert_eq!(catalogued, on_remote, "the catalogs name exactly the records");
+    assert!(on_remote.contains(&last.as_str()));
+    ok(snap_env(&env, &nowhere, &[&["verify", "--read-data"], &fleet[..]].concat()));
+    let out = dir.path().join("restored");
+    let restore = [&["restore"], &fleet[..], &[last.as_str(), "--to", out.to_str().unwrap()]].concat();
+    ok(snap_env(&env, &nowhere, &restore));
+    assert_eq!(fingerprint(&out.join("data")), fingerprint(&data));
+    let s = ["--json", "fleet", "status", "--remote", bucket.as_str()];
+    let s: serde_json::Value = serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &s))).unwrap();
+    assert_eq!(s["hosts"][0]["paths"][0]["id"], last.as_str(), "{s}");
 }

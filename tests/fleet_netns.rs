@@ -134,8 +134,10 @@ fn write_step(data: &Path, i: usize, step: u32) {
 }
 
 fn run_in(ns: &str, env: &[(String, String)], store: &Path, args: &[&str]) -> Output {
+    // Long enough for an operator's gc of a host's hundreds of snapshots
+    // on a loaded emulator; a hang still ends.
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns, "timeout", "90", snap_bin(), "--store"]);
+    c.args(["netns", "exec", ns, "timeout", "900", snap_bin(), "--store"]);
     c.arg(store).args(args);
     for (k, v) in env {
         c.env(k, v);

@@ -23,12 +23,15 @@ pub struct DiffArgs {
     /// Compare databases by content only, not row by row
     #[arg(long)]
     no_rows: bool,
+    /// Read the snapshots from this remote (no local store needed)
+    #[arg(long)]
+    remote: Option<String>,
     #[command(flatten)]
     filter: super::Filter,
 }
 
 pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<u8> {
-    let store = ctx.open()?;
+    let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
     let report = snap::diff::diff(
         &store,
         &snap::diff::DiffOptions {

@@ -17,6 +17,9 @@ pub enum FleetCmd {
     /// Every host's newest snapshot or point per path, last mirror and
     /// verify, from the bucket alone; exit 7 when one is over its budget
     Status(StatusArgs),
+    /// Every snapshot and point of each host, from its catalogs (a few
+    /// objects a host, not one a snapshot)
+    List(CompactArgs),
     /// Merge each host's catalogs into one (needs delete permission)
     Compact(CompactArgs),
 }
@@ -39,7 +42,7 @@ pub struct CompactArgs {
     /// The fleet bucket (a configured remote or a URL)
     #[arg(long)]
     remote: String,
-    /// Only these hosts (host name or store id) [default: all]
+    /// Only these hosts (host name, store id or a prefix of one) [default: all]
     #[arg(long = "host", value_name = "HOST")]
     hosts: Vec<String>,
 }
@@ -124,8 +127,49 @@ fn root_url(ctx: &Ctx, spec: &str) -> Result<String> {
 pub fn run(ctx: &Ctx, cmd: FleetCmd) -> Result<u8> {
     match cmd {
         FleetCmd::Status(args) => status(ctx, args),
+        FleetCmd::List(args) => list(ctx, args),
         FleetCmd::Compact(args) => compact(ctx, args),
     }
+}
+
+/// The root, the identities and the store ids `args` name.
+fn chosen(ctx: &Ctx, args: &CompactArgs) -> Result<(String, Vec<age::x25519::Identity>, Vec<String>)> {
+    let url = root_url(ctx, &args.remote)?;
+    let root = Remote::open(&url)?;
+    let ids = super::mirror::identities(ctx, &args.remote)?;
+    let hosts = match args.hosts.is_empty() {
+        true => fleet::hosts(&root)?,
+        false => args
+            .hosts
+            .iter()
+            .map(|h| fleet::resolve_host(&root, &ids, h))
+            .collect::<snap::Result<_>>()?,
+    };
+    Ok((url, ids, hosts))
+}
+
+fn list(ctx: &Ctx, args: CompactArgs) -> Result<u8> {
+    let (url, ids, hosts) = chosen(ctx, &args)?;
+    let mut out = Vec::new();
+    for id in hosts {
+        let host = Remote::open(&fleet::host_url(&url, &id))?;
+        let entries = fleet::entries(&host, &ids, &id)?;
+        out.push(serde_json::json!({"store_id": id, "snapshots": entries}));
+    }
+    if ctx.json {
+        ctx.print_json(&out)?;
+        return Ok(0);
+    }
+    for h in &out {
+        println!("{}:", h["store_id"].as_str().unwrap_or_default());
+        for e in h["snapshots"].as_array().into_iter().flatten() {
+            let kind = if e["point"] == true { "point" } else { "snapshot" };
+            let id = e["id"].as_str().unwrap_or_default();
+            let paths: Vec<&str> = e["paths"].as_array().into_iter().flatten().filter_map(|p| p.as_str()).collect();
+            println!("  {} {kind} {} {}", &id[..12.min(id.len())], e["time"].as_str().unwrap_or_default(), paths.join(" "));
+        }
+    }
+    Ok(0)
 }
 
 fn status(ctx: &Ctx, args: StatusArgs) -> Result<u8> {
@@ -201,21 +245,11 @@ fn print_status(s: &fleet::FleetStatus) {
 }
 
 fn compact(ctx: &Ctx, args: CompactArgs) -> Result<u8> {
-    let url = root_url(ctx, &args.remote)?;
-    let root = Remote::open(&url)?;
-    let ids = super::mirror::identities(ctx, &args.remote)?;
-    let hosts = match args.hosts.is_empty() {
-        true => fleet::hosts(&root)?,
-        false => args
-            .hosts
-            .iter()
-            .map(|h| fleet::resolve_host(&root, &ids, h))
-            .collect::<snap::Result<_>>()?,
-    };
+    let (url, ids, hosts) = chosen(ctx, &args)?;
     let mut reports = Vec::new();
     for id in hosts {
         let host = Remote::open(&fleet::host_url(&url, &id))?;
-        reports.push(fleet::compact(&host, &ids, &Default::default())?);
+        reports.push(fleet::compact(&host, &ids, None)?);
     }
     if ctx.json {
         ctx.print_json(&reports)?;

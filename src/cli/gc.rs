@@ -122,15 +122,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             super::fleet::host_given(args.host.is_some(), r)?;
             let local = ctx.open().ok();
             let (remote, opened) = super::mirror::opened(ctx, r)?;
-            let report = snap::mirror::gc_remote(remote.clone(), &opened, local.as_ref(), &opts)?;
-            if !opts.dry_run {
-                // The forgotten records leave the host's catalogs too.
-                let forgotten = report.plan.decisions.iter().filter(|d| !d.keep);
-                let forgotten = forgotten.map(|d| d.id.clone()).collect();
-                let ids = super::mirror::identities(ctx, r)?;
-                snap::fleet::compact(&remote, &ids, &forgotten)?;
-            }
-            report
+            let ids = super::mirror::identities(ctx, r)?;
+            snap::fleet::prune(remote, &opened, local.as_ref(), &opts, &ids)?
         }
         None => snap::gc::gc(&ctx.open()?, &opts)?,
     };

@@ -29,59 +29,82 @@ pub struct CompactReport {
     pub dropped: usize,
 }
 
-/// Every entry of a host's catalogs (each record once, the newest entry
-/// wins), skipping catalogs another replaces; with the newest catalog.
-pub fn entries(
-    host: &Remote,
-    identities: &[Identity],
-    store_id: &str,
-) -> Result<(Vec<String>, Vec<Entry>, Option<Catalog>)> {
+/// What remote gc of a host leaves to its catalogs: an entry of a catalog
+/// listed before gc listed the records (`listed`) stays only when gc kept
+/// its record (`kept`); a catalog listed later is kept whole, since it may
+/// name records created after gc's listing (a record precedes its catalog).
+#[derive(Clone, Debug, Default)]
+pub struct Pruned {
+    /// Catalog keys listed before the records.
+    pub listed: HashSet<String>,
+    /// The ids (hex) of the records gc kept.
+    pub kept: HashSet<String>,
+}
+
+impl Pruned {
+    fn keeps(&self, key: &str, e: &Entry) -> bool {
+        !self.listed.contains(key) || self.kept.contains(&e.id)
+    }
+}
+
+/// Every catalog of a host, by key (sorted), each opened and checked.
+fn read(host: &Remote, identities: &[Identity], store_id: &str) -> Result<Vec<(String, Catalog)>> {
     let codec = opener(identities);
     let mut keys = host.list(crate::mirror::layout::CATALOGS)?;
     keys.sort();
     let reads = host.read_ranges(keys.iter().map(|(k, s)| (k.clone(), 0, *s)).collect());
-    let mut catalogs = Vec::new();
-    for ((key, _), read) in keys.iter().zip(reads) {
-        catalogs.push((key.clone(), decode(&codec, store_id, key, &read?)?));
-    }
-    let replaced: HashSet<String> = catalogs
-        .iter()
-        .flat_map(|(_, c)| c.replaces.iter().cloned())
-        .collect();
+    keys.into_iter()
+        .zip(reads)
+        .map(|((key, _), read)| {
+            let c = decode(&codec, store_id, &key, &read?)?;
+            Ok((key, c))
+        })
+        .collect()
+}
+
+/// The entries of `catalogs` (each record once, the newest entry wins),
+/// skipping catalogs another replaces and, with `pruned`, entries of
+/// records remote gc let go; oldest first.
+fn merge(catalogs: &[(String, Catalog)], pruned: Option<&Pruned>) -> Vec<Entry> {
+    let replaced: HashSet<&String> = catalogs.iter().flat_map(|(_, c)| &c.replaces).collect();
     let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
-    for (key, c) in &catalogs {
-        if !replaced.contains(key) {
-            by_id.extend(c.entries.iter().map(|e| (e.id.clone(), e.clone())));
-        }
+    for (key, c) in catalogs.iter().filter(|(k, _)| !replaced.contains(k)) {
+        let kept = c.entries.iter().filter(|e| pruned.is_none_or(|p| p.keeps(key, e)));
+        by_id.extend(kept.map(|e| (e.id.clone(), e.clone())));
     }
     let mut entries: Vec<Entry> = by_id.into_values().collect();
     entries.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
-    let newest = catalogs.last().map(|(_, c)| c.clone());
-    Ok((keys.into_iter().map(|(k, _)| k).collect(), entries, newest))
+    entries
+}
+
+/// Every record a host's catalogs name (see `merge`), oldest first.
+pub fn entries(host: &Remote, identities: &[Identity], store_id: &str) -> Result<Vec<Entry>> {
+    Ok(merge(&read(host, identities, store_id)?, None))
 }
 
 /// Merges the catalogs of `host` (a store's remote, in a fleet or alone)
-/// into one, sealed as the store seals; entries of records in `forgotten`
-/// (by remote gc) are dropped. Needs read, create
-/// and delete permission, and the identity.
+/// into one, sealed as the store seals; with `pruned` (after remote gc),
+/// without the records gc let go. Needs read, create and delete
+/// permission, and the identity.
 pub fn compact(
     host: &Remote,
     identities: &[Identity],
-    forgotten: &HashSet<String>,
+    pruned: Option<&Pruned>,
 ) -> Result<CompactReport> {
     let opened = crate::mirror::open_remote(host, identities)?;
     let store_id = opened.store.store_id.clone();
-    let (keys, mut entries, newest) = entries(host, identities, &store_id)?;
+    let catalogs = read(host, identities, &store_id)?;
+    let (all, entries) = (merge(&catalogs, None), merge(&catalogs, pruned));
     let mut report = CompactReport {
         store_id: store_id.to_string(),
         ..Default::default()
     };
-    let before = entries.len();
-    entries.retain(|e| !forgotten.contains(&e.id));
-    let Some(newest) = newest.filter(|_| keys.len() > 1 || entries.len() < before) else {
+    let newest = catalogs.last().map(|(_, c)| c.clone());
+    let Some(newest) = newest.filter(|_| catalogs.len() > 1 || entries.len() < all.len()) else {
         return Ok(report);
     };
-    report.dropped = before - entries.len();
+    let keys: Vec<String> = catalogs.into_iter().map(|(k, _)| k).collect();
+    report.dropped = all.len() - entries.len();
     report.entries = entries.len();
     let last = keys.last().expect("a newest catalog");
     // `<20 digits>-<8 hex>` of the newest, then `-c` and 8 hex of its own.

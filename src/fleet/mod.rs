@@ -15,10 +15,12 @@
 //! by the operator (`compact`), so that listing stays one request.
 
 mod compact;
+mod prune;
 mod status;
 mod textfile;
 
-pub use compact::{compact, entries, CompactReport};
+pub use compact::{compact, entries, CompactReport, Pruned};
+pub use prune::prune;
 pub use status::{status, FleetOptions, FleetStatus, HostReport, PathReport};
 pub use textfile::textfile;
 

@@ -65,7 +65,8 @@ impl JobRunner<'_> {
         let r = match remote {
             Some((remote, name)) => {
                 let opened = self.opened(&remote, &name)?;
-                mirror::gc_remote(remote, &opened, Some(&self.store), &opts)?
+                let ids = opened.codec.identities().to_vec();
+                crate::fleet::prune(remote, &opened, Some(&self.store), &opts, &ids)?
             }
             None => crate::gc::gc(&self.store, &opts)?,
         };
