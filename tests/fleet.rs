@@ -189,8 +189,14 @@ fn an_operator_sees_lists_restores_and_prunes_every_host_from_the_bucket() {
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
     let ids0 = &hosts[0].2;
-    let diff = [&["--json", "diff"], &other[..], &[ids0[0].as_str(), ids0[2].as_str()]].concat();
-    let diff: serde_json::Value = serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &diff))).unwrap();
+    let diff = [
+        &["--json", "diff"],
+        &other[..],
+        &[ids0[0].as_str(), ids0[2].as_str()],
+    ]
+    .concat();
+    let diff: serde_json::Value =
+        serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &diff))).unwrap();
     assert!(!diff["changes"].as_array().unwrap().is_empty(), "{diff}");
     // Over budget: exit 7, and the textfile says which host.
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -281,7 +287,10 @@ fn a_host_rebuilt_from_the_bucket_carries_on_in_its_prefix() {
 /// Starts `args` (to be killed, perhaps after it finished).
 fn started(store: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Child {
     let mut c = std::process::Command::new(snap_bin());
-    c.arg("--store").arg(store).args(args).envs(env.iter().copied());
+    c.arg("--store")
+        .arg(store)
+        .args(args)
+        .envs(env.iter().copied());
     let child = c
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -300,13 +309,23 @@ fn a_host_and_the_operator_killed_at_random_leave_catalogs_that_match_the_record
     let dir = tempfile::tempdir().unwrap();
     let (operator_store, identity) = sealed_store(&dir.path().join("operator"));
     let bucket = format!("file://{}", dir.path().join("bucket").display());
-    let host = host_store(dir.path(), "host", &operator_store.join("mirror/recipients"));
+    let host = host_store(
+        dir.path(),
+        "host",
+        &operator_store.join("mirror/recipients"),
+    );
     let id = store_id(&host);
     let data = dir.path().join("data");
     make_tree(&data, 5, 1);
     let env = [("SNAP_IDENTITY_FILE", identity.as_str())];
     let nowhere = dir.path().join("no-store");
-    let fleet = ["--remote", bucket.as_str(), "--fleet", "--host", id.as_str()];
+    let fleet = [
+        "--remote",
+        bucket.as_str(),
+        "--fleet",
+        "--host",
+        id.as_str(),
+    ];
     let gc = [&["gc"], &fleet[..], &["--keep-last", "2"]].concat();
     let mut seed = 0x2545f4914f6cdd1du64;
     let mut rand = |n: u64| {
@@ -330,10 +349,17 @@ fn a_host_and_the_operator_killed_at_random_leave_catalogs_that_match_the_record
             let _ = c.wait();
         }
     }
-    eprintln!("{kills} rounds: {} mirrors and {} gcs killed mid-run", cut[0], cut[1]);
+    eprintln!(
+        "{kills} rounds: {} mirrors and {} gcs killed mid-run",
+        cut[0], cut[1]
+    );
     snap_ok(&host, &["mirror", "--remote", &bucket, "--fleet"]);
     ok(snap_env(&env, &nowhere, &gc));
-    let listed = ok_out(snap_env(&env, &nowhere, &[&["--json", "list"], &fleet[..]].concat()));
+    let listed = ok_out(snap_env(
+        &env,
+        &nowhere,
+        &[&["--json", "list"], &fleet[..]].concat(),
+    ));
     let listed: serde_json::Value = serde_json::from_slice(&listed).unwrap();
     let mut on_remote: Vec<&str> = listed
         .as_array()
@@ -342,8 +368,17 @@ fn a_host_and_the_operator_killed_at_random_leave_catalogs_that_match_the_record
         .map(|s| s["id"].as_str().unwrap())
         .collect();
     on_remote.sort();
-    let cat = ["--json", "fleet", "list", "--remote", bucket.as_str(), "--host", id.as_str()];
-    let cat: serde_json::Value = serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &cat))).unwrap();
+    let cat = [
+        "--json",
+        "fleet",
+        "list",
+        "--remote",
+        bucket.as_str(),
+        "--host",
+        id.as_str(),
+    ];
+    let cat: serde_json::Value =
+        serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &cat))).unwrap();
     let mut catalogued: Vec<&str> = cat[0]["snapshots"]
         .as_array()
         .unwrap()
@@ -351,14 +386,27 @@ fn a_host_and_the_operator_killed_at_random_leave_catalogs_that_match_the_record
         .map(|e| e["id"].as_str().unwrap())
         .collect();
     catalogued.sort();
-    assert_eq!(catalogued, on_remote, "the catalogs name exactly the records");
+    assert_eq!(
+        catalogued, on_remote,
+        "the catalogs name exactly the records"
+    );
     assert!(on_remote.contains(&last.as_str()));
-    ok(snap_env(&env, &nowhere, &[&["verify", "--read-data"], &fleet[..]].concat()));
+    ok(snap_env(
+        &env,
+        &nowhere,
+        &[&["verify", "--read-data"], &fleet[..]].concat(),
+    ));
     let out = dir.path().join("restored");
-    let restore = [&["restore"], &fleet[..], &[last.as_str(), "--to", out.to_str().unwrap()]].concat();
+    let restore = [
+        &["restore"],
+        &fleet[..],
+        &[last.as_str(), "--to", out.to_str().unwrap()],
+    ]
+    .concat();
     ok(snap_env(&env, &nowhere, &restore));
     assert_eq!(fingerprint(&out.join("data")), fingerprint(&data));
     let s = ["--json", "fleet", "status", "--remote", bucket.as_str()];
-    let s: serde_json::Value = serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &s))).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &s))).unwrap();
     assert_eq!(s["hosts"][0]["paths"][0]["id"], last.as_str(), "{s}");
 }

@@ -133,7 +133,10 @@ pub fn run(ctx: &Ctx, cmd: FleetCmd) -> Result<u8> {
 }
 
 /// The root, the identities and the store ids `args` name.
-fn chosen(ctx: &Ctx, args: &CompactArgs) -> Result<(String, Vec<age::x25519::Identity>, Vec<String>)> {
+fn chosen(
+    ctx: &Ctx,
+    args: &CompactArgs,
+) -> Result<(String, Vec<age::x25519::Identity>, Vec<String>)> {
     let url = root_url(ctx, &args.remote)?;
     let root = Remote::open(&url)?;
     let ids = super::mirror::identities(ctx, &args.remote)?;
@@ -163,10 +166,24 @@ fn list(ctx: &Ctx, args: CompactArgs) -> Result<u8> {
     for h in &out {
         println!("{}:", h["store_id"].as_str().unwrap_or_default());
         for e in h["snapshots"].as_array().into_iter().flatten() {
-            let kind = if e["point"] == true { "point" } else { "snapshot" };
+            let kind = if e["point"] == true {
+                "point"
+            } else {
+                "snapshot"
+            };
             let id = e["id"].as_str().unwrap_or_default();
-            let paths: Vec<&str> = e["paths"].as_array().into_iter().flatten().filter_map(|p| p.as_str()).collect();
-            println!("  {} {kind} {} {}", &id[..12.min(id.len())], e["time"].as_str().unwrap_or_default(), paths.join(" "));
+            let paths: Vec<&str> = e["paths"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str())
+                .collect();
+            println!(
+                "  {} {kind} {} {}",
+                &id[..12.min(id.len())],
+                e["time"].as_str().unwrap_or_default(),
+                paths.join(" ")
+            );
         }
     }
     Ok(0)

@@ -69,7 +69,10 @@ fn merge(catalogs: &[(String, Catalog)], pruned: Option<&Pruned>) -> Vec<Entry> 
     let replaced: HashSet<&String> = catalogs.iter().flat_map(|(_, c)| &c.replaces).collect();
     let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
     for (key, c) in catalogs.iter().filter(|(k, _)| !replaced.contains(k)) {
-        let kept = c.entries.iter().filter(|e| pruned.is_none_or(|p| p.keeps(key, e)));
+        let kept = c
+            .entries
+            .iter()
+            .filter(|e| pruned.is_none_or(|p| p.keeps(key, e)));
         by_id.extend(kept.map(|e| (e.id.clone(), e.clone())));
     }
     let mut entries: Vec<Entry> = by_id.into_values().collect();

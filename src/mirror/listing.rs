@@ -1,6 +1,7 @@
-//! Listings an operator of many stores needs: the directories under a
-//! prefix (one request a thousand), and several prefixes' objects at once,
-//! with the time the service says each was written.
+//! What an operator of many stores needs beside the basic calls: the
+//! directories under a prefix (one request a thousand), several prefixes'
+//! objects at once with the time the service says each was written, and
+//! many deletes at once.
 
 use super::ops::{remote_err, Op};
 use super::remote::{Remote, TRANSFERS};
@@ -58,5 +59,22 @@ impl Remote {
                 .buffered(TRANSFERS * 2)
                 .collect(),
         )
+    }
+
+    /// Deletes every key, `TRANSFERS * 2` at a time (a key already gone is
+    /// no error); the first failure is returned once the others ended.
+    pub fn delete_many(&self, keys: Vec<String>) -> Result<()> {
+        let (op, url) = (&self.op, self.url.as_str());
+        let results: Vec<Result<()>> = self.rt.block_on(
+            stream::iter(keys)
+                .map(|key| async move {
+                    op.delete(&key)
+                        .await
+                        .map_err(remote_err(url, Op::Delete, &key))
+                })
+                .buffer_unordered(TRANSFERS * 2)
+                .collect(),
+        );
+        results.into_iter().collect()
     }
 }

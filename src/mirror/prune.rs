@@ -125,23 +125,15 @@ fn execute_remote(
         .forget()
         .map(|d| SnapshotId::from_hex(&d.id).expect("ids from the remote"))
         .collect();
-    for id in &forgotten {
-        for name in codec.names(&id.0) {
-            remote.delete(&record_key(&name, codec.sealed()))?;
-        }
-    }
+    let records = forgotten.iter().flat_map(|id| codec.names(&id.0));
+    remote.delete_many(records.map(|n| record_key(&n, codec.sealed())).collect())?;
     forget_in_batches(remote, codec, &forgotten)?;
     let dead = pack_plan.fates.iter().filter(|(_, _, f)| *f != Fate::Keep);
-    for (p, _, _) in dead {
-        if !created.contains(p) {
-            remote.delete(&pack_key(p))?;
-        }
-    }
+    let dead = dead.filter(|(p, _, _)| !created.contains(p));
+    remote.delete_many(dead.map(|(p, _, _)| pack_key(p)).collect())?;
     // Superseded holds: the newest (with the holds it adds to) names every
     // pack its store still holds.
-    for key in holds {
-        remote.delete(key)?;
-    }
+    remote.delete_many(holds.to_vec())?;
     Ok(written.len() as u64)
 }
 
@@ -186,12 +178,18 @@ fn forget_in_batches(
 /// Each writer (a store's state of this remote) has its own chain, so two
 /// stores mirroring into one prefix keep each other's packs.
 fn read_holds(remote: &Remote, opened: &Opened) -> Result<(HashSet<PackId>, Vec<String>)> {
-    let mut keys: Vec<String> = remote
-        .list(layout::HOLDS)?
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    keys.sort();
+    let mut listed = remote.list(layout::HOLDS)?;
+    listed.sort();
+    // Every hold at once: a chain of a ship's holds is hundreds long.
+    let reads = remote.read_ranges(listed.iter().map(|(k, n)| (k.clone(), 0, *n)).collect());
+    let mut holds = HashMap::new();
+    for ((key, _), read) in listed.iter().zip(reads) {
+        let plain = opened.codec.open(key, &read?)?;
+        let hold: layout::Hold = serde_json::from_slice(&plain)
+            .map_err(|e| Error::corrupt(format!("remote object {key}"), e.to_string()))?;
+        holds.insert(key.clone(), hold);
+    }
+    let keys: Vec<String> = listed.into_iter().map(|(k, _)| k).collect();
     let mut newest: HashMap<&str, &String> = HashMap::new();
     for key in &keys {
         newest.insert(layout::hold_writer(key), key);
@@ -206,17 +204,17 @@ fn read_holds(remote: &Remote, opened: &Opened) -> Result<(HashSet<PackId>, Vec<
     let mut held = HashSet::new();
     let mut chain = HashSet::new();
     for key in newest.into_values() {
-        read_chain(remote, opened, key.clone(), &mut chain, &mut held)?;
+        read_chain(remote, &holds, key.clone(), &mut chain, &mut held)?;
     }
-    keys.retain(|k| !chain.contains(k));
-    Ok((held, keys))
+    let superseded = keys.into_iter().filter(|k| !chain.contains(k)).collect();
+    Ok((held, superseded))
 }
 
 /// Adds the packs named by hold `key` and the holds it adds to, back to a
 /// full one, to `held`, and their keys to `chain`.
 fn read_chain(
     remote: &Remote,
-    opened: &Opened,
+    holds: &HashMap<String, layout::Hold>,
     key: String,
     chain: &mut HashSet<String>,
     held: &mut HashSet<PackId>,
@@ -229,27 +227,23 @@ fn read_chain(
                 "holds in a cycle",
             ));
         }
-        if remote.size(&key)?.is_none() {
+        let Some(hold) = holds.get(&key) else {
             // Nothing is deleted on a guess: the next mirror writes a full hold.
             return Err(Error::Invalid(format!(
                 "the holds on {} add to a missing {key}: run `snap mirror --rescan` once (it writes a full hold), then gc again",
                 remote.url
             )));
-        }
-        let bytes = remote.read(&key)?;
-        let plain = opened.codec.open(&key, &bytes)?;
-        let hold: layout::Hold = serde_json::from_slice(&plain)
-            .map_err(|e| Error::corrupt(format!("remote object {key}"), e.to_string()))?;
+        };
         let names = match hold {
             layout::Hold::Full(names) => names,
             layout::Hold::Since { base, names } => {
-                next = Some(base);
+                next = Some(base.clone());
                 names
             }
         };
         for n in names {
             let mut b = [0u8; 32];
-            hex::decode_to_slice(&n, &mut b)
+            hex::decode_to_slice(n, &mut b)
                 .map_err(|_| Error::corrupt(format!("remote object {key}"), "a bad pack name"))?;
             held.insert(PackId(b));
         }
