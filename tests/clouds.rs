@@ -173,6 +173,71 @@ fn story(
     snap_ok(&clone, &["verify", "--read-data"]);
 }
 
+/// Two hosts mirror into one fleet bucket with the server's credential;
+/// the operator sees both (`fleet status`), lists, prunes and restores one.
+fn fleet(dir: &Path, url: &str, server: &[(String, String)], trusted: &[(String, String)]) {
+    let dir = dir.join("fleet");
+    let (operator, identity) = sealed_store(&dir.join("operator"));
+    let mut trusted = trusted.to_vec();
+    trusted.push(("SNAP_IDENTITY_FILE".into(), identity));
+    let mut ids = Vec::new();
+    for h in 0..2 {
+        let store = dir.join(format!("host{h}"));
+        snap_ok(&store, &["init"]);
+        fs::create_dir_all(store.join("mirror")).unwrap();
+        fs::copy(
+            operator.join("mirror/recipients"),
+            store.join("mirror/recipients"),
+        )
+        .unwrap();
+        let data = dir.join(format!("data{h}"));
+        make_tree(&data, 80 + h, 1);
+        for day in 0..2 {
+            fs::write(data.join("day.txt"), format!("day {day}")).unwrap();
+            snap_ok(&store, &["take", data.to_str().unwrap()]);
+            ok_run(server, &store, &["mirror", "--remote", url, "--fleet"]);
+        }
+        let config: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.join("config")).unwrap()).unwrap();
+        ids.push((config["store_id"].as_str().unwrap().to_string(), data));
+    }
+    let nowhere = dir.join("nowhere");
+    let status = ok_run(
+        &trusted,
+        &nowhere,
+        &["--json", "fleet", "status", "--remote", url],
+    );
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["hosts"].as_array().unwrap().len(), 2, "{status}");
+    assert_eq!(status["requests"], 5, "{status}");
+    let (id, data) = &ids[1];
+    let host = ["--remote", url, "--fleet", "--host", id.as_str()];
+    ok_run(
+        &trusted,
+        &nowhere,
+        &[&["gc"], &host[..], &["--keep-last", "1"]].concat(),
+    );
+    let listed = ok_run(
+        &trusted,
+        &nowhere,
+        &[&["--json", "list"], &host[..]].concat(),
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let to = dir.join("out");
+    let restore = [
+        &["restore"],
+        &host[..],
+        &["latest", "--to", to.to_str().unwrap()],
+    ]
+    .concat();
+    ok_run(&trusted, &nowhere, &restore);
+    assert_eq!(
+        fingerprint(&to.join(data.file_name().unwrap())),
+        fingerprint(data)
+    );
+}
+
 /// moto's request log lines (`"METHOD /path HTTP/1.1" status`) after `from`.
 fn requests(log: &Path, from: usize) -> Vec<String> {
     fs::read_to_string(log)
@@ -239,6 +304,7 @@ fn s3_on_moto() {
     // moto's IAM mode refuses opendal's signed listings (a moto quirk), so
     // the permission errors are shown on GCS (tests/offsite.rs) and Azure.
     story(dir.path(), "s3://snaptest/snap", &server, &server, false);
+    fleet(dir.path(), "s3://snaptest/fleet", &server, &server);
 }
 
 #[test]
@@ -269,11 +335,7 @@ fn azure_blob_on_azurite_with_a_create_only_sas() {
     );
     wait_for(port);
     let creds = setup("azure", &format!("http://127.0.0.1:{port}"));
-    story(
-        dir.path(),
-        "azblob://snaptest/snap",
-        &envs(&creds["creator"], &[]),
-        &envs(&creds["pruner"], &[]),
-        true,
-    );
+    let (server, pruner) = (envs(&creds["creator"], &[]), envs(&creds["pruner"], &[]));
+    story(dir.path(), "azblob://snaptest/snap", &server, &pruner, true);
+    fleet(dir.path(), "azblob://snaptest/fleet", &server, &pruner);
 }
