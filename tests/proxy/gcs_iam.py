@@ -138,13 +138,20 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client that went away (a killed snap, a link cut) is no news.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 def main():
     global UPSTREAM
     port, UPSTREAM = int(sys.argv[1]), int(sys.argv[2])
     for grant in sys.argv[3:]:
         token, perms = grant.split("=", 1)
         GRANTS[token] = set(p for p in perms.split(",") if p)
-    server = ThreadingHTTPServer((os.environ.get("GCS_IAM_LISTEN", "127.0.0.1"), port), Handler)
+    server = Server((os.environ.get("GCS_IAM_LISTEN", "127.0.0.1"), port), Handler)
     print(f"listening {server.server_port}", flush=True)
     server.serve_forever()
 
