@@ -25,6 +25,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 $S --store "$work/op" -q init >/dev/null
 $S --store "$work/op" -q key generate --out "$work/id" >/dev/null 2>&1
 $S --store "$work/host" -q init >/dev/null
+mkdir -p "$work/host/mirror"
 cp "$work/op/mirror/recipients" "$work/host/mirror/recipients"
 mkdir -p "$work/data"
 for i in $(seq 1 "$ENTRIES"); do

@@ -410,3 +410,60 @@ fn a_host_and_the_operator_killed_at_random_leave_catalogs_that_match_the_record
         serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &s))).unwrap();
     assert_eq!(s["hosts"][0]["paths"][0]["id"], last.as_str(), "{s}");
 }
+
+// The operator's scheduled prune of a fleet: a gc job on a fleet remote
+// prunes every host's prefix by the remote's policy.
+#[test]
+fn an_operators_gc_job_prunes_every_host_of_the_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (operator, identity) = sealed_store(&dir.path().join("operator"));
+    let bucket = format!("file://{}", dir.path().join("bucket").display());
+    for (n, name) in ["a", "b"].iter().enumerate() {
+        let store = host_store(dir.path(), name, &operator.join("mirror/recipients"));
+        let data = dir.path().join(format!("data-{name}"));
+        make_tree(&data, 30 + n as u64, 1);
+        for day in 0..3 {
+            take(&store, &data, day);
+            snap_ok(&store, &["mirror", "--remote", &bucket, "--fleet"]);
+        }
+    }
+    let config = dir.path().join("snap.toml");
+    let text = format!(
+        "store = {:?}\n\n[remotes.fleet]\nurl = {bucket:?}\nfleet = true\nidentity_file = {identity:?}\npolicy = {{ keep_last = 1 }}\n\n[jobs.fleet-prune]\naction = \"gc\"\nremote = \"fleet\"\n",
+        operator.display().to_string()
+    );
+    fs::write(&config, text).unwrap();
+    let run = snap(
+        &operator,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+            "run",
+            "fleet-prune",
+        ],
+    );
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}{out}", stderr(&run));
+    let env = [("SNAP_IDENTITY_FILE", identity.as_str())];
+    let nowhere = dir.path().join("no-store");
+    let cat = ["--json", "fleet", "list", "--remote", bucket.as_str()];
+    let cat: serde_json::Value =
+        serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &cat))).unwrap();
+    for host in cat.as_array().unwrap() {
+        assert_eq!(host["snapshots"].as_array().unwrap().len(), 1, "{cat}");
+        let id = host["store_id"].as_str().unwrap();
+        let list = [
+            "--json",
+            "list",
+            "--remote",
+            bucket.as_str(),
+            "--fleet",
+            "--host",
+            id,
+        ];
+        let list: serde_json::Value =
+            serde_json::from_slice(&ok_out(snap_env(&env, &nowhere, &list))).unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    }
+}

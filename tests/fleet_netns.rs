@@ -398,7 +398,10 @@ fn check_fleet(
         // Ages are the bucket's, whatever the host's clock says.
         let age = newest["age_seconds"].as_f64().unwrap();
         let real = h.last_take.unwrap().elapsed().as_secs_f64();
-        assert!((age - real).abs() < 60.0, "host {i}: {age} s, not {real} s: {report}");
+        assert!(
+            (age - real).abs() < 60.0,
+            "host {i}: {age} s, not {real} s: {report}"
+        );
         if i == 0 && skewed {
             let skew = report["clock_skew_seconds"].as_f64().unwrap();
             assert!((skew + 10800.0).abs() < 120.0, "host 0's clock: {report}");

@@ -47,7 +47,67 @@ impl JobRunner<'_> {
         ))
     }
 
+    fn gc_options(
+        &self,
+        policy: Option<crate::retention::Policy>,
+        now: DateTime<FixedOffset>,
+    ) -> crate::Result<GcOptions> {
+        Ok(GcOptions {
+            policy: policy.ok_or_else(|| Error::Invalid("gc job without a policy".into()))?,
+            group_by: self.config.group_by,
+            now: Some(now),
+            lock_wait: crate::LockWait(self.lock_wait),
+            ..Default::default()
+        })
+    }
+
+    /// A gc job on a fleet bucket prunes every host's prefix by the
+    /// remote's policy; a host that fails is named, the others go on.
+    fn gc_fleet(&self, name: &str, opts: &GcOptions) -> Outcome {
+        let url = self.config.remote_url(name)?;
+        let root = mirror::Remote::open(&url)?;
+        let file = self
+            .config
+            .remote(name)
+            .and_then(|r| r.identity_file.as_deref());
+        let ids = mirror::crypt::identities(file.map(std::path::Path::new))?;
+        let (mut sum, mut failed) = ([0u64; 4], Vec::new());
+        for host in crate::fleet::hosts(&root)? {
+            // A prefix a host has not finished its first mirror into.
+            if root.size(&format!("hosts/{host}/config"))?.is_none() {
+                continue;
+            }
+            let pruned = mirror::Remote::open(&crate::fleet::host_url(&url, &host)).and_then(|r| {
+                let opened = mirror::open_remote(&r, &ids)?;
+                crate::fleet::prune(std::sync::Arc::new(r), &opened, None, opts, &ids)
+            });
+            match pruned {
+                Ok(r) => {
+                    let figures = [
+                        r.forgotten as u64,
+                        r.kept as u64,
+                        r.packs_deleted,
+                        r.bytes_freed,
+                    ];
+                    sum.iter_mut().zip(figures).for_each(|(s, f)| *s += f);
+                }
+                Err(e) => failed.push(format!("host {host}: {e}")),
+            }
+        }
+        Ok((
+            failed.is_empty(),
+            json!({"forgotten": sum[0], "kept": sum[1], "packs_deleted": sum[2], "bytes": sum[3], "failed": failed}),
+        ))
+    }
+
     fn gc_job(&self, job: &Job, now: DateTime<FixedOffset>) -> Outcome {
+        let fleet = job.remote.as_ref().map(|r| r.get_ref().as_str());
+        if let Some(name) = fleet.filter(|r| self.config.remote(r).is_some_and(|r| r.fleet)) {
+            return self.gc_fleet(
+                name,
+                &self.gc_options(self.config.remote_policy(name), now)?,
+            );
+        }
         let (policy, remote) = match &job.remote {
             Some(r) => (
                 self.config.remote_policy(r.get_ref()),
@@ -55,13 +115,7 @@ impl JobRunner<'_> {
             ),
             None => (self.config.local_policy(), None),
         };
-        let opts = GcOptions {
-            policy: policy.ok_or_else(|| Error::Invalid("gc job without a policy".into()))?,
-            group_by: self.config.group_by,
-            now: Some(now),
-            lock_wait: crate::LockWait(self.lock_wait),
-            ..Default::default()
-        };
+        let opts = self.gc_options(policy, now)?;
         let r = match remote {
             Some((remote, name)) => {
                 let opened = self.opened(&remote, &name)?;
