@@ -1,9 +1,13 @@
 //! Builds a big fleet bucket fast, for `scripts/bench_fleet.sh`: HOSTS
-//! hosts, each a copy of a real host's objects (TEMPLATE, a `file://` fleet
-//! bucket's `hosts/<id>/` directory; its catalogs left out) under a store
-//! id of its own, with the catalogs an operator's compaction leaves after
-//! ENTRIES snapshots (one merged catalog with an entry each, then four a
-//! mirror wrote since), sealed to the recipients in RECIPIENTS.
+//! hosts, each with a real host's `config` and `keys/` (TEMPLATE, a
+//! `file://` fleet bucket's `hosts/<id>/` directory) under a store id of its
+//! own, and the catalogs an operator's compaction leaves after ENTRIES
+//! snapshots (one merged catalog with an entry each, then four a mirror
+//! wrote since), sealed to the recipients in RECIPIENTS. Their packs,
+//! records and holds are left out: they are under prefixes that neither
+//! `fleet status` nor another host's listing reads (a bucket lists by
+//! prefix), and copying a thousand packs per host would take the emulator
+//! hours.
 //!
 //! usage: fleet_synth TEMPLATE URL HOSTS ENTRIES RECIPIENTS
 
@@ -21,12 +25,10 @@ fn files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        if rel.starts_with("catalogs") || rel.starts_with(".tmp") {
-            continue;
-        }
         match path.is_dir() {
-            true => files(root, &path, out),
-            false => out.push((rel, path)),
+            true if rel == "keys" => files(root, &path, out),
+            false if rel == "config" || rel.starts_with("keys/") => out.push((rel, path)),
+            _ => {}
         }
     }
 }
