@@ -10,6 +10,7 @@
 //! and file that uses one of its damaged chunks (`damage`).
 
 mod damage;
+mod noted;
 mod sizes;
 
 use crate::error::Result;
@@ -187,24 +188,7 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut report = c.report;
     report.duration_ms = start.elapsed().as_millis() as u64;
     // A whole verify of this store: what the mirror's catalog reports.
-    // A store on read-only media is verified all the same; the outcome is
-    // then not noted (its catalogs keep the last one noted).
-    if !store.is_view() && opts.snapshots.is_empty() && opts.selection.is_empty() {
-        let noted = store.note_verified(&crate::store::Verified {
-            time: chrono::Local::now().fixed_offset(),
-            snapshots: report.snapshots,
-            problems: report.problems.len() as u64,
-            read_data: opts.read_data,
-        });
-        match noted {
-            Err(crate::Error::Io { source, .. })
-                if matches!(
-                    source.kind(),
-                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
-                ) => {}
-            r => r?,
-        }
-    }
+    noted::note(store, opts, &report)?;
     Ok(report)
 }
 
