@@ -253,7 +253,7 @@ fn hosts_in_namespaces_mirror_into_one_bucket_while_the_operator_prunes() {
                     if !h.lock().unwrap().step(i) {
                         failed += 1;
                     }
-                    std::thread::sleep(Duration::from_millis(500 + 150 * i as u64));
+                    std::thread::sleep(Duration::from_millis(2000 + 200 * i as u64));
                 }
                 failed
             })

@@ -170,26 +170,33 @@ pub fn view(
     if let Some(h) = &headers {
         durable::create_dir_durable(h)?;
     }
-    // Headers are fetched in parallel: each costs a request or two.
+    // Headers are fetched in parallel, each a request or two: waiting on
+    // the network, not the cores, so more of them than cores.
     let names: Vec<&PackId> = sizes.keys().collect();
-    let tails = names
-        .par_iter()
-        .map(|name| {
-            let cached = headers
-                .as_ref()
-                .and_then(|h| std::fs::read(h.join(name.to_hex())).ok());
-            match cached {
-                Some(t) => Ok(t),
-                None => {
-                    let t = header_tail(&source, name)?;
-                    if let Some(h) = &headers {
-                        durable::write_atomic(&store.tmp_dir(), &h.join(name.to_hex()), &t)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(super::remote::TRANSFERS * 2)
+        .build()
+        .map_err(|e| Error::Internal(format!("a thread pool: {e}")))?;
+    let tails = pool.install(|| {
+        names
+            .par_iter()
+            .map(|name| {
+                let cached = headers
+                    .as_ref()
+                    .and_then(|h| std::fs::read(h.join(name.to_hex())).ok());
+                match cached {
+                    Some(t) => Ok(t),
+                    None => {
+                        let t = header_tail(&source, name)?;
+                        if let Some(h) = &headers {
+                            durable::write_atomic(&store.tmp_dir(), &h.join(name.to_hex()), &t)?;
+                        }
+                        Ok(t)
                     }
-                    Ok(t)
                 }
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
     for (name, tail) in names.into_iter().zip(tails) {
         let (size, entries) = decode_tail(name, &tail)?;
         index.add_pack(name, size, &entries)?;
