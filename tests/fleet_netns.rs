@@ -404,7 +404,7 @@ fn check_fleet(
         );
         if i == 0 && skewed {
             let skew = report["clock_skew_seconds"].as_f64().unwrap();
-            assert!((skew + 10800.0).abs() < 120.0, "host 0's clock: {report}");
+            assert!((skew + 10800.0).abs() < 300.0, "host 0's clock: {report}");
         }
         let fleet = ["--remote", BUCKET, "--fleet", "--host", id.as_str()];
         let listed = run_in(
