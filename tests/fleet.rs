@@ -8,14 +8,6 @@ use common::*;
 use std::fs;
 use std::path::Path;
 
-fn take(store: &Path, data: &Path, day: u32) -> String {
-    fs::write(data.join("day.txt"), format!("day {day}")).unwrap();
-    snap_json(store, &["take", data.to_str().unwrap()])["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 // A host rebuilt from the bucket (`clone`) while the old one still ran:
 // both mirror into one prefix, and remote gc kept only the packs the newest
 // hold named, so a pack the other store still held (and its next snapshot
@@ -26,7 +18,7 @@ fn two_stores_in_one_prefix_keep_each_others_packs_through_remote_gc() {
     let a = dir.path().join("a");
     let data_a = dir.path().join("data-a");
     make_tree(&data_a, 1, 1);
-    take(&a, &data_a, 0);
+    take_day(&a, &data_a, 0);
     let remote = dir.path().join("remote");
     let url = format!("file://{}", remote.display());
     snap_ok(&a, &["mirror", "--remote", &url, "--plaintext"]);
@@ -39,18 +31,18 @@ fn two_stores_in_one_prefix_keep_each_others_packs_through_remote_gc() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     fs::write(data_b.join("own.bin"), &own).unwrap();
-    take(&b, &data_b, 1);
+    take_day(&b, &data_b, 1);
     fs::remove_file(data_b.join("own.bin")).unwrap();
-    take(&b, &data_b, 2);
+    take_day(&b, &data_b, 2);
     snap_ok(&b, &["mirror", "--remote", &url, "--plaintext"]);
     // A mirrors last: its hold is the newest, and names none of B's packs.
-    take(&a, &data_a, 3);
+    take_day(&a, &data_a, 3);
     snap_ok(&a, &["mirror", "--remote", &url, "--plaintext"]);
     let operator = dir.path().join("operator");
     snap_ok(&operator, &["gc", "--remote", &url, "--keep-last", "1"]);
     // B still holds its first snapshot's packs, so its third names them again.
     fs::write(data_b.join("own.bin"), &own).unwrap();
-    let third = take(&b, &data_b, 4);
+    let third = take_day(&b, &data_b, 4);
     snap_ok(&b, &["mirror", "--remote", &url, "--plaintext"]);
     let out = dir.path().join("out");
     snap_ok(
@@ -106,7 +98,7 @@ fn an_operator_sees_lists_restores_and_prunes_every_host_from_the_bucket() {
         make_tree(&data, n as u64 + 7, 1);
         let mut ids = Vec::new();
         for day in 0..3 {
-            ids.push(take(&store, &data, day));
+            ids.push(take_day(&store, &data, day));
             snap_ok(&store, &["mirror", "--remote", &bucket, "--fleet"]);
         }
         hosts.push((store_id(&store), data, ids));
@@ -242,7 +234,7 @@ fn a_host_rebuilt_from_the_bucket_carries_on_in_its_prefix() {
     let data = dir.path().join("data");
     make_tree(&data, 11, 1);
     for day in 0..2 {
-        take(&old, &data, day);
+        take_day(&old, &data, day);
         snap_ok(&old, &["mirror", "--remote", &bucket, "--fleet"]);
     }
     let id = store_id(&old);
@@ -254,7 +246,7 @@ fn a_host_rebuilt_from_the_bucket_carries_on_in_its_prefix() {
         &["clone", "--remote", &bucket, "--fleet", "--host", &id],
     ));
     assert_eq!(store_id(&new), id);
-    let third = take(&new, &data, 2);
+    let third = take_day(&new, &data, 2);
     let m = snap_json(&new, &["mirror", "--remote", &bucket, "--fleet"]);
     assert_eq!(m["records_uploaded"], 1, "only the new snapshot: {m}");
     assert_eq!(m["packs_uploaded"], 1, "only its pack: {m}");
@@ -337,7 +329,7 @@ fn a_host_and_the_operator_killed_at_random_leave_catalogs_that_match_the_record
     let mut last = String::new();
     let mut cut = [0u32; 2];
     for round in 0..kills {
-        last = take(&host, &data, round as u32);
+        last = take_day(&host, &data, round as u32);
         let m = started(&host, &[], &["mirror", "--remote", &bucket, "--fleet"]);
         let g = started(&nowhere, &env, &gc);
         for (k, mut c) in [m, g].into_iter().enumerate() {
@@ -423,7 +415,7 @@ fn an_operators_gc_job_prunes_every_host_of_the_fleet() {
         let data = dir.path().join(format!("data-{name}"));
         make_tree(&data, 30 + n as u64, 1);
         for day in 0..3 {
-            take(&store, &data, day);
+            take_day(&store, &data, day);
             snap_ok(&store, &["mirror", "--remote", &bucket, "--fleet"]);
         }
     }

@@ -11,14 +11,6 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn take(store: &Path, data: &Path, day: u32) -> String {
-    fs::write(data.join("day.txt"), format!("day {day}")).unwrap();
-    snap_json(store, &["take", data.to_str().unwrap()])["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn ids(listed: &Output) -> Vec<String> {
     assert!(listed.status.success(), "{}", stderr(listed));
     let v: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
@@ -72,7 +64,7 @@ fn a_wiped_bucket_is_noticed_and_healed_by_a_create_only_job() {
     };
     let mut proxy = Proxy::start(emu.port);
     let mut host = format!("http://127.0.0.1:{}", proxy.port);
-    let first = take(&store, &data, 0);
+    let first = take_day(&store, &data, 0);
     let out = job(&host);
     assert!(out.status.success(), "{}", stderr(&out));
     // The bucket is wiped (deleted and made again, empty).
@@ -82,7 +74,7 @@ fn a_wiped_bucket_is_noticed_and_healed_by_a_create_only_job() {
     emu.restart();
     proxy = Proxy::start(emu.port);
     host = format!("http://127.0.0.1:{}", proxy.port);
-    let second = take(&store, &data, 1);
+    let second = take_day(&store, &data, 1);
     let out = job(&host);
     assert!(out.status.success(), "{}", stderr(&out));
     let last: serde_json::Value =
@@ -149,7 +141,7 @@ fn rescan_sends_again_everything_a_wiped_remote_lost() {
     let (store, identity) = sealed_store(dir.path());
     let data = dir.path().join("data");
     make_tree(&data, 3, 1);
-    take(&store, &data, 0);
+    take_day(&store, &data, 0);
     let remote = dir.path().join("remote");
     let url = format!("file://{}", remote.display());
     snap_ok(&store, &["mirror", "--remote", &url]);
@@ -177,14 +169,14 @@ fn a_remote_is_one_remote_however_its_url_is_spelled() {
     make_tree(&data, 7, 2);
     let a = dir.path().join("r/A");
     fs::create_dir_all(&a).unwrap();
-    let mut all = vec![take(&store, &data, 0)];
+    let mut all = vec![take_day(&store, &data, 0)];
     let mirror = |url: &str| snap_json(&store, &["mirror", "--remote", url]);
     mirror(&format!("file://{}", a.display()));
-    all.push(take(&store, &data, 1));
+    all.push(take_day(&store, &data, 1));
     let m = mirror(&format!("file://{}/", a.display()));
     assert_eq!(m["records_uploaded"], 1, "only the new snapshot: {m}");
     std::os::unix::fs::symlink(&a, dir.path().join("r/L")).unwrap();
-    all.push(take(&store, &data, 2));
+    all.push(take_day(&store, &data, 2));
     let m = mirror(&format!("file://{}//", dir.path().join("r/L").display()));
     assert_eq!(
         m["records_uploaded"], 1,
@@ -196,7 +188,7 @@ fn a_remote_is_one_remote_however_its_url_is_spelled() {
         .args(["-a", a.to_str().unwrap(), b.to_str().unwrap()])
         .status();
     assert!(cp.unwrap().success());
-    all.push(take(&store, &data, 3));
+    all.push(take_day(&store, &data, 3));
     mirror(&format!("file://{}", b.display()));
     let operator = [("SNAP_IDENTITY_FILE", identity.as_str())];
     let elsewhere = dir.path().join("operator");
@@ -286,7 +278,7 @@ fn restore_from_a_remote_never_reads_a_damaged_local_copy() {
     let (store, identity) = sealed_store(dir.path());
     let data = dir.path().join("data");
     make_tree(&data, 13, 2);
-    take(&store, &data, 0);
+    take_day(&store, &data, 0);
     let url = format!("file://{}", dir.path().join("remote").display());
     snap_ok(&store, &["mirror", "--remote", &url]);
     for p in pack_files(&store) {
@@ -317,7 +309,7 @@ fn a_missing_credential_has_its_own_exit_code_and_says_where_it_looked() {
     let store = dir.path().join("store");
     let data = dir.path().join("data");
     make_tree(&data, 1, 1);
-    take(&store, &data, 0);
+    take_day(&store, &data, 0);
     let out = Command::new(snap_bin())
         .env_remove("AZURE_STORAGE_CONNECTION_STRING")
         .args(["--store", store.to_str().unwrap(), "mirror", "--plaintext"])

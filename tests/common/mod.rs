@@ -372,3 +372,12 @@ pub fn broken_db(db: &Path) {
     bytes[n / 2..n / 2 + 2000].fill(0x77);
     fs::write(db, bytes).unwrap();
 }
+
+/// Writes `day.txt` for `day` into `data` and takes it; the snapshot's id.
+pub fn take_day(store: &Path, data: &Path, day: u32) -> String {
+    fs::write(data.join("day.txt"), format!("day {day}")).unwrap();
+    snap_json(store, &["take", data.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
