@@ -1,10 +1,10 @@
 //! Throughput of the write path's stages on 64 MiB of mixed data (half
 //! compressible text, half random): FastCDC, BLAKE3, zstd entry encoding, and
-//! the packer's parallel compression into a sealed pack.
+//! dedup with the packer's parallel compression into sealed packs.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use snap::format::entry::encode_entry;
-use snap::store::{Index, Store, StoreConfig};
+use snap::store::{Access, Index, Store, StoreConfig};
 
 fn mixed(n: usize) -> Vec<u8> {
     let mut x = 0x9e3779b97f4a7c15u64;
@@ -61,28 +61,18 @@ fn stages(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
-    g.bench_function("packer (parallel zstd, fsync)", |b| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::init(dir.path().join("s"), StoreConfig::default()).unwrap();
+    g.bench_function("dedup + packer (parallel zstd, fsync)", |b| {
         b.iter(|| {
-            let mut p = snap::packer::Packer::new(&store);
-            let batch = chunks
-                .iter()
-                .map(|c| snap::packer::NewChunk {
-                    id: snap::ChunkId::of(c),
-                    plain: c.clone(),
-                    base: None,
-                    rebased: false,
-                    levels: snap::packer::Levels {
-                        full: 3,
-                        delta: 1,
-                        refresh: false,
-                    },
-                })
-                .collect();
-            let mut sealed = p.add(batch).unwrap();
-            sealed.extend(p.finish().unwrap());
-            sealed.len()
+            // A new store each time: every chunk is new to it.
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::init(dir.path().join("s"), StoreConfig::default()).unwrap();
+            let wait = std::time::Duration::ZERO;
+            let repo = store.repository(Access::Write, "bench", wait).unwrap();
+            let mut w = snap::dedup::ChunkWriter::new(&repo).unwrap();
+            for c in &chunks {
+                w.put(c.clone()).unwrap();
+            }
+            w.finish().unwrap().added
         })
     });
     g.finish();

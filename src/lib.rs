@@ -48,6 +48,7 @@
 pub mod cancel;
 #[doc(hidden)]
 pub mod chunker;
+pub mod dedup;
 pub mod diff;
 pub mod error;
 pub mod fleet;
@@ -56,7 +57,6 @@ pub mod format;
 pub mod id;
 pub mod mount;
 #[doc(hidden)]
-pub mod packer;
 pub mod progress;
 pub mod recover;
 pub mod restore;
@@ -90,16 +90,11 @@ pub fn list(store: &Store) -> Result<Vec<(SnapshotId, Snapshot)>> {
 /// exclusive lock); `gc` then frees the space only they used. Returns the
 /// ids forgotten.
 pub fn forget(store: &Store, ids: &[SnapshotId], lock_wait: LockWait) -> Result<Vec<SnapshotId>> {
-    let lock = store.lock("forget", lock_wait.0)?;
-    let index = store.open_index(&lock)?;
+    let repo = store.repository(store::Access::Write, "forget", lock_wait.0)?;
     for id in ids {
         store.load_snapshot(id)?;
     }
-    for id in ids {
-        store::durable::remove_file(&store.snapshot_path(id))?;
-        index.remove_snapshot(id)?;
-    }
-    store::durable::fsync_dir(&store.root().join("snapshots"))?;
+    repo.forget(ids)?;
     Ok(ids.to_vec())
 }
 /// A snapshot's tags changed after the fact (restic's `tag`).
@@ -126,8 +121,7 @@ pub fn tag(
     remove: &[String],
     lock_wait: LockWait,
 ) -> Result<Retagged> {
-    let lock = store.lock("tag", lock_wait.0)?;
-    let index = store.open_index(&lock)?;
+    let repo = store.repository(store::Access::Write, "tag", lock_wait.0)?;
     let mut snapshot = store.load_snapshot(id)?;
     let before = snapshot.tags.clone();
     snapshot.tags.retain(|t| !remove.contains(t));
@@ -148,11 +142,9 @@ pub fn tag(
             tags: before,
         });
     }
-    let new = store.write_snapshot(&snapshot)?;
-    index.add_snapshot(&new, snapshot.time.timestamp())?;
-    store::durable::remove_file(&store.snapshot_path(id))?;
-    store::durable::fsync_dir(&store.root().join("snapshots"))?;
-    index.remove_snapshot(id)?;
+    // The new record is durable before the old one goes.
+    let new = repo.write_snapshot(&snapshot)?;
+    repo.forget(&[*id])?;
     Ok(Retagged {
         old: *id,
         new,

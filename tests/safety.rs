@@ -342,9 +342,14 @@ fn a_very_deep_tree_is_walked_without_recursion() {
     let root = dir.path().join("store");
     let store = snap::Store::init(&root, snap::StoreConfig::default()).unwrap();
     {
-        let lock = store.lock("test", std::time::Duration::ZERO).unwrap();
-        let index = store.open_index(&lock).unwrap();
-        let mut w = snap::store::ChunkWriter::new(&store, &index).unwrap();
+        let repo = store
+            .repository(
+                snap::store::Access::Write,
+                "test",
+                std::time::Duration::ZERO,
+            )
+            .unwrap();
+        let mut w = snap::dedup::ChunkWriter::new(&repo).unwrap();
         let node = |name: &str, kind| Node {
             name: name.as_bytes().to_vec(),
             kind,

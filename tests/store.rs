@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use snap::format::tree::{encode_tree, Node, NodeKind, Tree};
-use snap::store::ChunkWriter;
 use snap::{RestoreOptions, Store, StoreConfig, TakeOptions};
 use std::fs;
 use std::path::Path;
@@ -109,11 +108,14 @@ fn one_byte_change_in_100_mib_stores_under_1_mib() {
 /// Writes a snapshot whose top tree holds `node`, bypassing `take`: what an
 /// attacker or a bug could leave in a store.
 fn forge(store: &Store, nodes: Vec<Node>) {
-    let lock = store
-        .lock("test", std::time::Duration::from_secs(5))
+    let repo = store
+        .repository(
+            snap::store::Access::Write,
+            "test",
+            std::time::Duration::from_secs(5),
+        )
         .unwrap();
-    let index = store.open_index(&lock).unwrap();
-    let mut w = ChunkWriter::new(store, &index).unwrap();
+    let mut w = snap::dedup::ChunkWriter::new(&repo).unwrap();
     let mut top = Tree { nodes };
     top.nodes.sort_by(|a, b| a.name.cmp(&b.name));
     let tree = w.put_buffer(&encode_tree(&top)).unwrap();

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use rusqlite::Connection;
 use snap::format::tree::{encode_tree, NodeKind, Tree};
-use snap::store::{ChunkWriter, StoreReader};
 use snap::Store;
 use std::fs;
 use std::path::Path;
@@ -107,9 +106,10 @@ fn listed_databases_restore_verify_and_survive_gc() {
 /// The list chunks of the newest snapshot's database, which must be listed.
 fn listed_chunks(store: &Path) -> usize {
     let store = Store::open(store).unwrap();
-    let lock = store.lock_shared("test", Duration::from_secs(5)).unwrap();
-    let index = store.open_index(&lock).unwrap();
-    let reader = StoreReader::new(&store, &index).unwrap();
+    let repo = store
+        .repository(snap::store::Access::Read, "test", Duration::from_secs(5))
+        .unwrap();
+    let reader = repo.new_reader().unwrap();
     let (_, s) = snap::list(&store).unwrap().pop().unwrap();
     let top = reader.tree(&s.tree).unwrap();
     match &top.nodes[0].kind {
@@ -126,9 +126,10 @@ fn a_damaged_list_chunk_stops_restore_verify_and_gc() {
     let id = take_id(&store, &db);
     let list_chunk = {
         let s = Store::open(&store).unwrap();
-        let lock = s.lock_shared("test", Duration::from_secs(5)).unwrap();
-        let index = s.open_index(&lock).unwrap();
-        let reader = StoreReader::new(&s, &index).unwrap();
+        let repo = s
+            .repository(snap::store::Access::Read, "test", Duration::from_secs(5))
+            .unwrap();
+        let reader = repo.new_reader().unwrap();
         let top = reader
             .tree(&s.load_snapshot(&s.resolve(&id).unwrap()).unwrap().tree)
             .unwrap();
@@ -196,17 +197,15 @@ fn an_older_stores_inline_database_is_read_and_is_a_parent() {
 /// and marks the store format 2, as an older snap left it; returns its id.
 fn inline_like_an_older_snap(root: &Path) -> String {
     let store = Store::open(root).unwrap();
-    let lock = store.lock("test", Duration::from_secs(5)).unwrap();
-    let index = store.open_index(&lock).unwrap();
-    let (old_id, mut s) = snap::list(&store).unwrap().pop().unwrap();
-    let mut top = StoreReader::new(&store, &index)
-        .unwrap()
-        .tree(&s.tree)
+    let repo = store
+        .repository(snap::store::Access::Write, "test", Duration::from_secs(5))
         .unwrap();
+    let (old_id, mut s) = snap::list(&store).unwrap().pop().unwrap();
+    let mut top = repo.new_reader().unwrap().tree(&s.tree).unwrap();
     let NodeKind::ListedDatabase(db) = top.nodes[0].kind.clone() else {
         panic!("not listed")
     };
-    let reader = StoreReader::new(&store, &index).unwrap();
+    let reader = repo.new_reader().unwrap();
     let (_, list) = top.nodes[0].kind.database().unwrap();
     let units = reader
         .units(list)
@@ -218,7 +217,7 @@ fn inline_like_an_older_snap(root: &Path) -> String {
     }));
     let bytes = encode_tree(&Tree { nodes: top.nodes });
     assert_eq!(bytes[0], 1, "an older snap's tree version");
-    let mut w = ChunkWriter::new(&store, &index).unwrap();
+    let mut w = snap::dedup::ChunkWriter::new(&repo).unwrap();
     s.tree = w.put_buffer(&bytes).unwrap();
     w.finish().unwrap();
     let id = store.write_snapshot(&s).unwrap();

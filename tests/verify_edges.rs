@@ -65,9 +65,14 @@ fn a_damaged_shared_pack_names_every_snapshot_and_file_that_uses_it() {
 fn edited_snapshot(store: &Path, edit: impl Fn(&mut snap::format::tree::Database)) {
     let s = snap::Store::open(store).unwrap();
     let (_, latest) = snap::list(&s).unwrap().pop().unwrap();
-    let lock = s.lock("test", std::time::Duration::ZERO).unwrap();
-    let index = s.open_index(&lock).unwrap();
-    let reader = snap::store::StoreReader::new(&s, &index).unwrap();
+    let repo = s
+        .repository(
+            snap::store::Access::Write,
+            "test",
+            std::time::Duration::ZERO,
+        )
+        .unwrap();
+    let reader = repo.new_reader().unwrap();
     let mut top = reader.tree(&latest.tree).unwrap();
     for n in &mut top.nodes {
         if let NodeKind::Database(d) | NodeKind::ListedDatabase(d) = &mut n.kind {
@@ -75,7 +80,7 @@ fn edited_snapshot(store: &Path, edit: impl Fn(&mut snap::format::tree::Database
         }
     }
     drop(reader);
-    let mut w = snap::store::ChunkWriter::new(&s, &index).unwrap();
+    let mut w = snap::dedup::ChunkWriter::new(&repo).unwrap();
     let tree = w.put_buffer(&encode_tree(&top)).unwrap();
     w.finish().unwrap();
     let mut record = latest.clone();

@@ -13,21 +13,15 @@
 //! deleted, and never one the new index names (a repack can produce a pack
 //! with the very name of one planned for deletion: identity, not name, decides).
 
-pub(crate) mod execute;
-mod mark;
 pub mod plan;
 
-pub use execute::delta_bases;
-pub use mark::mark;
-pub use plan::{Fate, PackInfo, PackPlan};
+pub use crate::store::{Fate, PackInfo, PackPlan};
 
-use crate::error::{Error, Result};
-use crate::id::PackId;
+use crate::error::Result;
+use crate::id::SnapshotId;
 use crate::retention::{self, Candidate, GroupBy, Plan, Policy};
-use crate::store::{packs, Index, Store, StoreReader};
+use crate::store::{Access, Snapshots, Store};
 use chrono::{DateTime, FixedOffset};
-use std::collections::HashSet;
-use std::fs;
 use std::time::Instant;
 
 /// How `gc` thins and frees.
@@ -105,71 +99,55 @@ pub struct GcReport {
 /// ```
 pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     let start = Instant::now();
-    let lock = store.lock_all("gc", opts.lock_wait.0)?;
-    let mut index = store.open_index(&lock)?;
-    let (plan, kept, bad_records) = plan_store(store, opts)?;
+    let mut repo = store.repository(Access::Exclusive, "gc", opts.lock_wait.0)?;
+    let mut plan = Plan::default();
+    // Call one: the facts. A damaged index row is ruled out by a rebuild
+    // (not in a dry run, which changes nothing).
+    let facts = repo.facts(
+        |records| {
+            plan = plan_records(records, opts)?;
+            Ok(kept_ids(&plan))
+        },
+        None,
+        !opts.dry_run,
+    )?;
+    let pack_plan = plan::plan_packs(
+        &facts.packs,
+        facts.live.clone(),
+        |id| facts.indexed(id),
+        |deltas| facts.delta_bases(deltas),
+        opts.repack_threshold,
+    )?;
+    plan::check(&pack_plan)?;
     let mut report = GcReport {
         dry_run: opts.dry_run,
         forgotten: plan.forget().count(),
         kept: plan.keep().count(),
-        bad_records,
+        bad_records: facts.bad_records.clone(),
+        bad_packs: facts.bad_packs.clone(),
         ..Default::default()
     };
-    // If any kept snapshot cannot be read completely, gc stops having
-    // changed nothing. A damaged index row can be the cause: the index is a
-    // cache, so it is rebuilt from the packs once and the mark retried.
-    let progress = store.progress();
-    progress.start_items("gc: mark", Some(kept.len() as u64));
-    let live = match mark(&StoreReader::new(store, &index)?, kept.iter()) {
-        Ok(live) => live,
-        Err(Error::Corrupt { .. }) if !opts.dry_run => {
-            drop(index);
-            packs::rebuild_index(store)?;
-            index = store.open_index(&lock)?;
-            mark(&StoreReader::new(store, &index)?, kept.iter())?
-        }
-        Err(e) => return Err(e),
-    };
-    let reader = StoreReader::new(store, &index)?;
-    let packs = read_headers(store, &mut report)?;
-    progress.finish();
-    let pack_plan = plan::plan_packs(
-        &packs,
-        live,
-        |id| reader.index.get(id).ok().flatten(),
-        |deltas| execute::delta_bases(&reader.packs, deltas),
-        opts.repack_threshold,
-    )?;
-    plan::check(&pack_plan)?;
-    report.plan = plan;
+    let before: u64 = facts.packs.iter().map(|p| p.size).sum();
+    drop(facts);
     describe(&pack_plan, &mut report);
+    let forget = forgotten_ids(&plan);
+    report.plan = plan;
     if opts.dry_run {
         report.bytes_freed = pack_plan.bytes_freed();
         report.duration_ms = start.elapsed().as_millis() as u64;
         return Ok(report);
     }
-    let before: u64 = packs.iter().map(|p| p.size).sum();
-    execute::forget(store, &index, &report.plan)?;
-    let repack_bytes: u64 = pack_plan
-        .with_fate(Fate::Repack)
-        .map(|p| pack_plan.live_bytes.get(&p).copied().unwrap_or(0))
-        .sum();
-    progress.start("gc: repack", Some(repack_bytes));
-    let written = execute::run(store, &index, &reader, &pack_plan)?;
-    progress.finish();
+    // Call two: the execution.
+    let written = repo.sweep(&forget, &pack_plan)?;
     report.packs_written = written.len() as u64;
-    let after = before + written.iter().sum::<u64>()
-        - pack_plan
-            .fates
-            .iter()
-            .filter(|(_, _, f)| *f != Fate::Keep)
-            .map(|(_, s, _)| s)
-            .sum::<u64>();
+    let gone: u64 = pack_plan
+        .fates
+        .iter()
+        .filter(|(_, _, f)| *f != Fate::Keep)
+        .map(|(_, s, _)| s)
+        .sum();
+    let after = before + written.iter().sum::<u64>() - gone;
     report.bytes_freed = before.saturating_sub(after);
-    // gc's commits leave the file up to twice its size (see `take`). The
-    // index is a cache and the gc is done: a failed compaction costs bytes.
-    drop(reader);
-    let _ = index.compact();
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -186,31 +164,9 @@ pub(crate) fn describe(plan: &PackPlan, report: &mut GcReport) {
         .collect();
 }
 
-/// Every pack's header (the truth the plan is made from). A pack whose
-/// header cannot be read is reported and left alone.
-fn read_headers(store: &Store, report: &mut GcReport) -> Result<Vec<PackInfo>> {
-    let mut out = Vec::new();
-    for (id, path) in store.pack_files()? {
-        match packs::read_header(&path) {
-            Ok(entries) => out.push(PackInfo {
-                id,
-                size: fs::metadata(&path).map_err(Error::io("stat", &path))?.len(),
-                entries,
-            }),
-            Err(e) => report.bad_packs.push(format!("{}: {e}", path.display())),
-        }
-    }
-    Ok(out)
-}
-
-/// The retention plan for a store's snapshots, the snapshots it keeps, and
-/// the corrupt records (left out of the plan, named).
-pub fn plan_store(
-    store: &Store,
-    opts: &GcOptions,
-) -> Result<(Plan, Vec<crate::Snapshot>, Vec<String>)> {
-    let (snapshots, bad) = store.snapshots_checked()?;
-    let candidates: Vec<Candidate> = snapshots
+/// The retention plan for a store's (readable) snapshot records.
+pub fn plan_records(records: &Snapshots, opts: &GcOptions) -> Result<Plan> {
+    let candidates: Vec<Candidate> = records
         .iter()
         .map(|(id, s)| Candidate {
             id: id.to_hex(),
@@ -224,29 +180,25 @@ pub fn plan_store(
     let now = opts
         .now
         .unwrap_or_else(|| chrono::Local::now().fixed_offset());
-    let plan = retention::plan(
+    retention::plan(
         &opts.policy,
         &candidates,
         opts.group_by,
         now,
         &chrono::Local,
-    )?;
-    let keep: HashSet<&str> = plan.keep().map(|d| d.id.as_str()).collect();
-    let kept = snapshots
-        .into_iter()
-        .filter(|(id, _)| keep.contains(id.to_hex().as_str()))
-        .map(|(_, s)| s)
-        .collect();
-    Ok((plan, kept, bad))
+    )
 }
 
-/// Packs to delete once the index no longer names them: `doomed` minus every
-/// pack the committed index names.
-pub(crate) fn deletable(index: &Index, doomed: &[PackId]) -> Result<Vec<PackId>> {
-    let named = index.pack_ids()?;
-    Ok(doomed
-        .iter()
-        .filter(|p| !named.contains(p))
-        .copied()
-        .collect())
+/// The snapshots a retention plan keeps.
+pub(crate) fn kept_ids(plan: &Plan) -> Vec<SnapshotId> {
+    let ids = plan.keep().map(|d| SnapshotId::from_hex(&d.id));
+    ids.map(|id| id.expect("plans are made of store ids"))
+        .collect()
+}
+
+/// The snapshots a retention plan forgets.
+pub(crate) fn forgotten_ids(plan: &Plan) -> Vec<SnapshotId> {
+    let ids = plan.forget().map(|d| SnapshotId::from_hex(&d.id));
+    ids.map(|id| id.expect("plans are made of store ids"))
+        .collect()
 }

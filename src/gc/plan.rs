@@ -14,85 +14,10 @@
 
 use crate::error::{Error, Result};
 use crate::format::entry::MAX_READ_CHAIN;
-use crate::format::pack::{EntryKind, PackEntry};
+use crate::format::pack::EntryKind;
 use crate::id::{ChunkId, PackId};
-use crate::store::Location;
+use crate::store::{Fate, Location, PackInfo, PackPlan};
 use std::collections::{HashMap, HashSet};
-
-/// One pack as its header describes it.
-#[derive(Clone, Debug)]
-pub struct PackInfo {
-    /// The pack.
-    pub id: PackId,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Its header's entries.
-    pub entries: Vec<PackEntry>,
-}
-
-/// What happens to one pack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fate {
-    /// Kept as it is.
-    Keep,
-    /// Its chosen entries are copied into new packs, then it is deleted.
-    Repack,
-    /// No chosen entry: deleted.
-    Delete,
-}
-
-/// Which copy of every live chunk survives, and each pack's fate.
-#[derive(Debug, Default)]
-pub struct PackPlan {
-    /// Every chunk that must stay readable: marked ones and their bases.
-    pub live: HashSet<ChunkId>,
-    /// Where each live chunk is read from (before any repack).
-    pub chosen: HashMap<ChunkId, Location>,
-    /// Each chosen delta's base.
-    pub bases: HashMap<ChunkId, ChunkId>,
-    /// Every pack with its size and fate.
-    pub fates: Vec<(PackId, u64, Fate)>,
-    /// Bytes of chosen entries per pack.
-    pub live_bytes: HashMap<PackId, u64>,
-}
-
-impl PackPlan {
-    /// The packs with this fate.
-    pub fn with_fate(&self, fate: Fate) -> impl Iterator<Item = PackId> + '_ {
-        self.fates
-            .iter()
-            .filter(move |(_, _, f)| *f == fate)
-            .map(|(p, _, _)| *p)
-    }
-
-    /// The chosen entries of every pack to repack, each in pack order.
-    pub fn to_repack(&self) -> Vec<(PackId, Vec<Location>)> {
-        let repack: std::collections::HashSet<PackId> = self.with_fate(Fate::Repack).collect();
-        let mut by_pack: HashMap<PackId, Vec<Location>> = HashMap::new();
-        for l in self.chosen.values().filter(|l| repack.contains(&l.pack)) {
-            by_pack.entry(l.pack).or_default().push(l.clone());
-        }
-        let mut out: Vec<(PackId, Vec<Location>)> = by_pack.into_iter().collect();
-        for (_, locs) in &mut out {
-            locs.sort_by_key(|l| l.entry.offset);
-        }
-        out.sort_by_key(|(p, _)| *p);
-        out
-    }
-
-    /// Pack bytes freed: deleted packs whole, repacked ones but their live bytes.
-    pub fn bytes_freed(&self) -> u64 {
-        self.fates
-            .iter()
-            .map(|(p, size, fate)| match fate {
-                Fate::Keep => 0,
-                Fate::Delete => *size,
-                Fate::Repack => size.saturating_sub(self.live_bytes.get(p).copied().unwrap_or(0)),
-            })
-            .sum()
-    }
-}
 
 /// Plans which copy of each live chunk survives and each pack's fate.
 /// `indexed` gives the index's row for a chunk (preferred when it names a
@@ -256,6 +181,7 @@ pub fn check(plan: &PackPlan) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::pack::PackEntry;
 
     fn entry(id: u8, kind: EntryKind, offset: u64) -> PackEntry {
         PackEntry {

@@ -169,10 +169,16 @@ pub fn mirror(store: &Store, remote: &Arc<Remote>, opts: &MirrorOptions) -> Resu
     push::hold(remote, &codec, &mut state, &plan)?;
     let damaged = packs::send(store, remote, &codec, &mut state, plan, &mut report)?;
     // Records go last: a record is sent only when every pack it needs is
-    // on the remote; one that needs a pack damaged here is held back.
+    // on the remote; one that needs a pack damaged here is held back. The
+    // index is opened only then, to tell which (`held` keeps the lock,
+    // inside the repository or alone, until the run ends).
+    let held = match damaged.is_empty() {
+        true => Err(lock),
+        false => Ok(store.repository_with(lock)?),
+    };
     push::records(
         store,
-        &lock,
+        held.as_ref().ok().map(|r| &**r),
         records,
         remote,
         &codec,

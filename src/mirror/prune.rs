@@ -6,9 +6,10 @@ use super::layout::{self, pack_key, record_key};
 use super::pull::{view, Opened};
 use super::Remote;
 use crate::error::{Error, Result};
-use crate::gc::{execute, mark, plan, plan_store, Fate, GcOptions, GcReport};
+use crate::gc::{plan, GcOptions, GcReport};
 use crate::id::{ChunkId, PackId, SnapshotId};
-use crate::store::{Index, Location, StoreReader};
+use crate::retention::Plan;
+use crate::store::{Access, Fate, Location, PackInfo, PackPlan, Repository};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,25 +38,28 @@ pub fn gc_remote(
     let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
     let (view, packs) = view(remote.clone(), opened, &dir.path().join("view"), local)?;
     let (held, holds) = read_holds(&remote, opened)?;
-    let (plan, kept, bad_records) = plan_store(&view, opts)?;
-    let index = Index::open(&view.index_path())?;
-    let reader = StoreReader::new(&view, &index)?;
-    let live = mark(&reader, kept.iter())?;
     // A chunk a held pack has is kept there (that pack stays anyway), so
     // other copies of it can go.
     let in_held = chunks_in(&packs, &held);
-    let mut pack_plan = plan::plan_packs(
-        &packs,
-        live,
-        |id| {
-            in_held
-                .get(id)
-                .cloned()
-                .or_else(|| reader.index.get(id).ok().flatten())
+    let mut repo = view.repository(Access::Exclusive, "gc --remote", opts.lock_wait.0)?;
+    let mut plan = Plan::default();
+    let facts = repo.facts(
+        |records| {
+            plan = crate::gc::plan_records(records, opts)?;
+            Ok(crate::gc::kept_ids(&plan))
         },
-        |deltas| execute::delta_bases(&reader.packs, deltas),
+        Some(packs),
+        false,
+    )?;
+    let mut pack_plan = plan::plan_packs(
+        &facts.packs,
+        facts.live.clone(),
+        |id| in_held.get(id).cloned().or_else(|| facts.indexed(id)),
+        |deltas| facts.delta_bases(deltas),
         opts.repack_threshold,
     )?;
+    let bad_records = facts.bad_records.clone();
+    drop(facts);
     // A pack a mirroring store still holds stays whole: a future record may name it.
     for (p, _, fate) in pack_plan.fates.iter_mut() {
         if held.contains(p) {
@@ -74,21 +78,14 @@ pub fn gc_remote(
     crate::gc::describe(&pack_plan, &mut report);
     report.plan = plan;
     if !opts.dry_run {
-        report.packs_written = execute_remote(
-            &remote,
-            codec,
-            (&view, &reader),
-            &pack_plan,
-            &report,
-            &holds,
-        )?;
+        report.packs_written = execute_remote(&remote, codec, &repo, &pack_plan, &report, &holds)?;
     }
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
 }
 
 /// Where each chunk of the packs in `held` lies.
-fn chunks_in(packs: &[crate::gc::PackInfo], held: &HashSet<PackId>) -> HashMap<ChunkId, Location> {
+fn chunks_in(packs: &[PackInfo], held: &HashSet<PackId>) -> HashMap<ChunkId, Location> {
     let held = packs.iter().filter(|p| held.contains(&p.id));
     held.flat_map(|p| {
         p.entries.iter().map(|e| {
@@ -106,16 +103,15 @@ fn chunks_in(packs: &[crate::gc::PackInfo], held: &HashSet<PackId>) -> HashMap<C
 fn execute_remote(
     remote: &Remote,
     codec: &super::crypt::Codec,
-    (view, reader): (&crate::store::Store, &StoreReader),
-    pack_plan: &plan::PackPlan,
+    view: &Repository,
+    pack_plan: &PackPlan,
     report: &GcReport,
     holds: &[String],
 ) -> Result<u64> {
-    let written = execute::repack(view, reader, pack_plan)?;
+    let written = view.repack(pack_plan)?;
     let mut created = HashSet::new();
     for s in &written {
-        let bytes = std::fs::read(view.pack_path(&s.id))
-            .map_err(Error::io("read", view.pack_path(&s.id)))?;
+        let bytes = view.store().read_pack(&s.id)?;
         let name = PackId(codec.name(&s.id.0));
         remote.put_new(&pack_key(&name), codec.seal(&bytes)?)?;
         created.insert(name);

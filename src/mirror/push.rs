@@ -7,7 +7,7 @@ use super::{MirrorReport, Remote};
 use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
 use crate::store::reader::read_chain;
-use crate::store::{Store, StoreLock, StoreReader};
+use crate::store::{Store, StoreReader};
 use std::collections::HashSet;
 
 /// What creating `config` found.
@@ -258,7 +258,7 @@ const BATCH: usize = 5000;
 #[allow(clippy::too_many_arguments)]
 pub(super) fn records(
     store: &Store,
-    lock: &StoreLock,
+    reader: Option<&StoreReader>,
     ids: Vec<SnapshotId>,
     remote: &Remote,
     codec: &Codec,
@@ -266,14 +266,6 @@ pub(super) fn records(
     failed: &HashSet<PackId>,
     report: &mut MirrorReport,
 ) -> Result<()> {
-    let index = match failed.is_empty() {
-        true => None,
-        false => Some(store.open_index(lock)?),
-    };
-    let reader = match &index {
-        Some(i) => Some(StoreReader::new(store, i)?),
-        None => None,
-    };
     let mut todo: Vec<(SnapshotId, Vec<u8>)> = Vec::new();
     for id in ids {
         if state.has(&format!("r {}", id.to_hex())) {
@@ -288,7 +280,7 @@ pub(super) fn records(
             ));
             continue;
         }
-        if let Some(reader) = &reader {
+        if let Some(reader) = reader {
             let needs =
                 crate::Snapshot::decode(&bytes).map_or(true, |s| needs_any(reader, &s, failed));
             if needs {
@@ -335,7 +327,7 @@ pub(super) fn records(
 /// a delta whose chain of bases reaches one. What cannot be read counts as
 /// needed.
 fn needs_any(reader: &StoreReader, s: &crate::Snapshot, bad: &HashSet<PackId>) -> bool {
-    let Ok(live) = crate::gc::mark(reader, std::iter::once(s)) else {
+    let Ok(live) = reader.reachable(std::iter::once(s)) else {
         return true;
     };
     live.iter().any(|c| {

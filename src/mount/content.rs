@@ -112,7 +112,7 @@ impl Cache {
 pub(crate) struct Shared {
     /// The store's shared lock, the index and the reader, for as long as
     /// the mount lasts.
-    pub reader: crate::store::Reading,
+    pub reader: crate::store::Repository,
     pub cache: Mutex<Cache>,
 }
 

@@ -5,7 +5,7 @@
 use super::content::{self, Handle, Layout, Shared};
 use super::inodes::{Body, Children, Inode, Meta, Table};
 use crate::error::Error;
-use crate::store::Reading;
+use crate::store::Repository;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
@@ -29,7 +29,7 @@ pub(crate) struct SnapFs {
 }
 
 impl SnapFs {
-    pub fn new(reader: Reading, table: Table) -> Self {
+    pub fn new(reader: Repository, table: Table) -> Self {
         SnapFs {
             shared: Arc::new(Shared {
                 reader,

@@ -9,11 +9,12 @@ mod walker;
 
 use walker::Walker;
 
+use crate::dedup::ChunkWriter;
 use crate::error::{Error, Result};
 use crate::format::record::{Snapshot, TakeStats, RECORD_VERSION};
 use crate::id::SnapshotId;
 use crate::source::{self, sqlite, Excludes};
-use crate::store::{ChunkWriter, Index, Store, StoreReader};
+use crate::store::{Access, Repository, Store};
 use chrono::{DateTime, FixedOffset};
 use std::fs;
 use std::path::PathBuf;
@@ -103,25 +104,23 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         o
     });
     let opts = dry_opts.as_ref().unwrap_or(opts);
-    let lock = match dry {
-        true => store.lock_shared("take --dry-run", opts.lock_wait.0)?,
-        false => store.lock("take", opts.lock_wait.0)?,
+    let mut repo = match dry {
+        true => store.repository(Access::Read, "take --dry-run", opts.lock_wait.0)?,
+        false => store.repository(Access::Write, "take", opts.lock_wait.0)?,
     };
-    let mut index = store.open_index(&lock)?;
-    let index_len = || fs::metadata(store.index_path()).map_or(0, |m| m.len());
-    compact(&mut index, &mut warnings, dry);
-    let index_before = index_len();
+    compact(&mut repo, &mut warnings, dry);
+    let index_before = repo.index_bytes();
     let paths: Vec<String> = roots.iter().map(|p| p.to_string_lossy().into()).collect();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let parent = find_parent(store, &paths, &host)?;
     note_parent(store, parent.as_ref().map(|p| &p.0));
     let mut w = Walker {
         writer: match dry {
-            true => ChunkWriter::dry(store, &index)?,
-            false => ChunkWriter::new(store, &index)?,
+            true => ChunkWriter::dry(&repo)?,
+            false => ChunkWriter::new(&repo)?,
         },
         would_read: dry.then(Vec::new),
-        reader: StoreReader::new(store, &index)?,
+        reader: &repo,
         excludes: Excludes::new(&opts.excludes)?,
         opts,
         stats: TakeStats::default(),
@@ -146,16 +145,15 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         skipped,
         databases,
         mut warnings,
-        reader,
         writer,
         would_read,
         ..
     } = w;
-    // Their read transactions would keep the compaction from moving pages.
-    drop((reader, writer));
-    compact(&mut index, &mut warnings, dry);
+    // Its read transaction would keep the compaction from moving pages.
+    drop(writer);
+    compact(&mut repo, &mut warnings, dry);
     // What the store grew by, the index included (compacted).
-    stats.added = written.added + index_len().saturating_sub(index_before);
+    stats.added = written.added + repo.index_bytes().saturating_sub(index_before);
     stats.added_raw = written.added_raw;
     stats.chunks_added = written.chunks_added;
     stats.duration_ms = start.elapsed().as_millis() as u64;
@@ -184,14 +182,10 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
         ));
     }
     // The record is written last: only now is every chunk it names durable.
-    let id = store.write_snapshot(&snapshot)?;
-    // The snapshot exists now; the catalog is a cache a rebuild restores.
-    if let Err(e) = index.add_snapshot(&id, snapshot.time.timestamp()) {
-        warnings.push(format!("the index catalog was not updated ({e})"));
-    }
+    let id = repo.write_snapshot(&snapshot)?;
     // The catalog's commit grew the file again; compacted, it is the size
     // `stats.added` counted.
-    compact(&mut index, &mut warnings, false);
+    compact(&mut repo, &mut warnings, false);
     Ok(report(Some(id), Some(snapshot), warnings, Vec::new()))
 }
 
@@ -213,11 +207,11 @@ fn report(
 /// be moved only by a new writer) and after its last commit: redb doubles
 /// the file when a commit finds it full, so a take that ended in a commit
 /// would leave it twice its size. A failure costs bytes only: a warning.
-fn compact(index: &mut Index, warnings: &mut Vec<String>, dry: bool) {
+fn compact(repo: &mut Repository, warnings: &mut Vec<String>, dry: bool) {
     if dry {
         return;
     }
-    if let Err(e) = index.compact() {
+    if let Err(e) = repo.compact() {
         warnings.push(format!("the index was not compacted ({e})"));
     }
 }

@@ -3,21 +3,22 @@
 //! through SQLite, each directory's tree stored as chunks as it is left.
 
 use super::TakeOptions;
+use crate::dedup::ChunkWriter;
+use crate::dedup::WriteStats;
 use crate::error::{Error, Result};
 use crate::format::record::{DatabaseSummary, Skipped, Snapshot, TakeStats};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::ChunkId;
 use crate::source::walk::{self, Dir, Entry, Kind};
 use crate::source::{self, sqlite, Excludes};
-use crate::store::writer::WriteStats;
-use crate::store::{ChunkWriter, StoreReader};
+use crate::store::StoreReader;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub(super) struct Walker<'a> {
     pub writer: ChunkWriter<'a>,
-    pub reader: StoreReader,
+    pub reader: &'a StoreReader,
     pub excludes: Excludes,
     pub opts: &'a TakeOptions,
     pub stats: TakeStats,

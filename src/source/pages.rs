@@ -5,6 +5,7 @@
 //! with 16 times fewer chunks, index rows and page-list ids than one chunk
 //! per 4 KiB page (DESIGN.md, "Page units", has the measurements).
 
+use crate::dedup::ChunkWriter;
 use crate::error::{Error, Result};
 use crate::format::entry;
 use crate::format::tree::Database;
@@ -12,8 +13,7 @@ use crate::format::tree::Database;
 use crate::format::tree::NodeKind;
 use crate::format::units::{ListWriter, UnitCursor, UnitList, LIST_IDS};
 use crate::id::ChunkId;
-use crate::packer::Levels;
-use crate::store::ChunkWriter;
+use crate::store::Levels;
 use rayon::prelude::*;
 use std::io::Read;
 

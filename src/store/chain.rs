@@ -95,3 +95,49 @@ pub(super) fn decode_with(
     };
     decode(loc, s, base)
 }
+
+/// The base a new version of a chunk is stored as a delta against.
+pub struct Base {
+    /// The base chunk.
+    pub id: ChunkId,
+    /// Its plain bytes.
+    pub plain: Vec<u8>,
+    /// It is the root of the candidate's chain, which was full (not the
+    /// chunk's previous version).
+    pub rebased: bool,
+}
+
+impl super::StoreReader {
+    /// Whether the index names chunk `id`.
+    pub fn has(&self, id: &ChunkId) -> Result<bool> {
+        self.index.contains(id)
+    }
+
+    /// The delta base for a chunk whose previous version is `candidate`:
+    /// the candidate itself while its chain of deltas is shorter than
+    /// `MAX_CHAIN` (a delta then costs about the change since that
+    /// version), else the chunk stored in full at its chain's root. None
+    /// when the candidate is not indexed (pending in this take, or
+    /// unknown): then the chunk is stored in full, so a base is always
+    /// durable and indexed before a delta names it.
+    pub fn delta_base(&self, candidate: &ChunkId) -> Result<Option<Base>> {
+        let Some(loc) = self.index.get(candidate)? else {
+            return Ok(None);
+        };
+        let chain = read_chain(&self.index, &self.packs, &loc)?;
+        if chain.len() <= crate::format::entry::MAX_CHAIN {
+            let plain = decode_chain(&chain)?;
+            return Ok(Some(Base {
+                id: *candidate,
+                plain,
+                rebased: false,
+            }));
+        }
+        let root = chain.last().expect("a chain has an entry");
+        Ok(Some(Base {
+            id: root.0.entry.id,
+            plain: decode_chain(std::slice::from_ref(root))?,
+            rebased: true,
+        }))
+    }
+}

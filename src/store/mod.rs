@@ -15,13 +15,16 @@ mod config;
 pub mod durable;
 pub mod index;
 pub mod lock;
+pub(crate) mod packer;
 pub mod packs;
+mod reach;
 pub mod reader;
-mod reading;
 mod records;
+mod repository;
 pub mod source;
+mod sweep;
 mod verified;
-pub mod writer;
+pub(crate) mod writer;
 
 use crate::error::{Error, Result};
 use crate::format::record::Snapshot;
@@ -29,16 +32,19 @@ use crate::id::{PackId, SnapshotId};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use chain::Base;
 use config::OLDEST_FORMAT;
 pub use config::{ChunkerParams, StoreConfig, FORMAT_VERSION};
 pub use index::{Index, Location};
 pub use lock::{LockWait, StoreLock};
+pub use packer::Levels;
 pub use reader::StoreReader;
-pub use reading::Reading;
+pub use repository::{Access, Repository};
 pub use source::PackSource;
 use source::Packs;
+pub use sweep::{Facts, Fate, PackInfo, PackPlan};
 pub use verified::Verified;
-pub use writer::ChunkWriter;
+pub use writer::Abandoned;
 
 /// Snapshots with their ids, oldest first.
 pub type Snapshots = Vec<(SnapshotId, Snapshot)>;
@@ -248,8 +254,19 @@ impl Store {
         self.root.join("snapshots").join(format!("{id}.json"))
     }
 
-    pub fn index_path(&self) -> PathBuf {
+    pub(crate) fn index_path(&self) -> PathBuf {
         self.root.join("index.redb")
+    }
+
+    /// The index file's size in bytes (0 when there is none).
+    pub fn index_bytes(&self) -> u64 {
+        fs::metadata(self.index_path()).map_or(0, |m| m.len())
+    }
+
+    /// The bytes of local pack `id`.
+    pub fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
+        let path = self.pack_path(id);
+        fs::read(&path).map_err(Error::io("read", &path))
     }
 
     /// Every pack file in the store, whatever the index says.

@@ -3,7 +3,7 @@
 //! most `MAX_READ_CHAIN` deep).
 
 use super::chain::{base_of, decode_with, too_long};
-pub(crate) use super::chain::{decode_chain, read_chain, resolve};
+pub(crate) use super::chain::{read_chain, resolve};
 use super::index::{Index, IndexReader, Location};
 use super::packs::{decode_link_named, decode_named, PackReader};
 use super::Store;

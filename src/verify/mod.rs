@@ -19,7 +19,7 @@ use crate::format::tree::{Node, NodeKind};
 use crate::format::units::{UnitCursor, UnitList, LIST_IDS};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::source::sqlite;
-use crate::store::{packs, Store, StoreReader};
+use crate::store::{packs, Repository, Store};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::Instant;
@@ -78,8 +78,7 @@ impl VerifyReport {
 }
 
 struct Checker<'a> {
-    reader: StoreReader,
-    index: &'a crate::store::Index,
+    reader: &'a Repository,
     store: &'a Store,
     read_data: bool,
     seen_chunks: HashSet<ChunkId>,
@@ -113,11 +112,9 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
             .map(|s| store.resolve_in(s, &opts.selection))
             .collect::<Result<_>>()?
     };
-    let lock = store.lock_shared("verify", opts.lock_wait.0)?;
-    let index = store.open_index(&lock)?;
+    let repo = store.reading("verify", opts.lock_wait.0)?;
     let mut c = Checker {
-        reader: StoreReader::new(store, &index)?,
-        index: &index,
+        reader: &repo,
         store,
         read_data: opts.read_data || opts.sample.is_some(),
         seen_chunks: HashSet::new(),
@@ -177,7 +174,7 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
             let checked = packs::verify_pack(store, &pack, indexed, |base| c.reader.chunk(base));
             if let Err(e) = checked {
                 c.problem(None, None, Some(pack), e.to_string());
-                damaged.extend(damage::damaged_chunks(store, &c.reader, &pack));
+                damaged.extend(damage::damaged_chunks(store, c.reader, &pack));
             }
         }
         if !damaged.is_empty() {
@@ -211,8 +208,8 @@ impl Checker<'_> {
     /// Names every snapshot and file that uses a damaged chunk (or a delta
     /// whose chain reaches one).
     fn name_users(&mut self, damaged: HashSet<ChunkId>) {
-        let bad = damage::with_dependents(&self.reader, damaged);
-        for (snap, path, chunk) in damage::users(&self.reader, &self.checked, &bad) {
+        let bad = damage::with_dependents(self.reader, damaged);
+        for (snap, path, chunk) in damage::users(self.reader, &self.checked, &bad) {
             let pack = self.reader.index.get(&chunk).ok().flatten().map(|l| l.pack);
             self.problem(
                 Some(snap),
@@ -229,7 +226,7 @@ impl Checker<'_> {
         self.chunks(id, "(top tree)", &snap.tree);
         let top = self.reader.tree(&snap.tree)?;
         // The walk borrows the reader; what it finds is checked after each step.
-        let reader = StoreReader::new(self.store, self.index)?;
+        let reader = self.reader.new_reader()?;
         let mut failed = Vec::new();
         reader.walk(
             "",

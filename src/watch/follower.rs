@@ -101,7 +101,7 @@ impl Follower {
         let (conn, _) = self.conn.as_ref().expect("opened");
         conn.execute_batch("BEGIN")
             .map_err(Error::sqlite(&self.path))?;
-        let looked = self.in_txn(store, &lock, tags, identity);
+        let looked = self.in_txn(store, lock, tags, identity);
         let (conn, _) = self.conn.as_ref().expect("opened");
         let _ = conn.execute_batch("COMMIT");
         looked
@@ -118,7 +118,7 @@ impl Follower {
     fn in_txn(
         &mut self,
         store: &Store,
-        lock: &StoreLock,
+        lock: StoreLock,
         tags: &[String],
         identity: (u64, u64),
     ) -> Result<Looked> {
@@ -152,7 +152,7 @@ impl Follower {
         if change == Change::Nothing {
             return Ok(Looked::Nothing);
         }
-        let mut index = store.open_index(lock)?;
+        let mut repo = store.repository_with(lock)?;
         let full_read = match &change {
             Change::Unknown(why) => Some(why.clone()),
             _ => None,
@@ -176,14 +176,14 @@ impl Follower {
             identity,
         };
         let whole = spec.point.full_read.is_some();
-        let written = point::write(store, &index, spec)?;
+        let written = point::write(&repo, spec)?;
         // The index's copy-on-write commits leave freed pages behind: they
         // are compacted after a full read and every `COMPACT_EVERY` points,
         // so a take (which compacts) finds little to move.
         self.since_compaction += 1;
         if whole || self.since_compaction >= COMPACT_EVERY {
             self.since_compaction = 0;
-            let _ = index.compact();
+            let _ = repo.compact();
         }
         Ok(self.recorded(written, wal, seen, log))
     }

@@ -5,14 +5,15 @@
 //! durability order: every chunk durable and indexed before the record.
 
 use super::changes::Change;
+use crate::dedup::ChunkWriter;
 use crate::error::{Error, Result};
 use crate::format::record::{DatabaseSummary, Point, Snapshot, TakeStats, RECORD_VERSION};
 use crate::format::tree::{Database, NodeKind, Tree};
 use crate::format::units::{ListWriter, UnitList};
 use crate::id::{ChunkId, SnapshotId};
-use crate::packer::Levels;
 use crate::source::{self, pages, sqlite::lock_byte_page};
-use crate::store::{ChunkWriter, Store};
+use crate::store::Levels;
+use crate::store::Repository;
 use rayon::prelude::*;
 use rusqlite::Connection;
 use std::collections::BTreeSet;
@@ -102,14 +103,10 @@ const BATCH: usize = 64;
 /// lock and `spec.conn` is inside the read transaction the shape came from.
 /// None when the image read is the previous point's (a change that was not
 /// known, and was none): no record.
-pub fn write(
-    store: &Store,
-    index: &crate::store::Index,
-    spec: Spec,
-) -> Result<Option<(Last, u64)>> {
+pub fn write(repo: &Repository, spec: Spec) -> Result<Option<(Last, u64)>> {
     let start = std::time::Instant::now();
     let (page_size, page_count) = spec.shape;
-    let mut w = ChunkWriter::new(store, index)?;
+    let mut w = ChunkWriter::new(repo)?;
     let parent = spec.last.filter(|l| l.db.page_size == page_size);
     let (units, read) = store_units(&mut w, &spec, parent)?;
     if parent.is_some_and(|p| p.units == units && p.db.page_count == page_count) {
@@ -157,8 +154,7 @@ pub fn write(
         point: Some(point),
     };
     // The record is written last: only now is every chunk it names durable.
-    let id = store.write_snapshot(&record)?;
-    let _ = index.add_snapshot(&id, record.time.timestamp());
+    let id = repo.write_snapshot(&record)?;
     let added = written.added;
     let last = Last {
         id,

@@ -7,10 +7,11 @@
 
 use super::changes::{self, Change};
 use super::point::{self, Spec};
+use crate::dedup::ChunkWriter;
 use crate::error::{Error, Result};
 use crate::format::record::Point;
 use crate::format::tree::Database;
-use crate::store::{ChunkWriter, Store};
+use crate::store::Store;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
@@ -44,8 +45,8 @@ pub fn follow(
     path: &Path,
     check: Option<bool>,
 ) -> Result<Option<Followed>> {
-    let reader = crate::store::StoreReader::new(store, w.index())?;
-    let Some(last) = super::newest_point_in(store, path, &reader, RECENT)? else {
+    let repo = w.repository();
+    let Some(last) = super::newest_point_in(store, path, repo, RECENT)? else {
         return Ok(None);
     };
     let Some(prev) = last.record.point.as_ref().and_then(|p| p.log) else {

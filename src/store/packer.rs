@@ -6,12 +6,12 @@
 //! to its final name (the BLAKE3 of its bytes), its directory fsynced and its
 //! header re-read and checked. Only then may the index name it.
 
+use super::durable::{self, TempFile};
+use super::Store;
 use crate::error::{Error, Result};
 use crate::format::entry;
 use crate::format::pack::{self, PackEntry};
 use crate::id::{ChunkId, PackId};
-use crate::store::durable::{self, TempFile};
-use crate::store::Store;
 use rayon::prelude::*;
 
 /// A chunk to store, with the full chunk it may be stored as a delta against.
@@ -222,7 +222,7 @@ fn seal(store: &Store, mut open: OpenPack) -> Result<SealedPack> {
     // A pack of the same name holds the same bytes: replacing it changes nothing.
     open.file.persist(&dest)?;
     durable::fsync_dir(dir)?;
-    let reread = crate::store::packs::read_header(&dest)?;
+    let reread = super::packs::read_header(&dest)?;
     if reread != open.entries {
         return Err(Error::corrupt(
             format!("pack {id}"),

@@ -1,6 +1,15 @@
 use super::*;
+use crate::format::entry::MAX_CHAIN;
 use crate::store::reader::resolve;
+use crate::store::Access;
 use crate::StoreConfig;
+use std::time::Duration;
+
+fn writing(store: &Store) -> Repository {
+    store
+        .repository(Access::Write, "test", Duration::ZERO)
+        .unwrap()
+}
 
 fn new_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -14,20 +23,20 @@ fn new_store() -> (tempfile::TempDir, Store) {
 #[test]
 fn chains_grow_to_max_chain_then_start_again_from_the_root() {
     let (_dir, store) = new_store();
-    let lock = store.lock("test", std::time::Duration::ZERO).unwrap();
-    let index = store.open_index(&lock).unwrap();
+    let mut repo = writing(&store);
     let mut unit: Vec<u8> = (0..65_536u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     let (mut parent, mut versions) = (None, Vec::new());
     for day in 0..2 * MAX_CHAIN + 2 {
         unit[day * 1000] ^= 0xff;
-        let mut w = ChunkWriter::new(&store, &index).unwrap();
+        let mut w = ChunkWriter::new(&repo).unwrap();
         let id = w.put_with_base(unit.clone(), parent).unwrap();
         w.finish().unwrap();
-        let reader = index.reader().unwrap();
-        let packs = PackReader::new(&store);
-        let (plain, depth) = resolve(&reader, &packs, &reader.locate(&id).unwrap()).unwrap();
+        drop(w);
+        repo.refresh().unwrap();
+        let loc = repo.index.locate(&id).unwrap();
+        let (plain, depth) = resolve(&repo.index, &repo.packs, &loc).unwrap();
         assert_eq!(plain, unit);
         let want = if day == 0 {
             0
@@ -37,9 +46,8 @@ fn chains_grow_to_max_chain_then_start_again_from_the_root() {
         assert_eq!(depth, want, "day {day}");
         (parent, versions) = (Some(id), [versions, vec![(id, unit.clone())]].concat());
     }
-    let reader = crate::store::StoreReader::new(&store, &index).unwrap();
     for (id, bytes) in versions {
-        assert_eq!(reader.chunk(&id).unwrap(), bytes);
+        assert_eq!(repo.chunk(&id).unwrap(), bytes);
     }
 }
 
@@ -49,19 +57,19 @@ fn chains_grow_to_max_chain_then_start_again_from_the_root() {
 fn a_damaged_link_is_named() {
     use std::os::unix::fs::FileExt;
     let (_dir, store) = new_store();
-    let lock = store.lock("test", std::time::Duration::ZERO).unwrap();
-    let index = store.open_index(&lock).unwrap();
+    let mut repo = writing(&store);
     let mut unit: Vec<u8> = (0..65_536u32)
         .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
         .collect();
     let mut ids = Vec::new();
     for day in 0..3 {
         unit[day * 100 + 7] ^= 0x55;
-        let mut w = ChunkWriter::new(&store, &index).unwrap();
+        let mut w = ChunkWriter::new(&repo).unwrap();
         ids.push(w.put_with_base(unit.clone(), ids.last().copied()).unwrap());
         w.finish().unwrap();
     }
-    let reader = crate::store::StoreReader::new(&store, &index).unwrap();
+    repo.refresh().unwrap();
+    let reader = &repo;
     let mid = reader.index.locate(&ids[1]).unwrap();
     assert_eq!(mid.entry.kind, crate::format::pack::EntryKind::Delta);
     let path = store.pack_path(&mid.pack);
@@ -90,19 +98,18 @@ fn a_damaged_link_is_named() {
 #[test]
 fn an_older_index_is_rebuilt_on_open() {
     let (_dir, store) = new_store();
-    let lock = store.lock("test", std::time::Duration::ZERO).unwrap();
-    let index = store.open_index(&lock).unwrap();
-    let mut w = ChunkWriter::new(&store, &index).unwrap();
+    let repo = writing(&store);
+    let mut w = ChunkWriter::new(&repo).unwrap();
     let id = w.put(b"kept across the migration".to_vec()).unwrap();
     w.finish().unwrap();
-    drop(index);
+    drop(w);
+    drop(repo);
     let db = redb::Database::open(store.index_path()).unwrap();
     let tx = db.begin_write().unwrap();
     let old: redb::TableDefinition<[u8; 32], [u8; 49]> = redb::TableDefinition::new("chunks");
     tx.open_table(old).unwrap();
     tx.commit().unwrap();
     drop(db);
-    let index = store.open_index(&lock).unwrap();
-    let reader = crate::store::StoreReader::new(&store, &index).unwrap();
-    assert_eq!(reader.chunk(&id).unwrap(), b"kept across the migration");
+    let repo = writing(&store);
+    assert_eq!(repo.chunk(&id).unwrap(), b"kept across the migration");
 }

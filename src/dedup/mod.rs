@@ -1,0 +1,221 @@
+//! Dedup, the "index has it?" stage of take: each new chunk is hashed and
+//! looked up; chunks the store does not hold yet are queued, handed to the
+//! store's pack writer in batches (so rayon compresses them in parallel),
+//! each with the delta base the store finds for its previous version.
+//!
+//! Invariant: a chunk id counts as stored only when it is in the index (its
+//! pack is durable) or pending in this writer; the snapshot record that names
+//! it is written by the caller only after `finish` returns.
+
+use crate::chunker;
+use crate::error::Result;
+use crate::id::ChunkId;
+use crate::store::packer::{encode, Levels, NewChunk};
+use crate::store::writer::{Abandoned, PackWriter};
+use crate::store::{Repository, Store, StoreReader};
+use rayon::prelude::*;
+use std::collections::HashSet;
+
+/// Plain bytes queued before the packer compresses them as one parallel batch.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// What a writer added to the store.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteStats {
+    /// Pack bytes written (entries, headers and trailers).
+    pub added: u64,
+    /// Plain bytes of the chunks added.
+    pub added_raw: u64,
+    /// Chunks added.
+    pub chunks_added: u64,
+}
+
+/// Stores chunks the store does not hold yet (see the module doc).
+pub struct ChunkWriter<'a> {
+    repo: &'a Repository,
+    /// The index as last committed by this writer (refreshed on commits).
+    reader: StoreReader,
+    packs: PackWriter<'a>,
+    /// New chunks: id, plain bytes, delta base, delta level.
+    queue: Vec<(ChunkId, Vec<u8>, Option<ChunkId>, Levels)>,
+    queued_bytes: usize,
+    /// Ids queued, in the open pack or sealed and not yet indexed: stored
+    /// by this writer, not yet in the index.
+    pending: HashSet<ChunkId>,
+    stats: WriteStats,
+    /// A dry run (`take --dry-run`): chunks are compressed to count their
+    /// stored bytes, and nothing is written.
+    dry: bool,
+}
+
+impl<'a> ChunkWriter<'a> {
+    /// A writer into `repo`, which holds the writer's lock. An older
+    /// store's format is upgraded first (delta chains are written).
+    pub fn new(repo: &'a Repository) -> Result<Self> {
+        repo.store().upgrade_format()?;
+        Self::with(repo, false)
+    }
+
+    /// A writer that writes nothing: `put` answers as it would, and
+    /// `finish` returns what would have been added (pack entries and
+    /// their header records; pack trailers and index growth are not
+    /// counted). The store's format is not upgraded.
+    pub fn dry(repo: &'a Repository) -> Result<Self> {
+        Self::with(repo, true)
+    }
+
+    fn with(repo: &'a Repository, dry: bool) -> Result<Self> {
+        Ok(ChunkWriter {
+            repo,
+            reader: StoreReader::new(repo.store(), repo.index())?,
+            packs: PackWriter::new(repo.store(), repo.index()),
+            queue: Vec::new(),
+            queued_bytes: 0,
+            pending: HashSet::new(),
+            stats: WriteStats::default(),
+            dry,
+        })
+    }
+
+    /// The store it writes to.
+    pub fn store(&self) -> &'a Store {
+        self.repo.store()
+    }
+
+    /// The repository it writes to.
+    pub fn repository(&self) -> &'a Repository {
+        self.repo
+    }
+
+    /// Whether it writes nothing (a dry run).
+    pub fn is_dry(&self) -> bool {
+        self.dry
+    }
+
+    /// Is this chunk already stored (indexed or pending)?
+    pub fn has(&self, id: &ChunkId) -> Result<bool> {
+        Ok(self.pending.contains(id) || self.reader.has(id)?)
+    }
+
+    /// The plain bytes of an indexed chunk (one a parent snapshot names),
+    /// verified against its id. A chunk only pending in this writer is not
+    /// readable yet.
+    pub fn read(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        self.reader.chunk(id)
+    }
+
+    /// Stores `data` unless a chunk with its id is already stored.
+    pub fn put(&mut self, data: Vec<u8>) -> Result<ChunkId> {
+        self.put_with_base(data, None)
+    }
+
+    /// Like `put`, but a new chunk may be stored as a delta against `base`
+    /// (the previous version of a database page).
+    pub fn put_with_base(&mut self, data: Vec<u8>, base: Option<ChunkId>) -> Result<ChunkId> {
+        let levels = Levels {
+            full: self.store().config().zstd_level,
+            delta: crate::format::entry::DELTA_LEVEL,
+            refresh: false,
+        };
+        self.put_hashed(ChunkId::of(&data), data, base, levels)
+    }
+
+    /// Like `put_with_base`, for `data` already hashed to `id` (the caller
+    /// hashed a batch in parallel), compressed at `levels`. `id` must be
+    /// `ChunkId::of(&data)`.
+    pub fn put_hashed(
+        &mut self,
+        id: ChunkId,
+        data: Vec<u8>,
+        base: Option<ChunkId>,
+        levels: Levels,
+    ) -> Result<ChunkId> {
+        debug_assert_eq!(id, ChunkId::of(&data));
+        if !self.has(&id)? {
+            self.pending.insert(id);
+            self.queued_bytes += data.len();
+            self.stats.added_raw += data.len() as u64;
+            self.stats.chunks_added += 1;
+            self.queue
+                .push((id, data, base.filter(|b| *b != id), levels));
+            if self.queued_bytes >= BATCH_BYTES {
+                self.flush()?;
+            }
+        }
+        Ok(id)
+    }
+
+    /// Chunks an in-memory buffer (an encoded tree) with the tree chunker.
+    pub fn put_buffer(&mut self, bytes: &[u8]) -> Result<Vec<ChunkId>> {
+        chunker::buffer_chunks(bytes, self.store().config().tree_chunker)
+            .into_iter()
+            .map(|r| self.put(bytes[r].to_vec()))
+            .collect()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        crate::cancel::check()?;
+        let queue = std::mem::take(&mut self.queue);
+        self.queued_bytes = 0;
+        let reader = &self.reader;
+        let batch: Vec<NewChunk> = queue
+            .into_par_iter()
+            .map(|(id, plain, base, levels)| {
+                // A base that cannot be read just means this chunk is stored in full.
+                let found = base.and_then(|b| reader.delta_base(&b).ok().flatten());
+                NewChunk {
+                    id,
+                    plain,
+                    rebased: found.as_ref().is_some_and(|f| f.rebased),
+                    base: found.map(|f| (f.id, f.plain)),
+                    levels,
+                }
+            })
+            .collect();
+        if self.dry {
+            let record = crate::format::pack::RECORD_LEN as u64;
+            self.stats.added += batch
+                .par_iter()
+                .map(|c| encode(c).1.len() as u64 + record)
+                .sum::<u64>();
+            return Ok(());
+        }
+        let indexed = self.packs.add(batch)?;
+        self.indexed(indexed)
+    }
+
+    /// Ids the index now names are no longer pending; the reader is made
+    /// again so that it sees them (and can read them as delta bases).
+    fn indexed(&mut self, ids: Vec<ChunkId>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for id in &ids {
+            self.pending.remove(id);
+        }
+        self.reader = StoreReader::new(self.repo.store(), self.repo.index())?;
+        Ok(())
+    }
+
+    /// Seals and indexes everything written so far. After this returns, every
+    /// id `put` returned is durable and in the index.
+    pub fn finish(&mut self) -> Result<WriteStats> {
+        self.flush()?;
+        if !self.dry {
+            let indexed = self.packs.finish()?;
+            self.indexed(indexed)?;
+            self.stats.added = self.packs.added();
+            debug_assert!(self.pending.is_empty());
+        }
+        Ok(self.stats)
+    }
+
+    /// Undoes this writer after a failure or an interruption (see
+    /// `PackWriter::abandon`): no snapshot names what it wrote.
+    pub fn abandon(self) -> Abandoned {
+        self.packs.abandon()
+    }
+}
+
+#[cfg(test)]
+mod tests;
