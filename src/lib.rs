@@ -50,6 +50,8 @@ pub mod cancel;
 pub mod chunker;
 pub mod dedup;
 pub mod diff;
+#[doc(hidden)]
+pub mod durable;
 pub mod error;
 pub mod fleet;
 #[doc(hidden)]

@@ -123,7 +123,7 @@ pub fn stats(store: &Store, opts: &StatsOptions) -> Result<StoreStats> {
         out.packs += 1;
         out.pack_bytes += len;
     }
-    out.index_bytes = std::fs::metadata(store.index_path()).map_or(0, |m| m.len());
+    out.index_bytes = store.index_bytes();
     out.stored = out.pack_bytes + out.index_bytes;
     out.dedup_ratio = out.logical as f64 / out.stored.max(1) as f64;
     let selected: Vec<(SnapshotId, Snapshot)> = all

@@ -13,7 +13,7 @@
 mod common;
 use common::world::{db_digest, Change, World};
 use proptest::prelude::*;
-use snap::store::durable::testing;
+use snap::durable::testing;
 use snap::SnapshotId;
 use std::collections::{HashMap, HashSet};
 

@@ -16,7 +16,7 @@
 mod common;
 use common::world::{check_store, Change, World};
 use common::Rng;
-use snap::store::durable::{testing, Op};
+use snap::durable::{testing, Op};
 use snap::{SnapshotId, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

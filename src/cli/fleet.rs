@@ -208,7 +208,7 @@ fn status(ctx: &Ctx, args: StatusArgs) -> Result<u8> {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
         let dir = dir.unwrap_or(std::path::Path::new("."));
         std::fs::create_dir_all(dir)?;
-        snap::store::durable::write_atomic(dir, path, fleet::textfile(&s).as_bytes())?;
+        snap::durable::write_atomic(dir, path, fleet::textfile(&s).as_bytes())?;
     }
     if ctx.json {
         ctx.print_json(&s)?;

@@ -250,38 +250,50 @@ pub fn schedule(ctx: &Ctx, what: ScheduleCmd) -> Result<u8> {
     }
     crontab.push_str("# END snap\n");
     if !systemd {
-        if dry_run {
-            print!("{crontab}");
-            return Ok(0);
-        }
-        let current = std::process::Command::new("crontab")
-            .arg("-l")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        let kept: String = match (current.find("# BEGIN snap"), current.find("# END snap\n")) {
-            (Some(a), Some(b)) => {
-                format!("{}{}", &current[..a], &current[b + "# END snap\n".len()..])
-            }
-            _ => current,
-        };
-        let mut child = std::process::Command::new("crontab")
-            .arg("-")
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .context("run crontab")?;
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{kept}{crontab}").as_bytes())?;
-        if !child.wait()?.success() {
-            bail!("crontab refused the new table");
-        }
-        println!("crontab updated");
+        return install_crontab(&crontab, dry_run);
+    }
+    install_units(&files, dir, dry_run)
+}
+
+/// Replaces snap's block in the user's crontab with `block` (printed only,
+/// in a dry run).
+fn install_crontab(crontab: &str, dry_run: bool) -> Result<u8> {
+    if dry_run {
+        print!("{crontab}");
         return Ok(0);
     }
+    let current = std::process::Command::new("crontab")
+        .arg("-l")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let kept: String = match (current.find("# BEGIN snap"), current.find("# END snap\n")) {
+        (Some(a), Some(b)) => {
+            format!("{}{}", &current[..a], &current[b + "# END snap\n".len()..])
+        }
+        _ => current,
+    };
+    let mut child = std::process::Command::new("crontab")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("run crontab")?;
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{kept}{crontab}").as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("crontab refused the new table");
+    }
+    println!("crontab updated");
+    Ok(0)
+}
+
+/// Writes the systemd units `files` (printed only, in a dry run) and says
+/// how to enable their timers.
+fn install_units(files: &[(String, String)], dir: Option<PathBuf>, dry_run: bool) -> Result<u8> {
     // System units when run as root (by uid, not $USER), user units otherwise.
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
@@ -292,7 +304,7 @@ pub fn schedule(ctx: &Ctx, what: ScheduleCmd) -> Result<u8> {
             .context("no config directory")?
             .join("systemd/user"),
     };
-    for (name, text) in &files {
+    for (name, text) in files {
         if dry_run {
             println!("# {}\n{text}", dir.join(name).display());
         } else {

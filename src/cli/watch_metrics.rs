@@ -124,7 +124,7 @@ impl Metrics {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let _ = std::fs::create_dir_all(dir);
-        let _ = snap::store::durable::write_atomic(dir, path, text.as_bytes());
+        let _ = snap::durable::write_atomic(dir, path, text.as_bytes());
     }
 }
 

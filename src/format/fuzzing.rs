@@ -42,10 +42,7 @@ pub fn tree(data: &[u8]) {
 pub fn index_rebuild(data: &[u8]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = crate::Store::init(dir.path().join("s"), Default::default()).expect("init");
-    let id = crate::PackId::of(data);
-    let path = store.pack_path(&id);
-    std::fs::create_dir_all(path.parent().expect("pack dir")).expect("mkdir");
-    std::fs::write(&path, data).expect("write");
+    store.put_pack(data).expect("write");
     let _lock = store.lock("fuzz", std::time::Duration::ZERO).expect("lock");
     let report =
         crate::store::packs::rebuild_index(&store).expect("rebuild never fails on bad packs");

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::mirror::{self, Remote};
 use crate::schedule::{Clock, Schedule};
 use crate::source::sqlite::CaptureOptions;
-use crate::store::{durable, Store};
+use crate::store::{Staging, Store};
 use crate::TakeOptions;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
@@ -75,6 +75,9 @@ pub struct JobStatus {
     pub last_success: Option<DateTime<FixedOffset>>,
 }
 
+/// The jobs' state file, in the store.
+const STATE: &str = "jobs.json";
+
 /// Runs configured jobs: one now, or all on their schedules.
 pub struct JobRunner<'a> {
     /// The configuration.
@@ -88,24 +91,17 @@ pub struct JobRunner<'a> {
 }
 
 impl JobRunner<'_> {
-    fn state_path(&self) -> std::path::PathBuf {
-        self.store.root().join("jobs.json")
-    }
-
     /// The per-job state in `STORE/jobs.json`.
     pub fn load_state(&self) -> Result<JobState> {
-        match std::fs::read(self.state_path()) {
-            Ok(b) => {
-                serde_json::from_slice(&b).map_err(|e| Error::corrupt("jobs.json", e.to_string()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JobState::default()),
-            Err(e) => Err(Error::io("read", self.state_path())(e)),
+        match self.store.read_file(STATE)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| Error::corrupt(STATE, e.to_string())),
+            None => Ok(JobState::default()),
         }
     }
 
     fn save_state(&self, state: &JobState) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(state).expect("state encodes");
-        durable::write_atomic(&self.store.tmp_dir(), &self.state_path(), &bytes)
+        self.store.write_file(STATE, &bytes, Staging::Tmp)
     }
 
     fn job(&self, name: &str) -> Result<&Job> {

@@ -2,8 +2,8 @@
 //! one gauge series per job for each figure of its last run.
 
 use super::{JobState, JobStatus};
+use crate::durable;
 use crate::error::{Error, Result};
-use crate::store::durable;
 
 /// A textfile series: name, help text, and its value for one job.
 type Metric = (&'static str, &'static str, fn(&JobStatus) -> Option<f64>);

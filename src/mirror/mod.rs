@@ -22,6 +22,7 @@ mod push;
 mod records;
 mod remote;
 mod seal;
+mod services;
 pub mod ship;
 pub mod source;
 pub mod state;

@@ -10,9 +10,9 @@ use super::source::{Ids, RemotePacks};
 use super::Remote;
 use crate::error::{Error, Result};
 use crate::format::pack;
-use crate::gc::PackInfo;
 use crate::id::{PackId, SnapshotId};
-use crate::store::{durable, Index, PackSource, Store, StoreConfig};
+use crate::store::PackInfo;
+use crate::store::{Access, PackSource, Staging, Store, StoreConfig};
 use crate::Snapshot;
 use age::x25519::Identity;
 use rayon::prelude::*;
@@ -147,9 +147,8 @@ pub fn view(
     let codec = &opened.codec;
     let store = Store::init(dir, opened.store.clone())?;
     let cache = local.map(|l| {
-        l.root()
-            .join("remote-cache")
-            .join(&blake3::hash(remote.url.as_bytes()).to_hex()[..16])
+        let tag = &blake3::hash(remote.url.as_bytes()).to_hex()[..16];
+        (l, Path::new("remote-cache").join(tag))
     });
     // Records first: every pack a listed record needs is then listed too,
     // whatever a mirror (of this host or another) creates meanwhile.
@@ -164,12 +163,9 @@ pub fn view(
             }
         }
     }
-    let index = Index::open(&store.index_path())?;
+    let repo = store.repository(Access::Write, "view", std::time::Duration::ZERO)?;
     let mut contents = Vec::new();
-    let headers = cache.as_ref().map(|c| c.join("headers"));
-    if let Some(h) = &headers {
-        durable::create_dir_durable(h)?;
-    }
+    let headers = cache.as_ref().map(|(l, c)| (*l, c.join("headers")));
     // Headers are fetched in parallel, each a request or two: waiting on
     // the network, not the cores, so more of them than cores.
     let names: Vec<&PackId> = sizes.keys().collect();
@@ -183,13 +179,13 @@ pub fn view(
             .map(|name| {
                 let cached = headers
                     .as_ref()
-                    .and_then(|h| std::fs::read(h.join(name.to_hex())).ok());
+                    .and_then(|(l, h)| l.read_file(h.join(name.to_hex())).ok().flatten());
                 match cached {
                     Some(t) => Ok(t),
                     None => {
                         let t = header_tail(&source, name)?;
-                        if let Some(h) = &headers {
-                            durable::write_atomic(&store.tmp_dir(), &h.join(name.to_hex()), &t)?;
+                        if let Some((l, h)) = &headers {
+                            l.write_file(h.join(name.to_hex()), &t, Staging::Beside)?;
                         }
                         Ok(t)
                     }
@@ -199,20 +195,19 @@ pub fn view(
     })?;
     for (name, tail) in names.into_iter().zip(tails) {
         let (size, entries) = decode_tail(name, &tail)?;
-        index.add_pack(name, size, &entries)?;
+        repo.note_pack(name, size, &entries)?;
         contents.push(PackInfo {
             id: *name,
             size,
             entries,
         });
     }
-    let records = cache.as_ref().map(|c| (c.join("records"), store.tmp_dir()));
-    let records = records.as_ref().map(|(d, t)| (d.as_path(), t.as_path()));
+    let records = cache.as_ref().map(|(l, c)| (*l, c.join("records")));
+    let records = records.as_ref().map(|(l, d)| (*l, d.as_path()));
     for (id, snap, bytes) in records_listed(&remote, codec, records, listed)? {
-        durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
-        index.add_snapshot(&id, snap.time.timestamp())?;
+        repo.put_record(&id, &bytes, snap.time.timestamp())?;
     }
-    drop(index);
+    drop(repo);
     Ok((store.with_view_source(Arc::new(source)), contents))
 }
 
@@ -309,20 +304,20 @@ pub fn clone(
             ));
         }
         pack::decode_pack(&plain)?;
-        Ok((store.pack_path(&id), plain))
+        store.put_pack(&plain).map(drop)
     };
     let mut report = CloneReport {
         store: dest.display().to_string(),
         ..Default::default()
     };
-    for (_, r) in remote.download(items, &store.tmp_dir(), &place, progress) {
+    for (_, r) in remote.download(items, &place, progress) {
         report.bytes += r?;
         report.packs += 1;
     }
     progress.finish();
     let mut sent = vec!["c".to_string()];
     for (id, _, bytes) in records_listed(remote, codec, None, listed)? {
-        durable::write_atomic(&store.tmp_dir(), &store.snapshot_path(&id), &bytes)?;
+        store.put_record(&id, &bytes)?;
         report.snapshots += 1;
         report.bytes += bytes.len() as u64;
         sent.push(format!("r {}", id.to_hex()));

@@ -271,13 +271,11 @@ pub(super) fn records(
         if state.has(&format!("r {}", id.to_hex())) {
             continue;
         }
-        let path = store.snapshot_path(&id);
-        let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
+        let bytes = store.record_bytes(&id)?;
         if SnapshotId::of(&bytes) != id || std::str::from_utf8(&bytes).is_err() {
-            report.problems.push(format!(
-                "{}: a corrupt record, not uploaded",
-                path.display()
-            ));
+            report
+                .problems
+                .push(format!("record {id}: a corrupt record, not uploaded"));
             continue;
         }
         if let Some(reader) = reader {

@@ -7,7 +7,7 @@ use super::layout;
 use super::Remote;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
-use crate::store::durable;
+use crate::store::{Staging, Store};
 use crate::Snapshot;
 use std::path::Path;
 
@@ -25,7 +25,7 @@ pub(crate) fn list_records(remote: &Remote) -> Result<Vec<(String, u64)>> {
 pub(crate) fn remote_records(
     remote: &Remote,
     codec: &Codec,
-    cache: Option<(&Path, &Path)>,
+    cache: Option<(&Store, &Path)>,
 ) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
     records_listed(remote, codec, cache, list_records(remote)?)
 }
@@ -34,7 +34,7 @@ pub(crate) fn remote_records(
 pub(crate) fn records_listed(
     remote: &Remote,
     codec: &Codec,
-    cache: Option<(&Path, &Path)>,
+    cache: Option<(&Store, &Path)>,
     listed: Vec<(String, u64)>,
 ) -> Result<Vec<(SnapshotId, Snapshot, Vec<u8>)>> {
     let mut out = record_objects(remote, codec, cache, listed)?
@@ -62,7 +62,7 @@ pub(crate) fn remote_batches(
 fn record_objects(
     remote: &Remote,
     codec: &Codec,
-    cache: Option<(&Path, &Path)>,
+    cache: Option<(&Store, &Path)>,
     listed: Vec<(String, u64)>,
 ) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
     let listed: Vec<([u8; 32], String, u64)> = listed
@@ -70,8 +70,8 @@ fn record_objects(
         .filter_map(|(k, size)| Some((layout::name_of(&k)?, k, size)))
         .collect();
     let cached = |name: &[u8; 32]| {
-        let (dir, _) = cache?;
-        let bytes = std::fs::read(dir.join(hex::encode(name))).ok()?;
+        let (local, dir) = cache?;
+        let bytes = local.read_file(dir.join(hex::encode(name))).ok()??;
         codec
             .is_name(&SnapshotId::of(&bytes).0, name)
             .then_some(bytes)
@@ -93,9 +93,8 @@ fn record_objects(
                 "does not match its name",
             ));
         }
-        if let Some((dir, tmp)) = cache {
-            durable::create_dir_durable(dir)?;
-            durable::write_atomic(tmp, &dir.join(hex::encode(name)), &bytes)?;
+        if let Some((local, dir)) = cache {
+            local.write_file(dir.join(hex::encode(name)), &bytes, Staging::Beside)?;
         }
         plain.push((key, bytes));
     }

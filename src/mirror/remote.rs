@@ -38,17 +38,6 @@ impl std::fmt::Debug for Remote {
     }
 }
 
-/// `BUCKET/PREFIX` split, the prefix as an opendal root.
-fn bucket_and_prefix<'a>(url: &str, rest: &'a str) -> Result<(&'a str, String)> {
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(Error::Invalid(format!(
-            "remote {url}: no bucket (SCHEME://BUCKET/PREFIX)"
-        )));
-    }
-    Ok((bucket, format!("/{}", prefix.trim_matches('/'))))
-}
-
 /// One spelling of each remote: the scheme, the bucket, and the prefix
 /// without empty segments; a directory's path absolute, with symlinks
 /// resolved where it exists. A remote's local state is keyed by this, so
@@ -85,74 +74,7 @@ impl Remote {
     pub fn open(url: &str) -> Result<Remote> {
         let url = &canonical_url(url);
         opendal::install_default();
-        let op = if let Some(rest) = url.strip_prefix("gs://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "remote {url}: no bucket (gs://BUCKET/PREFIX)"
-                )));
-            }
-            let mut b = opendal::services::Gcs::default()
-                .bucket(bucket)
-                .root(&format!("/{}", prefix.trim_matches('/')))
-                .default_storage_class("STANDARD");
-            let token = std::env::var("GOOGLE_OAUTH_ACCESS_TOKEN").ok();
-            if let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") {
-                let endpoint = if host.starts_with("http") {
-                    host
-                } else {
-                    format!("http://{host}")
-                };
-                b = b
-                    .endpoint(&endpoint)
-                    .disable_vm_metadata()
-                    .disable_config_load();
-                b = match token {
-                    Some(t) => b.token(t),
-                    None => b.skip_signature(),
-                };
-            } else if let Some(t) = token {
-                b = b.token(t);
-            } else if let Ok(path) = std::env::var("GOOGLE_APPLICATION_CREDENTIALS") {
-                b = b.credential_path(&path);
-            }
-            Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
-        } else if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = bucket_and_prefix(url, rest)?;
-            let mut b = opendal::services::S3::default()
-                .bucket(bucket)
-                .root(&prefix)
-                .region(&std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()));
-            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-                b = b.endpoint(&endpoint);
-            }
-            Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
-        } else if let Some(rest) = url.strip_prefix("azblob://") {
-            let (container, prefix) = bucket_and_prefix(url, rest)?;
-            let conn = std::env::var("AZURE_STORAGE_CONNECTION_STRING")
-                .map_err(|_| super::ops::no_credential(url))?;
-            let b = opendal::services::Azblob::from_connection_string(&conn)
-                .map_err(remote_err(url, Op::Configure, ""))?
-                .container(container)
-                .root(&prefix);
-            Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
-        } else if let Some(path) = url.strip_prefix("file://") {
-            if !path.starts_with('/') {
-                return Err(Error::Invalid(format!(
-                    "remote {url}: use file:///ABSOLUTE/PATH"
-                )));
-            }
-            // Writes go to a temporary file and are renamed into place, so a
-            // partial object never appears under its final name.
-            let b = opendal::services::Fs::default()
-                .root(path)
-                .atomic_write_dir(&format!("{}/.tmp", path.trim_end_matches('/')));
-            Operator::new(b).map_err(remote_err(url, Op::Configure, ""))?
-        } else {
-            return Err(Error::Invalid(format!(
-                "remote {url:?}: expected gs://BUCKET/PREFIX, s3://BUCKET/PREFIX, azblob://CONTAINER/PREFIX or file:///PATH"
-            )));
-        };
+        let op = super::services::operator(url)?;
         let op = op
             .layer(
                 TimeoutLayer::new()
@@ -346,12 +268,11 @@ impl Remote {
         )
     }
 
-    /// Downloads objects into local files (temp name, fsync, rename); `place`
-    /// opens and checks each and says where it goes and with what bytes.
+    /// Downloads objects and hands each to `place`, which opens, checks and
+    /// keeps it (durably, before it returns).
     pub fn download(
         &self,
         keys: Vec<String>,
-        tmp_dir: &std::path::Path,
         place: &Place<'_>,
         progress: &crate::progress::Reporter,
     ) -> Vec<(String, Result<u64>)> {
@@ -365,11 +286,7 @@ impl Remote {
                             .await
                             .map_err(remote_err(url, Op::Read, &path))?
                             .to_vec();
-                        let (local, bytes) = place(&path, &stored)?;
-                        if let Some(dir) = local.parent() {
-                            crate::store::durable::create_dir_durable(dir)?;
-                        }
-                        crate::store::durable::write_atomic(tmp_dir, &local, &bytes)?;
+                        place(&path, &stored)?;
                         progress.advance(stored.len() as u64);
                         Ok(stored.len() as u64)
                     }
@@ -382,8 +299,8 @@ impl Remote {
     }
 }
 
-/// Says where a downloaded object goes and with what bytes.
-pub type Place<'a> = dyn Fn(&str, &[u8]) -> Result<(std::path::PathBuf, Vec<u8>)> + Sync + 'a;
+/// Opens, checks and keeps a downloaded object (its key, its bytes).
+pub type Place<'a> = dyn Fn(&str, &[u8]) -> Result<()> + Sync + 'a;
 
 async fn put_new(op: &Operator, url: &str, path: &str, bytes: Vec<u8>) -> Result<bool> {
     let opts = WriteOptions {

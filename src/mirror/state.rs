@@ -26,15 +26,19 @@ use super::crypt;
 use crate::error::{Error, Result};
 use crate::format::bundle::Member;
 use crate::id::PackId;
-use crate::store::{durable, Store};
+use crate::store::{Staging, Store};
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The store's recipients file.
+const RECIPIENTS: &str = "mirror/recipients";
 
 /// The state of one remote.
 pub(crate) struct State {
+    store: Store,
+    /// Its directory, relative to the store.
     dir: PathBuf,
     url: String,
-    tmp: PathBuf,
     pub sent: BTreeSet<String>,
     pub naming: [u8; 32],
     /// Whether `naming` is on disk yet (it is written before anything named
@@ -42,34 +46,29 @@ pub(crate) struct State {
     key_saved: bool,
 }
 
-/// The store's recipients file.
+/// The store's recipients file, for messages.
 pub fn recipients_path(store: &Store) -> PathBuf {
-    store.root().join("mirror").join("recipients")
+    store.file_path(RECIPIENTS)
 }
 
 /// The store's recipients (`age1…`), empty when none were added.
 pub fn recipients(store: &Store) -> Result<Vec<String>> {
-    let path = recipients_path(store);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let parsed = crypt::parse_recipients(&text, &path.display().to_string())?;
-            Ok(parsed.iter().map(|r| r.to_string()).collect())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::io("read", &path)(e)),
-    }
+    let Some(bytes) = store.read_file(RECIPIENTS)? else {
+        return Ok(Vec::new());
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let parsed = crypt::parse_recipients(&text, &recipients_path(store).display().to_string())?;
+    Ok(parsed.iter().map(|r| r.to_string()).collect())
 }
 
 /// Replaces the store's recipients (new objects are sealed to these only).
 pub fn set_recipients(store: &Store, list: &[String]) -> Result<()> {
-    let path = recipients_path(store);
-    durable::create_dir_durable(path.parent().expect("in mirror/"))?;
     let mut text = String::from("# age recipients: objects sent to remotes are sealed to these\n");
     for r in list {
         text.push_str(r);
         text.push('\n');
     }
-    durable::write_atomic(&store.tmp_dir(), &path, text.as_bytes())
+    store.write_file(RECIPIENTS, text.as_bytes(), Staging::Tmp)
 }
 
 /// Takes the lock of the remote at `url`'s state (`STORE/lock.mirror-<16
@@ -82,15 +81,11 @@ pub fn lock(
     what: &str,
     wait: std::time::Duration,
 ) -> Result<crate::store::StoreLock> {
-    let dir = state_dir(store, url);
+    let dir = state_dir(url);
     let tag = dir.file_name().expect("a tag").to_string_lossy();
     let lock = store.lock_reading_with(&format!("lock.mirror-{tag}"), what, wait)?;
     // What a killed run left staged here (only this lock's holder stages).
-    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-            let _ = durable::remove_file(&entry.path());
-        }
-    }
+    store.clean_staged(&dir);
     Ok(lock)
 }
 
@@ -118,17 +113,24 @@ pub(crate) fn adopt(
     state.note(sent)
 }
 
-/// The state directory of the remote at `url` (its canonical spelling).
-fn state_dir(store: &Store, url: &str) -> PathBuf {
+/// The state directory of the remote at `url` (its canonical spelling),
+/// relative to the store.
+fn state_dir(url: &str) -> PathBuf {
     let url = super::remote::canonical_url(url);
     let tag = &blake3::hash(url.as_bytes()).to_hex()[..16];
-    store.root().join("mirror").join(tag)
+    Path::new("mirror").join(tag)
+}
+
+/// A state file's text ("" when missing or unreadable: a state not yet written).
+fn read_text(store: &Store, url: &str, name: &str) -> String {
+    let bytes = store.read_file(state_dir(url).join(name));
+    String::from_utf8(bytes.ok().flatten().unwrap_or_default()).unwrap_or_default()
 }
 
 /// The naming key this store names objects with on the remote at `url`,
 /// once it has mirrored there.
 pub fn naming_key(store: &Store, url: &str) -> Option<[u8; 32]> {
-    let hex = std::fs::read_to_string(state_dir(store, url).join("naming-key")).ok()?;
+    let hex = read_text(store, url, "naming-key");
     let mut k = [0u8; 32];
     hex::decode_to_slice(hex.trim(), &mut k).ok().map(|_| k)
 }
@@ -136,7 +138,7 @@ pub fn naming_key(store: &Store, url: &str) -> Option<[u8; 32]> {
 /// Where the packs this store sent to `url` inside bundles lie: by pack
 /// id, the bundle's id and the pack's range in it.
 pub fn bundled(store: &Store, url: &str) -> HashMap<PackId, (PackId, Member)> {
-    let text = std::fs::read_to_string(state_dir(store, url).join("sent")).unwrap_or_default();
+    let text = read_text(store, url, "sent");
     text.lines().filter_map(parse_bundled).collect()
 }
 
@@ -144,8 +146,7 @@ pub fn bundled(store: &Store, url: &str) -> HashMap<PackId, (PackId, Member)> {
 /// local state alone).
 pub fn record_sent(store: &Store, url: &str, id: &crate::id::SnapshotId) -> bool {
     let line = format!("r {}", id.to_hex());
-    std::fs::read_to_string(state_dir(store, url).join("sent"))
-        .is_ok_and(|text| text.lines().any(|l| l == line))
+    read_text(store, url, "sent").lines().any(|l| l == line)
 }
 
 /// A digest of a set of packs (their count and the XOR of their ids): two
@@ -188,27 +189,32 @@ fn parse_bundled(line: &str) -> Option<(PackId, (PackId, Member))> {
 impl State {
     /// Loads (or starts) the state of the remote at `url`.
     pub fn load(store: &Store, url: &str) -> Result<State> {
-        let dir = state_dir(store, url);
+        let dir = state_dir(url);
         let key_path = dir.join("naming-key");
-        let (naming, key_saved) = match std::fs::read_to_string(&key_path) {
-            Ok(hex) => {
+        let (naming, key_saved) = match store.read_file(&key_path)? {
+            Some(hex) => {
                 let mut k = [0u8; 32];
-                hex::decode_to_slice(hex.trim(), &mut k)
-                    .map_err(|_| Error::corrupt(key_path.display().to_string(), "not a key"))?;
+                hex::decode_to_slice(String::from_utf8_lossy(&hex).trim(), &mut k).map_err(
+                    |_| {
+                        Error::corrupt(
+                            store.file_path(&key_path).display().to_string(),
+                            "not a key",
+                        )
+                    },
+                )?;
                 (k, true)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (crypt::random_key(), false),
-            Err(e) => return Err(Error::io("read", &key_path)(e)),
+            None => (crypt::random_key(), false),
         };
-        let sent_path = dir.join("sent");
-        let sent = match std::fs::read_to_string(&sent_path) {
-            Ok(text) => text.lines().map(str::to_string).collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
-            Err(e) => return Err(Error::io("read", &sent_path)(e)),
+        let sent = match store.read_file(dir.join("sent"))? {
+            Some(text) => String::from_utf8_lossy(&text)
+                .lines()
+                .map(str::to_string)
+                .collect(),
+            None => BTreeSet::new(),
         };
         Ok(State {
-            // Staged beside the state: a writer cleaning `tmp/` never races it.
-            tmp: dir.clone(),
+            store: store.clone(),
             dir,
             url: super::remote::canonical_url(url),
             sent,
@@ -220,11 +226,9 @@ impl State {
     /// Writes the naming key (once): before any object named with it exists.
     pub fn save_key(&mut self) -> Result<()> {
         if !self.key_saved {
-            durable::create_dir_durable(&self.dir)?;
             // For people: which remote this directory is the state of.
-            durable::write_atomic(&self.tmp, &self.dir.join("url"), self.url.as_bytes())?;
-            let path = self.dir.join("naming-key");
-            durable::write_atomic(&self.tmp, &path, hex::encode(self.naming).as_bytes())?;
+            self.write("url", self.url.as_bytes())?;
+            self.write("naming-key", hex::encode(self.naming).as_bytes())?;
             self.key_saved = true;
         }
         Ok(())
@@ -283,20 +287,15 @@ impl State {
 
     /// The summary the last catalog carried (`catalog::Summary`), if any.
     pub fn summary<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>> {
-        let path = self.dir.join("summary.json");
-        match std::fs::read(&path) {
-            // Rebuilt from the records when unreadable: it is a cache.
-            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", &path)(e)),
-        }
+        // Rebuilt from the records when unreadable: it is a cache.
+        let bytes = self.store.read_file(self.dir.join("summary.json"))?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     /// Replaces the summary (after its catalog was created).
     pub fn set_summary<T: serde::Serialize>(&self, summary: &T) -> Result<()> {
         let bytes = serde_json::to_vec(summary).expect("encodes");
-        durable::create_dir_durable(&self.dir)?;
-        durable::write_atomic(&self.tmp, &self.dir.join("summary.json"), &bytes)
+        self.write("summary.json", &bytes)
     }
 
     /// Notes hold `key` as the newest (see `last_hold`).
@@ -325,7 +324,13 @@ impl State {
     /// Rewrites `sent` atomically (fsynced, renamed into place).
     fn save(&self) -> Result<()> {
         let text: String = self.sent.iter().map(|l| format!("{l}\n")).collect();
-        durable::create_dir_durable(&self.dir)?;
-        durable::write_atomic(&self.tmp, &self.dir.join("sent"), text.as_bytes())
+        self.write("sent", text.as_bytes())
+    }
+
+    /// Replaces one file of the state, staged beside it: a writer cleaning
+    /// the store's `tmp/` never races it.
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let rel = self.dir.join(name);
+        self.store.write_file(rel, bytes, Staging::Beside)
     }
 }

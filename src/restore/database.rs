@@ -4,9 +4,10 @@
 //! would corrupt it, so they never survive a restore.
 
 use super::write::{temp_beside, Writer};
+use crate::durable;
 use crate::error::{Error, Result};
 use crate::format::tree::{Database, Node, NodeKind};
-use crate::store::{durable, StoreReader};
+use crate::store::StoreReader;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

@@ -10,8 +10,9 @@
 //! are removed by the next in-place restore once their process is gone, and
 //! `take` never stores them.
 
+use crate::durable;
 use crate::error::{Error, Result};
-use crate::store::{durable, Store};
+use crate::store::{Staging, Store};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -106,8 +107,11 @@ impl Unfinished {
     }
 }
 
-fn dir(store: &Store) -> PathBuf {
-    store.root().join("unfinished")
+/// The journals' directory, in the store.
+const DIR: &str = "unfinished";
+
+fn journal(entry: &Unfinished) -> PathBuf {
+    Path::new(DIR).join(format!("{}.json", entry.key()))
 }
 
 fn alive(pid: u32) -> bool {
@@ -116,22 +120,21 @@ fn alive(pid: u32) -> bool {
 
 /// The in-place restores of this store that began and did not finish.
 pub fn unfinished(store: &Store) -> Result<Vec<Unfinished>> {
-    let dir = dir(store);
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("read", &dir)(e)),
-    };
     let mut out = Vec::new();
-    for e in entries {
-        let path = e.map_err(Error::io("read", &dir))?.path();
-        if path.extension().is_some_and(|x| x == "json") {
-            let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
-            let u: Unfinished = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::corrupt(format!("restore journal {}", path.display()), e.to_string())
-            })?;
-            out.push(u);
+    for name in store.list_files(DIR)? {
+        let rel = Path::new(DIR).join(&name);
+        if !name.ends_with(".json") {
+            continue;
         }
+        // Removed meanwhile (its restore finished): not unfinished.
+        let Some(bytes) = store.read_file(&rel)? else {
+            continue;
+        };
+        let u: Unfinished = serde_json::from_slice(&bytes).map_err(|e| {
+            let path = store.file_path(&rel);
+            Error::corrupt(format!("restore journal {}", path.display()), e.to_string())
+        })?;
+        out.push(u);
     }
     out.sort_by_key(|u| u.started);
     Ok(out)
@@ -146,21 +149,13 @@ pub(crate) fn earlier(store: &Store, entry: &Unfinished) -> Result<Option<Unfini
 
 /// Records the restore as begun: durable before the first path is replaced.
 pub(crate) fn begin(store: &Store, entry: &Unfinished) -> Result<()> {
-    let dir = dir(store);
-    durable::create_dir_durable(&dir)?;
     let bytes = serde_json::to_vec_pretty(entry).expect("a journal encodes");
-    durable::write_atomic(
-        &store.tmp_dir(),
-        &dir.join(format!("{}.json", entry.key())),
-        &bytes,
-    )
+    store.write_file(journal(entry), &bytes, Staging::Tmp)
 }
 
 /// Records the restore as finished: after every path is in place, durably.
 pub(crate) fn end(store: &Store, entry: &Unfinished) -> Result<()> {
-    let dir = dir(store);
-    durable::remove_file(&dir.join(format!("{}.json", entry.key())))?;
-    durable::fsync_dir(&dir)
+    store.remove_file(journal(entry))
 }
 
 /// The pid in a temporary name restore made, if it is one.

@@ -215,7 +215,7 @@ fn write_jobs(
         ));
         fs::create_dir_all(&job.into).map_err(Error::io("create directory", &job.into))?;
         w.node(&crate::source::walk::Dir::new(&job.into), &job.node)?;
-        crate::store::durable::fsync_dir(&job.into)?;
+        crate::durable::fsync_dir(&job.into)?;
     }
     Ok(())
 }

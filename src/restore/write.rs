@@ -4,11 +4,11 @@
 use super::journal::TEMP_PREFIXES;
 use super::sparse::SparseWriter;
 use super::{database, RestoreReport};
+use crate::durable::{self, Op};
 use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind};
 use crate::id::ChunkId;
 use crate::source::walk::Dir;
-use crate::store::durable::{self, Op};
 use crate::store::StoreReader;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -200,7 +200,7 @@ impl Writer<'_> {
             filetime::FileTime::from_system_time(system_time(node.mtime)),
         )
         .map_err(Error::io("set mtime of", target))?;
-        crate::store::durable::fsync_dir(target)?;
+        crate::durable::fsync_dir(target)?;
         self.report.dirs += 1;
         if let Some(f) = self.filter.as_mut() {
             f.leave();

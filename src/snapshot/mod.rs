@@ -11,7 +11,7 @@ use walker::Walker;
 
 use crate::dedup::ChunkWriter;
 use crate::error::{Error, Result};
-use crate::format::record::{Snapshot, TakeStats, RECORD_VERSION};
+use crate::format::record::{DatabaseSummary, Skipped, Snapshot, TakeStats, RECORD_VERSION};
 use crate::id::SnapshotId;
 use crate::source::{self, sqlite, Excludes};
 use crate::store::{Access, Repository, Store};
@@ -114,43 +114,16 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let parent = find_parent(store, &paths, &host)?;
     note_parent(store, parent.as_ref().map(|p| &p.0));
-    let mut w = Walker {
-        writer: match dry {
-            true => ChunkWriter::dry(&repo)?,
-            false => ChunkWriter::new(&repo)?,
-        },
-        would_read: dry.then(Vec::new),
-        reader: &repo,
-        excludes: Excludes::new(&opts.excludes)?,
-        opts,
-        stats: TakeStats::default(),
-        skipped: Vec::new(),
-        databases: Vec::new(),
-        warnings,
-        progress: store.progress().clone(),
-    };
-    w.progress
-        .start("take", Some(source::estimate(&roots, &w.excludes)));
-    // On any failure (a full disk, a signal, bad input met part way) the
-    // packs written so far are undone: a take that records nothing leaves
-    // nothing behind.
-    let walked = w.walk(&roots, parent.as_ref().map(|p| &p.1));
-    w.progress.finish();
-    let (tree, written) = match walked {
-        Ok(done) => done,
-        Err(e) => return Err(abandoned(w.writer, e)),
-    };
-    let Walker {
+    let walked = walk(&repo, opts, &roots, parent.as_ref().map(|p| &p.1), warnings)?;
+    let Walked {
+        tree,
+        written,
         mut stats,
         skipped,
         databases,
         mut warnings,
-        writer,
         would_read,
-        ..
-    } = w;
-    // Its read transaction would keep the compaction from moving pages.
-    drop(writer);
+    } = walked;
     compact(&mut repo, &mut warnings, dry);
     // What the store grew by, the index included (compacted).
     stats.added = written.added + repo.index_bytes().saturating_sub(index_before);
@@ -187,6 +160,63 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     // `stats.added` counted.
     compact(&mut repo, &mut warnings, false);
     Ok(report(Some(id), Some(snapshot), warnings, Vec::new()))
+}
+
+/// What a walk of the roots stored and saw.
+struct Walked {
+    tree: Vec<crate::id::ChunkId>,
+    written: crate::dedup::WriteStats,
+    stats: TakeStats,
+    skipped: Vec<Skipped>,
+    databases: Vec<DatabaseSummary>,
+    warnings: Vec<String>,
+    would_read: Option<Vec<(String, u64)>>,
+}
+
+/// Walks `roots` into `repo` (a dry run into nothing) against the parent's
+/// top tree. On any failure (a full disk, a signal, bad input met part
+/// way) the packs written so far are undone: a take that records nothing
+/// leaves nothing behind.
+fn walk(
+    repo: &Repository,
+    opts: &TakeOptions,
+    roots: &[PathBuf],
+    parent: Option<&Snapshot>,
+    warnings: Vec<String>,
+) -> Result<Walked> {
+    let dry = opts.dry_run;
+    let mut w = Walker {
+        writer: match dry {
+            true => ChunkWriter::dry(repo)?,
+            false => ChunkWriter::new(repo)?,
+        },
+        would_read: dry.then(Vec::new),
+        reader: repo,
+        excludes: Excludes::new(&opts.excludes)?,
+        opts,
+        stats: TakeStats::default(),
+        skipped: Vec::new(),
+        databases: Vec::new(),
+        warnings,
+        progress: repo.store().progress().clone(),
+    };
+    w.progress
+        .start("take", Some(source::estimate(roots, &w.excludes)));
+    let walked = w.walk(roots, parent);
+    w.progress.finish();
+    let (tree, written) = match walked {
+        Ok(done) => done,
+        Err(e) => return Err(abandoned(w.writer, e)),
+    };
+    Ok(Walked {
+        tree,
+        written,
+        stats: w.stats,
+        skipped: w.skipped,
+        databases: w.databases,
+        warnings: w.warnings,
+        would_read: w.would_read,
+    })
 }
 
 fn report(

@@ -228,11 +228,9 @@ pub(super) fn copy_rows(
 pub(super) fn backup_pages(
     conn: &Connection,
     path: &Path,
-    tmp: &Path,
+    copy: tempfile::NamedTempFile,
     out: &mut std::fs::File,
 ) -> Result<(u32, u64)> {
-    let copy =
-        tempfile::NamedTempFile::new_in(tmp).map_err(Error::io("create image file in", tmp))?;
     let mut dst = Connection::open(copy.path()).map_err(Error::sqlite(path))?;
     {
         let backup = rusqlite::backup::Backup::new(conn, &mut dst).map_err(Error::sqlite(path))?;

@@ -99,26 +99,13 @@ pub(super) fn store_check(
 }
 
 /// Runs `f` with a new private image file in the store's `tmp/`, deleted
-/// afterwards.
+/// afterwards. The database and its WAL bound the image's size: the store
+/// refuses up front when that cannot fit, rather than fill the disk.
 pub(super) fn with_image<T>(
     db: &Path,
     writer: &mut ChunkWriter,
     f: impl FnOnce(&mut tempfile::NamedTempFile, &mut ChunkWriter) -> Result<T>,
 ) -> Result<T> {
-    let tmp = writer.store().tmp_dir();
-    check_room(db, &tmp)?;
-    let mut image = tempfile::Builder::new()
-        .prefix(".image-")
-        .tempfile_in(&tmp)
-        .map_err(Error::io("create image file in", &tmp))?;
-    f(&mut image, writer)
-}
-
-/// The image is a private copy in the store's `tmp/`: refuse up front when
-/// it cannot fit (the database and its WAL bound its size), rather than fill
-/// the disk.
-fn check_room(db: &Path, tmp: &Path) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
     let mut wal = db.as_os_str().to_os_string();
     wal.push("-wal");
     let need = [db.as_os_str(), wal.as_os_str()]
@@ -126,21 +113,6 @@ fn check_room(db: &Path, tmp: &Path) -> Result<()> {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum::<u64>();
-    let Ok(c) = std::ffi::CString::new(tmp.as_os_str().as_bytes()) else {
-        return Ok(());
-    };
-    // SAFETY: statvfs fills `st`, a valid, exclusively borrowed struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Ok(());
-    }
-    let free = st.f_bavail as u64 * st.f_frsize as u64;
-    if need > free {
-        return Err(Error::Invalid(format!(
-            "{}: its image needs up to {need} bytes in {} and only {free} are free; nothing was recorded",
-            db.display(),
-            tmp.display()
-        )));
-    }
-    Ok(())
+    let mut image = writer.store().image_file(need, db)?;
+    f(&mut image, writer)
 }

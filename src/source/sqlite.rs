@@ -110,6 +110,64 @@ pub fn capture(
     writer: &mut ChunkWriter,
     parent: Option<(&Database, UnitList)>,
 ) -> Result<Image> {
+    let (conn, journal_mode, mut warnings) = open_for_capture(path, opts)?;
+    let how = Storing {
+        parent,
+        full: opts.integrity_check,
+        // From the file's size (`stat`: no descriptor, see `copy::file_shape`).
+        delta_level: pages::delta_level(std::fs::metadata(path).map_or(u64::MAX, |m| m.len())),
+    };
+    // The file's own shape is compared with its header only where no writer
+    // can be changing both (see `copy::file_shape`): in rollback mode.
+    let wal = journal_mode.eq_ignore_ascii_case("wal");
+    let dbpage = has_dbpage(&conn) && !opts.backup_api;
+    let captured = if dbpage && wal {
+        stream_store_check(&conn, path, writer, &how, !opts.one_connection)
+    } else {
+        with_image(path, writer, |image, writer| {
+            if dbpage {
+                copy_store_check(&conn, path, wal, image, writer, &how)
+            } else {
+                let copy = writer.store().temp_file()?;
+                backup_pages(&conn, path, copy, image.as_file_mut()).and_then(|(size, _)| {
+                    let shape = if wal { Vec::new() } else { file_shape(path) };
+                    store_check(image, size, shape, writer, &how)
+                })
+            }
+        })
+    };
+    let captured = captured.or_else(|e| match e {
+        // SQLite cannot read it at all: store the file's pages as they are,
+        // and let the check mark the snapshot (exit 5), as for a bad page.
+        Error::Sqlite { source, .. } if damaged(&source) => {
+            with_image(path, writer, |image, writer| {
+                let (size, _, mut d) = raw_pages(path, image.as_file_mut())?;
+                d.insert(0, format!("SQLite could not read it ({source})"));
+                d.extend(file_shape(path));
+                store_check(image, size, d, writer, &how)
+            })
+        }
+        Error::Sqlite { path, source } => Err(busy(&path, source)),
+        other => Err(other),
+    })?;
+    drop(conn);
+    let (db, bytes_read) = described(captured, &journal_mode, opts);
+    warnings.extend(check_warnings(path, &db));
+    Ok(Image {
+        bytes_read,
+        db,
+        warnings,
+    })
+}
+
+/// Opens `path` for a capture (read-write when allowed, so a checkpoint can
+/// run; else read-only) with the lock wait of `opts`, and checkpoints a WAL
+/// database first when asked. Returns the connection, the journal mode and
+/// the warnings so far.
+fn open_for_capture(
+    path: &Path,
+    opts: &CaptureOptions,
+) -> Result<(Connection, String, Vec<String>)> {
     let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -140,47 +198,11 @@ pub fn capture(
     }
     conn.busy_handler(Some(wait_for_lock))
         .map_err(Error::sqlite(path))?;
-    let how = Storing {
-        parent,
-        full: opts.integrity_check,
-        // From the file's size (`stat`: no descriptor, see `copy::file_shape`).
-        delta_level: pages::delta_level(std::fs::metadata(path).map_or(u64::MAX, |m| m.len())),
-    };
-    // The file's own shape is compared with its header only where no writer
-    // can be changing both (see `copy::file_shape`): in rollback mode.
-    let wal = journal_mode.eq_ignore_ascii_case("wal");
-    let dbpage = has_dbpage(&conn) && !opts.backup_api;
-    let captured = if dbpage && wal {
-        stream_store_check(&conn, path, writer, &how, !opts.one_connection)
-    } else {
-        with_image(path, writer, |image, writer| {
-            if dbpage {
-                copy_store_check(&conn, path, wal, image, writer, &how)
-            } else {
-                backup_pages(&conn, path, &writer.store().tmp_dir(), image.as_file_mut()).and_then(
-                    |(size, _)| {
-                        let shape = if wal { Vec::new() } else { file_shape(path) };
-                        store_check(image, size, shape, writer, &how)
-                    },
-                )
-            }
-        })
-    };
-    let captured = captured.or_else(|e| match e {
-        // SQLite cannot read it at all: store the file's pages as they are,
-        // and let the check mark the snapshot (exit 5), as for a bad page.
-        Error::Sqlite { source, .. } if damaged(&source) => {
-            with_image(path, writer, |image, writer| {
-                let (size, _, mut d) = raw_pages(path, image.as_file_mut())?;
-                d.insert(0, format!("SQLite could not read it ({source})"));
-                d.extend(file_shape(path));
-                store_check(image, size, d, writer, &how)
-            })
-        }
-        Error::Sqlite { path, source } => Err(busy(&path, source)),
-        other => Err(other),
-    })?;
-    drop(conn);
+    Ok((conn, journal_mode, warnings))
+}
+
+/// The database node of a capture, and the bytes its image holds.
+fn described(captured: Captured, journal_mode: &str, opts: &CaptureOptions) -> (Database, u64) {
     let Captured {
         page_size,
         page_count,
@@ -206,12 +228,7 @@ pub fn capture(
     if !damage.is_empty() {
         db.check = format!("damaged file: {}; {}", damage.join("; "), db.check);
     }
-    warnings.extend(check_warnings(path, &db));
-    Ok(Image {
-        bytes_read: page_count * page_size as u64,
-        db,
-        warnings,
-    })
+    (db, page_count * page_size as u64)
 }
 
 /// The warning of a failed check: the whole answer is in the record (and

@@ -12,7 +12,7 @@
 
 mod chain;
 mod config;
-pub mod durable;
+mod files;
 pub mod index;
 pub mod lock;
 pub(crate) mod packer;
@@ -26,7 +26,9 @@ mod sweep;
 mod verified;
 pub(crate) mod writer;
 
+use crate::durable;
 use crate::error::{Error, Result};
+use crate::format::pack::PackEntry;
 use crate::format::record::Snapshot;
 use crate::id::{PackId, SnapshotId};
 use std::fs;
@@ -35,6 +37,7 @@ use std::path::{Path, PathBuf};
 pub use chain::Base;
 use config::OLDEST_FORMAT;
 pub use config::{ChunkerParams, StoreConfig, FORMAT_VERSION};
+pub(crate) use files::Staging;
 pub use index::{Index, Location};
 pub use lock::{LockWait, StoreLock};
 pub use packer::Levels;
@@ -211,8 +214,30 @@ impl Store {
     }
 
     /// Where this store's pack `id` can be read locally (None in a view).
-    pub fn readable_pack_path(&self, id: &PackId) -> Option<PathBuf> {
+    pub(crate) fn readable_pack_path(&self, id: &PackId) -> Option<PathBuf> {
         (!self.is_view()).then(|| self.pack_path(id))
+    }
+
+    /// The size of local pack `id`; None in a view or when it is missing.
+    pub(crate) fn local_pack_size(&self, id: &PackId) -> Option<u64> {
+        let path = self.readable_pack_path(id)?;
+        fs::metadata(path).ok().map(|m| m.len())
+    }
+
+    /// The bytes of local pack `id`; None in a view or when unreadable.
+    pub(crate) fn local_pack(&self, id: &PackId) -> Option<Vec<u8>> {
+        fs::read(self.readable_pack_path(id)?).ok()
+    }
+
+    /// The header of local pack `id`; None in a view, or when it is missing
+    /// or its header unreadable.
+    pub(crate) fn local_header(&self, id: &PackId) -> Option<Vec<PackEntry>> {
+        packs::read_header(&self.readable_pack_path(id)?).ok()
+    }
+
+    /// Whether this store (not a view) has no file for pack `id`.
+    pub(crate) fn lacks_pack(&self, id: &PackId) -> bool {
+        !self.is_view() && !self.pack_path(id).exists()
     }
 
     pub fn root(&self) -> &Path {
@@ -261,6 +286,16 @@ impl Store {
     /// The index file's size in bytes (0 when there is none).
     pub fn index_bytes(&self) -> u64 {
         fs::metadata(self.index_path()).map_or(0, |m| m.len())
+    }
+
+    /// Writes a whole pack (one read from a remote, opened and checked by
+    /// the caller) under its name, durably: the BLAKE3 of `bytes`.
+    pub(crate) fn put_pack(&self, bytes: &[u8]) -> Result<PackId> {
+        let id = PackId::of(bytes);
+        let path = self.pack_path(&id);
+        durable::create_dir_durable(path.parent().expect("packs/xx"))?;
+        durable::write_atomic(&self.tmp_dir(), &path, bytes)?;
+        Ok(id)
     }
 
     /// The bytes of local pack `id`.

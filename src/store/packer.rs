@@ -6,8 +6,8 @@
 //! to its final name (the BLAKE3 of its bytes), its directory fsynced and its
 //! header re-read and checked. Only then may the index name it.
 
-use super::durable::{self, TempFile};
 use super::Store;
+use crate::durable::{self, TempFile};
 use crate::error::{Error, Result};
 use crate::format::entry;
 use crate::format::pack::{self, PackEntry};

@@ -1,7 +1,8 @@
 //! Reading packs: a chunk by its location, a pack's header from its end, and
 //! rebuilding the index from every pack header and snapshot record.
 
-use super::{durable, Index, Location, Packs, Store};
+use super::{Index, Location, Packs, Store};
+use crate::durable;
 use crate::error::{Error, Result};
 use crate::format::entry::{decode_entry, decode_link, delta_base, MAX_READ_CHAIN};
 use crate::format::pack::{self, EntryKind, PackEntry, TRAILER_LEN};

@@ -2,7 +2,8 @@
 //! BLAKE3 of their bytes. The records are the truth about which snapshots
 //! exist; the index's catalog is a cache of them.
 
-use super::{durable, Snapshots, Store};
+use super::{Snapshots, Store};
+use crate::durable;
 use crate::error::{Error, Result};
 use crate::format::record::Snapshot;
 use crate::id::SnapshotId;
@@ -127,7 +128,25 @@ impl Store {
     pub fn write_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
         let bytes = snapshot.encode();
         let id = SnapshotId::of(&bytes);
-        durable::write_atomic(&self.tmp_dir(), &self.snapshot_path(&id), &bytes)?;
+        self.put_record(&id, &bytes)?;
         Ok(id)
+    }
+
+    /// Writes a record's exact bytes (one read from a remote), atomically
+    /// and durably, named `id`, which must be their hash.
+    pub(crate) fn put_record(&self, id: &SnapshotId, bytes: &[u8]) -> Result<()> {
+        if SnapshotId::of(bytes) != *id {
+            return Err(Error::corrupt(
+                format!("record {id}"),
+                "does not match its name",
+            ));
+        }
+        durable::write_atomic(&self.tmp_dir(), &self.snapshot_path(id), bytes)
+    }
+
+    /// A record's bytes as stored (unchecked: the caller checks its name).
+    pub(crate) fn record_bytes(&self, id: &SnapshotId) -> Result<Vec<u8>> {
+        let path = self.snapshot_path(id);
+        fs::read(&path).map_err(Error::io("read", &path))
     }
 }

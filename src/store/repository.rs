@@ -5,10 +5,12 @@
 //! instead of repeating lock → index → reader; the operations that change
 //! the store's records and index go through it.
 
-use super::{durable, Index, Store, StoreLock, StoreReader};
+use super::{Index, Store, StoreLock, StoreReader};
+use crate::durable;
 use crate::error::Result;
+use crate::format::pack::PackEntry;
 use crate::format::record::Snapshot;
-use crate::id::SnapshotId;
+use crate::id::{PackId, SnapshotId};
 use std::time::Duration;
 
 /// How a repository is held (DESIGN.md, "Concurrency").
@@ -105,6 +107,19 @@ impl Repository {
         let id = self.store.write_snapshot(snapshot)?;
         let _ = self.index().add_snapshot(&id, snapshot.time.timestamp());
         Ok(id)
+    }
+
+    /// Records a pack this store reads from elsewhere (a view of a remote)
+    /// in its index, as the pack's header describes it.
+    pub(crate) fn note_pack(&self, id: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        self.index().add_pack(id, size, entries)
+    }
+
+    /// Writes a record's exact bytes (see `Store::put_record`) and notes it
+    /// in the catalog.
+    pub(crate) fn put_record(&self, id: &SnapshotId, bytes: &[u8], time: i64) -> Result<()> {
+        self.store.put_record(id, bytes)?;
+        self.index().add_snapshot(id, time)
     }
 
     /// Deletes snapshot records (durably: the directory is synced before

@@ -9,7 +9,8 @@
 
 use super::packer::{Packer, SealedPack};
 use super::packs::{decode_named, read_header};
-use super::{durable, Location, Repository, Snapshots, StoreReader};
+use super::{Location, Repository, Snapshots, StoreReader};
+use crate::durable;
 use crate::error::{Error, Result};
 use crate::format::entry::delta_base;
 use crate::format::pack::{self, EntryKind, PackEntry};

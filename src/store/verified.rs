@@ -1,7 +1,8 @@
 //! `STORE/verified.json`: the outcome of the last whole verify of this
 //! store, which each mirror's catalog carries to the fleet's operator.
 
-use super::{durable, Store};
+use super::Store;
+use crate::durable;
 use crate::error::{Error, Result};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,8 @@
 
 use super::index::Index;
 use super::packer::{NewChunk, Packer, SealedPack};
-use super::{durable, packs, Store};
+use super::{packs, Store};
+use crate::durable;
 use crate::error::Result;
 use crate::id::{ChunkId, PackId};
 

@@ -17,10 +17,7 @@ use std::collections::{HashMap, HashSet};
 /// The chunks of `pack` that cannot be read back intact.
 pub(super) fn damaged_chunks(store: &Store, reader: &StoreReader, pack: &PackId) -> Vec<ChunkId> {
     let all = || reader.index.chunks_in(pack).unwrap_or_default();
-    let Some(path) = store.readable_pack_path(pack) else {
-        return all();
-    };
-    let Ok(bytes) = std::fs::read(&path) else {
+    let Some(bytes) = store.local_pack(pack) else {
         return all();
     };
     let Ok(entries) = decode_pack(&bytes) else {

@@ -152,16 +152,12 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
         packs.sort();
         let sizes: u64 = packs
             .iter()
-            .filter_map(|(p, _)| store.readable_pack_path(p))
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
+            .filter_map(|(p, _)| store.local_pack_size(p))
             .sum();
         progress.start("verify: reading packs", Some(sizes));
         let mut damaged = HashSet::new();
         for (pack, _) in packs {
-            if let Some(p) = store.readable_pack_path(&pack) {
-                progress.advance(std::fs::metadata(p).map_or(0, |m| m.len()));
-            }
+            progress.advance(store.local_pack_size(&pack).unwrap_or(0));
             c.report.packs_read += 1;
             let indexed = |e: &PackEntry| {
                 c.reader
@@ -318,8 +314,7 @@ impl Checker<'_> {
     fn row_matches_header(&mut self, loc: &crate::store::Location) -> bool {
         let store = self.store;
         let header = self.headers.entry(loc.pack).or_insert_with(|| {
-            let path = store.readable_pack_path(&loc.pack)?;
-            let entries = packs::read_header(&path).ok()?;
+            let entries = store.local_header(&loc.pack)?;
             Some(entries.into_iter().map(|e| (e.id, e)).collect())
         });
         match header {
@@ -346,9 +341,7 @@ impl Checker<'_> {
                 Ok(Some(loc)) => {
                     if !self.packs.contains_key(&loc.pack) {
                         // A remote view's index was built from the remote's listing.
-                        if !self.store.is_view()
-                            && !self.store.pack_path(&loc.pack).exists()
-                        {
+                        if self.store.lacks_pack(&loc.pack) {
                             self.problem(
                                 Some(*snap),
                                 Some(path.into()),
@@ -372,8 +365,7 @@ impl Checker<'_> {
 
     /// Restores the image to a temporary file and runs the full checks.
     fn check_database(&self, list: UnitList) -> std::result::Result<(), String> {
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(self.store.tmp_dir()).map_err(|e| e.to_string())?;
+        let mut tmp = self.store.temp_file().map_err(|e| e.to_string())?;
         for c in self.reader.units(list) {
             let data = self
                 .reader
