@@ -138,7 +138,14 @@ fn a_damaged_list_chunk_stops_restore_verify_and_gc() {
         };
         let loc = reader.index.locate(&d.chunks[1]).unwrap();
         let at = loc.entry.offset + loc.entry.length as u64 / 2;
-        (s.pack_path(&loc.pack), at, d.chunks[1].to_hex())
+        // The store's layout (DESIGN.md): packs/<2 hex>/<64 hex>.pack.
+        let hex = loc.pack.to_hex();
+        let path = s
+            .root()
+            .join("packs")
+            .join(&hex[..2])
+            .join(format!("{hex}.pack"));
+        (path, at, d.chunks[1].to_hex())
     };
     let (pack, at, named) = list_chunk;
     let mut bytes = fs::read(&pack).unwrap();
@@ -221,7 +228,7 @@ fn inline_like_an_older_snap(root: &Path) -> String {
     s.tree = w.put_buffer(&bytes).unwrap();
     w.finish().unwrap();
     let id = store.write_snapshot(&s).unwrap();
-    fs::remove_file(store.snapshot_path(&old_id)).unwrap();
+    fs::remove_file(root.join("snapshots").join(format!("{old_id}.json"))).unwrap();
     let path = root.join("config");
     let mut c: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     c["format"] = 2.into();

@@ -75,30 +75,7 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<u8> {
         )?;
     }
     for d in &report.databases {
-        writeln!(out, "database {}:", d.path)?;
-        for s in &d.schema {
-            writeln!(out, "  schema: {s}")?;
-        }
-        for c in &d.columns {
-            match c.change {
-                "removed" => writeln!(
-                    out,
-                    "  column {}.{} removed ({} values lost)",
-                    c.table, c.column, c.values
-                )?,
-                _ => writeln!(out, "  column {}.{} added", c.table, c.column)?,
-            }
-        }
-        for t in &d.tables {
-            writeln!(
-                out,
-                "  {:<24} {:>8} added {:>8} removed {:>8} changed {:>8} reused",
-                t.table, t.added, t.removed, t.changed, t.reused
-            )?;
-        }
-        if d.tables.iter().any(|t| t.reused > 0) {
-            writeln!(out, "  (reused: a key that holds a different row now; the old row was deleted with its children)")?;
-        }
+        print_database(&mut out, d)?;
     }
     writeln!(
         out,
@@ -113,6 +90,35 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<u8> {
         report.databases.len()
     )?;
     Ok(0)
+}
+
+/// One database's row changes, for people.
+fn print_database(out: &mut impl Write, d: &snap::diff::DbDiff) -> Result<()> {
+    writeln!(out, "database {}:", d.path)?;
+    for s in &d.schema {
+        writeln!(out, "  schema: {s}")?;
+    }
+    for c in &d.columns {
+        match c.change {
+            "removed" => writeln!(
+                out,
+                "  column {}.{} removed ({} values lost)",
+                c.table, c.column, c.values
+            )?,
+            _ => writeln!(out, "  column {}.{} added", c.table, c.column)?,
+        }
+    }
+    for t in &d.tables {
+        writeln!(
+            out,
+            "  {:<24} {:>8} added {:>8} removed {:>8} changed {:>8} reused",
+            t.table, t.added, t.removed, t.changed, t.reused
+        )?;
+    }
+    if d.tables.iter().any(|t| t.reused > 0) {
+        writeln!(out, "  (reused: a key that holds a different row now; the old row was deleted with its children)")?;
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]

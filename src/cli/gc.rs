@@ -78,45 +78,7 @@ pub fn configured_policy(ctx: &Ctx, remote: Option<&str>) -> Policy {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
-    if !(0.0..=100.0).contains(&args.repack_threshold) {
-        return Err(super::invalid(
-            "--repack-threshold is a percentage between 0 and 100",
-        ));
-    }
-    let mut policy = Policy {
-        keep_last: args.keep_last,
-        keep_hourly: args.keep_hourly,
-        keep_daily: args.keep_daily,
-        keep_weekly: args.keep_weekly,
-        keep_monthly: args.keep_monthly,
-        keep_yearly: args.keep_yearly,
-        keep_within: args.keep_within,
-        keep_tags: args.keep_tags,
-        ..Default::default()
-    };
-    let undo = args.keep_undo_within;
-    // Without keep flags, the tier's policy comes from the config.
-    if policy.is_empty() {
-        policy = configured_policy(ctx, args.remote.as_deref());
-    }
-    if undo.is_some() {
-        policy.keep_undo_within = undo;
-    }
-    if let Some(rules) = &args.points {
-        policy.points = Some(Box::new(points_policy(rules)?));
-    }
-    let opts = GcOptions {
-        policy,
-        group_by: match args.group_by {
-            GroupByArg::Paths => GroupBy::Paths,
-            GroupByArg::Host => GroupBy::Host,
-            GroupByArg::HostPaths => GroupBy::HostPaths,
-        },
-        dry_run: args.dry_run,
-        repack_threshold: args.repack_threshold / 100.0,
-        now: None,
-        lock_wait: snap::LockWait(ctx.lock_wait),
-    };
+    let opts = options(ctx, &args)?;
     let report = match &args.remote {
         Some(r) => {
             super::fleet::host_given(args.host.is_some(), r)?;
@@ -131,6 +93,56 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         ctx.print_json(&report)?;
         return Ok(0);
     }
+    print_report(&report);
+    Ok(0)
+}
+
+/// The gc options the flags (and, without keep flags, the configured
+/// policy of the tier) give.
+fn options(ctx: &Ctx, args: &Args) -> Result<GcOptions> {
+    if !(0.0..=100.0).contains(&args.repack_threshold) {
+        return Err(super::invalid(
+            "--repack-threshold is a percentage between 0 and 100",
+        ));
+    }
+    let mut policy = Policy {
+        keep_last: args.keep_last,
+        keep_hourly: args.keep_hourly,
+        keep_daily: args.keep_daily,
+        keep_weekly: args.keep_weekly,
+        keep_monthly: args.keep_monthly,
+        keep_yearly: args.keep_yearly,
+        keep_within: args.keep_within.clone(),
+        keep_tags: args.keep_tags.clone(),
+        ..Default::default()
+    };
+    let undo = args.keep_undo_within.clone();
+    // Without keep flags, the tier's policy comes from the config.
+    if policy.is_empty() {
+        policy = configured_policy(ctx, args.remote.as_deref());
+    }
+    if undo.is_some() {
+        policy.keep_undo_within = undo;
+    }
+    if let Some(rules) = &args.points {
+        policy.points = Some(Box::new(points_policy(rules)?));
+    }
+    Ok(GcOptions {
+        policy,
+        group_by: match args.group_by {
+            GroupByArg::Paths => GroupBy::Paths,
+            GroupByArg::Host => GroupBy::Host,
+            GroupByArg::HostPaths => GroupBy::HostPaths,
+        },
+        dry_run: args.dry_run,
+        repack_threshold: args.repack_threshold / 100.0,
+        now: None,
+        lock_wait: snap::LockWait(ctx.lock_wait),
+    })
+}
+
+/// What gc decided and did, for people.
+fn print_report(report: &snap::gc::GcReport) {
     for d in &report.plan.decisions {
         println!(
             "{} {} {}  {}",
@@ -164,7 +176,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     for b in &report.bad_records {
         eprintln!("snap: warning: {b}; neither kept nor forgotten (run `snap verify`)");
     }
-    Ok(0)
 }
 
 /// `--points within=24h,hourly=168,daily=30` as a policy.

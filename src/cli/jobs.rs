@@ -132,6 +132,40 @@ pub fn daemon(ctx: &Ctx, args: DaemonArgs) -> Result<u8> {
 pub fn status(ctx: &Ctx) -> Result<u8> {
     let clock = SystemClock;
     let runner = runner(ctx, &clock)?;
+    let (rows, mut bad) = job_rows(&runner)?;
+    // What could not be finished is said here too: an in-place restore
+    // that was interrupted needs a person.
+    let unfinished: Vec<String> = snap::restore::journal::unfinished(&runner.store)?
+        .into_iter()
+        .filter(|u| !u.is_running())
+        .map(|u| u.describe())
+        .collect();
+    bad |= !unfinished.is_empty();
+    let watches = super::watches::health(&runner.store, runner.config)?;
+    bad |= watches
+        .iter()
+        .any(|(_, h, unshipped)| h.behind || *unshipped);
+    if ctx.json {
+        let watches: Vec<_> = watches
+            .iter()
+            .map(|(n, h, u)| serde_json::json!({"watch": n, "health": h, "not_shipped": u}))
+            .collect();
+        ctx.print_json(
+            &serde_json::json!({"jobs": rows, "unfinished": unfinished, "watches": watches}),
+        )?;
+    } else {
+        super::watches::print_health(&watches);
+        print_rows(&rows);
+        for u in &unfinished {
+            println!("UNFINISHED {u}");
+        }
+    }
+    Ok(if bad { 7 } else { 0 })
+}
+
+/// Each job's last run, next run and health (overdue, failing), and
+/// whether any is unhealthy.
+fn job_rows(runner: &snap::jobs::JobRunner) -> Result<(Vec<serde_json::Value>, bool)> {
     let state = runner.load_state()?;
     let now = chrono::Local::now();
     let mut rows = Vec::new();
@@ -160,57 +194,35 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
             "warnings": st.last.as_ref().map(|l| l.warnings.clone()).unwrap_or_default(),
         }));
     }
-    // What could not be finished is said here too: an in-place restore
-    // that was interrupted needs a person.
-    let unfinished: Vec<String> = snap::restore::journal::unfinished(&runner.store)?
-        .into_iter()
-        .filter(|u| !u.is_running())
-        .map(|u| u.describe())
-        .collect();
-    bad |= !unfinished.is_empty();
-    let watches = super::watches::health(&runner.store, runner.config)?;
-    bad |= watches
-        .iter()
-        .any(|(_, h, unshipped)| h.behind || *unshipped);
-    if ctx.json {
-        let watches: Vec<_> = watches
-            .iter()
-            .map(|(n, h, u)| serde_json::json!({"watch": n, "health": h, "not_shipped": u}))
-            .collect();
-        ctx.print_json(
-            &serde_json::json!({"jobs": rows, "unfinished": unfinished, "watches": watches}),
-        )?;
-    } else {
-        super::watches::print_health(&watches);
-        for r in &rows {
-            println!(
-                "{:<16} {:<7} last {} ({}), last success {}, next {}{}{}",
-                r["job"].as_str().unwrap_or(""),
-                r["action"].as_str().unwrap_or(""),
-                when(&r["last_start"], "never"),
-                r["last_outcome"].as_str().unwrap_or("-"),
-                when(&r["last_success"], "never"),
-                when(&r["next"], "-"),
-                if r["overdue"] == true {
-                    "  OVERDUE"
-                } else {
-                    ""
-                },
-                if r["failing"] == true {
-                    "  FAILING"
-                } else {
-                    ""
-                },
-            );
-            for w in r["warnings"].as_array().into_iter().flatten() {
-                println!("    warning: {}", w.as_str().unwrap_or(""));
-            }
-        }
-        for u in &unfinished {
-            println!("UNFINISHED {u}");
+    Ok((rows, bad))
+}
+
+/// The jobs' rows, for people.
+fn print_rows(rows: &[serde_json::Value]) {
+    for r in rows {
+        println!(
+            "{:<16} {:<7} last {} ({}), last success {}, next {}{}{}",
+            r["job"].as_str().unwrap_or(""),
+            r["action"].as_str().unwrap_or(""),
+            when(&r["last_start"], "never"),
+            r["last_outcome"].as_str().unwrap_or("-"),
+            when(&r["last_success"], "never"),
+            when(&r["next"], "-"),
+            if r["overdue"] == true {
+                "  OVERDUE"
+            } else {
+                ""
+            },
+            if r["failing"] == true {
+                "  FAILING"
+            } else {
+                ""
+            },
+        );
+        for w in r["warnings"].as_array().into_iter().flatten() {
+            println!("    warning: {}", w.as_str().unwrap_or(""));
         }
     }
-    Ok(if bad { 7 } else { 0 })
 }
 
 pub fn schedule(ctx: &Ctx, what: ScheduleCmd) -> Result<u8> {

@@ -205,7 +205,7 @@ impl Ctx {
     /// The store, created on first use (saying so, and how it was chosen):
     /// what `take` and `key generate` write into.
     pub fn open_or_init(&self) -> Result<Store> {
-        let new = !self.store_path.join("config").exists();
+        let new = !Store::exists(&self.store_path);
         let store = Store::open_or_init(&self.store_path)?.with_progress(self.reporter());
         if new && !self.quiet {
             eprintln!(
@@ -284,26 +284,7 @@ pub fn run() -> Result<u8> {
     };
     fleet::note_host(&ctx);
     match cli.command {
-        Command::Init { pack_size } => {
-            let mut config = snap::StoreConfig::default();
-            if let Some(n) = pack_size {
-                if !(1 << 20..=1 << 30).contains(&n) {
-                    return Err(invalid("--pack-size must be between 1 MiB and 1 GiB"));
-                }
-                config.pack_size = n;
-            }
-            let store = Store::init(&ctx.store_path, config).with_context(|| {
-                format!("cannot create a store at {}", ctx.store_path.display())
-            })?;
-            if ctx.json {
-                ctx.print_json(
-                    &serde_json::json!({"store": store.root(), "config": store.config()}),
-                )?;
-            } else {
-                println!("created store {}", store.root().display());
-            }
-            Ok(0)
-        }
+        Command::Init { pack_size } => init(&ctx, pack_size),
         Command::Take(args) => take::run(&ctx, args),
         Command::List(args) => list::list(&ctx, args),
         Command::Ls(args) => list::ls(&ctx, args),
@@ -340,14 +321,36 @@ pub fn run() -> Result<u8> {
             clap_complete::generate(shell, &mut cmd, "snap", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Man { dir } => {
-            std::fs::create_dir_all(&dir)?;
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::generate_to(cmd, &dir)?;
-            println!("man pages written to {}", dir.display());
-            Ok(0)
-        }
+        Command::Man { dir } => man(&dir),
     }
+}
+
+/// `snap init`: a new, empty store.
+fn init(ctx: &Ctx, pack_size: Option<u64>) -> Result<u8> {
+    let mut config = snap::StoreConfig::default();
+    if let Some(n) = pack_size {
+        if !(1 << 20..=1 << 30).contains(&n) {
+            return Err(invalid("--pack-size must be between 1 MiB and 1 GiB"));
+        }
+        config.pack_size = n;
+    }
+    let store = Store::init(&ctx.store_path, config)
+        .with_context(|| format!("cannot create a store at {}", ctx.store_path.display()))?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"store": store.root(), "config": store.config()}))?;
+    } else {
+        println!("created store {}", store.root().display());
+    }
+    Ok(0)
+}
+
+/// `snap man DIR`: a man page per command.
+fn man(dir: &std::path::Path) -> Result<u8> {
+    std::fs::create_dir_all(dir)?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(cmd, dir)?;
+    println!("man pages written to {}", dir.display());
+    Ok(0)
 }
 
 /// Bad input from the command line: exit 2, nothing was changed.

@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     // against an empty one, made for it and removed after.
     let mut scratch = None;
     let store = match args.dry_run {
-        true if !ctx.store_path.join("config").exists() => {
+        true if !snap::Store::exists(&ctx.store_path) => {
             let dir = scratch.insert(tempfile::tempdir()?);
             snap::Store::init(dir.path().join("store"), Default::default())?
         }
@@ -96,29 +96,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         false => ctx.open_or_init()?,
     };
     if args.paths.is_empty() {
-        let config = ctx.config()?;
-        let names: Vec<String> = if args.sources.is_empty() {
-            config.sources.keys().cloned().collect()
-        } else {
-            args.sources.clone()
-        };
-        let clock = snap::schedule::SystemClock;
-        let runner = snap::jobs::JobRunner {
-            config,
-            store: store.clone(),
-            clock: &clock,
-            lock_wait: ctx.lock_wait,
-        };
-        let mut code = 0;
-        for name in names {
-            let mut opts = runner.take_options(&name, time)?;
-            opts.force_read |= args.force_read;
-            opts.skip_unreadable |= args.skip_unreadable;
-            opts.allow_missing |= args.allow_missing;
-            opts.dry_run = args.dry_run;
-            code = code.max(report(ctx, &args, &snap::take(&store, &opts)?)?);
-        }
-        return Ok(code);
+        return take_sources(ctx, &args, &store, time);
     }
     let opts = TakeOptions {
         paths: args.paths.clone(),
@@ -142,6 +120,38 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     };
     let report_ = snap::take(&store, &opts)?;
     report(ctx, &args, &report_)
+}
+
+/// Takes the configured sources (all, or those `--source` names).
+fn take_sources(
+    ctx: &Ctx,
+    args: &Args,
+    store: &snap::Store,
+    time: Option<chrono::DateTime<chrono::FixedOffset>>,
+) -> Result<u8> {
+    let config = ctx.config()?;
+    let names: Vec<String> = if args.sources.is_empty() {
+        config.sources.keys().cloned().collect()
+    } else {
+        args.sources.clone()
+    };
+    let clock = snap::schedule::SystemClock;
+    let runner = snap::jobs::JobRunner {
+        config,
+        store: store.clone(),
+        clock: &clock,
+        lock_wait: ctx.lock_wait,
+    };
+    let mut code = 0;
+    for name in names {
+        let mut opts = runner.take_options(&name, time)?;
+        opts.force_read |= args.force_read;
+        opts.skip_unreadable |= args.skip_unreadable;
+        opts.allow_missing |= args.allow_missing;
+        opts.dry_run = args.dry_run;
+        code = code.max(report(ctx, args, &snap::take(store, &opts)?)?);
+    }
+    Ok(code)
 }
 
 fn report(ctx: &Ctx, args: &Args, report: &snap::TakeReport) -> Result<u8> {

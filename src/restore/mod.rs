@@ -18,6 +18,7 @@ mod database;
 mod filter;
 mod in_place;
 pub mod journal;
+mod plan;
 mod sparse;
 mod write;
 
@@ -140,7 +141,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreReport> {
     // Plan and check every target under one lock; nothing is written yet.
     let (jobs, total) = {
         let reader = store.reading("restore", opts.lock_wait.0)?;
-        let mut jobs = plan(&reader, &snap, opts)?;
+        let mut jobs = plan::plan(&reader, &snap, opts)?;
         if let Some(f) = &filter {
             jobs = filter::keep_jobs(f, &reader, jobs)?;
         }
@@ -218,106 +219,6 @@ fn write_jobs(
         crate::durable::fsync_dir(&job.into)?;
     }
     Ok(())
-}
-
-fn plan(
-    reader: &StoreReader,
-    snap: &crate::format::record::Snapshot,
-    opts: &RestoreOptions,
-) -> Result<Vec<Job>> {
-    let top = reader.tree(&snap.tree)?;
-    if opts.in_place {
-        if opts.to.is_some() {
-            return Err(Error::Invalid(
-                "--in-place restores where the snapshot was taken from; it takes no --to".into(),
-            ));
-        }
-        let origin = |name: &[u8]| -> Result<PathBuf> {
-            snap.paths
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.file_name().map(|n| n.as_bytes()) == Some(name))
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "{} is not a root of the snapshot (it holds {})",
-                        String::from_utf8_lossy(name),
-                        snap.paths.join(", ")
-                    ))
-                })
-        };
-        if let Some(sub) = &opts.path {
-            // Only SUB goes back, beside whatever else is there now.
-            let sub = snap.inner_path(sub)?;
-            let parts: Vec<&str> = sub
-                .split('/')
-                .filter(|c| !c.is_empty() && *c != ".")
-                .collect();
-            let root = parts
-                .first()
-                .ok_or_else(|| Error::Invalid("--path is empty".into()))?;
-            let mut into = origin(root.as_bytes())?;
-            into.pop();
-            for p in &parts[..parts.len() - 1] {
-                into.push(p);
-            }
-            return Ok(vec![Job {
-                node: lookup(reader, &top, &sub)?,
-                into,
-                prefix: parent_of(&sub),
-                walk: None,
-            }]);
-        }
-        return snap
-            .paths
-            .iter()
-            .map(|p| {
-                let p = Path::new(p);
-                let name = p.file_name().map(|n| n.as_bytes()).unwrap_or(b"root");
-                let node = find(&top, name)
-                    .cloned()
-                    .ok_or_else(|| Error::corrupt("snapshot", "a root is missing from its tree"))?;
-                Ok(Job {
-                    node,
-                    into: p.parent().unwrap_or(Path::new("/")).to_path_buf(),
-                    prefix: PathBuf::new(),
-                    walk: None,
-                })
-            })
-            .collect();
-    }
-    let to = opts
-        .to
-        .clone()
-        .ok_or_else(|| Error::Invalid("restore needs --to DIR (or --in-place)".into()))?;
-    match &opts.path {
-        None => Ok(top
-            .nodes
-            .into_iter()
-            .map(|node| Job {
-                node,
-                into: to.clone(),
-                prefix: PathBuf::new(),
-                walk: None,
-            })
-            .collect()),
-        Some(sub) => {
-            let sub = snap.inner_path(sub)?;
-            Ok(vec![Job {
-                node: lookup(reader, &top, &sub)?,
-                into: to,
-                prefix: parent_of(&sub),
-                walk: None,
-            }])
-        }
-    }
-}
-
-/// The directory `sub` (`root/dir/file`) is in, inside the snapshot.
-fn parent_of(sub: &str) -> PathBuf {
-    Path::new(sub.trim_matches('/'))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
 }
 
 /// The node at `sub` (`root/dir/file`) inside the top tree.

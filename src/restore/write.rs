@@ -147,10 +147,25 @@ impl Writer<'_> {
                 }
             }
         }
-        // Ordinary files are restored in parallel, so one file's fsync
-        // overlaps the next one's decoding; everything else in order.
-        let (files, others): (Vec<&Node>, Vec<&Node>) = tree
-            .nodes
+        let others = self.files(&here, &tree.nodes)?;
+        self.depth += 1;
+        for child in others {
+            self.node(&here, child)?;
+        }
+        self.depth -= 1;
+        set_dir_meta(target, node)?;
+        self.report.dirs += 1;
+        if let Some(f) = self.filter.as_mut() {
+            f.leave();
+        }
+        Ok(())
+    }
+
+    /// Restores the ordinary files among `nodes` into `here`; returns the
+    /// other nodes, for the caller to restore in order. Files are restored
+    /// in parallel, so one file's fsync overlaps the next one's decoding.
+    fn files<'n>(&mut self, here: &Dir, nodes: &'n [Node]) -> Result<Vec<&'n Node>> {
+        let (files, others): (Vec<&Node>, Vec<&Node>) = nodes
             .iter()
             .partition(|n| matches!(n.kind, NodeKind::File { .. }));
         // A file whose identity was restored already becomes a hard link.
@@ -187,25 +202,7 @@ impl Writer<'_> {
         }
         self.report.files += (files.len() + linked.len()) as u64;
         self.report.bytes += files.iter().map(|n| n.size).sum::<u64>();
-        self.depth += 1;
-        for child in others {
-            self.node(&here, child)?;
-        }
-        self.depth -= 1;
-        fs::set_permissions(target, Permissions::from_mode(node.mode & 0o7777))
-            .map_err(Error::io("set permissions of", target))?;
-        let _ = std::os::unix::fs::lchown(target, Some(node.uid), Some(node.gid));
-        filetime::set_file_mtime(
-            target,
-            filetime::FileTime::from_system_time(system_time(node.mtime)),
-        )
-        .map_err(Error::io("set mtime of", target))?;
-        crate::durable::fsync_dir(target)?;
-        self.report.dirs += 1;
-        if let Some(f) = self.filter.as_mut() {
-            f.leave();
-        }
-        Ok(())
+        Ok(others)
     }
 
     /// Writes one file beside its target and renames it into place.
@@ -301,4 +298,19 @@ impl Writer<'_> {
             .map_err(|e| Error::io("rename into place", target)(e.error))?;
         Ok(())
     }
+}
+
+/// A restored directory's mode, owner (when allowed) and mtime, then its
+/// entries made durable.
+fn set_dir_meta(target: &Path, node: &Node) -> Result<()> {
+    fs::set_permissions(target, Permissions::from_mode(node.mode & 0o7777))
+        .map_err(Error::io("set permissions of", target))?;
+    let _ = std::os::unix::fs::lchown(target, Some(node.uid), Some(node.gid));
+    filetime::set_file_mtime(
+        target,
+        filetime::FileTime::from_system_time(system_time(node.mtime)),
+    )
+    .map_err(Error::io("set mtime of", target))?;
+    crate::durable::fsync_dir(target)?;
+    Ok(())
 }

@@ -14,6 +14,7 @@ mod chain;
 mod config;
 mod files;
 pub mod index;
+mod layout;
 pub mod lock;
 pub(crate) mod packer;
 pub mod packs;
@@ -28,7 +29,6 @@ pub(crate) mod writer;
 
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::format::pack::PackEntry;
 use crate::format::record::Snapshot;
 use crate::id::{PackId, SnapshotId};
 use std::fs;
@@ -140,6 +140,11 @@ impl Store {
         })
     }
 
+    /// Whether a store (its `config`) is at `root`.
+    pub fn exists(root: impl AsRef<Path>) -> bool {
+        root.as_ref().join("config").exists()
+    }
+
     /// Opens the store at `root`, creating it first if it does not exist.
     pub fn open_or_init(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref();
@@ -213,33 +218,6 @@ impl Store {
         }
     }
 
-    /// Where this store's pack `id` can be read locally (None in a view).
-    pub(crate) fn readable_pack_path(&self, id: &PackId) -> Option<PathBuf> {
-        (!self.is_view()).then(|| self.pack_path(id))
-    }
-
-    /// The size of local pack `id`; None in a view or when it is missing.
-    pub(crate) fn local_pack_size(&self, id: &PackId) -> Option<u64> {
-        let path = self.readable_pack_path(id)?;
-        fs::metadata(path).ok().map(|m| m.len())
-    }
-
-    /// The bytes of local pack `id`; None in a view or when unreadable.
-    pub(crate) fn local_pack(&self, id: &PackId) -> Option<Vec<u8>> {
-        fs::read(self.readable_pack_path(id)?).ok()
-    }
-
-    /// The header of local pack `id`; None in a view, or when it is missing
-    /// or its header unreadable.
-    pub(crate) fn local_header(&self, id: &PackId) -> Option<Vec<PackEntry>> {
-        packs::read_header(&self.readable_pack_path(id)?).ok()
-    }
-
-    /// Whether this store (not a view) has no file for pack `id`.
-    pub(crate) fn lacks_pack(&self, id: &PackId) -> bool {
-        !self.is_view() && !self.pack_path(id).exists()
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -261,68 +239,6 @@ impl Store {
 
     pub fn config(&self) -> &StoreConfig {
         &self.config
-    }
-
-    pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-
-    pub fn pack_path(&self, id: &PackId) -> PathBuf {
-        let hex = id.to_hex();
-        self.root
-            .join("packs")
-            .join(&hex[..2])
-            .join(format!("{hex}.pack"))
-    }
-
-    pub fn snapshot_path(&self, id: &SnapshotId) -> PathBuf {
-        self.root.join("snapshots").join(format!("{id}.json"))
-    }
-
-    pub(crate) fn index_path(&self) -> PathBuf {
-        self.root.join("index.redb")
-    }
-
-    /// The index file's size in bytes (0 when there is none).
-    pub fn index_bytes(&self) -> u64 {
-        fs::metadata(self.index_path()).map_or(0, |m| m.len())
-    }
-
-    /// Writes a whole pack (one read from a remote, opened and checked by
-    /// the caller) under its name, durably: the BLAKE3 of `bytes`.
-    pub(crate) fn put_pack(&self, bytes: &[u8]) -> Result<PackId> {
-        let id = PackId::of(bytes);
-        let path = self.pack_path(&id);
-        durable::create_dir_durable(path.parent().expect("packs/xx"))?;
-        durable::write_atomic(&self.tmp_dir(), &path, bytes)?;
-        Ok(id)
-    }
-
-    /// The bytes of local pack `id`.
-    pub fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
-        let path = self.pack_path(id);
-        fs::read(&path).map_err(Error::io("read", &path))
-    }
-
-    /// Every pack file in the store, whatever the index says.
-    pub fn pack_files(&self) -> Result<Vec<(PackId, PathBuf)>> {
-        let mut out = Vec::new();
-        let packs = self.root.join("packs");
-        for sub in fs::read_dir(&packs).map_err(Error::io("read", &packs))? {
-            let sub = sub.map_err(Error::io("read", &packs))?.path();
-            if !sub.is_dir() {
-                continue;
-            }
-            for f in fs::read_dir(&sub).map_err(Error::io("read", &sub))? {
-                let path = f.map_err(Error::io("read", &sub))?.path();
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if let Some(id) = name.strip_suffix(".pack").and_then(PackId::from_hex) {
-                    out.push((id, path));
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
     }
 
     /// Takes the store lock exclusively for `what` (a command name, shown to

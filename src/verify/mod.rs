@@ -142,40 +142,7 @@ pub fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
         } else {
             opts.sample.unwrap_or(1.0).clamp(0.0, 1.0)
         };
-        let limit = (share * 65536.0).ceil() as u32;
-        let mut packs: Vec<_> = c
-            .packs
-            .clone()
-            .into_iter()
-            .filter(|(p, _)| (u16::from_be_bytes([p.0[0], p.0[1]]) as u32) < limit)
-            .collect();
-        packs.sort();
-        let sizes: u64 = packs
-            .iter()
-            .filter_map(|(p, _)| store.local_pack_size(p))
-            .sum();
-        progress.start("verify: reading packs", Some(sizes));
-        let mut damaged = HashSet::new();
-        for (pack, _) in packs {
-            progress.advance(store.local_pack_size(&pack).unwrap_or(0));
-            c.report.packs_read += 1;
-            let indexed = |e: &PackEntry| {
-                c.reader
-                    .index
-                    .get(&e.id)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|l| l.pack == pack && l.entry == *e)
-            };
-            let checked = packs::verify_pack(store, &pack, indexed, |base| c.reader.chunk(base));
-            if let Err(e) = checked {
-                c.problem(None, None, Some(pack), e.to_string());
-                damaged.extend(damage::damaged_chunks(store, c.reader, &pack));
-            }
-        }
-        if !damaged.is_empty() {
-            c.name_users(damaged);
-        }
+        c.read_packs(share);
     }
     progress.finish();
     let mut report = c.report;
@@ -199,6 +166,48 @@ impl Checker<'_> {
             pack: pack.map(|p| p.to_hex()),
             detail,
         });
+    }
+
+    /// Reads back every pack the checked snapshots use (a `share` of them,
+    /// chosen by id, for a sample): each entry decodes to its id and its
+    /// index row matches the header. A damaged pack's users are named.
+    fn read_packs(&mut self, share: f64) {
+        let progress = self.store.progress().clone();
+        let limit = (share * 65536.0).ceil() as u32;
+        let mut packs: Vec<_> = self
+            .packs
+            .clone()
+            .into_iter()
+            .filter(|(p, _)| (u16::from_be_bytes([p.0[0], p.0[1]]) as u32) < limit)
+            .collect();
+        packs.sort();
+        let sizes: u64 = packs
+            .iter()
+            .filter_map(|(p, _)| self.store.local_pack_size(p))
+            .sum();
+        progress.start("verify: reading packs", Some(sizes));
+        let mut damaged = HashSet::new();
+        for (pack, _) in packs {
+            progress.advance(self.store.local_pack_size(&pack).unwrap_or(0));
+            self.report.packs_read += 1;
+            let indexed = |e: &PackEntry| {
+                self.reader
+                    .index
+                    .get(&e.id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|l| l.pack == pack && l.entry == *e)
+            };
+            let checked =
+                packs::verify_pack(self.store, &pack, indexed, |base| self.reader.chunk(base));
+            if let Err(e) = checked {
+                self.problem(None, None, Some(pack), e.to_string());
+                damaged.extend(damage::damaged_chunks(self.store, self.reader, &pack));
+            }
+        }
+        if !damaged.is_empty() {
+            self.name_users(damaged);
+        }
     }
 
     /// Names every snapshot and file that uses a damaged chunk (or a delta
