@@ -43,7 +43,7 @@
 //! # Ok::<(), snap::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod cancel;
 #[doc(hidden)]

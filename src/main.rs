@@ -12,19 +12,34 @@ fn main() -> ExitCode {
                 .chain()
                 .find_map(|c| c.downcast_ref::<snap::Error>())
                 .map(unwrap_stopped);
-            let hint = match kind {
-                Some(snap::Error::Locked { .. }) => {
-                    " (pass a longer --lock-wait to wait more)".into()
-                }
-                Some(snap::Error::Refused { option, .. }) => {
-                    format!(" (pass --{} to allow it)", option.replace('_', "-"))
-                }
-                _ => String::new(),
-            };
+            let hint = kind.map(hint).unwrap_or_default();
             let code = kind.map_or(1, |e| e.exit_code());
             cli::print_error(&format!("{}{hint}", message(&e)), code);
             ExitCode::from(code as u8)
         }
+    }
+}
+
+/// The command or flag that acts on an error: the library names the
+/// remedy (rebuild the index, give the identity), the binary its spelling.
+fn hint(e: &snap::Error) -> String {
+    let text = e.to_string();
+    let said = |s: &str| text.contains(s);
+    match e {
+        snap::Error::Locked { .. } => " (pass a longer --lock-wait to wait more)".into(),
+        snap::Error::Refused { option, .. } => {
+            format!(" (pass --{} to allow it)", option.replace('_', "-"))
+        }
+        snap::Error::NotFound(_) if said("no snap store") => " (run `snap init`)".into(),
+        snap::Error::Key(_) if said("is encrypted") => {
+            " (--identity FILE or SNAP_IDENTITY_FILE)".into()
+        }
+        snap::Error::Key(_) if said("recipient") => {
+            " (`snap key generate` or `snap key add-recipient`)".into()
+        }
+        snap::Error::Corrupt { .. } if said("rebuilding") => " (`snap repair index`)".into(),
+        snap::Error::Corrupt { .. } if said("verify names") => " (`snap verify`)".into(),
+        _ => String::new(),
     }
 }
 

@@ -318,7 +318,7 @@ pub fn plan<Tz: TimeZone>(
 ) -> Result<Plan> {
     if policy.is_empty() {
         return Err(Error::Invalid(
-            "the policy has no keep rule, so it would forget everything; give at least one --keep-* option".into(),
+            "the policy has no keep rule, so it would forget everything; give it at least one keep rule".into(),
         ));
     }
     let points_policy = points_policy(policy)?;

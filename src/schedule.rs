@@ -90,7 +90,7 @@ impl Schedule {
         let f: Vec<&str> = self.cron.split_whitespace().collect();
         let unsupported = || {
             Error::Invalid(format!(
-                "schedule {:?} cannot be written as a systemd OnCalendar; use --cron",
+                "schedule {:?} cannot be written as a systemd OnCalendar; schedule it with cron",
                 self.cron
             ))
         };

@@ -73,7 +73,7 @@ pub fn log(store: &Store, opts: &LogOptions) -> Result<Vec<LogEntry>> {
     let points = &points[first..];
     if points.is_empty() {
         return Err(Error::NotFound(format!(
-            "no point of {path} in that range (`snap list` shows each watched database's windows)"
+            "no point of {path} in that range (the list of snapshots shows each watched database's windows)"
         )));
     }
     let reading = store.reading("log", opts.lock_wait.0)?;

@@ -126,23 +126,13 @@ pub fn from_live(
     };
     for p in &snap.paths {
         let root = PathBuf::from(p);
-        let meta = match fs::symlink_metadata(&root) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("stat", &root)(e)),
-        };
-        let name = root
-            .file_name()
-            .unwrap_or(std::ffi::OsStr::new("root"))
-            .to_os_string();
-        let rel = String::from_utf8_lossy(name.as_bytes()).into_owned();
-        let entry = walk::Entry {
-            name,
-            real: root.clone(),
-            at: root.clone(),
-            kind: walk::classify(&root, &meta),
-            meta,
-        };
+        // A root gone since the snapshot: all of it reads as removed.
+        let gone = fs::symlink_metadata(&root);
+        if gone.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            continue;
+        }
+        let entry = walk::root(&root)?;
+        let rel = String::from_utf8_lossy(entry.name.as_bytes()).into_owned();
         live.entry(
             &Dir::new(root.parent().unwrap_or(Path::new("/"))),
             &entry,

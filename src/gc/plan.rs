@@ -140,7 +140,7 @@ fn choose(
         .ok_or_else(|| {
             Error::corrupt(
                 format!("chunk {id}"),
-                "a kept snapshot needs it and no pack has it; gc changed nothing (run `snap verify` to see what is affected)",
+                "a kept snapshot needs it and no pack has it; gc changed nothing (verify names what is affected)",
             )
         })
 }

@@ -151,8 +151,7 @@ impl Codec {
 pub(crate) fn seal_age(recipients: &[Recipient], plain: &[u8]) -> Result<Vec<u8>> {
     if recipients.is_empty() {
         return Err(Error::Key(
-            "no recipient to seal to: add one with `snap key generate` or `snap key add-recipient`"
-                .into(),
+            "no recipient to seal to: generate a key pair or add a recipient".into(),
         ));
     }
     let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
@@ -172,7 +171,7 @@ pub fn opener<R: Read>(
 ) -> Result<age::stream::StreamReader<R>> {
     if identities.is_empty() {
         return Err(Error::Key(format!(
-            "{object} is encrypted: give the identity (private key) with --identity FILE or SNAP_IDENTITY_FILE"
+            "{object} is encrypted: give the identity (private key) that opens it"
         )));
     }
     let corrupt =

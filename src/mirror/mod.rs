@@ -119,7 +119,7 @@ fn unsealed(plaintext: bool) -> Result<()> {
     match plaintext {
         true => Ok(()),
         false => Err(Error::Refused {
-            message: "the store has no recipient to encrypt to, so anyone who can read the bucket could read this copy; add one (`snap key generate`) or allow a plaintext copy".into(),
+            message: "the store has no recipient to encrypt to, so anyone who can read the bucket could read this copy; generate or add one, or allow a plaintext copy".into(),
             option: "plaintext",
         }),
     }

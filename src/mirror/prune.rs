@@ -226,7 +226,7 @@ fn read_chain(
         let Some(hold) = holds.get(&key) else {
             // Nothing is deleted on a guess: the next mirror writes a full hold.
             return Err(Error::Invalid(format!(
-                "the holds on {} add to a missing {key}: run `snap mirror --rescan` once (it writes a full hold), then gc again",
+                "the holds on {} add to a missing {key}: mirror once with a rescan (it writes a full hold), then gc again",
                 remote.url
             )));
         };

@@ -119,7 +119,7 @@ impl Writer<'_> {
     fn dir(&mut self, parent: &Dir, target: &Path, node: &Node, tree: &[ChunkId]) -> Result<()> {
         if self.depth >= crate::format::tree::MAX_DEPTH {
             return Err(Error::Invalid(format!(
-                "{}: the snapshot nests directories more than {} deep; restore a deeper --path",
+                "{}: the snapshot nests directories more than {} deep; restore a deeper path of it",
                 target.display(),
                 crate::format::tree::MAX_DEPTH
             )));

@@ -127,7 +127,7 @@ impl Store {
         let id = self.resolve(spec)?;
         if !sel.is_empty() && !sel.matches(&self.load_snapshot(&id)?) {
             return Err(Error::NotFound(format!(
-                "snapshot {spec} does not match the --path/--host/--tag selection"
+                "snapshot {spec} does not match the selection (paths, host, tags)"
             )));
         }
         Ok(id)

@@ -37,21 +37,6 @@ fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
         .map(|i| &tree.nodes[i])
 }
 
-/// A root as the walk sees it: an entry of its parent directory.
-fn root_entry(root: &Path) -> Result<Entry> {
-    let meta = fs::symlink_metadata(root).map_err(Error::io("stat", root))?;
-    Ok(Entry {
-        name: root
-            .file_name()
-            .unwrap_or(std::ffi::OsStr::new("root"))
-            .to_os_string(),
-        real: root.to_path_buf(),
-        at: root.to_path_buf(),
-        kind: walk::classify(root, &meta),
-        meta,
-    })
-}
-
 impl Walker<'_> {
     /// Stores every root and the top tree; returns the top tree's chunks and
     /// what the writer added, every chunk durable and indexed.
@@ -66,7 +51,7 @@ impl Walker<'_> {
         };
         let mut top = Tree::default();
         for root in roots {
-            let entry = root_entry(root)?;
+            let entry = walk::root(root)?;
             let old = parent_top
                 .as_ref()
                 .and_then(|t| find(t, entry.name.as_bytes()));

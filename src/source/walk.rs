@@ -119,6 +119,22 @@ pub fn classify(at: &Path, meta: &Metadata) -> Kind {
     }
 }
 
+/// A root as a walk sees it (take's and a live diff's): an entry of its
+/// parent directory.
+pub fn root(root: &Path) -> Result<Entry> {
+    let meta = std::fs::symlink_metadata(root).map_err(Error::io("stat", root))?;
+    Ok(Entry {
+        name: root
+            .file_name()
+            .unwrap_or(std::ffi::OsStr::new("root"))
+            .to_os_string(),
+        real: root.to_path_buf(),
+        at: root.to_path_buf(),
+        kind: classify(root, &meta),
+        meta,
+    })
+}
+
 /// The entries of `dir` a snapshot holds, in name order. `note` hears of
 /// each one left out that the user should know of. An entry gone since the
 /// listing is simply not there; a directory that cannot be read is an

@@ -363,7 +363,7 @@ impl IndexReader {
         self.get(id)?.ok_or_else(|| {
             Error::corrupt(
                 format!("chunk {id}"),
-                "it is missing from the store: no indexed pack holds it (`snap verify` names what is affected; `snap repair index` recovers it only if a pack still holds it)",
+                "it is missing from the store: no indexed pack holds it (verify names what is affected; rebuilding the index recovers it only if a pack still holds it)",
             )
         })
     }

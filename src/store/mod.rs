@@ -116,7 +116,7 @@ impl Store {
         let bytes = fs::read(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound(format!(
-                    "no snap store at {} (run `snap init` first)",
+                    "no snap store at {} (initialize one first)",
                     root.display()
                 ))
             } else {

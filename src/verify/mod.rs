@@ -345,7 +345,7 @@ impl Checker<'_> {
                     Some(*snap),
                     Some(path.into()),
                     Some(loc.pack),
-                    format!("the index row of chunk {c} does not match the pack's header (`snap repair index` rebuilds the index)"),
+                    format!("the index row of chunk {c} does not match the pack's header (the index is a cache: rebuilding it from the packs repairs this)"),
                 ),
                 Ok(Some(loc)) => {
                     if !self.packs.contains_key(&loc.pack) {

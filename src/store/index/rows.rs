@@ -31,7 +31,7 @@ pub(super) fn decode_row(
     let bad = |what: String| {
         Error::corrupt(
             format!("index row of chunk {id}"),
-            format!("{what} (`snap repair index` rebuilds the index)"),
+            format!("{what} (the index is a cache: rebuilding it from the packs repairs this)"),
         )
     };
     let kind =
