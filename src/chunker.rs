@@ -20,7 +20,7 @@ pub fn file_chunks<R: Read>(
 }
 
 /// Cut points of an in-memory buffer (encoded trees), as ranges.
-pub fn buffer_chunks(data: &[u8], p: ChunkerParams) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn buffer_chunks(data: &[u8], p: ChunkerParams) -> Vec<std::ops::Range<usize>> {
     if data.is_empty() {
         return Vec::new();
     }

@@ -219,7 +219,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// The system-wide configuration, the last place looked.
-pub const SYSTEM_CONFIG: &str = "/etc/snap/snap.toml";
+pub(crate) const SYSTEM_CONFIG: &str = "/etc/snap/snap.toml";
 
 impl Config {
     /// Where the configuration is looked for, in order: `explicit`,

@@ -27,7 +27,7 @@ pub struct TempFile {
 
 impl TempFile {
     /// A new, empty file in `dir` named `prefix…`; removed if dropped unpersisted.
-    pub fn new_in(dir: &Path, prefix: &str) -> Result<TempFile> {
+    pub(crate) fn new_in(dir: &Path, prefix: &str) -> Result<TempFile> {
         let file = tempfile::Builder::new()
             .prefix(prefix)
             .tempfile_in(dir)
@@ -46,10 +46,6 @@ impl TempFile {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    pub fn as_file(&self) -> &File {
-        self.file.as_file()
     }
 
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
@@ -71,7 +67,7 @@ impl TempFile {
 
     /// Renames the file to `dest` (atomically replacing it); durable only
     /// after `fsync_dir` of `dest`'s directory.
-    pub fn persist(self, dest: &Path) -> Result<File> {
+    pub(crate) fn persist(self, dest: &Path) -> Result<File> {
         note(|| Op::Rename(self.file.path().to_path_buf(), dest.to_path_buf()))
             .map_err(Error::io("rename into place", dest))?;
         self.file
@@ -81,7 +77,7 @@ impl TempFile {
 }
 
 /// Flushes a directory's entries (a create, rename or remove is durable only after this).
-pub fn fsync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     note(|| Op::SyncDir(dir.to_path_buf()))
         .and_then(|_| File::open(dir))
         .and_then(|d| d.sync_all())
@@ -114,7 +110,7 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Creates `dir` and any missing parents, fsyncing each new entry's parent.
-pub fn create_dir_durable(dir: &Path) -> Result<()> {
+pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -248,7 +244,7 @@ static WATCHES: Mutex<Vec<Watch>> = Mutex::new(Vec::new());
 /// Tells the seam's watchers of an operation done outside it: restore
 /// writes beside its targets, not in a store, through its own temporary
 /// files, and the power-loss test replays those names too.
-pub fn observe(op: impl FnOnce() -> Op) -> Result<()> {
+pub(crate) fn observe(op: impl FnOnce() -> Op) -> Result<()> {
     note(op).map_err(|e| {
         let path = PathBuf::from("(watched)");
         Error::io("write", path)(e)

@@ -149,7 +149,7 @@ impl Error {
     }
 
     /// A copy of this error for each of several callers that share one failure.
-    pub fn duplicate(&self) -> Error {
+    pub(crate) fn duplicate(&self) -> Error {
         match self {
             Error::Io { op, path, source } => Error::Io {
                 op,

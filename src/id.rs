@@ -75,7 +75,7 @@ id_type!(ChunkId, "chunk");
 impl ChunkId {
     /// One id for a whole chunk list (a file's content, a subtree): equal
     /// lists, equal ids, without reading any chunk.
-    pub fn of_list(ids: &[ChunkId]) -> ChunkId {
+    pub(crate) fn of_list(ids: &[ChunkId]) -> ChunkId {
         let mut h = blake3::Hasher::new();
         for id in ids {
             h.update(&id.0);

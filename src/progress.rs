@@ -73,7 +73,7 @@ impl Reporter {
     }
 
     /// A phase counted in items begins.
-    pub fn start_items(&self, phase: &str, total: Option<u64>) {
+    pub(crate) fn start_items(&self, phase: &str, total: Option<u64>) {
         self.send(Event::Start {
             phase: phase.into(),
             total,
@@ -82,7 +82,7 @@ impl Reporter {
     }
 
     /// `n` more done.
-    pub fn advance(&self, n: u64) {
+    pub(crate) fn advance(&self, n: u64) {
         if n > 0 {
             self.send(Event::Advance(n))
         }

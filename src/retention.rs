@@ -57,7 +57,7 @@ pub struct Policy {
 
 /// The points' rules when a tier names none: every point of the last 24
 /// hours, then the newest of each hour for a week and of each day for 30.
-pub fn points_default() -> Policy {
+pub(crate) fn points_default() -> Policy {
     Policy {
         keep_within: Some("24h".into()),
         keep_hourly: Some(168),
@@ -67,7 +67,7 @@ pub fn points_default() -> Policy {
 }
 
 /// How long undo snapshots are kept by default.
-pub const UNDO_WITHIN: &str = "30d";
+pub(crate) const UNDO_WITHIN: &str = "30d";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -158,10 +158,13 @@ fn a_ship_creates_few_objects_and_a_bundled_pack_is_repaired_from_its_range() {
         .len();
     eprintln!("{points} points: {packs} packs, {batches} batches, {holds} holds");
     assert!(points >= 25, "{points} points");
+    // A run may carry records alone, with no hold: records are listed
+    // before packs, so a point recorded between the two listings has its
+    // packs sent in one run and its record in the next (seen under load).
     assert!(
         holds <= 12
             && packs <= holds
-            && batches + count("snapshots") <= holds
+            && batches + count("snapshots") <= 12
             && count("catalogs") <= 2,
         "{packs} {batches} {holds} {}",
         count("catalogs")

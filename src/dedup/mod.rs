@@ -88,7 +88,7 @@ impl<'a> ChunkWriter<'a> {
     }
 
     /// Whether it writes nothing (a dry run).
-    pub fn is_dry(&self) -> bool {
+    pub(crate) fn is_dry(&self) -> bool {
         self.dry
     }
 
@@ -111,7 +111,11 @@ impl<'a> ChunkWriter<'a> {
 
     /// Like `put`, but a new chunk may be stored as a delta against `base`
     /// (the previous version of a database page).
-    pub fn put_with_base(&mut self, data: Vec<u8>, base: Option<ChunkId>) -> Result<ChunkId> {
+    pub(crate) fn put_with_base(
+        &mut self,
+        data: Vec<u8>,
+        base: Option<ChunkId>,
+    ) -> Result<ChunkId> {
         let levels = Levels {
             full: self.store().config().zstd_level,
             delta: crate::format::entry::DELTA_LEVEL,
@@ -123,7 +127,7 @@ impl<'a> ChunkWriter<'a> {
     /// Like `put_with_base`, for `data` already hashed to `id` (the caller
     /// hashed a batch in parallel), compressed at `levels`. `id` must be
     /// `ChunkId::of(&data)`.
-    pub fn put_hashed(
+    pub(crate) fn put_hashed(
         &mut self,
         id: ChunkId,
         data: Vec<u8>,
@@ -212,7 +216,7 @@ impl<'a> ChunkWriter<'a> {
 
     /// Undoes this writer after a failure or an interruption (see
     /// `PackWriter::abandon`): no snapshot names what it wrote.
-    pub fn abandon(self) -> Abandoned {
+    pub(crate) fn abandon(self) -> Abandoned {
         self.packs.abandon()
     }
 }

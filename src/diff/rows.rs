@@ -178,7 +178,7 @@ fn column_changes(conn: &Connection, table: &str, out: &mut DbDiff) -> rusqlite:
 /// The database at `path` (an image) as SQL text: its schema and every row
 /// of its ordinary tables, in one transaction, as `sqlite3 .dump` writes it
 /// (virtual tables are created empty: rebuild them after loading).
-pub fn dump_sql(path: &Path, out: &mut impl std::io::Write) -> Result<()> {
+pub(crate) fn dump_sql(path: &Path, out: &mut impl std::io::Write) -> Result<()> {
     let conn = crate::source::sqlite::open_image(path).map_err(Error::sqlite(path))?;
     let io = |e| Error::io("write", "stdout")(e);
     let objects = schema(&conn, "main").map_err(Error::sqlite(path))?;

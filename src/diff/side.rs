@@ -63,7 +63,7 @@ fn under(path: &str, sub: Option<&str>) -> bool {
     }
 }
 
-pub fn from_snapshot(
+pub(crate) fn from_snapshot(
     reader: &StoreReader,
     snap: &Snapshot,
     sub: Option<&str>,
@@ -112,7 +112,7 @@ pub fn from_snapshot(
 
 /// The live paths `snap` was taken from, named as in the snapshot, walked
 /// as `take` walks them (`source::walk`, with the snapshot's excludes).
-pub fn from_live(
+pub(crate) fn from_live(
     snap: &Snapshot,
     sub: Option<&str>,
     chunker: ChunkerParams,
@@ -222,7 +222,7 @@ impl DbFile {
         }
     }
 
-    pub fn is_image(&self) -> bool {
+    pub(crate) fn is_image(&self) -> bool {
         matches!(self, DbFile::Image(_))
     }
 }
@@ -251,7 +251,7 @@ fn open(reader: &StoreReader, e: &Entry) -> Result<DbFile> {
     }
 }
 
-pub fn diff_databases(
+pub(crate) fn diff_databases(
     reader: &StoreReader,
     path: &str,
     a: &Entry,

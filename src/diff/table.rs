@@ -116,7 +116,7 @@ impl Table {
         })
     }
 
-    pub fn keyed(&self) -> bool {
+    pub(crate) fn keyed(&self) -> bool {
         !self.key.is_empty()
     }
 
@@ -126,14 +126,14 @@ impl Table {
     }
 
     /// `"t"` in schema `db`.
-    pub fn in_schema(&self, db: &str) -> String {
+    pub(crate) fn in_schema(&self, db: &str) -> String {
         format!("{db}.{}", quote(&self.name))
     }
 
     /// Rows of `X` and `Y` that are the same row: equal keys (each column
     /// compared alone, so SQLite uses the key's index), or equal content
     /// for a table without a key.
-    pub fn same_row(&self, x: &str, y: &str) -> String {
+    pub(crate) fn same_row(&self, x: &str, y: &str) -> String {
         if self.key.is_empty() {
             return format!("{} IS {}", tuple(x, &self.columns), tuple(y, &self.columns));
         }
@@ -193,7 +193,7 @@ impl Table {
     }
 
     /// `INSERT INTO t(cols) VALUES(...);` for one row of `all` values.
-    pub fn insert_stmt(&self, cols: &[String], values: &[String]) -> String {
+    pub(crate) fn insert_stmt(&self, cols: &[String], values: &[String]) -> String {
         format!(
             "INSERT INTO {}({}) VALUES({});",
             quote(&self.name),
@@ -203,7 +203,7 @@ impl Table {
     }
 
     /// A statement that deletes one row (`values` of `all`).
-    pub fn delete_stmt(&self, values: &[String]) -> String {
+    pub(crate) fn delete_stmt(&self, values: &[String]) -> String {
         if self.keyed() {
             return format!(
                 "DELETE FROM {} WHERE {};",
@@ -220,7 +220,7 @@ impl Table {
     }
 
     /// A statement that gives the row under `values`' key its other values.
-    pub fn update_stmt(&self, values: &[String]) -> String {
+    pub(crate) fn update_stmt(&self, values: &[String]) -> String {
         let sets: Vec<String> = self
             .columns
             .iter()

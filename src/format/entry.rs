@@ -8,9 +8,9 @@ use crate::id::ChunkId;
 use std::cell::RefCell;
 
 /// zstd level for deltas of large images (DESIGN.md, "Page units").
-pub const DELTA_LEVEL: i32 = 1;
+pub(crate) const DELTA_LEVEL: i32 = 1;
 /// zstd level for deltas of small images, where its time does not count.
-pub const SMALL_DELTA_LEVEL: i32 = 3;
+pub(crate) const SMALL_DELTA_LEVEL: i32 = 3;
 /// The match finder's hash table for deltas: 2^16 slots for the 128 KiB a
 /// delta sees (base and chunk). Level 1 picks 2^13 for inputs this small, and
 /// its collisions lose matches: on `npm1g` a day's deltas are 7.8 % smaller
@@ -22,7 +22,7 @@ const DELTA_HASH_LOG: u32 = 16;
 pub const MAX_CHAIN: usize = 4;
 /// Deltas a reader follows before giving up: a longer run (a cycle among
 /// damaged packs) is damage, reported, never followed forever.
-pub const MAX_READ_CHAIN: usize = 16;
+pub(crate) const MAX_READ_CHAIN: usize = 16;
 
 thread_local! {
     // One zstd context per thread: creating one per chunk costs more than
@@ -57,7 +57,7 @@ pub fn encode_entry(plain: &[u8], level: i32) -> (EntryKind, Vec<u8>) {
 /// which the chunk drifts further from at each version: the delta is kept
 /// only under a quarter of the chunk compressed alone; otherwise the chunk
 /// is stored whole, and its next versions are small deltas against it.
-pub fn encode_refreshing(
+pub(crate) fn encode_refreshing(
     plain: &[u8],
     base_id: &ChunkId,
     base: &[u8],
@@ -83,7 +83,7 @@ fn delta_entry(base_id: &ChunkId, frame: &[u8]) -> Vec<u8> {
 
 /// Encodes `plain` as a delta against `base` (another chunk's plain bytes) when
 /// that is smaller than encoding it alone.
-pub fn encode_with_base(
+pub(crate) fn encode_with_base(
     plain: &[u8],
     base_id: &ChunkId,
     base: &[u8],
@@ -135,7 +135,7 @@ fn delta_frame(plain: &[u8], base: &[u8], level: i32) -> Option<Vec<u8>> {
 }
 
 /// The base chunk a delta entry needs.
-pub fn delta_base(stored: &[u8]) -> Option<ChunkId> {
+pub(crate) fn delta_base(stored: &[u8]) -> Option<ChunkId> {
     Some(ChunkId(stored.get(..32)?.try_into().ok()?))
 }
 
@@ -163,7 +163,11 @@ fn decompress_with_base(frame: &[u8], base: &[u8], capacity: usize) -> std::io::
 
 /// Decodes an entry's bytes back to the plain chunk and checks it against its
 /// id. A delta needs its base's plain bytes (already verified by the caller).
-pub fn decode_entry(entry: &PackEntry, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
+pub(crate) fn decode_entry(
+    entry: &PackEntry,
+    stored: &[u8],
+    base: Option<&[u8]>,
+) -> Result<Vec<u8>> {
     let plain = decode_link(entry, stored, base)?;
     if ChunkId::of(&plain) != entry.id {
         return Err(Error::corrupt(
@@ -178,7 +182,11 @@ pub fn decode_entry(entry: &PackEntry, stored: &[u8], base: Option<&[u8]>) -> Re
 /// inside a chain of deltas whose last chunk `decode_entry` checks (a wrong
 /// base makes that check fail, and the caller then checks every link to
 /// name the bad one). The length is still checked.
-pub fn decode_link(entry: &PackEntry, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
+pub(crate) fn decode_link(
+    entry: &PackEntry,
+    stored: &[u8],
+    base: Option<&[u8]>,
+) -> Result<Vec<u8>> {
     let corrupt = |d: String| Error::corrupt(format!("chunk {}", entry.id), d);
     let plain = match entry.kind {
         EntryKind::Raw => stored.to_vec(),

@@ -20,16 +20,16 @@
 use crate::error::{Error, Result};
 use crate::id::ChunkId;
 
-pub const MAGIC: &[u8; 8] = b"SNAPPACK";
-pub const VERSION: u8 = 1;
-pub const TRAILER_LEN: usize = 28;
-pub const RECORD_LEN: usize = 49;
+pub(crate) const MAGIC: &[u8; 8] = b"SNAPPACK";
+pub(crate) const VERSION: u8 = 1;
+pub(crate) const TRAILER_LEN: usize = 28;
+pub(crate) const RECORD_LEN: usize = 49;
 const HEADER_FIXED: usize = 5;
 /// Largest plain chunk snap ever writes or accepts (well above any chunker max).
-pub const MAX_CHUNK: u32 = 16 << 20;
+pub(crate) const MAX_CHUNK: u32 = 16 << 20;
 /// The record kind of bytes that hold no chunk (an embedded pack's header
 /// and trailer, in a bundle).
-pub const FILLER: u8 = 3;
+pub(crate) const FILLER: u8 = 3;
 
 /// How an entry's bytes encode its plain chunk. The chunk id is always the
 /// BLAKE3 of the plain chunk, whatever the form.
@@ -49,7 +49,7 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub fn from_u8(v: u8) -> Option<EntryKind> {
+    pub(crate) fn from_u8(v: u8) -> Option<EntryKind> {
         match v {
             0 => Some(EntryKind::Raw),
             1 => Some(EntryKind::Zstd),
@@ -102,7 +102,7 @@ pub(crate) fn encode_records(
 
 /// Reads the trailer (the last `TRAILER_LEN` bytes of a pack of `file_len`
 /// bytes) and returns the header length and checksum.
-pub fn decode_trailer(trailer: &[u8], file_len: u64) -> Result<(u32, [u8; 16])> {
+pub(crate) fn decode_trailer(trailer: &[u8], file_len: u64) -> Result<(u32, [u8; 16])> {
     if trailer.len() != TRAILER_LEN || file_len < TRAILER_LEN as u64 {
         return Err(Error::corrupt("pack", "shorter than its trailer"));
     }
@@ -123,7 +123,11 @@ pub fn decode_trailer(trailer: &[u8], file_len: u64) -> Result<(u32, [u8; 16])> 
 
 /// Decodes and validates a header; `data_len` is the length of the entry area
 /// (the pack's length minus header and trailer).
-pub fn decode_header(header: &[u8], sum: &[u8; 16], data_len: u64) -> Result<Vec<PackEntry>> {
+pub(crate) fn decode_header(
+    header: &[u8],
+    sum: &[u8; 16],
+    data_len: u64,
+) -> Result<Vec<PackEntry>> {
     if &blake3::hash(header).as_bytes()[..16] != sum {
         return Err(Error::corrupt("pack", "header checksum mismatch"));
     }
@@ -179,7 +183,7 @@ pub fn decode_header(header: &[u8], sum: &[u8; 16], data_len: u64) -> Result<Vec
 }
 
 /// Decodes a whole pack held in memory (index rebuild, fuzzing).
-pub fn decode_pack(bytes: &[u8]) -> Result<Vec<PackEntry>> {
+pub(crate) fn decode_pack(bytes: &[u8]) -> Result<Vec<PackEntry>> {
     let len = bytes.len() as u64;
     if bytes.len() < TRAILER_LEN {
         return Err(Error::corrupt("pack", "shorter than its trailer"));

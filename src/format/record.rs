@@ -17,14 +17,14 @@ pub const PRE_RECOVER: &str = "pre-recover";
 /// Whether snapshot tags make it an undo snapshot (one snap took itself
 /// before it replaced something): `latest` passes over them, and retention
 /// keeps them by a policy of their own.
-pub fn is_undo(tags: &[String]) -> bool {
+pub(crate) fn is_undo(tags: &[String]) -> bool {
     tags.iter().any(|t| t == PRE_RESTORE || t == PRE_RECOVER)
 }
 
 /// The `check_kind` of a point's image: pages followed from the log are
 /// not checked as they are recorded (`verify` checks every chunk's hash;
 /// `restore` of a point can run `integrity_check`).
-pub const UNCHECKED: &str = "none";
+pub(crate) const UNCHECKED: &str = "none";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -147,7 +147,7 @@ impl Snapshot {
         serde_json::to_vec_pretty(self).expect("record encodes")
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Snapshot> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot> {
         let s: Snapshot = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt("snapshot record", e.to_string()))?;
         if s.version != RECORD_VERSION {
@@ -162,7 +162,7 @@ impl Snapshot {
     /// `path` as the snapshot names it (`root/sub/file`, as `ls` shows it):
     /// given so, or as it was taken on its host (an absolute path inside
     /// one of `paths`). Not found when no root holds it.
-    pub fn inner_path(&self, path: &str) -> Result<String> {
+    pub(crate) fn inner_path(&self, path: &str) -> Result<String> {
         let roots: Vec<(&str, String)> = self
             .paths
             .iter()

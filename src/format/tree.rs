@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 /// Trees without a listed database are written as version 1, which every
 /// snap reads; a tree with one is version 2, which an older snap refuses as
 /// an unknown version instead of misreading.
-pub const TREE_VERSION: u8 = 1;
+pub(crate) const TREE_VERSION: u8 = 1;
 /// A tree that may hold `NodeKind::ListedDatabase` nodes.
-pub const TREE_VERSION_LISTED: u8 = 2;
+pub(crate) const TREE_VERSION_LISTED: u8 = 2;
 /// Deepest directory nesting `take` records and `restore` recreates. Far
 /// beyond real trees (and PATH_MAX), and it keeps their recursion bounded;
 /// the read-side walks are iterative and take any depth.
-pub const MAX_DEPTH: usize = 1024;
+pub(crate) const MAX_DEPTH: usize = 1024;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
@@ -97,7 +97,7 @@ impl NodeKind {
 }
 
 impl Node {
-    pub fn name_lossy(&self) -> String {
+    pub(crate) fn name_lossy(&self) -> String {
         String::from_utf8_lossy(&self.name).into_owned()
     }
 }
@@ -134,7 +134,7 @@ fn encoded_size_hint(tree: &Tree) -> usize {
     16 + tree.nodes.iter().map(node).sum::<usize>()
 }
 
-pub fn decode_tree(bytes: &[u8]) -> Result<Tree> {
+pub(crate) fn decode_tree(bytes: &[u8]) -> Result<Tree> {
     let (version, body) = bytes
         .split_first()
         .ok_or_else(|| Error::corrupt("tree", "empty"))?;
@@ -176,7 +176,7 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree> {
 }
 
 /// A name is safe when it is exactly one path component.
-pub fn check_name(name: &[u8]) -> Result<()> {
+pub(crate) fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
     {
         return Err(Error::corrupt(

@@ -12,7 +12,7 @@ use crate::id::ChunkId;
 
 /// Unit ids a list chunk holds: 16 KiB of ids, which name 32 MiB of image
 /// at 64 KiB units.
-pub const LIST_IDS: usize = 512;
+pub(crate) const LIST_IDS: usize = 512;
 
 /// How a database node names its units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +33,7 @@ impl<'a> UnitList<'a> {
         }
     }
 
-    pub fn is_listed(&self) -> bool {
+    pub(crate) fn is_listed(&self) -> bool {
         matches!(self, UnitList::Listed(_))
     }
 
@@ -46,13 +46,13 @@ impl<'a> UnitList<'a> {
 }
 
 /// A list chunk's plain bytes: the ids, 32 bytes each.
-pub fn encode_ids(ids: &[ChunkId]) -> Vec<u8> {
+pub(crate) fn encode_ids(ids: &[ChunkId]) -> Vec<u8> {
     ids.iter().flat_map(|id| id.0).collect()
 }
 
 /// The ids of list chunk `id`; every list chunk but the last holds exactly
 /// `LIST_IDS`.
-pub fn decode_ids(id: &ChunkId, bytes: &[u8], last: bool) -> Result<Vec<ChunkId>> {
+pub(crate) fn decode_ids(id: &ChunkId, bytes: &[u8], last: bool) -> Result<Vec<ChunkId>> {
     let n = bytes.len() / 32;
     let whole = bytes.len().is_multiple_of(32) && n > 0 && n <= LIST_IDS;
     if !whole || (!last && n != LIST_IDS) {

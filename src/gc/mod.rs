@@ -165,7 +165,7 @@ pub(crate) fn describe(plan: &PackPlan, report: &mut GcReport) {
 }
 
 /// The retention plan for a store's (readable) snapshot records.
-pub fn plan_records(records: &Snapshots, opts: &GcOptions) -> Result<Plan> {
+pub(crate) fn plan_records(records: &Snapshots, opts: &GcOptions) -> Result<Plan> {
     let candidates: Vec<Candidate> = records
         .iter()
         .map(|(id, s)| Candidate {

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 /// `indexed` gives the index's row for a chunk (preferred when it names a
 /// real copy); `bases` returns the base id of each delta entry it is given.
 /// A live chunk no pack holds stops the plan: gc then changes nothing.
-pub fn plan_packs(
+pub(crate) fn plan_packs(
     packs: &[PackInfo],
     live: HashSet<ChunkId>,
     indexed: impl Fn(&ChunkId) -> Option<Location>,

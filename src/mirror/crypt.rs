@@ -75,7 +75,7 @@ impl Codec {
     }
 
     /// Whether `name` is the name of `id` under any naming key.
-    pub fn is_name(&self, id: &[u8; 32], name: &[u8; 32]) -> bool {
+    pub(crate) fn is_name(&self, id: &[u8; 32], name: &[u8; 32]) -> bool {
         self.name(id) == *name
             || matches!(self, Codec::Age { others, .. }
                 if others.iter().any(|k| blake3::keyed_hash(k, id).as_bytes() == name))
@@ -92,7 +92,7 @@ impl Codec {
 
     /// This codec naming new objects with `key` when it is one of its
     /// naming keys (a store reading back what it wrote itself).
-    pub fn named_with(self, key: [u8; 32]) -> Codec {
+    pub(crate) fn named_with(self, key: [u8; 32]) -> Codec {
         match self {
             Codec::Age {
                 recipients,
@@ -164,7 +164,7 @@ pub(crate) fn seal_age(recipients: &[Recipient], plain: &[u8]) -> Result<Vec<u8>
 }
 
 /// A reader of the plain bytes of an age stream; `object` names it in errors.
-pub fn opener<R: Read>(
+pub(crate) fn opener<R: Read>(
     object: &str,
     stored: R,
     identities: &[Identity],
@@ -187,7 +187,7 @@ pub fn opener<R: Read>(
 }
 
 /// A new random key (naming keys).
-pub fn random_key() -> [u8; 32] {
+pub(crate) fn random_key() -> [u8; 32] {
     let mut k = [0u8; 32];
     getrandom::getrandom(&mut k).expect("the OS random source works");
     k
@@ -226,7 +226,7 @@ pub fn parse_recipients(text: &str, from: &str) -> Result<Vec<Recipient>> {
 /// Parses identities from an identity file's text: `AGE-SECRET-KEY-1…`
 /// lines, or a whole file encrypted with a passphrase (`age -p`), opened
 /// with `passphrase`.
-pub fn parse_identities(
+pub(crate) fn parse_identities(
     bytes: &[u8],
     from: &str,
     passphrase: Option<&str>,

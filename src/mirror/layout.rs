@@ -39,7 +39,7 @@ pub(crate) const SNAPSHOTS: &str = "snapshots/";
 pub(crate) const HOLDS: &str = "holds/";
 pub(crate) const BATCHES: &str = "batches/";
 /// Where catalogs are (`catalog`).
-pub const CATALOGS: &str = "catalogs/";
+pub(crate) const CATALOGS: &str = "catalogs/";
 
 /// The remote format this snap writes.
 pub(crate) const REMOTE_FORMAT: u32 = 2;

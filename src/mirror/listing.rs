@@ -15,7 +15,7 @@ pub type Dated = (String, u64, Option<SystemTime>);
 
 impl Remote {
     /// The directories directly under `dir` (each `dir/NAME/`), not their contents.
-    pub fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+    pub(crate) fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
         let entries = self
             .rt
             .block_on(self.op.list_options(dir, ListOptions::default()))
@@ -33,7 +33,7 @@ impl Remote {
 
     /// Every object under each of `dirs`, listed `TRANSFERS * 2` at a time;
     /// results in order.
-    pub fn list_many(&self, dirs: Vec<String>) -> Vec<Result<Vec<Dated>>> {
+    pub(crate) fn list_many(&self, dirs: Vec<String>) -> Vec<Result<Vec<Dated>>> {
         let (op, url) = (&self.op, self.url.as_str());
         self.rt.block_on(
             stream::iter(dirs)
@@ -63,7 +63,7 @@ impl Remote {
 
     /// Deletes every key, `TRANSFERS * 2` at a time (a key already gone is
     /// no error); the first failure is returned once the others ended.
-    pub fn delete_many(&self, keys: Vec<String>) -> Result<()> {
+    pub(crate) fn delete_many(&self, keys: Vec<String>) -> Result<()> {
         let (op, url) = (&self.op, self.url.as_str());
         let results: Vec<Result<()>> = self.rt.block_on(
             stream::iter(keys)

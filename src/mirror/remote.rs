@@ -22,7 +22,7 @@ use opendal::Operator;
 use std::time::Duration;
 
 /// Uploads and downloads in flight at once (each holds one pack in memory).
-pub const TRANSFERS: usize = 4;
+pub(crate) const TRANSFERS: usize = 4;
 
 /// A bucket prefix or a directory, reached through opendal.
 pub struct Remote {
@@ -42,7 +42,7 @@ impl std::fmt::Debug for Remote {
 /// without empty segments; a directory's path absolute, with symlinks
 /// resolved where it exists. A remote's local state is keyed by this, so
 /// `file:///r/A/`, `file:///r/A` and a symlink to it are one remote.
-pub fn canonical_url(url: &str) -> String {
+pub(crate) fn canonical_url(url: &str) -> String {
     let segments = |p: &str| -> Vec<String> {
         p.split('/')
             .filter(|s| !s.is_empty() && *s != ".")
@@ -144,14 +144,14 @@ impl Remote {
     }
 
     /// `len` bytes at `offset` (a ranged read: only what is needed travels).
-    pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+    pub(crate) fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         self.read_ranges(vec![(path.to_string(), offset, len)])
             .pop()
             .expect("one result per range")
     }
 
     /// Many ranged reads `(path, offset, len)`, `TRANSFERS` at a time; results in order.
-    pub fn read_ranges(&self, ranges: Vec<(String, u64, u64)>) -> Vec<Result<Vec<u8>>> {
+    pub(crate) fn read_ranges(&self, ranges: Vec<(String, u64, u64)>) -> Vec<Result<Vec<u8>>> {
         let (op, url) = (&self.op, self.url.as_str());
         self.rt.block_on(
             stream::iter(ranges)
@@ -270,7 +270,7 @@ impl Remote {
 
     /// Downloads objects and hands each to `place`, which opens, checks and
     /// keeps it (durably, before it returns).
-    pub fn download(
+    pub(crate) fn download(
         &self,
         keys: Vec<String>,
         place: &Place<'_>,

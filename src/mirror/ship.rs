@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 pub const LAG: Duration = Duration::from_secs(10);
 /// How often a ship run probes the bucket's `config` (noticing a wiped
 /// bucket, one request); the runs between trust the local state.
-pub const PROBE: Duration = Duration::from_secs(600);
+pub(crate) const PROBE: Duration = Duration::from_secs(600);
 /// How often ship runs write a catalog (the fleet's view of the points is
 /// at most this much behind the bucket); a watch that stops writes one.
-pub const CATALOG: Duration = Duration::from_secs(60);
+pub(crate) const CATALOG: Duration = Duration::from_secs(60);
 
 /// Whether `store` can ship at all (checked before a watch starts, so a
 /// store with no recipient is one clear error, not a failed run a second).

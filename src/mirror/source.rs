@@ -83,20 +83,28 @@ impl RemotePacks {
     }
 
     /// Local packs that were sent inside bundles, and where (`Ids::Local`).
-    pub fn with_bundled(mut self, bundled: HashMap<PackId, (PackId, Member)>) -> RemotePacks {
+    pub(crate) fn with_bundled(
+        mut self,
+        bundled: HashMap<PackId, (PackId, Member)>,
+    ) -> RemotePacks {
         self.bundled = bundled;
         self
     }
 
     /// Object sizes by name, from a listing.
-    pub fn with_sizes(mut self, sizes: HashMap<PackId, u64>) -> RemotePacks {
+    pub(crate) fn with_sizes(mut self, sizes: HashMap<PackId, u64>) -> RemotePacks {
         self.sizes = sizes;
         self
     }
 
     /// Reads pack `name` from `path` (a local copy, pack `id` there)
     /// instead of the remote, while that copy is intact.
-    pub fn with_local_copy(mut self, name: PackId, id: PackId, path: PathBuf) -> RemotePacks {
+    pub(crate) fn with_local_copy(
+        mut self,
+        name: PackId,
+        id: PackId,
+        path: PathBuf,
+    ) -> RemotePacks {
         self.local.insert(name, (id, path));
         self
     }
@@ -120,7 +128,7 @@ impl RemotePacks {
     /// if it is shorter): one request for a sealed pack, whose key, length
     /// and header are all at its end. The length is what the object's size
     /// says, trusted because the last chunk (marked last) opens.
-    pub fn tail(&self, name: &PackId, n: u64) -> Result<(u64, Vec<u8>)> {
+    pub(crate) fn tail(&self, name: &PackId, n: u64) -> Result<(u64, Vec<u8>)> {
         let key = pack_key(name);
         if !self.codec.sealed() {
             let len = self.size_of(&key, name)?;

@@ -47,7 +47,7 @@ pub(crate) struct State {
 }
 
 /// The store's recipients file, for messages.
-pub fn recipients_path(store: &Store) -> PathBuf {
+pub(crate) fn recipients_path(store: &Store) -> PathBuf {
     store.file_path(RECIPIENTS)
 }
 
@@ -129,7 +129,7 @@ fn read_text(store: &Store, url: &str, name: &str) -> String {
 
 /// The naming key this store names objects with on the remote at `url`,
 /// once it has mirrored there.
-pub fn naming_key(store: &Store, url: &str) -> Option<[u8; 32]> {
+pub(crate) fn naming_key(store: &Store, url: &str) -> Option<[u8; 32]> {
     let hex = read_text(store, url, "naming-key");
     let mut k = [0u8; 32];
     hex::decode_to_slice(hex.trim(), &mut k).ok().map(|_| k)
@@ -224,7 +224,7 @@ impl State {
     }
 
     /// Writes the naming key (once): before any object named with it exists.
-    pub fn save_key(&mut self) -> Result<()> {
+    pub(crate) fn save_key(&mut self) -> Result<()> {
         if !self.key_saved {
             // For people: which remote this directory is the state of.
             self.write("url", self.url.as_bytes())?;
@@ -240,7 +240,7 @@ impl State {
     }
 
     /// Has pack `id` been sent (alone, or inside a bundle)?
-    pub fn pack_sent(&self, id: &PackId) -> bool {
+    pub(crate) fn pack_sent(&self, id: &PackId) -> bool {
         let line = pack_line(id);
         let mut after = self.sent.range(line.clone()..);
         after
@@ -249,7 +249,7 @@ impl State {
     }
 
     /// The bundle pack `id` was sent in, if it was.
-    pub fn bundle_of(&self, id: &PackId) -> Option<PackId> {
+    pub(crate) fn bundle_of(&self, id: &PackId) -> Option<PackId> {
         let line = pack_line(id);
         let next = self.sent.range(line.clone()..).next()?;
         parse_bundled(next)
@@ -260,7 +260,7 @@ impl State {
     /// The newest hold this state wrote: its key, when the last full one
     /// was written (ns since the epoch), and the set digest of the packs the
     /// store held when it was written (`packs_digest`).
-    pub fn last_hold(&self) -> Option<(String, u128, String)> {
+    pub(crate) fn last_hold(&self) -> Option<(String, u128, String)> {
         let line = self.sent.range("H ".to_string()..).next()?;
         let mut f = line.strip_prefix("H ")?.split(' ');
         Some((
@@ -293,13 +293,13 @@ impl State {
     }
 
     /// Replaces the summary (after its catalog was created).
-    pub fn set_summary<T: serde::Serialize>(&self, summary: &T) -> Result<()> {
+    pub(crate) fn set_summary<T: serde::Serialize>(&self, summary: &T) -> Result<()> {
         let bytes = serde_json::to_vec(summary).expect("encodes");
         self.write("summary.json", &bytes)
     }
 
     /// Notes hold `key` as the newest (see `last_hold`).
-    pub fn set_hold(&mut self, key: &str, full_at: u128, digest: &str) -> Result<()> {
+    pub(crate) fn set_hold(&mut self, key: &str, full_at: u128, digest: &str) -> Result<()> {
         self.sent.retain(|l| !l.starts_with("H "));
         self.sent.insert(format!("H {key} {full_at} {digest}"));
         self.save()

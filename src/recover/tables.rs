@@ -8,7 +8,7 @@ use crate::diff::table::{ordinary, quote, schema};
 use rusqlite::Connection;
 
 /// Tables that record which migrations ran, by framework.
-pub const MIGRATION_TABLES: &[&str] = &[
+pub(crate) const MIGRATION_TABLES: &[&str] = &[
     "alembic_version",            // Alembic
     "django_migrations",          // Django
     "schema_migrations",          // Rails, Ecto, dbmate, golang-migrate

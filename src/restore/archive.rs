@@ -29,7 +29,11 @@ pub struct TarReport {
 /// them to `out` as a tar stream, then its end. A file seen again by its
 /// identity at take (device, inode) with the same content is written as a
 /// hard link to the first, as restore makes it.
-pub fn write_tar(reader: &StoreReader, nodes: Vec<Node>, out: impl Write) -> Result<TarReport> {
+pub(crate) fn write_tar(
+    reader: &StoreReader,
+    nodes: Vec<Node>,
+    out: impl Write,
+) -> Result<TarReport> {
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Complete);
     let mut report = TarReport::default();

@@ -13,7 +13,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub const SIBLINGS: [&str; 3] = ["-wal", "-shm", "-journal"];
+pub(crate) const SIBLINGS: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 pub fn sibling(target: &Path, suffix: &str) -> PathBuf {
     let mut name = target.file_name().unwrap_or_default().to_os_string();
@@ -65,7 +65,11 @@ pub fn restore(w: &mut Writer, target: &Path, node: &Node, db: &Database) -> Res
 }
 
 /// Database targets inside `node` (restored at `target`) that exist now.
-pub fn databases_in(reader: &StoreReader, node: &Node, target: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn databases_in(
+    reader: &StoreReader,
+    node: &Node,
+    target: &Path,
+) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     match &node.kind {
         NodeKind::Database(_) | NodeKind::ListedDatabase(_) if target.exists() => {
@@ -97,7 +101,7 @@ fn is_watcher(proc_dir: &Path) -> bool {
 
 /// Refuses when another process has the database (or its WAL) open, as far
 /// as /proc shows (a `snap watch` excepted): overwriting it under a running application corrupts it.
-pub fn refuse_if_open(db: &Path) -> Result<()> {
+pub(crate) fn refuse_if_open(db: &Path) -> Result<()> {
     let Ok(real) = fs::canonicalize(db) else {
         return Ok(());
     };

@@ -105,7 +105,7 @@ impl Walk {
     }
 
     /// Enters directory `node` and leaves in `tree` only what is restored.
-    pub fn enter(&mut self, node: &Node, tree: &mut Tree) {
+    pub(crate) fn enter(&mut self, node: &Node, tree: &mut Tree) {
         self.at.push(node.name_lossy());
         let included = self.included.last() == Some(&true) || self.filter.included(&self.at);
         self.included.push(included);

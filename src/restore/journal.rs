@@ -19,7 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Prefixes of restore's temporary names (followed by the writer's pid).
-pub const TEMP_PREFIXES: [&str; 2] = [".snap-restore-", ".snap-link-"];
+pub(crate) const TEMP_PREFIXES: [&str; 2] = [".snap-restore-", ".snap-link-"];
 
 /// An in-place restore that began and has not finished.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -74,7 +74,7 @@ impl Unfinished {
     }
 
     /// The command that finishes it.
-    pub fn finish_command(&self) -> String {
+    pub(crate) fn finish_command(&self) -> String {
         let path = self
             .path
             .as_deref()
@@ -84,7 +84,7 @@ impl Unfinished {
     }
 
     /// The command that puts back what was there before the first attempt.
-    pub fn undo_command(&self) -> Option<String> {
+    pub(crate) fn undo_command(&self) -> Option<String> {
         self.undo
             .as_deref()
             .map(|u| format!("snap restore {} --in-place", &u[..12]))
@@ -159,7 +159,7 @@ pub(crate) fn end(store: &Store, entry: &Unfinished) -> Result<()> {
 }
 
 /// The pid in a temporary name restore made, if it is one.
-pub fn temp_owner(name: &[u8]) -> Option<Option<u32>> {
+pub(crate) fn temp_owner(name: &[u8]) -> Option<Option<u32>> {
     let name = std::str::from_utf8(name).ok()?;
     let rest = TEMP_PREFIXES.iter().find_map(|p| name.strip_prefix(p))?;
     Some(rest.split('-').next().and_then(|pid| pid.parse().ok()))

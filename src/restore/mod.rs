@@ -222,7 +222,7 @@ fn write_jobs(
 }
 
 /// The node at `sub` (`root/dir/file`) inside the top tree.
-pub fn lookup(reader: &StoreReader, top: &Tree, sub: &str) -> Result<Node> {
+pub(crate) fn lookup(reader: &StoreReader, top: &Tree, sub: &str) -> Result<Node> {
     let mut tree = top.clone();
     let parts: Vec<&str> = sub
         .split('/')

@@ -24,7 +24,7 @@ const BLOCK: usize = 4096;
 /// Bytes gathered before a write.
 const CAP: usize = 1 << 20;
 /// Files at least this large are written around the page cache.
-pub const DIRECT_FROM: u64 = 16 << 20;
+pub(crate) const DIRECT_FROM: u64 = 16 << 20;
 
 /// Writes a stream at increasing offsets, skipping every aligned block of
 /// zeros, and sets the length at the end (`flush`).

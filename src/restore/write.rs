@@ -43,7 +43,7 @@ fn link_key(n: &Node) -> Option<(u64, u64)> {
         .filter(|k| k.1 != 0)
 }
 
-pub fn system_time(ns: i64) -> SystemTime {
+pub(crate) fn system_time(ns: i64) -> SystemTime {
     if ns >= 0 {
         UNIX_EPOCH + Duration::from_nanos(ns as u64)
     } else {
@@ -54,7 +54,7 @@ pub fn system_time(ns: i64) -> SystemTime {
 /// A temporary file beside `target`, removed on drop unless persisted;
 /// its name carries this process's pid (`journal::sweep` removes those of
 /// processes that are gone).
-pub fn temp_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+pub(crate) fn temp_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(&format!("{}{}-", TEMP_PREFIXES[0], std::process::id()))
@@ -228,7 +228,7 @@ impl Writer<'_> {
     }
 
     /// Removes what stands at `path` (never following a symlink) when allowed.
-    pub fn clear_way(&self, path: &Path, dirs_too: bool) -> Result<()> {
+    pub(crate) fn clear_way(&self, path: &Path, dirs_too: bool) -> Result<()> {
         let Ok(meta) = fs::symlink_metadata(path) else {
             return Ok(());
         };
@@ -252,7 +252,7 @@ impl Writer<'_> {
 
     /// Writes the chunks (`size` bytes) into `tmp` in order, each verified
     /// against its id first, through a `SparseWriter`.
-    pub fn write_chunks(
+    pub(crate) fn write_chunks(
         &self,
         tmp: &tempfile::NamedTempFile,
         size: u64,
@@ -277,7 +277,7 @@ impl Writer<'_> {
     }
 
     /// fsync, mode, owner and mtime, then the rename that makes it appear.
-    pub fn finish_file(
+    pub(crate) fn finish_file(
         &self,
         tmp: tempfile::NamedTempFile,
         target: &Path,

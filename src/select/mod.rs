@@ -17,7 +17,7 @@ pub use crate::format::record::{PRE_RECOVER, PRE_RESTORE};
 
 /// Whether `s` is an undo snapshot (taken by snap before it replaced
 /// something): `latest` passes over them unless their tag is asked for.
-pub fn is_undo(s: &Snapshot) -> bool {
+pub(crate) fn is_undo(s: &Snapshot) -> bool {
     crate::format::record::is_undo(&s.tags)
 }
 
@@ -59,7 +59,7 @@ impl Selection {
     }
 
     /// This selection narrowed to snapshots that hold `path`.
-    pub fn with_path(&self, path: PathBuf) -> Selection {
+    pub(crate) fn with_path(&self, path: PathBuf) -> Selection {
         let mut s = self.clone();
         s.paths = vec![path];
         s

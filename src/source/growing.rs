@@ -59,7 +59,7 @@ impl Growing {
 
     /// Ends the copy as failed when dropped unfinished (a copy that
     /// panicked), so the reader never waits for bytes that will not come.
-    pub fn end_on_drop(&self) -> EndOnDrop<'_> {
+    pub(crate) fn end_on_drop(&self) -> EndOnDrop<'_> {
         EndOnDrop(self)
     }
 
@@ -93,7 +93,7 @@ pub struct GrowingWriter<'a> {
 
 impl GrowingWriter<'_> {
     /// Publishes the page size (before the first page is written).
-    pub fn set_page_size(&self, size: u32) {
+    pub(crate) fn set_page_size(&self, size: u32) {
         self.g.update(|s| s.page_size = Some(size));
     }
 }

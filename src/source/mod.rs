@@ -27,7 +27,7 @@ pub fn node(name: Vec<u8>, meta: &Metadata, kind: NodeKind) -> Node {
 }
 
 /// Modification time in nanoseconds since the epoch.
-pub fn mtime_ns(meta: &Metadata) -> i64 {
+pub(crate) fn mtime_ns(meta: &Metadata) -> i64 {
     meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
 }
 
@@ -90,10 +90,10 @@ impl Excludes {
 }
 
 /// The SQLite file magic: the first 16 bytes of every database file.
-pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+pub(crate) const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// Is `path` a SQLite database, judged by content (never by name)?
-pub fn is_sqlite(path: &Path) -> bool {
+pub(crate) fn is_sqlite(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 16];
     std::fs::File::open(path)
@@ -103,14 +103,14 @@ pub fn is_sqlite(path: &Path) -> bool {
 }
 
 /// A name SQLite databases usually have (`.db`, `.sqlite`, `.sqlite3`, `.db3`).
-pub fn named_like_a_database(path: &Path) -> bool {
+pub(crate) fn named_like_a_database(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
         ["db", "sqlite", "sqlite3", "db3"].contains(&e.to_ascii_lowercase().as_str())
     })
 }
 
 /// Files that belong to a database beside them and are never stored as files.
-pub fn sqlite_sibling(path: &Path) -> Option<(&'static str, std::path::PathBuf)> {
+pub(crate) fn sqlite_sibling(path: &Path) -> Option<(&'static str, std::path::PathBuf)> {
     let name = path.file_name()?.to_str()?;
     for suffix in ["-wal", "-shm", "-journal"] {
         if let Some(db) = name.strip_suffix(suffix) {

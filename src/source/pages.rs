@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use std::io::Read;
 
 /// Plain bytes per unit: 16 pages of 4 KiB.
-pub const UNIT_BYTES: u64 = 64 << 10;
+pub(crate) const UNIT_BYTES: u64 = 64 << 10;
 /// Overrides `UNIT_BYTES` for the unit-size benchmark (`scripts/units_sweep.sh`).
 const UNIT_BYTES_VAR: &str = "SNAP_BENCH_UNIT_BYTES";
 /// Images up to this size get deltas at `SMALL_DELTA_LEVEL`: on the 41 MB
@@ -30,7 +30,7 @@ const SMALL_IMAGE: u64 = 256 << 20;
 const DELTA_LEVEL_VAR: &str = "SNAP_BENCH_DELTA_LEVEL";
 
 /// The zstd level for deltas of a database of `bytes` (its file's size).
-pub fn delta_level(bytes: u64) -> i32 {
+pub(crate) fn delta_level(bytes: u64) -> i32 {
     // Overrides the level for the delta-level experiments (BENCHMARKS.md).
     if let Some(level) = std::env::var(DELTA_LEVEL_VAR)
         .ok()
@@ -51,13 +51,13 @@ pub fn delta_level(bytes: u64) -> i32 {
 /// against 3.62-3.64 s at the store's level 3, for 5.5 % more bytes (350
 /// against 332 MB); later takes store changed units as deltas, at their
 /// own level, whatever level their base was stored at.
-pub const BULK_LEVEL: i32 = 1;
+pub(crate) const BULK_LEVEL: i32 = 1;
 
 /// Units read, hashed in parallel and handed to the writer at a time.
 const BATCH_UNITS: usize = 64;
 
 /// Pages per unit for a database of `page_size`.
-pub fn pages_per_unit(page_size: u32) -> u64 {
+pub(crate) fn pages_per_unit(page_size: u32) -> u64 {
     let unit = std::env::var(UNIT_BYTES_VAR)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -69,7 +69,7 @@ pub fn pages_per_unit(page_size: u32) -> u64 {
 /// units (same page size and unit; a snapshot taken before units, with one
 /// chunk per page, does not, and its successor is stored without deltas).
 /// A listed parent's list is read as the image is stored, a chunk at a time.
-pub fn bases<'a>(parent: Option<(&Database, UnitList<'a>)>, page_size: u32) -> UnitList<'a> {
+pub(crate) fn bases<'a>(parent: Option<(&Database, UnitList<'a>)>, page_size: u32) -> UnitList<'a> {
     let Some((p, list)) = parent.filter(|(p, _)| p.page_size == page_size) else {
         return UnitList::Inline(&[]);
     };

@@ -50,7 +50,7 @@ fn stopped() -> std::io::Error {
 
 impl PipeWriter {
     /// Sends the page size (before the first page is written).
-    pub fn set_page_size(&mut self, size: u32) -> std::io::Result<()> {
+    pub(crate) fn set_page_size(&mut self, size: u32) -> std::io::Result<()> {
         self.tx.send(Msg::PageSize(size)).map_err(|_| stopped())
     }
 

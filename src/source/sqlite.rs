@@ -58,7 +58,7 @@ pub struct CaptureOptions {
 /// The wait starts before the first statement (even `PRAGMA journal_mode`
 /// needs the lock), and a capture that still cannot read after it fails
 /// with an error that says so.
-pub const BUSY_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const BUSY_WAIT: Duration = Duration::from_secs(60);
 /// `--checkpoint` never waits longer than this: it is housekeeping.
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
@@ -73,7 +73,7 @@ pub struct Image {
 /// Is there a hot journal beside `db`: a non-empty `-journal` while no
 /// process holds the database's RESERVED lock (SQLite's own test)? That is a
 /// write that was interrupted, not one in progress.
-pub fn hot_journal(db: &Path) -> bool {
+pub(crate) fn hot_journal(db: &Path) -> bool {
     use std::os::fd::AsRawFd;
     let mut name = db.as_os_str().to_os_string();
     name.push("-journal");
@@ -97,7 +97,7 @@ pub fn hot_journal(db: &Path) -> bool {
 }
 
 /// Is the `sqlite_dbpage` virtual table compiled into this SQLite?
-pub fn has_dbpage(conn: &Connection) -> bool {
+pub(crate) fn has_dbpage(conn: &Connection) -> bool {
     conn.prepare("SELECT data FROM sqlite_dbpage WHERE pgno = 1")
         .is_ok()
 }

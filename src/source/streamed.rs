@@ -157,7 +157,7 @@ extern "C" {
 }
 
 /// Whether this SQLite has the snapshot functions (`SQLITE_ENABLE_SNAPSHOT`).
-pub fn snapshots_available() -> bool {
+pub(crate) fn snapshots_available() -> bool {
     // SAFETY: reads the addresses of three weak symbols.
     unsafe { snap_snapshot_available() != 0 }
 }

@@ -9,8 +9,8 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-pub const HEADER: usize = 32;
-pub const FRAME_HEADER: usize = 24;
+pub(crate) const HEADER: usize = 32;
+pub(crate) const FRAME_HEADER: usize = 24;
 const MAGIC: u32 = 0x377f_0682;
 
 /// A log's header: what identifies one generation of it.
@@ -67,7 +67,7 @@ pub fn header(b: &[u8]) -> Option<Header> {
 }
 
 /// SQLite's WAL checksum: over 8-byte steps of `data`, continuing from `s`.
-pub fn checksum_of(big_endian: bool, mut s: [u32; 2], data: &[u8]) -> [u32; 2] {
+pub(crate) fn checksum_of(big_endian: bool, mut s: [u32; 2], data: &[u8]) -> [u32; 2] {
     for step in data.chunks_exact(8) {
         let word = |b: &[u8]| {
             let b: [u8; 4] = b.try_into().expect("4 bytes");
@@ -84,7 +84,7 @@ pub fn checksum_of(big_endian: bool, mut s: [u32; 2], data: &[u8]) -> [u32; 2] {
 
 /// Decodes frame `index` (its header and page, `bytes`) continuing the chain
 /// from `prev`; None when it does not belong to the log of `h`.
-pub fn frame(h: &Header, index: u32, prev: [u32; 2], bytes: &[u8]) -> Option<Frame> {
+pub(crate) fn frame(h: &Header, index: u32, prev: [u32; 2], bytes: &[u8]) -> Option<Frame> {
     if bytes.len() != FRAME_HEADER + h.page_size as usize {
         return None;
     }
@@ -103,7 +103,7 @@ pub fn frame(h: &Header, index: u32, prev: [u32; 2], bytes: &[u8]) -> Option<Fra
 }
 
 /// Byte offset of frame `index` (1-based) in a log of `page_size` pages.
-pub fn frame_offset(page_size: u32, index: u32) -> u64 {
+pub(crate) fn frame_offset(page_size: u32, index: u32) -> u64 {
     HEADER as u64 + (index as u64 - 1) * (FRAME_HEADER as u64 + page_size as u64)
 }
 
@@ -111,7 +111,7 @@ pub fn frame_offset(page_size: u32, index: u32) -> u64 {
 /// chain from `prev`, as long as they belong to it and at most `limit`:
 /// every frame up to the first that does not (the log's end, a frame being
 /// written, or one of another generation). Returns them and the bytes read.
-pub fn scan(
+pub(crate) fn scan(
     file: &mut (impl Read + Seek),
     h: &Header,
     from: u32,

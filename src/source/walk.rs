@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Paths shorter than this are used as they are (PATH_MAX is 4096).
-pub const SHORT: usize = 3072;
+pub(crate) const SHORT: usize = 3072;
 
 /// A directory: its real path, and a short path that reaches it.
 #[derive(Clone, Debug)]
@@ -57,7 +57,7 @@ impl Dir {
 
     /// Its subdirectory `name`, reached by a short path (opened when the
     /// path would grow too long; a symlink is never followed).
-    pub fn enter(&self, name: &OsStr) -> std::io::Result<Dir> {
+    pub(crate) fn enter(&self, name: &OsStr) -> std::io::Result<Dir> {
         let real = self.real.join(name);
         let at = self.at.join(name);
         if at.as_os_str().len() < SHORT {
@@ -104,7 +104,7 @@ pub struct Entry {
 }
 
 /// What the file at `at` is, by its metadata and, for a file, its content.
-pub fn classify(at: &Path, meta: &Metadata) -> Kind {
+pub(crate) fn classify(at: &Path, meta: &Metadata) -> Kind {
     let ft = meta.file_type();
     if ft.is_dir() {
         Kind::Dir

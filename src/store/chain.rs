@@ -120,7 +120,7 @@ impl super::StoreReader {
     /// when the candidate is not indexed (pending in this take, or
     /// unknown): then the chunk is stored in full, so a base is always
     /// durable and indexed before a delta names it.
-    pub fn delta_base(&self, candidate: &ChunkId) -> Result<Option<Base>> {
+    pub(crate) fn delta_base(&self, candidate: &ChunkId) -> Result<Option<Base>> {
         let Some(loc) = self.index.get(candidate)? else {
             return Ok(None);
         };

@@ -97,7 +97,7 @@ impl Index {
     }
 
     /// Opens an existing index without writing to it.
-    pub fn open_read_only(path: &Path) -> Result<Index> {
+    pub(crate) fn open_read_only(path: &Path) -> Result<Index> {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
@@ -112,7 +112,7 @@ impl Index {
 
     /// An index built in `dir` (a private temporary directory) that lives as
     /// long as it does.
-    pub fn open_private(dir: tempfile::TempDir) -> Result<Index> {
+    pub(crate) fn open_private(dir: tempfile::TempDir) -> Result<Index> {
         let mut index = Index::open(&dir.path().join("index.redb"))?;
         index._private = Some(dir);
         Ok(index)
@@ -157,7 +157,7 @@ impl Index {
     /// Records sealed, durable packs and all their entries in one commit
     /// (fewer commits: redb copies every leaf a commit touches, and random
     /// chunk ids touch most of them).
-    pub fn add_packs(&self, packs: &[(PackId, u64, &[PackEntry])]) -> Result<()> {
+    pub(crate) fn add_packs(&self, packs: &[(PackId, u64, &[PackEntry])]) -> Result<()> {
         let tx = self.db()?.begin_write()?;
         for (pack, size, entries) in packs {
             let number = number_of(&tx, pack, *size, entries.len() as u32)?;
@@ -176,7 +176,7 @@ impl Index {
     /// rows of `live` chunks, `moved` rows are (re)written, `gone` packs are
     /// forgotten and `added` packs recorded. Called after every pack it names
     /// is durable, and before any pack file is deleted.
-    pub fn apply_gc(
+    pub(crate) fn apply_gc(
         &self,
         live: &std::collections::HashSet<ChunkId>,
         moved: &[Location],
@@ -218,7 +218,7 @@ impl Index {
     /// Forgets packs a writer wrote and abandoned, in one commit: each pack
     /// and the rows of its `entries` that name it (a chunk indexed in an
     /// older pack keeps that row). Called before the pack files are deleted.
-    pub fn remove_packs(&self, packs: &[(PackId, Vec<ChunkId>)]) -> Result<()> {
+    pub(crate) fn remove_packs(&self, packs: &[(PackId, Vec<ChunkId>)]) -> Result<()> {
         let tx = self.db()?.begin_write()?;
         {
             let mut table = tx.open_table(PACKS)?;
@@ -244,7 +244,7 @@ impl Index {
     }
 
     /// Removes chunk rows (rows that could not be decoded, found by a rebuild).
-    pub fn remove_chunks(&self, ids: &[ChunkId]) -> Result<()> {
+    pub(crate) fn remove_chunks(&self, ids: &[ChunkId]) -> Result<()> {
         let tx = self.db()?.begin_write()?;
         {
             let mut chunks = tx.open_table(CHUNKS)?;
@@ -274,11 +274,11 @@ impl Index {
     }
 
     /// Ids of the packs the index names.
-    pub fn pack_ids(&self) -> Result<std::collections::HashSet<PackId>> {
+    pub(crate) fn pack_ids(&self) -> Result<std::collections::HashSet<PackId>> {
         Ok(self.packs()?.into_iter().map(|(p, _)| p).collect())
     }
 
-    pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
+    pub(crate) fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
         let tx = self.db()?.begin_write()?;
         tx.open_table(SNAPSHOTS)?.remove(&id.0)?;
         tx.commit()?;
@@ -296,7 +296,7 @@ impl Index {
             .collect()
     }
 
-    pub fn add_snapshot(&self, id: &SnapshotId, time: i64) -> Result<()> {
+    pub(crate) fn add_snapshot(&self, id: &SnapshotId, time: i64) -> Result<()> {
         let tx = self.db()?.begin_write()?;
         tx.open_table(SNAPSHOTS)?.insert(&id.0, &time)?;
         tx.commit()?;
@@ -326,7 +326,7 @@ impl IndexReader {
     }
 
     /// The chunks whose rows name `pack` (a scan: for damage reports).
-    pub fn chunks_in(&self, pack: &PackId) -> Result<Vec<ChunkId>> {
+    pub(crate) fn chunks_in(&self, pack: &PackId) -> Result<Vec<ChunkId>> {
         let Some(number) = self.packs.iter().find(|(_, p)| *p == pack).map(|(n, _)| *n) else {
             return Ok(Vec::new());
         };
@@ -341,7 +341,7 @@ impl IndexReader {
     }
 
     /// Every delta row, in chunk id order.
-    pub fn delta_rows(&self) -> Result<Vec<Location>> {
+    pub(crate) fn delta_rows(&self) -> Result<Vec<Location>> {
         let mut out = Vec::new();
         for r in self.chunks.iter()? {
             let (k, v) = r?;

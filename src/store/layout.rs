@@ -74,7 +74,7 @@ impl Store {
     }
 
     /// The bytes of local pack `id`.
-    pub fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
+    pub(crate) fn read_pack(&self, id: &PackId) -> Result<Vec<u8>> {
         let path = self.pack_path(id);
         fs::read(&path).map_err(Error::io("read", &path))
     }

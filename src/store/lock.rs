@@ -38,12 +38,17 @@ pub struct StoreLock {
 
 impl StoreLock {
     /// True for the writer's lock (index writes allowed).
-    pub fn exclusive(&self) -> bool {
+    pub(crate) fn exclusive(&self) -> bool {
         self.exclusive
     }
 
     /// The writer's lock: index writes, no deletions readers could see.
-    pub fn acquire(root: &Path, what: &str, wait: Duration, r: &Reporter) -> Result<StoreLock> {
+    pub(crate) fn acquire(
+        root: &Path,
+        what: &str,
+        wait: Duration,
+        r: &Reporter,
+    ) -> Result<StoreLock> {
         let file = Self::take(root, "lock", what, wait, true, r)?;
         Ok(StoreLock {
             _files: file.into_iter().collect(),
@@ -52,7 +57,12 @@ impl StoreLock {
     }
 
     /// The writer's lock and every reader excluded: for deleting packs.
-    pub fn acquire_all(root: &Path, what: &str, wait: Duration, r: &Reporter) -> Result<StoreLock> {
+    pub(crate) fn acquire_all(
+        root: &Path,
+        what: &str,
+        wait: Duration,
+        r: &Reporter,
+    ) -> Result<StoreLock> {
         let writer = Self::take(root, "lock", what, wait, true, r)?;
         let readers = Self::take(root, "lock.readers", what, wait, true, r)?;
         Ok(StoreLock {
@@ -62,7 +72,7 @@ impl StoreLock {
     }
 
     /// A reader's lock: shared with other readers and with a writer.
-    pub fn acquire_shared(
+    pub(crate) fn acquire_shared(
         root: &Path,
         what: &str,
         wait: Duration,
@@ -78,7 +88,7 @@ impl StoreLock {
     /// A reader's lock, and `file` (relative to the store) held
     /// exclusively: for a mirror, which reads the store beside writers and
     /// is the only one writing its remote's state.
-    pub fn acquire_reading_with(
+    pub(crate) fn acquire_reading_with(
         root: &Path,
         file: &str,
         what: &str,
@@ -176,7 +186,7 @@ fn holder(file: &mut File) -> String {
 }
 
 /// Errors that mean "this file system or file cannot be written by us".
-pub fn read_only(e: &std::io::Error) -> bool {
+pub(crate) fn read_only(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)

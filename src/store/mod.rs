@@ -168,7 +168,7 @@ impl Store {
 
     /// A view: a store with an index and records but no packs of its own;
     /// every pack is read from `source`.
-    pub fn with_view_source(mut self, source: std::sync::Arc<dyn PackSource>) -> Store {
+    pub(crate) fn with_view_source(mut self, source: std::sync::Arc<dyn PackSource>) -> Store {
         self.packs = Packs::View(source);
         self
     }
@@ -181,7 +181,7 @@ impl Store {
     }
 
     /// Is this store a view (no packs of its own)?
-    pub fn is_view(&self) -> bool {
+    pub(crate) fn is_view(&self) -> bool {
         matches!(self.packs, Packs::View(_))
     }
 
@@ -204,7 +204,7 @@ impl Store {
 
     /// Chunks whose index row was damaged and that were read where the pack
     /// headers put them (`repair index` rebuilds the index).
-    pub fn bad_rows(&self) -> usize {
+    pub(crate) fn bad_rows(&self) -> usize {
         self.bad_rows.lock().expect("bad rows lock").len()
     }
 
@@ -249,7 +249,7 @@ impl Store {
 
     /// Takes the writer's lock and excludes every reader: for gc, which
     /// deletes packs readers may be reading.
-    pub fn lock_all(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
+    pub(crate) fn lock_all(&self, what: &str, wait: std::time::Duration) -> Result<StoreLock> {
         StoreLock::acquire_all(&self.root, what, wait, &self.progress)
     }
 
@@ -261,7 +261,7 @@ impl Store {
 
     /// Takes a reader's lock and `file` (relative to the store, in an
     /// existing directory) exclusively: for a mirror, beside writers.
-    pub fn lock_reading_with(
+    pub(crate) fn lock_reading_with(
         &self,
         file: &str,
         what: &str,
@@ -276,7 +276,7 @@ impl Store {
     /// Under a shared lock the index is opened read-only; if it cannot be
     /// (missing, or left needing repair by a killed writer), a private copy is
     /// rebuilt in the system's temporary directory.
-    pub fn open_index(&self, lock: &StoreLock) -> Result<Index> {
+    pub(crate) fn open_index(&self, lock: &StoreLock) -> Result<Index> {
         if !lock.exclusive() {
             return match Index::open_read_only(&self.index_path()) {
                 Ok(index) => Ok(index),

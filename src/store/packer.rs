@@ -110,7 +110,10 @@ impl<'a> Packer<'a> {
 
     /// Appends entries exactly as stored elsewhere (gc's repack): no
     /// recompression, and deltas keep their base.
-    pub fn add_stored(&mut self, entries: Vec<(PackEntry, Vec<u8>)>) -> Result<Vec<SealedPack>> {
+    pub(crate) fn add_stored(
+        &mut self,
+        entries: Vec<(PackEntry, Vec<u8>)>,
+    ) -> Result<Vec<SealedPack>> {
         for (e, bytes) in entries {
             self.append(e.id, e.raw_length, e.kind, &bytes)?;
         }
@@ -187,7 +190,7 @@ impl<'a> Packer<'a> {
     /// Stops: the pack being filled is dropped (its temporary file
     /// removed) and every seal in flight is waited for. Returns the packs
     /// that were sealed and not yet handed out, for the caller to undo.
-    pub fn abandon(&mut self) -> Vec<SealedPack> {
+    pub(crate) fn abandon(&mut self) -> Vec<SealedPack> {
         self.current = None;
         let mut done = std::mem::take(&mut self.ready);
         while let Some(h) = self.sealing.pop_front() {

@@ -60,7 +60,7 @@ impl PackReader {
     }
 
     /// The stored bytes of the entry at `loc` (not yet decoded).
-    pub fn read_stored(&self, loc: &Location) -> Result<Vec<u8>> {
+    pub(crate) fn read_stored(&self, loc: &Location) -> Result<Vec<u8>> {
         self.read_span(&loc.pack, loc.entry.offset, loc.entry.length as u64)
     }
 
@@ -93,13 +93,13 @@ impl PackReader {
     }
 
     /// Is there a fallback source to read a damaged local entry from?
-    pub fn has_fallback(&self) -> bool {
+    pub(crate) fn has_fallback(&self) -> bool {
         matches!(self.store.packs, Packs::Fallback(..))
     }
 
     /// The stored bytes of the entry at `loc` from the fallback source (its
     /// local copy failed its check), noting the pack as fallen back.
-    pub fn read_from_fallback(&self, loc: &Location) -> Result<Vec<u8>> {
+    pub(crate) fn read_from_fallback(&self, loc: &Location) -> Result<Vec<u8>> {
         let Packs::Fallback(source, _) = &self.store.packs else {
             unreachable!("only called with a fallback")
         };
@@ -109,7 +109,7 @@ impl PackReader {
 
     /// Stored bytes of many entries, in order; entries that sit back to back
     /// in one pack are fetched with one read.
-    pub fn read_stored_many(&self, locs: &[Location]) -> Vec<Result<Vec<u8>>> {
+    pub(crate) fn read_stored_many(&self, locs: &[Location]) -> Vec<Result<Vec<u8>>> {
         let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
         for (i, l) in locs.iter().enumerate() {
             match runs.last_mut() {
@@ -141,13 +141,17 @@ impl PackReader {
 }
 
 /// Decodes an entry, naming its pack in any error.
-pub fn decode_named(loc: &Location, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
+pub(crate) fn decode_named(loc: &Location, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
     decode_entry(&loc.entry, stored, base).map_err(|e| in_pack(loc, e))
 }
 
 /// Like `decode_named`, without hashing the result: for a base inside a
 /// chain whose last chunk is checked (`entry::decode_link`).
-pub fn decode_link_named(loc: &Location, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
+pub(crate) fn decode_link_named(
+    loc: &Location,
+    stored: &[u8],
+    base: Option<&[u8]>,
+) -> Result<Vec<u8>> {
     decode_link(&loc.entry, stored, base).map_err(|e| in_pack(loc, e))
 }
 
@@ -188,7 +192,7 @@ pub fn read_header(path: &Path) -> Result<Vec<PackEntry>> {
 /// delta entry the index does not point to (`indexed` false: a dead entry
 /// in a kept pack) may have lost its base to gc, so it is checked by the
 /// pack's hash alone.
-pub fn verify_pack(
+pub(crate) fn verify_pack(
     store: &Store,
     id: &PackId,
     indexed: impl Fn(&PackEntry) -> bool,
@@ -257,7 +261,7 @@ pub fn rebuild_index(store: &Store) -> Result<RebuildReport> {
 
 /// An index of the store built in a private temporary directory, for a
 /// reader that cannot use (or write) the store's own.
-pub fn private_index(store: &Store) -> Result<Index> {
+pub(crate) fn private_index(store: &Store) -> Result<Index> {
     let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
     let index = Index::open_private(dir)?;
     build_index(store, &index)?;

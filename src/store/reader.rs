@@ -22,7 +22,7 @@ pub fn ids(chunks: &[ChunkId]) -> impl Iterator<Item = Result<ChunkId>> + '_ {
 }
 
 /// Plain bytes fetched and verified in parallel before being written in order.
-pub const READ_AHEAD: u64 = 8 << 20;
+pub(crate) const READ_AHEAD: u64 = 8 << 20;
 
 pub struct StoreReader {
     pub index: IndexReader,
@@ -267,7 +267,7 @@ impl StoreReader {
     /// decoded here (at most three are held). The writing thread never
     /// waits on rayon: this one may be a rayon worker, and a worker blocked
     /// on work that needs the pool could deadlock it.
-    pub fn copy_chunks(
+    pub(crate) fn copy_chunks(
         &self,
         chunks: impl Iterator<Item = Result<ChunkId>>,
         out: &mut (impl std::io::Write + Send),

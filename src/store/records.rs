@@ -27,7 +27,7 @@ impl Store {
 
     /// Every record id, the most recently written first (by the record
     /// file's modification time: `stat`s only, no record is read).
-    pub fn snapshot_ids_recent_first(&self) -> Result<Vec<SnapshotId>> {
+    pub(crate) fn snapshot_ids_recent_first(&self) -> Result<Vec<SnapshotId>> {
         let mut ids: Vec<(std::time::SystemTime, SnapshotId)> = self
             .snapshot_ids()?
             .into_iter()
@@ -41,7 +41,7 @@ impl Store {
     }
 
     /// Whether the record `id` is in the store (not forgotten).
-    pub fn has_snapshot(&self, id: &SnapshotId) -> bool {
+    pub(crate) fn has_snapshot(&self, id: &SnapshotId) -> bool {
         self.snapshot_path(id).exists()
     }
 

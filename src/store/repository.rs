@@ -57,7 +57,7 @@ impl Store {
 
     /// The repository under a lock already taken (a watcher takes it,
     /// looks, and opens the index only when there is something to write).
-    pub fn repository_with(&self, lock: StoreLock) -> Result<Repository> {
+    pub(crate) fn repository_with(&self, lock: StoreLock) -> Result<Repository> {
         let index = self.open_index(&lock)?;
         Ok(Repository {
             reader: Some(StoreReader::new(self, &index)?),
@@ -92,7 +92,7 @@ impl Repository {
 
     /// A new reader over the index as now committed (a reader sees the
     /// index as it was when the reader was made).
-    pub fn refresh(&mut self) -> Result<()> {
+    pub(crate) fn refresh(&mut self) -> Result<()> {
         self.reader = None;
         self.reader = Some(StoreReader::new(&self.store, self.index())?);
         Ok(())

@@ -58,7 +58,7 @@ pub struct PackPlan {
 
 impl PackPlan {
     /// The packs with this fate.
-    pub fn with_fate(&self, fate: Fate) -> impl Iterator<Item = PackId> + '_ {
+    pub(crate) fn with_fate(&self, fate: Fate) -> impl Iterator<Item = PackId> + '_ {
         self.fates
             .iter()
             .filter(move |(_, _, f)| *f == fate)
@@ -66,7 +66,7 @@ impl PackPlan {
     }
 
     /// The chosen entries of every pack to repack, each in pack order.
-    pub fn to_repack(&self) -> Vec<(PackId, Vec<Location>)> {
+    pub(crate) fn to_repack(&self) -> Vec<(PackId, Vec<Location>)> {
         let repack: HashSet<PackId> = self.with_fate(Fate::Repack).collect();
         let mut by_pack: HashMap<PackId, Vec<Location>> = HashMap::new();
         for l in self.chosen.values().filter(|l| repack.contains(&l.pack)) {
@@ -121,7 +121,7 @@ impl Facts<'_> {
 
     /// The base id of each delta entry (reads coalesced: deltas of one
     /// pack sit side by side).
-    pub fn delta_bases(&self, deltas: &[Location]) -> Result<Vec<ChunkId>> {
+    pub(crate) fn delta_bases(&self, deltas: &[Location]) -> Result<Vec<ChunkId>> {
         let stored = self.reader.packs.read_stored_many(deltas);
         deltas
             .iter()
@@ -145,7 +145,7 @@ impl Repository {
     /// row is first ruled out by rebuilding the index (a cache) once and
     /// marking again. `packs`: the headers to plan from when they are not
     /// this store's pack files (a remote view's listing).
-    pub fn facts(
+    pub(crate) fn facts(
         &mut self,
         keep: impl FnOnce(&Snapshots) -> Result<Vec<SnapshotId>>,
         packs: Option<Vec<PackInfo>>,

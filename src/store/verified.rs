@@ -22,13 +22,13 @@ pub struct Verified {
 
 impl Store {
     /// Notes the outcome of a whole verify (atomically replacing the last).
-    pub fn note_verified(&self, v: &Verified) -> Result<()> {
+    pub(crate) fn note_verified(&self, v: &Verified) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(v).expect("encodes");
         durable::write_atomic(&self.tmp_dir(), &self.root.join("verified.json"), &bytes)
     }
 
     /// The last whole verify, if one was noted.
-    pub fn last_verified(&self) -> Result<Option<Verified>> {
+    pub(crate) fn last_verified(&self) -> Result<Option<Verified>> {
         let path = self.root.join("verified.json");
         match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)

@@ -47,7 +47,7 @@ pub struct Abandoned {
 
 impl Abandoned {
     /// Nothing had been written.
-    pub fn is_nothing(&self) -> bool {
+    pub(crate) fn is_nothing(&self) -> bool {
         self.removed == 0 && self.left.is_empty()
     }
 
