@@ -2,7 +2,9 @@
 # The public ~1 GB `npm1g` database on days 0-3 of its churn, taken by one
 # or more snap binaries in turn (alternating, REPS times): each take's time,
 # bytes added, index size and packs size, then the restore of day 3 (checked
-# byte for byte). How DESIGN.md "Delta chains" compared format 1 and 2.
+# byte for byte), then a gc keeping the last two takes (a repack of the
+# first two days' packs). How DESIGN.md "Delta chains" compared format 1
+# and 2, and how the store's refactors are timed before and after.
 # Usage: scripts/bench_db_days.sh SNAP_BIN [SNAP_BIN ...]   (env: REPS=2, WORKDIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,8 @@ for rep in $(seq "${REPS:-2}"); do
     done
     s=$(now); "$bin" --store "$S" restore latest --to "$OUT" > /dev/null; e=$(now)
     cmp -s "$OUT/src/npm.db" "$W/day3.db" && ok=identical || ok=DIFFERENT
-    echo "$line | restore $(printf %.2f "$(echo "$e - $s" | bc)") s, $ok"
+    line="$line | restore $(printf %.2f "$(echo "$e - $s" | bc)") s, $ok"
+    s=$(now); "$bin" --store "$S" gc --keep-last 2 > /dev/null; e=$(now)
+    echo "$line | gc $(printf %.2f "$(echo "$e - $s" | bc)") s, packs $(( $(du -sb "$S/packs" | cut -f1) / 1000000 )) MB"
   done
 done

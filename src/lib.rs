@@ -10,20 +10,25 @@
 //! paths, tags and figures; the **store** is the directory holding all of it.
 //!
 //! ```text
-//! take:    source -> chunker -> hash -> (index has it?) -> packer -> store -> manifest -> snapshot
+//! take:    source -> chunker -> hash -> dedup (index has it?) -> packer -> store -> manifest -> snapshot
 //! restore: snapshot -> manifest -> index -> packs -> decompress -> verify hash -> files (atomic)
 //! ```
 //!
 //! Layout (the data flow, one module a stage):
 //! - `source`: walking paths into tree nodes; consistent SQLite capture.
 //! - `chunker`: FastCDC for files and trees, pages for database images.
-//! - `packer`: parallel zstd compression of new chunks into sealed packs.
+//! - `dedup`: the "index has it?" stage; new chunks go to the store's packer.
 //! - `format`: pure encode/decode of packs, trees and snapshot records.
-//! - `store`: the layout, the locks, the durability seam, the redb index.
-//! - `snapshot` (take), `restore` (and tar streams), `mount` (a reader
-//!   beside restore: snapshots as a FUSE file system), `verify`, `stats`,
-//!   `diff`, `recover`, `gc` (retention plan, pack plan, execution),
-//!   `mirror` (remotes), `jobs` (configuration, schedules, monitoring).
+//! - `store`: the repository, the one owner of the locks, the redb index,
+//!   the pack files (its packer writes them), the records and the store's
+//!   small files; everything else asks it (`Store::repository`).
+//! - `durable`: the seam every durable write goes through (a leaf).
+//! - `snapshot` (take), `watch` (continuous points, beside take), `restore`
+//!   (and tar streams), `mount` (a reader beside restore: snapshots as a
+//!   FUSE file system), `verify`, `stats`, `diff`, `recover`, `gc`
+//!   (retention plan and pack plan; the store executes it), `mirror`
+//!   (remotes), `fleet` (the operator's side of a bucket many stores mirror
+//!   into), `jobs` (configuration, schedules, monitoring).
 //!
 //! The public API is the items re-exported here and the modules `gc`,
 //! `diff`, `recover`, `mount`, `stats`, `mirror`, `jobs`, `config`,

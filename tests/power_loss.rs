@@ -1,6 +1,6 @@
 //! Power loss, not just SIGKILL: a killed process leaves the page cache
 //! intact, so kill tests never test the fsync order. Here every durable
-//! operation of the store (through `store::durable`, the one seam) is logged
+//! operation of the store (through `durable`, the one seam) is logged
 //! with its bytes while takes, a repacking gc and an index repair run. Then
 //! power cuts are replayed, ALICE-style: at a cut point, a file keeps only
 //! the bytes it had at its last fsync plus a random prefix of the writes

@@ -140,3 +140,60 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     }
     Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path().join("s"), StoreConfig::default()).unwrap();
+        (dir, store)
+    }
+
+    // A store file is created with its directories, replaced whole, listed,
+    // and removed; a missing one reads as None and removes as nothing.
+    #[test]
+    fn a_store_file_is_replaced_whole_and_removed() {
+        let (_dir, store) = store();
+        assert_eq!(store.read_file("a/b/f").unwrap(), None);
+        store.write_file("a/b/f", b"one", Staging::Tmp).unwrap();
+        store.write_file("a/b/f", b"two", Staging::Beside).unwrap();
+        assert_eq!(
+            store.read_file("a/b/f").unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
+        assert_eq!(store.list_files("a/b").unwrap(), vec!["f".to_string()]);
+        store.remove_file("a/b/f").unwrap();
+        store.remove_file("a/b/f").unwrap();
+        assert_eq!(store.read_file("a/b/f").unwrap(), None);
+        assert!(store.list_files("nowhere").unwrap().is_empty());
+    }
+
+    // What a killed writer left staged beside a state file is removed by
+    // the next holder of its lock; the file itself is kept.
+    #[test]
+    fn staged_leftovers_are_cleaned_and_the_file_kept() {
+        let (_dir, store) = store();
+        store
+            .write_file("m/sent", b"r 1\n", Staging::Beside)
+            .unwrap();
+        fs::write(store.file_path("m/.tmp-killed"), b"half").unwrap();
+        store.clean_staged("m");
+        assert_eq!(store.list_files("m").unwrap(), vec!["sent".to_string()]);
+    }
+
+    // An image that cannot fit on the disk is refused before anything is
+    // written, naming the database and the room there is.
+    #[test]
+    fn an_image_larger_than_the_free_space_is_refused() {
+        let (_dir, store) = store();
+        let err = store
+            .image_file(u64::MAX, Path::new("/srv/app.db"))
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("/srv/app.db"), "{err}");
+        assert!(store.image_file(1, Path::new("/srv/app.db")).is_ok());
+    }
+}

@@ -121,7 +121,9 @@ impl Index {
     fn db(&self) -> Result<&Database> {
         match &self.db {
             Db::Write(db) => Ok(db),
-            Db::Read(_) => Err(Error::Invalid("the index was opened read-only".into())),
+            Db::Read(_) => Err(Error::Internal(
+                "a write to an index opened read-only".into(),
+            )),
         }
     }
 
@@ -203,7 +205,7 @@ impl Index {
         chunks.retain(|k, _| live.contains(&ChunkId(k)))?;
         for l in moved {
             let number = packs.get(&l.pack.0)?.ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::Internal(format!(
                     "gc moved chunk {} to unrecorded pack {}",
                     l.entry.id, l.pack
                 ))

@@ -170,3 +170,47 @@ impl std::ops::Deref for Repository {
         self.reader.as_ref().expect("a reader outside compaction")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+
+    // A record written through the repository is in the store; forgetting
+    // it removes it; a record whose bytes are not its name is refused and
+    // nothing is written.
+    #[test]
+    fn records_are_written_forgotten_and_checked_against_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path().join("s"), StoreConfig::default()).unwrap();
+        let repo = store
+            .repository(Access::Write, "test", Duration::ZERO)
+            .unwrap();
+        let bytes = br#"{"not": "a record, but bytes named by their hash"}"#;
+        let id = SnapshotId::of(bytes);
+        repo.put_record(&id, bytes, 0).unwrap();
+        assert!(store.has_snapshot(&id));
+        repo.forget(&[id]).unwrap();
+        assert!(!store.has_snapshot(&id));
+        let wrong = SnapshotId::of(b"other");
+        assert!(repo.put_record(&wrong, bytes, 0).is_err());
+        assert!(!store.has_snapshot(&wrong));
+    }
+
+    // A reader's repository does not block another reader, and a writer's
+    // repository stands beside readers; gc's excludes both.
+    #[test]
+    fn access_modes_lock_as_stated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path().join("s"), StoreConfig::default()).unwrap();
+        let wait = Duration::ZERO;
+        let r1 = store.repository(Access::Read, "r1", wait).unwrap();
+        let r2 = store.repository(Access::Read, "r2", wait).unwrap();
+        let w = store.repository(Access::Write, "w", wait).unwrap();
+        assert!(w.writes() && !r1.writes());
+        assert!(store.repository(Access::Write, "w2", wait).is_err());
+        assert!(store.repository(Access::Exclusive, "gc", wait).is_err());
+        drop((r1, r2, w));
+        assert!(store.repository(Access::Exclusive, "gc", wait).is_ok());
+    }
+}
