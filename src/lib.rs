@@ -85,7 +85,7 @@ pub use restore::{restore, RestoreOptions, RestoreReport};
 pub use select::Selection;
 pub use snapshot::{take, TakeOptions, TakeReport};
 pub use source::sqlite::CaptureOptions;
-pub use store::{LockWait, Store, StoreConfig};
+pub use store::{Access, LockWait, Repository, Store, StoreConfig};
 pub use verify::{verify, VerifyOptions, VerifyReport};
 
 /// All snapshots in the store, oldest first.
