@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::record::Snapshot;
 use crate::format::tree::{NodeKind, UnitList};
 use crate::id::ChunkId;
-use crate::source::walk::{self, Dir};
+use crate::source::walk::{self, Dir, Visit};
 use crate::store::{ChunkerParams, StoreReader};
 use std::collections::BTreeMap;
 use std::fs;
@@ -121,7 +121,6 @@ pub(crate) fn from_live(
     let mut live = Live {
         sub,
         chunker,
-        excludes,
         out: BTreeMap::new(),
     };
     for p in &snap.paths {
@@ -132,12 +131,8 @@ pub(crate) fn from_live(
             continue;
         }
         let entry = walk::root(&root)?;
-        let rel = String::from_utf8_lossy(entry.name.as_bytes()).into_owned();
-        live.entry(
-            &Dir::new(root.parent().unwrap_or(Path::new("/"))),
-            &entry,
-            rel,
-        )?;
+        let parent = Dir::new(root.parent().unwrap_or(Path::new("/")));
+        walk::walk(&parent, &entry, "", &excludes, &mut live)?;
     }
     Ok(live.out)
 }
@@ -145,32 +140,15 @@ pub(crate) fn from_live(
 struct Live<'a> {
     sub: Option<&'a str>,
     chunker: ChunkerParams,
-    excludes: crate::source::Excludes,
     out: BTreeMap<String, Entry>,
 }
 
-impl Live<'_> {
-    /// Adds `e` (an entry of `dir`) and, for a directory, what it holds.
-    fn entry(&mut self, dir: &Dir, e: &walk::Entry, rel: String) -> Result<()> {
-        if !under(&rel, self.sub) {
+impl Visit for Live<'_> {
+    fn leaf(&mut self, e: &walk::Entry, rel: &str) -> Result<()> {
+        if !under(rel, self.sub) {
             return Ok(());
         }
         let entry = match e.kind {
-            walk::Kind::Dir => {
-                let inner = dir
-                    .enter(&e.name)
-                    .map_err(Error::io("open directory", &e.real))?;
-                for child in walk::entries(&inner, &self.excludes, &mut |_| {})? {
-                    let name = String::from_utf8_lossy(child.name.as_bytes()).into_owned();
-                    self.entry(&inner, &child, format!("{rel}/{name}"))?;
-                }
-                Entry {
-                    kind: Kind::Dir,
-                    size: 0,
-                    key: None,
-                    db: None,
-                }
-            }
             walk::Kind::Symlink => {
                 let target = fs::read_link(&e.at).map_err(Error::io("read link", &e.real))?;
                 Entry {
@@ -186,24 +164,51 @@ impl Live<'_> {
                 key: None,
                 db: Some(Db::Live(e.real.clone())),
             },
-            walk::Kind::File => {
-                let file = fs::File::open(&e.at).map_err(Error::io("open", &e.real))?;
-                let mut ids = Vec::new();
-                let take = std::io::Read::take(file, e.meta.len());
-                for chunk in crate::chunker::file_chunks(take, self.chunker) {
-                    ids.push(ChunkId::of(&chunk.map_err(Error::io("read", &e.real))?));
-                }
-                Entry {
-                    kind: Kind::File,
-                    size: e.meta.len(),
-                    key: Some(ChunkId::of_list(&ids)),
-                    db: None,
-                }
-            }
-            walk::Kind::Other => return Ok(()),
+            walk::Kind::File => self.file(e)?,
+            walk::Kind::Dir | walk::Kind::Other => return Ok(()),
         };
-        self.out.insert(rel, entry);
+        self.out.insert(rel.to_string(), entry);
         Ok(())
+    }
+
+    fn enter(&mut self, _e: &walk::Entry, rel: &str) -> Result<bool> {
+        Ok(under(rel, self.sub))
+    }
+
+    fn unreadable(&mut self, e: &walk::Entry, err: std::io::Error) -> Result<()> {
+        Err(Error::io("read directory", &e.real)(err))
+    }
+
+    fn leave(&mut self, _e: &walk::Entry, rel: &str) -> Result<()> {
+        let entry = Entry {
+            kind: Kind::Dir,
+            size: 0,
+            key: None,
+            db: None,
+        };
+        self.out.insert(rel.to_string(), entry);
+        Ok(())
+    }
+
+    fn note(&mut self, _note: String) {}
+}
+
+impl Live<'_> {
+    /// A live file's entry: its key is the hash of the chunk ids take
+    /// would store it as.
+    fn file(&self, e: &walk::Entry) -> Result<Entry> {
+        let file = fs::File::open(&e.at).map_err(Error::io("open", &e.real))?;
+        let mut ids = Vec::new();
+        let take = std::io::Read::take(file, e.meta.len());
+        for chunk in crate::chunker::file_chunks(take, self.chunker) {
+            ids.push(ChunkId::of(&chunk.map_err(Error::io("read", &e.real))?));
+        }
+        Ok(Entry {
+            kind: Kind::File,
+            size: e.meta.len(),
+            key: Some(ChunkId::of_list(&ids)),
+            db: None,
+        })
     }
 }
 

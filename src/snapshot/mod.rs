@@ -185,6 +185,7 @@ fn walk(
     warnings: Vec<String>,
 ) -> Result<Walked> {
     let dry = opts.dry_run;
+    let excludes = Excludes::new(&opts.excludes)?;
     let mut w = Walker {
         writer: match dry {
             true => ChunkWriter::dry(repo)?,
@@ -192,16 +193,17 @@ fn walk(
         },
         would_read: dry.then(Vec::new),
         reader: repo,
-        excludes: Excludes::new(&opts.excludes)?,
+        excludes: &excludes,
         opts,
         stats: TakeStats::default(),
         skipped: Vec::new(),
         databases: Vec::new(),
         warnings,
         progress: repo.store().progress().clone(),
+        frames: Vec::new(),
     };
     w.progress
-        .start("take", Some(source::estimate(roots, &w.excludes)));
+        .start("take", Some(source::estimate(roots, w.excludes)));
     let walked = w.walk(roots, parent);
     w.progress.finish();
     let (tree, written) = match walked {

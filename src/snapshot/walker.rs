@@ -1,6 +1,7 @@
-//! take's walk: every root through the one directory walk
-//! (`source::walk`) into tree nodes, files chunked, databases captured
-//! through SQLite, each directory's tree stored as chunks as it is left.
+//! take's side of the one directory walk (`source::walk::walk`, which a
+//! live diff shares): every root into tree nodes, files chunked, databases
+//! captured through SQLite, each directory's tree stored as chunks as it
+//! is left.
 
 use super::TakeOptions;
 use crate::dedup::ChunkWriter;
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::format::record::{DatabaseSummary, Skipped, Snapshot, TakeStats};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::ChunkId;
-use crate::source::walk::{self, Dir, Entry, Kind};
+use crate::source::walk::{self, Dir, Entry, Kind, Visit};
 use crate::source::{self, sqlite, Excludes};
 use crate::store::StoreReader;
 use std::fs;
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub(super) struct Walker<'a> {
     pub writer: ChunkWriter<'a>,
     pub reader: &'a StoreReader,
-    pub excludes: Excludes,
+    pub excludes: &'a Excludes,
     pub opts: &'a TakeOptions,
     pub stats: TakeStats,
     pub skipped: Vec<Skipped>,
@@ -28,6 +29,16 @@ pub(super) struct Walker<'a> {
     pub progress: crate::progress::Reporter,
     /// In a dry run, each file and database read, with its bytes.
     pub would_read: Option<Vec<(String, u64)>>,
+    /// The directories being built, the top tree first.
+    pub frames: Vec<Frame>,
+}
+
+/// A directory being built: its nodes so far, and its tree in the parent
+/// snapshot (whose nodes tell which files are unchanged).
+#[derive(Default)]
+pub(super) struct Frame {
+    tree: Tree,
+    old: Option<Tree>,
 }
 
 fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
@@ -45,24 +56,24 @@ impl Walker<'_> {
         roots: &[PathBuf],
         parent: Option<&Snapshot>,
     ) -> Result<(Vec<ChunkId>, WriteStats)> {
-        let parent_top = match parent {
+        let old = match parent {
             Some(p) => Some(self.reader.tree(&p.tree)?),
             None => None,
         };
-        let mut top = Tree::default();
+        self.frames.push(Frame {
+            tree: Tree::default(),
+            old,
+        });
+        let excludes = self.excludes;
         for root in roots {
             let entry = walk::root(root)?;
-            let old = parent_top
-                .as_ref()
-                .and_then(|t| find(t, entry.name.as_bytes()));
             let parent_dir = Dir::new(root.parent().unwrap_or(Path::new("/")));
-            if let Some(node) = self.node(&parent_dir, &entry, old, "")? {
-                top.nodes.push(node);
-            }
+            walk::walk(&parent_dir, &entry, "", excludes, self)?;
         }
+        let Frame { tree: mut top, old } = self.frames.pop().expect("the top frame");
         top.nodes.sort_by(|a, b| a.name.cmp(&b.name));
         // Each list is held once at the end: a 10 GiB database's is 5 MB.
-        drop(parent_top);
+        drop(old);
         let encoded = crate::format::tree::encode_tree(&top);
         drop(top);
         let tree = self.writer.put_buffer(&encoded)?;
@@ -70,32 +81,19 @@ impl Walker<'_> {
         Ok((tree, self.writer.finish()?))
     }
 
-    /// The node for `e` (an entry of `dir`), or None when it is skipped.
-    fn node(
-        &mut self,
-        dir: &Dir,
-        e: &Entry,
-        old: Option<&Node>,
-        rel: &str,
-    ) -> Result<Option<Node>> {
-        crate::cancel::check()?;
+    /// The node for `e` (anything but a directory), or None when it is
+    /// skipped.
+    fn node(&mut self, e: &Entry, old: Option<&Node>, rel: &str) -> Result<Option<Node>> {
         let name = e.name.as_bytes().to_vec();
-        let rel = match rel.is_empty() {
-            true => String::from_utf8_lossy(&name).into_owned(),
-            false => format!("{rel}/{}", String::from_utf8_lossy(&name)),
-        };
         let kind = match e.kind {
-            Kind::Dir => match self.dir(dir, e, old, &rel)? {
-                Some(tree) => NodeKind::Dir { tree },
-                None => return Ok(None),
-            },
+            Kind::Dir => unreachable!("the walk enters directories"),
             Kind::Symlink => {
                 let target = fs::read_link(&e.at).map_err(Error::io("read link", &e.real))?;
                 NodeKind::Symlink {
                     target: target.as_os_str().as_bytes().to_vec(),
                 }
             }
-            Kind::Database => return self.database(e, name, old, rel).map(Some),
+            Kind::Database => return self.database(e, name, old, rel.to_string()).map(Some),
             Kind::File => {
                 if e.meta.len() > 0 && source::named_like_a_database(&e.real) {
                     self.warnings.push(format!(
@@ -119,7 +117,7 @@ impl Walker<'_> {
         Ok(Some(source::node(name, &e.meta, kind)))
     }
 
-    fn unreadable(&mut self, path: &Path, e: impl std::fmt::Display) -> Result<()> {
+    fn skip_or_refuse(&mut self, path: &Path, e: impl std::fmt::Display) -> Result<()> {
         if !self.opts.skip_unreadable {
             return Err(Error::Refused {
                 message: format!(
@@ -136,53 +134,6 @@ impl Walker<'_> {
             reason: e.to_string(),
         });
         Ok(())
-    }
-
-    fn dir(
-        &mut self,
-        parent: &Dir,
-        e: &Entry,
-        old: Option<&Node>,
-        rel: &str,
-    ) -> Result<Option<Vec<ChunkId>>> {
-        if rel.matches('/').count() >= crate::format::tree::MAX_DEPTH {
-            return Err(Error::Invalid(format!(
-                "{} is nested more than {} directories deep; snap does not record trees that deep (nothing was recorded)",
-                e.real.display(),
-                crate::format::tree::MAX_DEPTH
-            )));
-        }
-        let dir = parent
-            .enter(&e.name)
-            .map_err(Error::io("open directory", &e.real))?;
-        let mut notes = Vec::new();
-        let entries = match walk::entries(&dir, &self.excludes, &mut |n| notes.push(n)) {
-            Ok(list) => list,
-            Err(Error::Io {
-                op: "read directory",
-                source,
-                ..
-            }) => return self.unreadable(&e.real, source).map(|_| None),
-            Err(other) => return Err(other),
-        };
-        self.warnings.extend(notes);
-        let old_tree = match old.map(|n| &n.kind) {
-            Some(NodeKind::Dir { tree }) => Some(self.reader.tree(tree)?),
-            _ => None,
-        };
-        let mut tree = Tree::default();
-        for child in &entries {
-            let old_child = old_tree
-                .as_ref()
-                .and_then(|t| find(t, child.name.as_bytes()));
-            if let Some(node) = self.node(&dir, child, old_child, rel)? {
-                tree.nodes.push(node);
-            }
-        }
-        self.stats.dirs += 1;
-        self.writer
-            .put_buffer(&crate::format::tree::encode_tree(&tree))
-            .map(Some)
     }
 
     fn file(&mut self, e: &Entry, old: Option<&Node>) -> Result<Option<Vec<ChunkId>>> {
@@ -202,7 +153,7 @@ impl Walker<'_> {
         }
         let file = match fs::File::open(&e.at) {
             Ok(f) => f,
-            Err(err) => return self.unreadable(&e.real, err).map(|_| None),
+            Err(err) => return self.skip_or_refuse(&e.real, err).map(|_| None),
         };
         // Read at most the size seen at open: a file that grows while it is
         // read (a log being appended to) must not be read until the disk is full.
@@ -213,7 +164,7 @@ impl Walker<'_> {
         for chunk in crate::chunker::file_chunks(std::io::Read::take(&file, size), params) {
             let data = match chunk {
                 Ok(d) => d,
-                Err(err) => return self.unreadable(&e.real, err).map(|_| None),
+                Err(err) => return self.skip_or_refuse(&e.real, err).map(|_| None),
             };
             read += data.len() as u64;
             self.stats.read += data.len() as u64;
@@ -314,5 +265,67 @@ impl Walker<'_> {
             bytes_read: f.read,
             warnings,
         }))
+    }
+}
+
+impl Walker<'_> {
+    /// The current directory's frame.
+    fn frame(&mut self) -> &mut Frame {
+        self.frames.last_mut().expect("a directory being built")
+    }
+}
+
+impl Visit for Walker<'_> {
+    fn leaf(&mut self, e: &Entry, rel: &str) -> Result<()> {
+        // The parent's tree is lent out while the node is made (no clone).
+        let old_tree = self.frame().old.take();
+        let old = old_tree.as_ref().and_then(|t| find(t, e.name.as_bytes()));
+        let node = self.node(e, old, rel);
+        self.frame().old = old_tree;
+        if let Some(node) = node? {
+            self.frame().tree.nodes.push(node);
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self, e: &Entry, _rel: &str) -> Result<bool> {
+        let old = self.frame().old.as_ref();
+        let old = match old
+            .and_then(|t| find(t, e.name.as_bytes()))
+            .map(|n| &n.kind)
+        {
+            Some(NodeKind::Dir { tree }) => Some(tree.clone()),
+            _ => None,
+        };
+        let old = match old {
+            Some(tree) => Some(self.reader.tree(&tree)?),
+            None => None,
+        };
+        self.frames.push(Frame {
+            tree: Tree::default(),
+            old,
+        });
+        Ok(true)
+    }
+
+    fn unreadable(&mut self, e: &Entry, err: std::io::Error) -> Result<()> {
+        self.frames.pop();
+        self.skip_or_refuse(&e.real, err)
+    }
+
+    fn leave(&mut self, e: &Entry, _rel: &str) -> Result<()> {
+        let Frame { tree, old } = self.frames.pop().expect("an entered directory");
+        drop(old);
+        self.stats.dirs += 1;
+        let tree = self
+            .writer
+            .put_buffer(&crate::format::tree::encode_tree(&tree))?;
+        let node = source::node(e.name.as_bytes().to_vec(), &e.meta, NodeKind::Dir { tree });
+        self.frame().tree.nodes.push(node);
+        Ok(())
+    }
+
+    fn note(&mut self, note: String) {
+        self.warnings.push(note);
     }
 }

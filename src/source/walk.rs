@@ -119,6 +119,70 @@ pub(crate) fn classify(at: &Path, meta: &Metadata) -> Kind {
     }
 }
 
+/// What a walk does with what it finds: take builds tree nodes, a live
+/// diff a map of paths. The walk is depth first, in name order.
+pub(crate) trait Visit {
+    /// Anything but a directory: a file, a database, a symlink, other.
+    fn leaf(&mut self, e: &Entry, rel: &str) -> Result<()>;
+    /// Directory `e` is about to be listed; false leaves it out.
+    fn enter(&mut self, e: &Entry, rel: &str) -> Result<bool>;
+    /// Directory `e`, entered, cannot be listed: skip it (Ok) or stop.
+    fn unreadable(&mut self, e: &Entry, err: std::io::Error) -> Result<()>;
+    /// Directory `e`, entered, is done: every entry of it was visited.
+    fn leave(&mut self, e: &Entry, rel: &str) -> Result<()>;
+    /// An entry left out that the user should know of.
+    fn note(&mut self, note: String);
+}
+
+/// Walks entry `e` of `dir` (`parent` its directory's path in the
+/// snapshot, "" for a root) into `v`. A directory nested deeper than
+/// `MAX_DEPTH` stops the walk: no snapshot records a tree that deep.
+pub(crate) fn walk(
+    dir: &Dir,
+    e: &Entry,
+    parent: &str,
+    excludes: &Excludes,
+    v: &mut impl Visit,
+) -> Result<()> {
+    crate::cancel::check()?;
+    let name = String::from_utf8_lossy(e.name.as_bytes());
+    let rel = match parent.is_empty() {
+        true => name.into_owned(),
+        false => format!("{parent}/{name}"),
+    };
+    if e.kind != Kind::Dir {
+        return v.leaf(e, &rel);
+    }
+    let max = crate::format::tree::MAX_DEPTH;
+    if rel.matches('/').count() >= max {
+        return Err(Error::Invalid(format!(
+            "{} is nested more than {max} directories deep; snap does not record trees that deep (nothing was recorded)",
+            e.real.display()
+        )));
+    }
+    if !v.enter(e, &rel)? {
+        return Ok(());
+    }
+    let inner = dir
+        .enter(&e.name)
+        .map_err(Error::io("open directory", &e.real))?;
+    let mut notes = Vec::new();
+    let children = match entries(&inner, excludes, &mut |n| notes.push(n)) {
+        Ok(list) => list,
+        Err(Error::Io {
+            op: "read directory",
+            source,
+            ..
+        }) => return v.unreadable(e, source),
+        Err(other) => return Err(other),
+    };
+    notes.into_iter().for_each(|n| v.note(n));
+    for child in &children {
+        walk(&inner, child, &rel, excludes, v)?;
+    }
+    v.leave(e, &rel)
+}
+
 /// A root as a walk sees it (take's and a live diff's): an entry of its
 /// parent directory.
 pub fn root(root: &Path) -> Result<Entry> {
