@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::format::tree::NodeKind;
 use crate::id::ChunkId;
-use crate::store::StoreReader;
+use crate::store::{Extents, StoreReader};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,63 +17,31 @@ pub(crate) const READ_AHEAD: u64 = 4 << 20;
 /// Plain bytes the chunk cache holds at most (shared by all open files).
 pub(crate) const CACHE_BYTES: usize = 16 << 20;
 
-/// Where each chunk of one file's content lies.
+/// One file's content as the mount serves it: its extents in the store,
+/// and whether it is a database image (served in rollback mode).
 pub(crate) struct Layout {
-    ids: Vec<ChunkId>,
-    /// `ends[i]`: the offset just past chunk `i` (increasing).
-    ends: Vec<u64>,
+    extents: Extents,
     /// A database image: served with WAL format bytes set to rollback
     /// mode (see `patch_header`).
     wal: bool,
 }
 
 impl Layout {
-    /// The chunks of a file or database node, each located in the index
-    /// for its plain length (no chunk is read but a database's unit list).
+    /// The layout of a file or database node (no chunk is read but a
+    /// database's unit list).
     pub fn new(reader: &StoreReader, kind: &NodeKind, size: u64) -> Result<Layout> {
-        let (ids, wal): (Vec<ChunkId>, bool) = match kind {
-            NodeKind::File { chunks } => (chunks.clone(), false),
-            _ => {
-                let (_, list) = kind.database().expect("a file or database node");
-                (reader.units(list).collect::<Result<_>>()?, true)
-            }
-        };
-        let mut ends = Vec::with_capacity(ids.len());
-        let mut at = 0u64;
-        for id in &ids {
-            at += reader.locate(id)?.entry.raw_length as u64;
-            ends.push(at);
-        }
-        if at != size {
-            return Err(Error::corrupt(
-                "a file's chunk list",
-                format!("its chunks hold {at} bytes, its node says {size}"),
-            ));
-        }
-        Ok(Layout { ids, ends, wal })
+        let wal = !matches!(kind, NodeKind::File { .. });
+        let extents = reader.extents(kind, size)?;
+        Ok(Layout { extents, wal })
     }
 
     pub fn size(&self) -> u64 {
-        self.ends.last().copied().unwrap_or(0)
-    }
-
-    /// The chunk holding byte `offset` (< size).
-    fn chunk_at(&self, offset: u64) -> usize {
-        self.ends.partition_point(|&end| end <= offset)
+        self.extents.size()
     }
 
     /// The end (exclusive) of the read-ahead window that starts at chunk `i`.
     fn window(&self, i: usize) -> usize {
-        let limit = self.start(i) + READ_AHEAD;
-        i + 1 + self.ends[i + 1..].partition_point(|&end| end <= limit)
-    }
-
-    fn start(&self, i: usize) -> u64 {
-        if i == 0 {
-            0
-        } else {
-            self.ends[i - 1]
-        }
+        self.extents.window(i, READ_AHEAD)
     }
 }
 
@@ -151,18 +119,19 @@ pub(crate) fn read(
     len: u64,
 ) -> Result<Vec<u8>> {
     let layout = &h.layout;
+    let ext = &layout.extents;
     let end = layout.size().min(offset.saturating_add(len));
     if offset >= end {
         return Ok(Vec::new());
     }
     let sequential = h.next.swap(end, Ordering::Relaxed) == offset;
     let mut out = Vec::with_capacity((end - offset) as usize);
-    let mut i = layout.chunk_at(offset);
-    while layout.start(i) < end {
+    let mut i = ext.chunk_at(offset);
+    while i < ext.len() && ext.start(i) < end {
         let data = chunk(shared, h, i, sequential)?;
-        let start = layout.start(i);
+        let start = ext.start(i);
         let from = offset.max(start) - start;
-        let to = end.min(layout.ends[i]) - start;
+        let to = end.min(ext.end(i)) - start;
         out.extend_from_slice(&data[from as usize..to as usize]);
         i += 1;
     }
@@ -178,7 +147,7 @@ pub(crate) fn read(
 /// Chunk `i`, from the cache or fetched (with the chunks after it that a
 /// sequential reader will want next).
 fn chunk(shared: &Shared, h: &Handle, i: usize, sequential: bool) -> Result<Arc<Vec<u8>>> {
-    let id = &h.layout.ids[i];
+    let id = h.layout.extents.id(i);
     if let Some(d) = shared.cache.lock().expect("cache").get(id) {
         return Ok(d);
     }
@@ -207,8 +176,9 @@ fn chunk(shared: &Shared, h: &Handle, i: usize, sequential: bool) -> Result<Arc<
 /// fetches what it needs itself.
 fn prefetch(shared: &Arc<Shared>, h: &Arc<Handle>, at: usize) {
     let layout = &h.layout;
+    let ext = &layout.extents;
     let ahead = h.ahead.load(Ordering::Relaxed);
-    if ahead >= layout.ids.len() || layout.start(ahead) > layout.start(at) + READ_AHEAD / 2 {
+    if ahead >= ext.len() || ext.start(ahead) > ext.start(at) + READ_AHEAD / 2 {
         return;
     }
     let end = layout.window(ahead);
@@ -231,20 +201,18 @@ fn prefetch(shared: &Arc<Shared>, h: &Arc<Handle>, at: usize) {
 fn fetch(shared: &Shared, layout: &Layout, range: std::ops::Range<usize>) -> Result<()> {
     let missing: Vec<ChunkId> = {
         let cache = shared.cache.lock().expect("cache");
-        layout.ids[range]
+        layout
+            .extents
+            .ids(range)
             .iter()
             .filter(|id| cache.get(id).is_none())
             .copied()
             .collect()
     };
-    let locs = missing
-        .iter()
-        .map(|id| shared.reader.locate(id))
-        .collect::<Result<Vec<_>>>()?;
-    let got = shared.reader.chunks(&locs);
+    let got = shared.reader.chunks_by_id(&missing)?;
     let mut cache = shared.cache.lock().expect("cache");
     for (id, data) in missing.into_iter().zip(got) {
-        cache.put(id, Arc::new(data?));
+        cache.put(id, Arc::new(data));
     }
     Ok(())
 }

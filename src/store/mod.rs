@@ -12,6 +12,7 @@
 
 mod chain;
 mod config;
+mod extents;
 mod files;
 pub mod index;
 mod layout;
@@ -37,6 +38,7 @@ use std::path::{Path, PathBuf};
 pub use chain::Base;
 use config::OLDEST_FORMAT;
 pub use config::{ChunkerParams, StoreConfig, FORMAT_VERSION};
+pub use extents::Extents;
 pub(crate) use files::Staging;
 pub use index::{Index, Location};
 pub use lock::{LockWait, StoreLock};
