@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 /// A file being written under a temporary name, made durable by `sync` and
 /// given its final name by `persist`.
-pub struct TempFile {
+pub(crate) struct TempFile {
     file: tempfile::NamedTempFile,
     len: u64,
 }
@@ -34,18 +34,6 @@ impl TempFile {
             .map_err(Error::io("create temporary file in", dir))?;
         note(|| Op::Create(file.path().to_path_buf())).map_err(Error::io("create", file.path()))?;
         Ok(TempFile { file, len: 0 })
-    }
-
-    pub fn path(&self) -> &Path {
-        self.file.path()
-    }
-
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
@@ -128,7 +116,7 @@ pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
 
 /// The redb index file, with every write and sync passing through the seam.
 #[derive(Debug)]
-pub struct IndexBackend {
+pub(crate) struct IndexBackend {
     inner: redb::backends::FileBackend,
     path: PathBuf,
 }

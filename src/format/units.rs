@@ -71,7 +71,7 @@ pub(crate) fn decode_ids(id: &ChunkId, bytes: &[u8], last: bool) -> Result<Vec<C
 /// a list chunk at a time through the `fetch` given to each step (plain
 /// bytes, verified against the id), so a caller can lend it what it also
 /// writes with.
-pub struct UnitCursor<'a> {
+pub(crate) struct UnitCursor<'a> {
     list: UnitList<'a>,
     /// Next list chunk to read (listed), or next id (inline).
     next: usize,
@@ -148,7 +148,7 @@ impl<F: FnMut(&ChunkId) -> Result<Vec<u8>>> Iterator for Units<'_, F> {
 /// Cuts a stream of unit ids into list chunks, handing each to `put` (which
 /// stores it, with the parent's list chunk at its place as a delta base,
 /// and returns its id).
-pub struct ListWriter {
+pub(crate) struct ListWriter {
     ids: Vec<ChunkId>,
     chunks: Vec<ChunkId>,
 }

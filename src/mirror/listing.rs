@@ -11,7 +11,7 @@ use opendal::options::ListOptions;
 use std::time::SystemTime;
 
 /// A listed object: its key, size, and when the service says it was written.
-pub type Dated = (String, u64, Option<SystemTime>);
+pub(crate) type Dated = (String, u64, Option<SystemTime>);
 
 impl Remote {
     /// The directories directly under `dir` (each `dir/NAME/`), not their contents.

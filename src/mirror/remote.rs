@@ -300,7 +300,7 @@ impl Remote {
 }
 
 /// Opens, checks and keeps a downloaded object (its key, its bytes).
-pub type Place<'a> = dyn Fn(&str, &[u8]) -> Result<()> + Sync + 'a;
+pub(crate) type Place<'a> = dyn Fn(&str, &[u8]) -> Result<()> + Sync + 'a;
 
 async fn put_new(op: &Operator, url: &str, path: &str, bytes: Vec<u8>) -> Result<bool> {
     let opts = WriteOptions {

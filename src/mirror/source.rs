@@ -32,7 +32,7 @@ const OLD: usize = 2;
 
 /// How the ids asked for map to names on the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ids {
+pub(crate) enum Ids {
     /// Ids are the remote's names (a view's index was built from them).
     Names,
     /// Ids are local pack ids, named on the remote by the codec.
@@ -40,7 +40,7 @@ pub enum Ids {
 }
 
 /// A remote's packs, read by ranged reads (and opened when sealed).
-pub struct RemotePacks {
+pub(crate) struct RemotePacks {
     remote: Arc<Remote>,
     codec: Codec,
     ids: Ids,

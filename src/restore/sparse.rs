@@ -28,7 +28,7 @@ pub(crate) const DIRECT_FROM: u64 = 16 << 20;
 
 /// Writes a stream at increasing offsets, skipping every aligned block of
 /// zeros, and sets the length at the end (`flush`).
-pub struct SparseWriter<'f> {
+pub(crate) struct SparseWriter<'f> {
     file: &'f File,
     /// The same file opened with `O_DIRECT`, while the file system takes it.
     direct: Option<File>,

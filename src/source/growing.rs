@@ -21,7 +21,7 @@ struct State {
 
 /// What the copying thread and the storing thread share.
 #[derive(Default)]
-pub struct Growing {
+pub(crate) struct Growing {
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -77,7 +77,7 @@ impl Growing {
 }
 
 /// Ends a copy as failed unless it was finished first.
-pub struct EndOnDrop<'a>(&'a Growing);
+pub(crate) struct EndOnDrop<'a>(&'a Growing);
 
 impl Drop for EndOnDrop<'_> {
     fn drop(&mut self) {
@@ -86,7 +86,7 @@ impl Drop for EndOnDrop<'_> {
 }
 
 /// The copy's side: appends to the file and publishes each write.
-pub struct GrowingWriter<'a> {
+pub(crate) struct GrowingWriter<'a> {
     file: &'a File,
     g: &'a Growing,
 }
@@ -111,7 +111,7 @@ impl Write for GrowingWriter<'_> {
 }
 
 /// The store's side: reads what was published, waiting for more.
-pub struct GrowingReader<'a> {
+pub(crate) struct GrowingReader<'a> {
     file: &'a File,
     pos: u64,
     g: &'a Growing,

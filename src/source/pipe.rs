@@ -39,7 +39,7 @@ pub fn pipe() -> (PipeWriter, PipeReader) {
 }
 
 /// The copy's side.
-pub struct PipeWriter {
+pub(crate) struct PipeWriter {
     tx: SyncSender<Msg>,
     buf: Vec<u8>,
 }
@@ -81,7 +81,7 @@ impl Write for PipeWriter {
 }
 
 /// The store's side.
-pub struct PipeReader {
+pub(crate) struct PipeReader {
     rx: Receiver<Msg>,
     cur: Vec<u8>,
     pos: usize,

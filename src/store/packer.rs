@@ -15,7 +15,7 @@ use crate::id::{ChunkId, PackId};
 use rayon::prelude::*;
 
 /// A chunk to store, with the full chunk it may be stored as a delta against.
-pub struct NewChunk {
+pub(crate) struct NewChunk {
     pub id: ChunkId,
     pub plain: Vec<u8>,
     pub base: Option<(ChunkId, Vec<u8>)>,
@@ -51,7 +51,7 @@ pub struct Levels {
     pub refresh: bool,
 }
 
-pub struct SealedPack {
+pub(crate) struct SealedPack {
     pub id: PackId,
     pub size: u64,
     pub entries: Vec<PackEntry>,
@@ -74,7 +74,7 @@ const MAX_ENTRIES: usize = 16_384;
 /// threads while the next pack fills: the disk's fsync overlaps the CPU work.
 const MAX_SEALING: usize = 3;
 
-pub struct Packer<'a> {
+pub(crate) struct Packer<'a> {
     store: &'a Store,
     current: Option<OpenPack>,
     sealing: std::collections::VecDeque<std::thread::JoinHandle<Result<SealedPack>>>,

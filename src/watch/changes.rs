@@ -25,7 +25,7 @@ pub enum Change {
 
 /// The answer of one look at the log.
 #[derive(Debug)]
-pub struct Look {
+pub(crate) struct Look {
     pub change: Change,
     /// Where the new point stands, when the log file agrees with SQLite.
     pub at: Option<LogAt>,

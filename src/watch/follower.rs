@@ -18,7 +18,7 @@ use std::time::Duration;
 
 /// What one look did.
 #[derive(Debug)]
-pub enum Looked {
+pub(crate) enum Looked {
     /// Nothing was committed since the last point.
     Nothing,
     /// A point was recorded.
@@ -27,7 +27,7 @@ pub enum Looked {
     Ended(String),
 }
 
-pub struct Follower {
+pub(crate) struct Follower {
     pub path: PathBuf,
     conn: Option<(Connection, (u64, u64))>,
     pub last: Option<Last>,

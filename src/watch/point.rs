@@ -32,7 +32,7 @@ pub(crate) struct Last {
 }
 
 /// What one point reads and where it stands.
-pub struct Spec<'a> {
+pub(crate) struct Spec<'a> {
     pub path: &'a Path,
     pub conn: &'a Connection,
     pub change: &'a Change,

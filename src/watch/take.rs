@@ -21,7 +21,7 @@ use std::time::Instant;
 const RECENT: usize = 2000;
 
 /// What a followed capture read and stored.
-pub struct Followed {
+pub(crate) struct Followed {
     /// The image (its `chunks`: its unit list's).
     pub db: Database,
     /// Bytes of the database read (the changed units).
