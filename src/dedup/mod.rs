@@ -67,8 +67,8 @@ impl<'a> ChunkWriter<'a> {
     fn with(repo: &'a Repository, dry: bool) -> Result<Self> {
         Ok(ChunkWriter {
             repo,
-            reader: StoreReader::new(repo.store(), repo.index())?,
-            packs: PackWriter::new(repo.store(), repo.index()),
+            reader: repo.new_reader()?,
+            packs: repo.pack_writer(),
             queue: Vec::new(),
             queued_bytes: 0,
             pending: HashSet::new(),
@@ -197,7 +197,7 @@ impl<'a> ChunkWriter<'a> {
         for id in &ids {
             self.pending.remove(id);
         }
-        self.reader = StoreReader::new(self.repo.store(), self.repo.index())?;
+        self.reader = self.repo.new_reader()?;
         Ok(())
     }
 

@@ -74,8 +74,14 @@ impl Repository {
         &self.store
     }
 
-    /// The index (writers add to it through `dedup::ChunkWriter`).
-    pub(crate) fn index(&self) -> &Index {
+    /// A writer of new chunks into packs and the index (the store's side
+    /// of `dedup::ChunkWriter`); the repository holds the writer's lock.
+    pub(crate) fn pack_writer(&self) -> super::writer::PackWriter<'_> {
+        super::writer::PackWriter::new(&self.store, self.index())
+    }
+
+    /// The index.
+    pub(super) fn index(&self) -> &Index {
         self.index.as_ref().expect("an index outside a rebuild")
     }
 
