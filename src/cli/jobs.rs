@@ -138,7 +138,7 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
     let unfinished: Vec<String> = snap::restore::journal::unfinished(&runner.store)?
         .into_iter()
         .filter(|u| !u.is_running())
-        .map(|u| u.describe())
+        .map(|u| super::out::unfinished(&u))
         .collect();
     bad |= !unfinished.is_empty();
     let watches = super::watches::health(&runner.store, runner.config)?;

@@ -21,11 +21,23 @@ pub fn warn_unfinished(store: &Store) {
     match snap::restore::journal::unfinished(store) {
         Ok(list) => {
             for u in list.iter().filter(|u| !u.is_running()) {
-                eprintln!("snap: warning: {}", u.describe());
+                eprintln!("snap: warning: {}", unfinished(u));
             }
         }
         Err(e) => eprintln!("snap: warning: the restore journals cannot be read: {e}"),
     }
+}
+
+/// An unfinished in-place restore, in a sentence, with the commands that
+/// finish and undo it.
+pub fn unfinished(u: &snap::restore::journal::Unfinished) -> String {
+    u.describe_with(|r| {
+        let path = r
+            .path
+            .map(|p| format!(" --path '{}'", p.replace('\'', "'\\''")))
+            .unwrap_or_default();
+        format!("`snap restore {} --in-place{path}`", &r.snapshot[..12])
+    })
 }
 
 /// Prints a failure on stderr: one line, or with `--json`, a JSON object

@@ -73,38 +73,60 @@ impl Unfinished {
             && alive(self.pid)
     }
 
-    /// The command that finishes it.
-    pub(crate) fn finish_command(&self) -> String {
-        let path = self
-            .path
-            .as_deref()
-            .map(|p| format!(" --path '{}'", p.replace('\'', "'\\''")))
-            .unwrap_or_default();
-        format!("snap restore {} --in-place{path}", &self.snapshot[..12])
+    /// What finishes it: restoring its snapshot (or its path) in place again.
+    pub fn finish(&self) -> Remedy<'_> {
+        Remedy {
+            snapshot: &self.snapshot,
+            path: self.path.as_deref(),
+        }
     }
 
-    /// The command that puts back what was there before the first attempt.
-    pub(crate) fn undo_command(&self) -> Option<String> {
-        self.undo
-            .as_deref()
-            .map(|u| format!("snap restore {} --in-place", &u[..12]))
+    /// What puts back what was there before its first attempt: restoring
+    /// the interim snapshot in place (None when nothing was there).
+    pub fn undo(&self) -> Option<Remedy<'_>> {
+        self.undo.as_deref().map(|u| Remedy {
+            snapshot: u,
+            path: None,
+        })
     }
 
-    /// What happened, and what to do, in a sentence.
+    /// What happened, and what to do, in a sentence (remedies in words).
     pub fn describe(&self) -> String {
+        self.describe_with(|r| {
+            let path = r.path.map(|p| format!(" (only {p})")).unwrap_or_default();
+            format!("restoring snapshot {} in place{path}", &r.snapshot[..12])
+        })
+    }
+
+    /// `describe`, with each remedy spelled by `spell` (the binary spells
+    /// its command).
+    pub fn describe_with(&self, spell: impl Fn(&Remedy) -> String) -> String {
         let mut s = format!(
-            "an in-place restore of snapshot {} into {} (started {}) did not finish: those paths may be part old, part restored; `{}` finishes it",
+            "an in-place restore of snapshot {} into {} (started {}) did not finish: those paths may be part old, part restored; {} finishes it",
             &self.snapshot[..12],
             self.targets.join(", "),
             self.started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            self.finish_command()
+            spell(&self.finish())
         );
-        match self.undo_command() {
-            Some(undo) => s.push_str(&format!(", `{undo}` puts back what was there before")),
+        match self.undo() {
+            Some(undo) => s.push_str(&format!(
+                ", {} puts back what was there before",
+                spell(&undo)
+            )),
             None => s.push_str(" (nothing was there before it)"),
         }
         s
     }
+}
+
+/// A way out of an unfinished in-place restore: restore `snapshot` (only
+/// `path` of it, when set) in place.
+#[derive(Clone, Copy, Debug)]
+pub struct Remedy<'a> {
+    /// The snapshot to restore (its full id).
+    pub snapshot: &'a str,
+    /// The path inside it, when only that was being restored.
+    pub path: Option<&'a str>,
 }
 
 /// The journals' directory, in the store.
