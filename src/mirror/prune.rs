@@ -28,11 +28,11 @@ pub fn gc_remote(
 ) -> Result<GcReport> {
     let start = Instant::now();
     let _lock = local
-        .map(|s| s.lock("gc --remote", opts.lock_wait.0))
+        .map(|s| s.lock("remote gc", opts.lock_wait.0))
         .transpose()?;
     // No mirror of `local` to this remote runs meanwhile.
     let _state = local
-        .map(|s| super::state::lock(s, &remote.url, "gc --remote", opts.lock_wait.0))
+        .map(|s| super::state::lock(s, &remote.url, "remote gc", opts.lock_wait.0))
         .transpose()?;
     let codec = &opened.codec;
     let dir = tempfile::tempdir().map_err(Error::io("create temporary directory", "/tmp"))?;
@@ -41,7 +41,7 @@ pub fn gc_remote(
     // A chunk a held pack has is kept there (that pack stays anyway), so
     // other copies of it can go.
     let in_held = chunks_in(&packs, &held);
-    let mut repo = view.repository(Access::Exclusive, "gc --remote", opts.lock_wait.0)?;
+    let mut repo = view.repository(Access::Exclusive, "remote gc", opts.lock_wait.0)?;
     let mut plan = Plan::default();
     let facts = repo.facts(
         |records| {

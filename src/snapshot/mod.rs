@@ -105,7 +105,7 @@ pub fn take(store: &Store, opts: &TakeOptions) -> Result<TakeReport> {
     });
     let opts = dry_opts.as_ref().unwrap_or(opts);
     let mut repo = match dry {
-        true => store.repository(Access::Read, "take --dry-run", opts.lock_wait.0)?,
+        true => store.repository(Access::Read, "take (dry run)", opts.lock_wait.0)?,
         false => store.repository(Access::Write, "take", opts.lock_wait.0)?,
     };
     compact(&mut repo, &mut warnings, dry);

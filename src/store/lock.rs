@@ -160,7 +160,7 @@ impl StoreLock {
             // Who holds the lock, for the message another process shows while waiting.
             let host = gethostname::gethostname().to_string_lossy().into_owned();
             let note = format!(
-                "held by `snap {what}`, pid {} on {host} since {}",
+                "held by a snap {what} (pid {} on {host}, since {})",
                 std::process::id(),
                 chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
             );
