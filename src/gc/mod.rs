@@ -1,4 +1,6 @@
-//! gc: retention plan -> mark -> pack plan -> check -> execute.
+//! gc: the store's facts (records, mark, pack headers) -> retention plan
+//! -> pack plan -> check -> the store's sweep. gc calls the store twice
+//! (`Repository::facts`, `Repository::sweep`); the plans are its own.
 //!
 //! Runs under the exclusive store lock, so no `take` runs meanwhile: a take
 //! either finished before gc started (its snapshot is marked like any other)
@@ -6,8 +8,8 @@
 //! DESIGN.md "Concurrency".
 //!
 //! Nothing is changed until the whole plan is computed from the pack headers
-//! and checked (`plan::check`). Execution order, each step durable before the
-//! next: forgotten records deleted; repacked entries written to new packs,
+//! and checked (`plan::check`). The sweep's order, each step durable before
+//! the next: forgotten records deleted; repacked entries written to new packs,
 //! each re-read and checked against its name; one index commit naming exactly
 //! the live chunks at their final places; only then are old pack files
 //! deleted, and never one the new index names (a repack can produce a pack
