@@ -25,7 +25,7 @@ mod side;
 pub(crate) mod table;
 
 pub use rows::{ColumnChange, DbDiff, TableDiff};
-pub use side::image;
+pub(crate) use side::image;
 
 use crate::error::Result;
 use crate::select::Selection;
