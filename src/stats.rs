@@ -2,7 +2,7 @@
 //! the pack files and the index (restic's `stats`). Reads no pack content
 //! but databases' unit lists (`databases`).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::record::Snapshot;
 use crate::gc::{gc, GcOptions};
 use crate::id::{ChunkId, SnapshotId};
@@ -116,10 +116,7 @@ pub fn stats(store: &Store, opts: &StatsOptions) -> Result<StoreStats> {
         logical: all.iter().map(|(_, s)| s.stats.size).sum(),
         ..Default::default()
     };
-    for (_, path) in store.pack_files()? {
-        let len = std::fs::metadata(&path)
-            .map_err(Error::io("stat", &path))?
-            .len();
+    for (_, len) in store.pack_sizes()? {
         out.packs += 1;
         out.pack_bytes += len;
     }

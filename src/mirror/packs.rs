@@ -11,13 +11,12 @@ use crate::format::bundle::{self, Member};
 use crate::id::PackId;
 use crate::store::Store;
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 /// The packs a mirror sends: alone, or together in bundles whose ids are
 /// known before anything is created (the hold names them first).
 #[derive(Default)]
 pub(super) struct PackPlan {
-    alone: Vec<(String, (PackId, PathBuf))>,
+    alone: Vec<(String, (PackId, u64))>,
     bundles: Vec<Bundle>,
     /// Packs that cannot be sent (damaged here).
     pub failed: HashSet<PackId>,
@@ -29,7 +28,7 @@ pub(super) struct PackPlan {
 /// A bundle to send: its id and its packs, in order.
 struct Bundle {
     id: PackId,
-    packs: Vec<(PackId, PathBuf)>,
+    packs: Vec<(PackId, u64)>,
 }
 
 impl PackPlan {
@@ -70,41 +69,40 @@ pub(super) fn plan_packs(
 ) -> Result<PackPlan> {
     let max = store.config().pack_size.max(1 << 20);
     let mut plan = PackPlan::default();
-    let mut small: Vec<(PackId, PathBuf, u64)> = Vec::new();
-    for (id, path) in store.pack_files()? {
+    let mut small: Vec<(PackId, u64)> = Vec::new();
+    for (id, size) in store.pack_sizes()? {
         plan.held.push(id);
         if state.pack_sent(&id) {
             report.packs_already_there += 1;
             continue;
         }
-        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
         plan.total += size;
         match bundle && size < max / 4 {
-            true => small.push((id, path, size)),
+            true => small.push((id, size)),
             false => plan
                 .alone
-                .push((pack_key(&PackId(codec.name(&id.0))), (id, path))),
+                .push((pack_key(&PackId(codec.name(&id.0))), (id, size))),
         }
     }
     for group in groups(small, max) {
         let (mut packs, mut read) = (Vec::with_capacity(group.len()), Vec::new());
-        for (id, path, _) in group {
-            match read_checked(&id, &path) {
+        for (id, size) in group {
+            match read_checked(store, &id) {
                 Ok(bytes) => {
-                    packs.push((id, path));
+                    packs.push((id, size));
                     read.push((id, bytes));
                 }
                 Err(e) => {
-                    report.problems.push(format!("{}: {e}", path.display()));
+                    report.problems.push(format!("local pack {id}: {e}"));
                     plan.failed.insert(id);
                 }
             }
         }
         match packs.as_slice() {
             [] => {}
-            [(id, path)] => plan
+            [(id, size)] => plan
                 .alone
-                .push((pack_key(&PackId(codec.name(&id.0))), (*id, path.clone()))),
+                .push((pack_key(&PackId(codec.name(&id.0))), (*id, *size))),
             _ => {
                 let id = PackId::of(&bundle::bundle(&read)?.0);
                 plan.bundles.push(Bundle { id, packs });
@@ -114,34 +112,34 @@ pub(super) fn plan_packs(
     Ok(plan)
 }
 
-/// Pack `id` at `path`, read and checked against its id.
-fn read_checked(id: &PackId, path: &std::path::Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
+/// Local pack `id`, read and checked against its id.
+fn read_checked(store: &Store, id: &PackId) -> Result<Vec<u8>> {
+    let bytes = store.read_pack(id)?;
     check_pack(id, &bytes, "local pack")?;
     Ok(bytes)
 }
 
 /// The bundle of `packs`, each read (again) and checked.
-fn build(packs: &[(PackId, PathBuf)]) -> Result<(Vec<u8>, Vec<Member>)> {
+fn build(store: &Store, packs: &[(PackId, u64)]) -> Result<(Vec<u8>, Vec<Member>)> {
     let read = packs
         .iter()
-        .map(|(id, path)| Ok((*id, read_checked(id, path)?)))
+        .map(|(id, _)| Ok((*id, read_checked(store, id)?)))
         .collect::<Result<Vec<_>>>()?;
     bundle::bundle(&read)
 }
 
 /// Small packs in runs of at most `max` bytes together (in pack order).
-fn groups(small: Vec<(PackId, PathBuf, u64)>, max: u64) -> Vec<Vec<(PackId, PathBuf, u64)>> {
-    let mut out: Vec<Vec<(PackId, PathBuf, u64)>> = Vec::new();
+fn groups(small: Vec<(PackId, u64)>, max: u64) -> Vec<Vec<(PackId, u64)>> {
+    let mut out: Vec<Vec<(PackId, u64)>> = Vec::new();
     let mut size = 0;
     for p in small {
         match out.last_mut() {
-            Some(g) if size + p.2 <= max => {
-                size += p.2;
+            Some(g) if size + p.1 <= max => {
+                size += p.1;
                 g.push(p);
             }
             _ => {
-                size = p.2;
+                size = p.1;
                 out.push(vec![p]);
             }
         }
@@ -166,7 +164,7 @@ pub(super) fn send(
     bar.start("mirror", Some(plan.total));
     let mut failed = plan.failed;
     for b in &plan.bundles {
-        let (bytes, members) = build(&b.packs)?;
+        let (bytes, members) = build(store, &b.packs)?;
         if PackId::of(&bytes) != b.id {
             return Err(Error::corrupt(
                 format!("bundle {}", b.id),
@@ -183,7 +181,7 @@ pub(super) fn send(
         bar.advance(bytes.len() as u64);
         state.note(members.iter().map(|m| super::state::bundled_line(&b.id, m)))?;
     }
-    let prepare = |_key: &str, (id, path): &(PackId, PathBuf)| codec.seal(&read_checked(id, path)?);
+    let prepare = |_key: &str, (id, _): &(PackId, u64)| codec.seal(&read_checked(store, id)?);
     let (results, stopped) = remote.upload(plan.alone, &prepare, bar);
     bar.finish();
     let mut sent = Vec::new();

@@ -157,9 +157,10 @@ pub fn view(
     let mut source =
         RemotePacks::new(remote.clone(), codec.clone(), Ids::Names).with_sizes(sizes.clone());
     if let Some(l) = local {
-        for (id, path) in l.pack_files()? {
+        source = source.with_local_store(l.clone());
+        for (id, _) in l.pack_sizes()? {
             for name in codec.names(&id.0) {
-                source = source.with_local_copy(PackId(name), id, path.clone());
+                source = source.with_local_copy(PackId(name), id);
             }
         }
     }
@@ -284,7 +285,7 @@ pub fn clone(
     // A killed clone is resumed: packs already here arrived whole (written
     // atomically, each checked against its name first).
     let here: std::collections::HashSet<[u8; 32]> = store
-        .pack_files()?
+        .pack_sizes()?
         .iter()
         .flat_map(|(id, _)| codec.names(&id.0))
         .collect();
@@ -326,7 +327,7 @@ pub fn clone(
     // A host rebuilt from its remote carries on there as itself.
     sent.extend(
         store
-            .pack_files()?
+            .pack_sizes()?
             .iter()
             .map(|(id, _)| format!("p {}", id.to_hex())),
     );

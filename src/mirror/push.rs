@@ -183,7 +183,7 @@ pub(super) fn rescan(
     // What is there but not in the state (sent by a run killed before it
     // noted it, or by an older snap) is noted now.
     let mut found = Vec::new();
-    for (id, _) in store.pack_files()? {
+    for (id, _) in store.pack_sizes()? {
         if names.contains(&codec.name(&id.0)) {
             found.push(format!("p {}", id.to_hex()));
         }

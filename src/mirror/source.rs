@@ -15,10 +15,8 @@ use super::seal::{self, Layout, PayloadKey};
 use crate::error::{Error, Result};
 use crate::format::bundle::Member;
 use crate::id::PackId;
-use crate::store::PackSource;
+use crate::store::{PackSource, Store};
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Bytes of a sealed object's end fetched for its key: its whole trailer,
@@ -48,7 +46,9 @@ pub(crate) struct RemotePacks {
     sizes: HashMap<PackId, u64>,
     /// Local copies (same plain bytes) by remote name, with their local
     /// ids: read first, once they hash to their id (`local_copy`).
-    local: HashMap<PackId, (PackId, PathBuf)>,
+    local: HashMap<PackId, PackId>,
+    /// The store holding the local copies.
+    local_store: Option<Store>,
     /// Local copies checked so far, and whether each was intact.
     checked: Mutex<HashMap<PackId, bool>>,
     heads: Mutex<HashMap<PackId, Arc<Head>>>,
@@ -75,6 +75,7 @@ impl RemotePacks {
             ids,
             sizes: HashMap::new(),
             local: HashMap::new(),
+            local_store: None,
             checked: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
             old: Mutex::new(Vec::new()),
@@ -97,15 +98,16 @@ impl RemotePacks {
         self
     }
 
-    /// Reads pack `name` from `path` (a local copy, pack `id` there)
-    /// instead of the remote, while that copy is intact.
-    pub(crate) fn with_local_copy(
-        mut self,
-        name: PackId,
-        id: PackId,
-        path: PathBuf,
-    ) -> RemotePacks {
-        self.local.insert(name, (id, path));
+    /// Local copies of packs are read in `store` (see `with_local_copy`).
+    pub(crate) fn with_local_store(mut self, store: Store) -> RemotePacks {
+        self.local_store = Some(store);
+        self
+    }
+
+    /// Reads pack `name` from the local store's pack `id` (a copy) instead
+    /// of the remote, while that copy is intact.
+    pub(crate) fn with_local_copy(mut self, name: PackId, id: PackId) -> RemotePacks {
+        self.local.insert(name, id);
         self
     }
 
@@ -113,15 +115,15 @@ impl RemotePacks {
     /// checked once, whole, on first use. A damaged copy is passed over and
     /// the remote read instead, so a reader of the remote never gets the
     /// local damage.
-    fn local_copy(&self, name: &PackId) -> Option<&PathBuf> {
-        let (id, path) = self.local.get(name)?;
+    fn local_copy(&self, name: &PackId) -> Option<(&Store, PackId)> {
+        let (store, id) = (self.local_store.as_ref()?, *self.local.get(name)?);
         let known = self.checked.lock().expect("checked").get(name).copied();
         let ok = known.unwrap_or_else(|| {
-            let ok = std::fs::read(path).is_ok_and(|b| PackId::of(&b) == *id);
+            let ok = store.local_pack(&id).is_some_and(|b| PackId::of(&b) == id);
             self.checked.lock().expect("checked").insert(*name, ok);
             ok
         });
-        ok.then_some(path)
+        ok.then_some((store, id))
     }
 
     /// The plain size of pack `name` and its last `n` plain bytes (fewer
@@ -295,12 +297,8 @@ impl PackSource for RemotePacks {
             Some(_) => return Err(Error::corrupt(format!("pack {id}"), "read past its end")),
             None => (self.name(id), offset),
         };
-        if let Some(path) = self.local_copy(&name) {
-            let mut buf = vec![0u8; len as usize];
-            let file = std::fs::File::open(path).map_err(Error::io("open pack", path))?;
-            file.read_exact_at(&mut buf, offset)
-                .map_err(Error::io("read pack", path))?;
-            return Ok(buf);
+        if let Some((store, local)) = self.local_copy(&name) {
+            return store.read_pack_range(&local, offset, len);
         }
         if !self.codec.sealed() {
             return self.remote.read_range(&pack_key(&name), offset, len);
@@ -322,7 +320,7 @@ impl PackSource for RemotePacks {
         let name = self.name(id);
         let key = pack_key(&name);
         let plain = match self.local_copy(&name) {
-            Some(path) => std::fs::read(path).map_err(Error::io("read pack", path))?,
+            Some((store, local)) => store.read_pack(&local)?,
             None => self.codec.open(&key, &self.remote.read(&key)?)?,
         };
         if !self.codec.is_name(&PackId::of(&plain).0, &name.0) {

@@ -79,8 +79,30 @@ impl Store {
         fs::read(&path).map_err(Error::io("read", &path))
     }
 
+    /// `len` bytes of local pack `id` from `offset`.
+    pub(crate) fn read_pack_range(&self, id: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let path = self.pack_path(id);
+        let file = fs::File::open(&path).map_err(Error::io("open pack", &path))?;
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(Error::io("read pack", &path))?;
+        Ok(buf)
+    }
+
+    /// Every pack in the store with its size in bytes, whatever the index
+    /// says (ids in order).
+    pub fn pack_sizes(&self) -> Result<Vec<(PackId, u64)>> {
+        let files = self.pack_files()?;
+        let size = |(id, path): (PackId, PathBuf)| {
+            let len = fs::metadata(&path).map_err(Error::io("stat", &path))?.len();
+            Ok((id, len))
+        };
+        files.into_iter().map(size).collect()
+    }
+
     /// Every pack file in the store, whatever the index says.
-    pub fn pack_files(&self) -> Result<Vec<(PackId, PathBuf)>> {
+    pub(crate) fn pack_files(&self) -> Result<Vec<(PackId, PathBuf)>> {
         let mut out = Vec::new();
         let packs = self.root.join("packs");
         for sub in fs::read_dir(&packs).map_err(Error::io("read", &packs))? {
