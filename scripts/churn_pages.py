@@ -7,41 +7,11 @@ compressed alone and as a delta against the page at the same place (zlib,
 4 KiB pages); then, for the insert transaction, the FTS5 data pages alone
 and against the whole old FTS data (`zstd --patch-from`).
 Usage: scripts/churn_pages.py NPM_DB WORKDIR"""
-import hashlib, importlib.util, os, shutil, sqlite3, subprocess, sys, zlib
+import hashlib, os, sqlite3, subprocess, sys, zlib
+from churn_steps import day_one
 
 npm, work = sys.argv[1], sys.argv[2]
-os.makedirs(work, exist_ok=True)
-here = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location("m", os.path.join(here, "..", "..", "shared", "bench", "npm_db.py"))
-m = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(m)
-db = os.path.join(work, "a.db")
-shutil.copy(npm, db)
-
-
-def pages(p):
-    c = sqlite3.connect(p)
-    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    c.close()
-    b = open(p, "rb").read()
-    return [b[i:i + 4096] for i in range(0, len(b), 4096)]
-
-
-steps, opened = [pages(db)], m.open_db
-
-
-class Stepped:
-    def __init__(self, c): self.c = c
-    def execute(self, sql, *a):
-        r = self.c.execute(sql, *a)
-        if sql == "COMMIT":
-            steps.append(pages(db))
-        return r
-    def __getattr__(self, n): return getattr(self.c, n)
-
-
-m.open_db = lambda p: Stepped(opened(p))
-m.churn(db, 1)
+steps = [[img[i:i + 4096] for i in range(0, len(img), 4096)] for img in day_one(npm, work)]
 for k, (prev, cur) in enumerate(zip(steps, steps[1:])):
     where = {hashlib.sha1(p).digest(): i for i, p in enumerate(prev)}
     changed = [i for i in range(len(cur)) if i >= len(prev) or cur[i] != prev[i]]

@@ -8,41 +8,12 @@ against its previous version plus the k old units that share the most
 size a delta entry naming k + 1 bases would have. Data for the design of
 multi-base deltas (issue 25's bytes target), nothing in snap uses it.
 Usage: scripts/multi_base.py NPM_DB WORKDIR"""
-import collections, hashlib, importlib.util, os, shutil, sqlite3, subprocess, sys
+import collections, hashlib, os, subprocess, sys
+from churn_steps import day_one
 
 npm, work = sys.argv[1], sys.argv[2]
-os.makedirs(work, exist_ok=True)
-here = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location("m", os.path.join(here, "..", "..", "shared", "bench", "npm_db.py"))
-m = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(m)
-db = os.path.join(work, "a.db")
-shutil.copy(npm, db)
 UNIT, BLOCK = 65536, 64
-
-
-def image(p):
-    c = sqlite3.connect(p)
-    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    c.close()
-    return open(p, "rb").read()
-
-
-steps, opened = [image(db)], m.open_db
-
-
-class Stepped:
-    def __init__(self, c): self.c = c
-    def execute(self, sql, *a):
-        r = self.c.execute(sql, *a)
-        if sql == "COMMIT":
-            steps.append(image(db))
-        return r
-    def __getattr__(self, n): return getattr(self.c, n)
-
-
-m.open_db = lambda p: Stepped(opened(p))
-m.churn(db, 1)
+steps = day_one(npm, work)
 units = lambda img: [img[i:i + UNIT] for i in range(0, len(img), UNIT)]
 changed = lambda a, b: [i for i, u in enumerate(b) if i >= len(a) or a[i] != u]
 k_best = max(range(1, len(steps)), key=lambda k: len(changed(units(steps[k - 1]), units(steps[k]))))

@@ -39,9 +39,6 @@ fn hint(e: &snap::Error) -> String {
         }
         snap::Error::Corrupt { .. } if said("rebuilding") => " (`snap repair index`)".into(),
         snap::Error::Corrupt { .. } if said("verify names") => " (`snap verify`)".into(),
-        _ if said("restoring snapshot") && said("did not finish") => {
-            " (`snap restore ID --in-place`; every command on this store names both)".into()
-        }
         _ => String::new(),
     }
 }

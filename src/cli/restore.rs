@@ -44,7 +44,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         ));
     }
     let (store, _view) = super::mirror::store_or_view(ctx, args.remote.as_deref())?;
-    let report = snap::restore(
+    let in_place = args.in_place;
+    let restored = snap::restore(
         &store,
         &RestoreOptions {
             snapshot: args.id,
@@ -57,7 +58,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             exclude: args.exclude,
             lock_wait: snap::LockWait(ctx.lock_wait),
         },
-    )?;
+    );
+    // An in-place restore that stopped part way: the commands that finish
+    // or undo it, spelled, before the error.
+    if restored.is_err() && in_place {
+        super::out::warn_unfinished(&store);
+    }
+    let report = restored?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {

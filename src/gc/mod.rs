@@ -105,7 +105,7 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     let mut plan = Plan::default();
     // Call one: the facts. A damaged index row is ruled out by a rebuild
     // (not in a dry run, which changes nothing).
-    let facts = repo.facts(
+    let mut facts = repo.facts(
         |records| {
             plan = plan_records(records, opts)?;
             Ok(kept_ids(&plan))
@@ -115,7 +115,7 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     )?;
     let pack_plan = plan::plan_packs(
         &facts.packs,
-        facts.live.clone(),
+        std::mem::take(&mut facts.live),
         |id| facts.indexed(id),
         |deltas| facts.delta_bases(deltas),
         opts.repack_threshold,

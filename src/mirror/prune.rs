@@ -43,7 +43,7 @@ pub fn gc_remote(
     let in_held = chunks_in(&packs, &held);
     let mut repo = view.repository(Access::Exclusive, "remote gc", opts.lock_wait.0)?;
     let mut plan = Plan::default();
-    let facts = repo.facts(
+    let mut facts = repo.facts(
         |records| {
             plan = crate::gc::plan_records(records, opts)?;
             Ok(crate::gc::kept_ids(&plan))
@@ -53,7 +53,7 @@ pub fn gc_remote(
     )?;
     let mut pack_plan = plan::plan_packs(
         &facts.packs,
-        facts.live.clone(),
+        std::mem::take(&mut facts.live),
         |id| in_held.get(id).cloned().or_else(|| facts.indexed(id)),
         |deltas| facts.delta_bases(deltas),
         opts.repack_threshold,

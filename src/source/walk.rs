@@ -156,7 +156,7 @@ pub(crate) fn walk(
     let max = crate::format::tree::MAX_DEPTH;
     if rel.matches('/').count() >= max {
         return Err(Error::Invalid(format!(
-            "{} is nested more than {max} directories deep; snap does not record trees that deep (nothing was recorded)",
+            "{} is nested more than {max} directories deep; snap does not walk trees that deep",
             e.real.display()
         )));
     }

@@ -150,7 +150,7 @@ impl Store {
     /// Opens the store at `root`, creating it first if it does not exist.
     pub fn open_or_init(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref();
-        if root.join("config").exists() {
+        if Store::exists(root) {
             Store::open(root)
         } else {
             Store::init(root, StoreConfig::default())
