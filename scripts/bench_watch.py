@@ -16,8 +16,9 @@ Usage: scripts/bench_watch.py SNAP_BIN LITESTREAM_BIN WORKDIR [rpo] [load] [rest
   bytes    the public benchmark's npm churn (../shared/bench/npm_db.py), DAYS
            simulated days (default 3) applied beside each tool watching
            every second: store and replica growth per day (and Litestream's
-           local directory beside the database). NPM_DB: a built npm
-           database to copy (default: built from ../shared/bench/data).
+           local directory beside the database); with BUCKET=1, snap's
+           bucket growth too. NPM_DB: a built npm database to copy
+           (default: built from ../shared/bench/data).
   requests SECONDS (default 60) of writing beside snap (shipping at lags of
            1, 10 and 60 s) and beside Litestream, both to one S3 bucket on
            moto (127.0.0.1; VENV: where moto_server is, default ./.venv):
@@ -336,26 +337,33 @@ def bytes_per_day(days):
         home = tempfile.mkdtemp(dir=WORK)
         db = os.path.join(home, "npm.db")
         shutil.copy(npm, db)
+        bucket = os.path.join(home, "bucket")
         if tool == "snap":
+            # BUCKET=1: the points are shipped too (the default lag, 10 s).
+            ship = ["--remote", "file://" + bucket, "--plaintext"] if BUCKET else []
             t = subprocess.Popen([SNAP, "--store", os.path.join(home, "store"), "-q", "watch", db,
-                                  "--interval-ms", "1000"], stdout=subprocess.DEVNULL)
+                                  "--interval-ms", "1000"] + ship, stdout=subprocess.DEVNULL)
         else:
             t = start_tool(tool, db, home)
-        kept = os.path.join(home, "store" if tool == "snap" else "replica")
-        time.sleep(8)
-        sizes = [du(kept)]
+        kept = [os.path.join(home, "store" if tool == "snap" else "replica")]
+        if BUCKET and tool == "snap":
+            kept.append(bucket)
+        settle = 15 if BUCKET else 5
+        time.sleep(8 + settle)
+        sizes = [[du(k) if os.path.exists(k) else 0 for k in kept]]
         for d in range(1, days + 1):
             paced = os.path.join(WORK, "paced.py")
             open(paced, "w").write(PACED)
             subprocess.run([sys.executable, paced, os.path.join(bench, "npm_db.py"), db, str(d)], check=True)
-            time.sleep(5)
-            sizes.append(du(kept))
+            time.sleep(settle)
+            sizes.append([du(k) for k in kept])
         local = du(db + "-litestream") if os.path.exists(db + "-litestream") else 0
         t.send_signal(signal.SIGTERM); t.wait()
-        growth = [b - a for a, b in zip(sizes, sizes[1:])]
-        emit(measure="bytes_per_day", tool=tool, db_mb=round(os.path.getsize(npm) / 2**20, 1),
-             first_mb=round(sizes[0] / 2**20, 2), growth_mb_per_day=[round(g / 2**20, 2) for g in growth],
-             mean_growth_mb=round(sum(growth) / len(growth) / 2**20, 2), local_dir_mb=round(local / 2**20, 1))
+        for i, where in enumerate(["local", "bucket"][:len(kept)]):
+            growth = [b[i] - a[i] for a, b in zip(sizes, sizes[1:])]
+            emit(measure="bytes_per_day", tool=tool, where=where, db_mb=round(os.path.getsize(npm) / 2**20, 1),
+                 first_mb=round(sizes[0][i] / 2**20, 2), growth_mb_per_day=[round(g / 2**20, 2) for g in growth],
+                 mean_growth_mb=round(sum(growth) / len(growth) / 2**20, 2), local_dir_mb=round(local / 2**20, 1))
         shutil.rmtree(home)
 
 

@@ -1,53 +1,57 @@
 #!/usr/bin/env python3
-"""How much several delta bases would save on the npm churn's biggest
-transaction (the FTS5 merge that `churn_pages.py` finds): each 64 KiB unit
-the transaction changes is compressed (`zstd -1 --patch-from`, snap's delta
-level) against its previous version alone (what snap stores today), and
-against its previous version plus the k old units that share the most
-64-byte blocks with it (k = 1, 2, 4, 8), concatenated as one prefix: the
-size a delta entry naming k + 1 bases would have. Data for the design of
-multi-base deltas (issue 25's bytes target), nothing in snap uses it.
-Usage: scripts/multi_base.py NPM_DB WORKDIR"""
-import collections, hashlib, os, subprocess, sys
+"""How much several delta bases save on the npm churn's day 1 (the design
+data behind store format 4's `Deltas` entries, DESIGN.md "Delta chains").
+For the transactions given (default: the insert transaction and the FTS5
+merge, 5 and 7), each 64 KiB unit the transaction changes is compressed
+(`zstd --patch-from`, level LVL, default -3: snap's delta level for a small
+database) against its previous version alone (one base), and against that
+plus the k previous versions of other changed units that share the most
+32-byte blocks with it (k = 2, 4, 8): the blocks of those units are indexed
+at aligned offsets, and the new unit is looked up at every offset (what
+`store::similar` does; sampling offsets instead finds the wrong units).
+Usage: [TX=5,7] [LVL=-3] scripts/multi_base.py NPM_DB WORKDIR"""
+import collections, os, subprocess, sys
 from churn_steps import day_one
 
 npm, work = sys.argv[1], sys.argv[2]
-UNIT, BLOCK = 65536, 64
+UNIT, B = 65536, 32
 steps = day_one(npm, work)
 units = lambda img: [img[i:i + UNIT] for i in range(0, len(img), UNIT)]
 changed = lambda a, b: [i for i, u in enumerate(b) if i >= len(a) or a[i] != u]
-k_best = max(range(1, len(steps)), key=lambda k: len(changed(units(steps[k - 1]), units(steps[k]))))
-old, new = units(steps[k_best - 1]), units(steps[k_best])
-where = collections.defaultdict(set)
-for j, u in enumerate(old):
-    for o in range(0, len(u) - BLOCK + 1, BLOCK):
-        where[hashlib.sha1(u[o:o + BLOCK]).digest()[:8]].add(j)
 
 
 def zsize(data, prefix):
     open(os.path.join(work, "p"), "wb").write(prefix)
     open(os.path.join(work, "d"), "wb").write(data)
-    # ZSTD_EXTRA: match finder parameters (e.g. "--zstd=hlog=18,wlog=20":
-    # level 1's own hash table is sized for one base and loses matches in
-    # a prefix of several).
-    extra = os.environ.get("ZSTD_EXTRA", "").split()
-    args = ["zstd", "-1", "-q", "-c", "d"] + extra + (["--patch-from=p"] if prefix else [])
-    return len(subprocess.run(args, capture_output=True, cwd=work).stdout)
+    args = ["zstd", os.environ.get("LVL", "-3"), "-q", "-c", "d", "--zstd=hlog=18"]
+    return len(subprocess.run(args + (["--patch-from=p"] if prefix else []),
+                              capture_output=True, cwd=work).stdout)
 
 
-ks = [0, 1, 2, 4, 8]
-total = {k: 0 for k in ks}
-for i in changed(old, new):
-    u = new[i]
-    score = collections.Counter()
-    for o in range(0, len(u) - BLOCK + 1, 16):
-        for j in where.get(hashlib.sha1(u[o:o + BLOCK]).digest()[:8], ()):
-            score[j] += 1
-    same = old[i] if i < len(old) else b""
-    ranked = [j for j, _ in score.most_common(9) if j != i]
-    for k in ks:
-        total[k] += zsize(u, same + b"".join(old[j] for j in ranked[:k]))
-n = len(changed(old, new))
-print(f"transaction {k_best - 1}: {n} units changed; bytes stored as deltas "
-      + ", ".join(f"{k + 1} base{'s' if k else ''} {total[k] // 1024} KiB" for k in ks)
-      + f" (1 base = today's)")
+for t in [int(x) for x in os.environ.get("TX", "5,7").split(",")]:
+    old, new = units(steps[t]), units(steps[t + 1])
+    ch = changed(old, new)
+    owner = {}
+    for j in ch:
+        if j < len(old):
+            for o in range(0, len(old[j]) - B + 1, B):
+                blk = old[j][o:o + B]
+                if blk.count(blk[0]) < B:
+                    owner.setdefault(blk, j)
+    total = collections.Counter()
+    for i in ch:
+        u, hits, o = new[i], collections.Counter(), 0
+        while o <= len(u) - B:
+            j = owner.get(u[o:o + B])
+            if j is None:
+                o += 1
+            else:
+                hits[j] += 1
+                o += B
+        same = old[i] if i < len(old) else b""
+        ranked = [j for j, n in hits.most_common(9) if j != i and n >= 4]
+        total[1] += zsize(u, same)
+        for k in (2, 4, 8):
+            total[k + 1] += zsize(u, same + b"".join(old[j] for j in ranked[:k]))
+    print(f"transaction {t}: {len(ch)} units changed; stored as deltas against "
+          + ", ".join(f"{k} base{'s' if k > 1 else ''}: {n // 1024} KiB" for k, n in sorted(total.items())))

@@ -189,7 +189,7 @@ fn an_older_stores_inline_database_is_read_and_is_a_parent() {
     );
     let cfg: serde_json::Value =
         serde_json::from_slice(&fs::read(store.join("config")).unwrap()).unwrap();
-    assert_eq!(cfg["format"], 3);
+    assert_eq!(cfg["format"], snap::store::FORMAT_VERSION);
     let new = taken["id"].as_str().unwrap().to_string();
     restores_as(&store, &new, &fs::read(&db).unwrap(), &out);
     snap_ok(

@@ -6,7 +6,7 @@
 mod common;
 
 use common::ledger;
-use common::{snap, snap_json, snap_ok};
+use common::{points, snap, snap_json, snap_ok};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,17 +45,6 @@ fn watcher(store: &Path, db: &Path, interval_ms: u64) -> Child {
 fn kill(c: &mut Child) {
     let _ = c.kill();
     let _ = c.wait();
-}
-
-/// The points in the store, oldest first: (id, time, full read reason, starts).
-fn points(store: &Path) -> Vec<serde_json::Value> {
-    snap_json(store, &["list", "--points"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| !s["point"].is_null())
-        .cloned()
-        .collect()
 }
 
 /// Restores snapshot `id` into `dir` and checks the ledger's invariants.

@@ -12,12 +12,16 @@ use crate::error::Result;
 use crate::id::ChunkId;
 use crate::store::packer::{encode, Levels, NewChunk};
 use crate::store::writer::{Abandoned, PackWriter};
-use crate::store::{Repository, Store, StoreReader};
+use crate::store::{Base, Pool, Repository, Store, StoreReader};
 use rayon::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Plain bytes queued before the packer compresses them as one parallel batch.
 const BATCH_BYTES: usize = 4 << 20;
+/// Plain bytes of the previous versions a write may announce
+/// (`expect_bases`): 640 units of 64 KiB.
+const POOL_BYTES: usize = 40 << 20;
 
 /// What a writer added to the store.
 #[derive(Debug, Default, Clone, Copy)]
@@ -43,6 +47,9 @@ pub struct ChunkWriter<'a> {
     /// by this writer, not yet in the index.
     pending: HashSet<ChunkId>,
     stats: WriteStats,
+    /// The bases `expect_bases` found, by previous version, and their pool.
+    expected: HashMap<ChunkId, Arc<Base>>,
+    pool: Option<Arc<Pool>>,
     /// A dry run (`take --dry-run`): chunks are compressed to count their
     /// stored bytes, and nothing is written.
     dry: bool,
@@ -73,6 +80,8 @@ impl<'a> ChunkWriter<'a> {
             queued_bytes: 0,
             pending: HashSet::new(),
             stats: WriteStats::default(),
+            expected: HashMap::new(),
+            pool: None,
             dry,
         })
     }
@@ -120,6 +129,8 @@ impl<'a> ChunkWriter<'a> {
             full: self.store().config().zstd_level,
             delta: crate::format::entry::DELTA_LEVEL,
             refresh: false,
+            similar: false,
+            chain: crate::format::entry::MAX_CHAIN,
         };
         self.put_hashed(ChunkId::of(&data), data, base, levels)
     }
@@ -161,19 +172,39 @@ impl<'a> ChunkWriter<'a> {
         crate::cancel::check()?;
         let queue = std::mem::take(&mut self.queue);
         self.queued_bytes = 0;
-        let reader = &self.reader;
+        let (reader, expected) = (&self.reader, &self.expected);
+        // A base that cannot be read just means this chunk is stored in full.
+        let found: Vec<Option<Arc<Base>>> = queue
+            .par_iter()
+            .map(|q| {
+                let b = q.2?;
+                expected.get(&b).cloned().or_else(|| {
+                    reader
+                        .delta_base(&b, q.3.chain)
+                        .ok()
+                        .flatten()
+                        .map(Arc::new)
+                })
+            })
+            .collect();
+        let pool = match &self.pool {
+            Some(pool) => Some(pool.clone()),
+            None => queue.iter().find(|q| q.3.similar).map(|q| {
+                Arc::new(Pool::new(
+                    found.iter().flatten().cloned().collect(),
+                    q.3.chain,
+                ))
+            }),
+        };
         let batch: Vec<NewChunk> = queue
-            .into_par_iter()
-            .map(|(id, plain, base, levels)| {
-                // A base that cannot be read just means this chunk is stored in full.
-                let found = base.and_then(|b| reader.delta_base(&b).ok().flatten());
-                NewChunk {
-                    id,
-                    plain,
-                    rebased: found.as_ref().is_some_and(|f| f.rebased),
-                    base: found.map(|f| (f.id, f.plain)),
-                    levels,
-                }
+            .into_iter()
+            .zip(found)
+            .map(|((id, plain, _, levels), base)| NewChunk {
+                id,
+                plain,
+                base,
+                pool: pool.clone().filter(|_| levels.similar),
+                levels,
             })
             .collect();
         if self.dry {
@@ -186,6 +217,42 @@ impl<'a> ChunkWriter<'a> {
         }
         let indexed = self.packs.add(batch)?;
         self.indexed(indexed)
+    }
+
+    /// Prepares for a write whose chunks' previous versions are
+    /// `candidates` (a point's changed units): when their plain bytes fit
+    /// in `POOL_BYTES`, their delta bases are found at once, and form the
+    /// pool every chunk of the write is compared with (content moves from
+    /// any unit to any other, not only to one nearby). Without it, each
+    /// batch's pool is the batch's bases.
+    pub(crate) fn expect_bases(
+        &mut self,
+        candidates: &[ChunkId],
+        chunk_bytes: usize,
+        max_chain: usize,
+    ) {
+        if candidates.is_empty() || candidates.len() * chunk_bytes > POOL_BYTES {
+            return;
+        }
+        let reader = &self.reader;
+        let found: Vec<Arc<Base>> = candidates
+            .par_iter()
+            .filter_map(|c| {
+                reader
+                    .delta_base(c, max_chain)
+                    .ok()
+                    .flatten()
+                    .map(|b| (c, b))
+            })
+            .map(|(c, b)| (*c, Arc::new(b)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(c, b)| {
+                self.expected.insert(c, b.clone());
+                b
+            })
+            .collect();
+        self.pool = Some(Arc::new(Pool::new(found, max_chain)));
     }
 
     /// Ids the index now names are no longer pending; the reader is made

@@ -145,3 +145,74 @@ fn content_is_read_at_any_offset() {
     }
     assert!(repo.extents(&kind, whole.len() as u64 + 1).is_err());
 }
+
+// Content that moved (an FTS merge writing old segments' content into a
+// freed page): a unit rewritten with pieces of three other units is stored
+// as a delta against its previous version and those units, reads back
+// through the index and after an index rebuild, and a gc's view of it
+// (`bases_of`) names all four bases.
+#[test]
+fn moved_content_is_stored_against_the_units_it_came_from() {
+    use crate::format::entry::{bases_of, DELTA_LEVEL};
+    use crate::format::pack::EntryKind;
+    use crate::store::Levels;
+    let (_dir, store) = new_store();
+    let mut repo = store
+        .repository(Access::Exclusive, "test", Duration::ZERO)
+        .unwrap();
+    let noise = |seed: u32| -> Vec<u8> {
+        (0..65_536u32)
+            .map(|i| ((i ^ seed.wrapping_mul(0x9e37_79b9)).wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect()
+    };
+    let olds: Vec<Vec<u8>> = (1..=4).map(noise).collect();
+    let levels = Levels {
+        full: 3,
+        delta: DELTA_LEVEL,
+        refresh: true,
+        similar: true,
+        chain: MAX_CHAIN,
+    };
+    let mut w = ChunkWriter::new(&repo).unwrap();
+    let ids: Vec<ChunkId> = olds
+        .iter()
+        .map(|u| {
+            w.put_hashed(ChunkId::of(u), u.clone(), None, levels)
+                .unwrap()
+        })
+        .collect();
+    w.finish().unwrap();
+    drop(w);
+    repo.refresh().unwrap();
+    let moved = [
+        &olds[3][..16_384],
+        &olds[1][16_384..32_768],
+        &olds[2][..16_384],
+        &olds[1][..16_384],
+    ]
+    .concat();
+    let mut w = ChunkWriter::new(&repo).unwrap();
+    w.expect_bases(&ids, 65_536, MAX_CHAIN);
+    let id = w
+        .put_hashed(ChunkId::of(&moved), moved.clone(), Some(ids[0]), levels)
+        .unwrap();
+    let stats = w.finish().unwrap();
+    drop(w);
+    repo.refresh().unwrap();
+    let loc = repo.index.locate(&id).unwrap();
+    assert_eq!(loc.entry.kind, EntryKind::Deltas);
+    assert!(stats.added < 4096, "stored {} bytes", stats.added);
+    let stored = repo.packs.read_stored(&loc).unwrap();
+    let mut named = bases_of(loc.entry.kind, &stored).unwrap();
+    named.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(named, want);
+    assert_eq!(repo.chunk(&id).unwrap(), moved);
+    let (plain, depth) = resolve(&repo.index, &repo.packs, &loc).unwrap();
+    assert_eq!((plain, depth), (moved.clone(), 1));
+    let report = repo.rebuild_index().unwrap();
+    assert_eq!(report.undecodable, 0);
+    repo.refresh().unwrap();
+    assert_eq!(repo.chunk(&id).unwrap(), moved);
+}

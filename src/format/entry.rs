@@ -17,9 +17,25 @@ pub(crate) const SMALL_DELTA_LEVEL: i32 = 3;
 /// (19.20 -> 17.71 MB) for 8 % more delta time (DESIGN.md, "Parameters").
 /// The decoder does not depend on it.
 const DELTA_HASH_LOG: u32 = 16;
+/// The hash table for a delta against several bases (up to 320 KiB of
+/// prefix): 2^18 slots, measured with `scripts/multi_base.py`.
+const MULTI_HASH_LOG: u32 = 18;
+/// Bases one delta entry names at most (`EntryKind::Deltas`): its previous
+/// version and up to four units it moved content from (DESIGN.md, "Delta
+/// chains"; more bases found nothing more on the npm churn).
+pub(crate) const MAX_BASES: usize = 5;
 /// Deltas a writer chains before a chunk stored in full (DESIGN.md, "Delta
-/// chains"): a delta's base may itself be a delta, this many deep at most.
+/// chains"): a delta's base may itself be a delta, this many deep at most
+/// down its previous versions, for a take's units (a day apart).
 pub const MAX_CHAIN: usize = 4;
+/// The same for a point's units, a second apart (`watch`): each version
+/// costs its change, and a longer chain stores fewer drifted deltas.
+pub const POINT_CHAIN: usize = 8;
+/// How much deeper than its chain a writer lets a chunk's longest path of
+/// deltas reach, through the other bases of a delta against several
+/// (DESIGN.md, "Delta chains"); `POINT_CHAIN + EXTRA_DEPTH` stays within
+/// `MAX_READ_CHAIN`.
+pub const EXTRA_DEPTH: usize = 4;
 /// Deltas a reader follows before giving up: a longer run (a cycle among
 /// damaged packs) is damage, reported, never followed forever.
 pub(crate) const MAX_READ_CHAIN: usize = 16;
@@ -81,6 +97,32 @@ fn delta_entry(base_id: &ChunkId, frame: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `plain` as a delta against several bases (`ids`, 1 to `MAX_BASES`, whose
+/// plain bytes concatenated in that order are `prefix`): a `Delta` entry
+/// for one base, a `Deltas` entry for more. None when zstd fails.
+pub(crate) fn encode_with_bases(
+    plain: &[u8],
+    ids: &[ChunkId],
+    prefix: &[u8],
+    level: i32,
+) -> Option<(EntryKind, Vec<u8>)> {
+    assert!(
+        !ids.is_empty() && ids.len() <= MAX_BASES,
+        "1 to MAX_BASES bases"
+    );
+    let frame = delta_frame_with(plain, prefix, level, MULTI_HASH_LOG)?;
+    if let [id] = ids {
+        return Some((EntryKind::Delta, delta_entry(id, &frame)));
+    }
+    let mut out = Vec::with_capacity(1 + 32 * ids.len() + frame.len());
+    out.push(ids.len() as u8);
+    for id in ids {
+        out.extend_from_slice(&id.0);
+    }
+    out.extend_from_slice(&frame);
+    Some((EntryKind::Deltas, out))
+}
+
 /// Encodes `plain` as a delta against `base` (another chunk's plain bytes) when
 /// that is smaller than encoding it alone.
 pub(crate) fn encode_with_base(
@@ -115,12 +157,16 @@ pub(crate) fn encode_with_base(
 /// dictionary, decoded like one): the base's tables are built once, in
 /// place, without the dictionary object `set_dictionary` makes per call.
 fn delta_frame(plain: &[u8], base: &[u8], level: i32) -> Option<Vec<u8>> {
+    delta_frame_with(plain, base, level, DELTA_HASH_LOG)
+}
+
+fn delta_frame_with(plain: &[u8], base: &[u8], level: i32, hash_log: u32) -> Option<Vec<u8>> {
     use zstd::zstd_safe::{CCtx, CParameter, ResetDirective};
     DELTA_CCTX.with(|c| {
         let mut c = c.borrow_mut();
         let c = c.get_or_insert_with(CCtx::create);
         c.set_parameter(CParameter::CompressionLevel(level)).ok()?;
-        c.set_parameter(CParameter::HashLog(DELTA_HASH_LOG)).ok()?;
+        c.set_parameter(CParameter::HashLog(hash_log)).ok()?;
         // SAFETY: zstd keeps a prefix for one frame only, and the session is
         // reset below before `base` can go away, whether or not the frame
         // completed: the context never holds the reference past this call.
@@ -134,9 +180,38 @@ fn delta_frame(plain: &[u8], base: &[u8], level: i32) -> Option<Vec<u8>> {
     })
 }
 
-/// The base chunk a delta entry needs.
-pub(crate) fn delta_base(stored: &[u8]) -> Option<ChunkId> {
+/// The base chunk a single-base delta entry needs.
+fn delta_base(stored: &[u8]) -> Option<ChunkId> {
     Some(ChunkId(stored.get(..32)?.try_into().ok()?))
+}
+
+/// The chunks an entry of `kind` is decoded with, in their order in its
+/// dictionary: none for a chunk stored in full. None when a delta's bytes
+/// do not hold a well-formed list of bases (damage).
+pub(crate) fn bases_of(kind: EntryKind, stored: &[u8]) -> Option<Vec<ChunkId>> {
+    match kind {
+        EntryKind::Raw | EntryKind::Zstd => Some(Vec::new()),
+        EntryKind::Delta => Some(vec![delta_base(stored)?]),
+        EntryKind::Deltas => {
+            let n = *stored.first()? as usize;
+            let ids = stored
+                .get(1..1 + 32 * n)
+                .filter(|_| (2..=MAX_BASES).contains(&n))?;
+            Some(
+                ids.chunks(32)
+                    .map(|c| ChunkId(c.try_into().expect("32 bytes")))
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// The zstd frame of a delta entry (after its list of bases).
+fn frame_of(kind: EntryKind, stored: &[u8]) -> Option<&[u8]> {
+    match kind {
+        EntryKind::Delta => stored.get(32..),
+        _ => stored.get(1 + 32 * *stored.first()? as usize..),
+    }
 }
 
 fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
@@ -193,9 +268,11 @@ pub(crate) fn decode_link(
         EntryKind::Zstd => {
             decompress(stored, entry.raw_length as usize).map_err(|e| corrupt(e.to_string()))?
         }
-        EntryKind::Delta => {
+        EntryKind::Delta | EntryKind::Deltas => {
             let base = base.ok_or_else(|| corrupt("delta decoded without its base".into()))?;
-            decompress_with_base(&stored[32..], base, entry.raw_length as usize)
+            let frame =
+                frame_of(entry.kind, stored).ok_or_else(|| corrupt("delta without base".into()))?;
+            decompress_with_base(frame, base, entry.raw_length as usize)
                 .map_err(|e| corrupt(e.to_string()))?
         }
     };
@@ -206,82 +283,4 @@ pub(crate) fn decode_link(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn delta_round_trip(base in prop::collection::vec(0u8..8, 1..5000), edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..20)) {
-            let mut page = base.clone();
-            for (i, b) in edits {
-                let i = i.index(page.len());
-                page[i] = b;
-            }
-            let id = ChunkId::of(&page);
-            let base_id = ChunkId::of(&base);
-            let (kind, stored) = encode_with_base(&page, &base_id, &base, DELTA_LEVEL, 3);
-            let entry = PackEntry { kind, id, offset: 0, length: stored.len() as u32, raw_length: page.len() as u32 };
-            if kind == EntryKind::Delta {
-                prop_assert_eq!(delta_base(&stored), Some(base_id));
-                prop_assert!(decode_entry(&entry, &stored, None).is_err());
-                let wrong: Vec<u8> = base.iter().map(|b| b ^ 1).collect();
-                prop_assert!(decode_entry(&entry, &stored, Some(&wrong)).is_err());
-            }
-            prop_assert_eq!(decode_entry(&entry, &stored, Some(&base)).unwrap(), page.clone());
-            // A delta is only ever chosen when under a quarter of the plain
-            // chunk or smaller than the chunk alone.
-            if kind == EntryKind::Delta {
-                prop_assert!(stored.len() * 4 < page.len() || stored.len() < encode_entry(&page, 3).1.len());
-                prop_assert!(page.iter().any(|b| *b != 0));
-            }
-        }
-    }
-
-    // Issue 9, defect 4: a zero page was stored as a 50-byte delta although
-    // it compresses alone to 19 bytes, making it depend on a base it did not need.
-    #[test]
-    fn a_zero_page_is_never_a_delta() {
-        let base: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
-        let zero = vec![0u8; 4096];
-        let (kind, _) = encode_with_base(&zero, &ChunkId::of(&base), &base, DELTA_LEVEL, 3);
-        assert_ne!(kind, EntryKind::Delta);
-    }
-
-    /// A point's unit far from its chain's root is stored whole (a new
-    /// root), where `encode_with_base` would keep a delta under a quarter
-    /// of the plain bytes; near the root it stays a delta.
-    #[test]
-    fn a_drifted_unit_against_an_old_root_is_stored_whole() {
-        let mut rng = 7u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        // Rows of text: compresses alone to a few KiB.
-        let base: Vec<u8> = (0..2000)
-            .flat_map(|i| format!("row {i:08} name package-{i} v1.{}.0\n", i % 7).into_bytes())
-            .take(65536)
-            .collect();
-        let mut near = base.clone();
-        near[100..140].copy_from_slice(&[b'z'; 40]);
-        let mut far = base.clone();
-        for _ in 0..3000 {
-            let i = next() as usize % far.len();
-            far[i] = b"ABCDEFG"[next() as usize % 7];
-        }
-        let id = ChunkId::of(&base);
-        let (kind, _) = encode_refreshing(&near, &id, &base, DELTA_LEVEL, 3);
-        assert_eq!(kind, EntryKind::Delta);
-        let (kind, stored) = encode_refreshing(&far, &id, &base, DELTA_LEVEL, 3);
-        assert_ne!(kind, EntryKind::Delta);
-        assert_eq!(stored, encode_entry(&far, 3).1);
-        // The rule for takes keeps that delta.
-        assert_eq!(
-            encode_with_base(&far, &id, &base, DELTA_LEVEL, 3).0,
-            EntryKind::Delta
-        );
-    }
-}
+mod tests;

@@ -46,6 +46,14 @@ pub enum EntryKind {
     /// starts a new chain past `entry::MAX_CHAIN`), so decoding reads the chain down to a
     /// chunk stored in full.
     Delta = 2,
+    /// A delta against several bases (`entry::MAX_BASES` at most): their
+    /// count n (u8, 2 or more), their n ids, then a zstd frame of the plain
+    /// bytes compressed with the bases' plain bytes, concatenated in that
+    /// order, as its raw-content dictionary. The first base is the chunk's
+    /// previous version (or, for a chunk with none, the most similar one);
+    /// the others hold content the chunk moved from (DESIGN.md, "Delta
+    /// chains"). Kind 3 is `FILLER`.
+    Deltas = 4,
 }
 
 impl EntryKind {
@@ -54,8 +62,14 @@ impl EntryKind {
             0 => Some(EntryKind::Raw),
             1 => Some(EntryKind::Zstd),
             2 => Some(EntryKind::Delta),
+            4 => Some(EntryKind::Deltas),
             _ => None,
         }
+    }
+
+    /// Whether the entry is decoded with other chunks (its bases).
+    pub(crate) fn is_delta(self) -> bool {
+        matches!(self, EntryKind::Delta | EntryKind::Deltas)
     }
 }
 
@@ -164,7 +178,9 @@ pub(crate) fn decode_header(
         if kind == EntryKind::Raw && length != raw_length {
             return Err(Error::corrupt("pack", "raw entry with two lengths"));
         }
-        if kind == EntryKind::Delta && (length as usize) < 32 {
+        if kind == EntryKind::Delta && (length as usize) < 32
+            || kind == EntryKind::Deltas && (length as usize) < 1 + 64
+        {
             return Err(Error::corrupt("pack", "delta entry without a base"));
         }
         next = offset + length as u64;

@@ -14,7 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::entry::MAX_READ_CHAIN;
-use crate::format::pack::EntryKind;
+
 use crate::id::{ChunkId, PackId};
 use crate::store::{Fate, Location, PackInfo, PackPlan};
 use std::collections::{HashMap, HashSet};
@@ -27,7 +27,7 @@ pub(crate) fn plan_packs(
     packs: &[PackInfo],
     live: HashSet<ChunkId>,
     indexed: impl Fn(&ChunkId) -> Option<Location>,
-    bases: impl FnMut(&[Location]) -> Result<Vec<ChunkId>>,
+    bases: impl FnMut(&[Location]) -> Result<Vec<Vec<ChunkId>>>,
     repack_threshold: f64,
 ) -> Result<PackPlan> {
     let mut copies = HashMap::new();
@@ -77,7 +77,7 @@ fn choose_copies(
     mut live: HashSet<ChunkId>,
     copies: &HashMap<ChunkId, Vec<Location>>,
     indexed: &impl Fn(&ChunkId) -> Option<Location>,
-    mut bases: impl FnMut(&[Location]) -> Result<Vec<ChunkId>>,
+    mut bases: impl FnMut(&[Location]) -> Result<Vec<Vec<ChunkId>>>,
 ) -> Result<PackPlan> {
     let mut chosen = HashMap::with_capacity(live.len());
     for id in &live {
@@ -87,7 +87,7 @@ fn choose_copies(
     let mut base_copies = HashMap::new();
     let mut deltas: Vec<Location> = chosen
         .values()
-        .filter(|l| l.entry.kind == EntryKind::Delta)
+        .filter(|l| l.entry.kind.is_delta())
         .cloned()
         .collect();
     // Each round takes one step down every chain; `check` bounds the chains.
@@ -100,20 +100,23 @@ fn choose_copies(
         // Bases that are not live yet: find their copies too.
         let new: HashSet<ChunkId> = base_ids
             .iter()
+            .flatten()
             .filter(|b| !live.contains(b))
             .copied()
             .collect();
         collect_copies(packs, &new, &mut base_copies);
         let mut next = Vec::new();
-        for (d, b) in deltas.iter().zip(base_ids) {
-            base_of.insert(d.entry.id, b);
-            if live.insert(b) {
-                let l = choose(&base_copies, indexed, &b)?;
-                if l.entry.kind == EntryKind::Delta {
-                    next.push(l.clone());
+        for (d, ids) in deltas.iter().zip(base_ids) {
+            for b in &ids {
+                if live.insert(*b) {
+                    let l = choose(&base_copies, indexed, b)?;
+                    if l.entry.kind.is_delta() {
+                        next.push(l.clone());
+                    }
+                    chosen.insert(*b, l);
                 }
-                chosen.insert(b, l);
             }
+            base_of.insert(d.entry.id, ids);
         }
         deltas = next;
     }
@@ -162,26 +165,47 @@ pub fn check(plan: &PackPlan) -> Result<()> {
             Some(Fate::Keep) | Some(Fate::Repack) => {}
             _ => return fail(format!("live chunk {id} would be deleted with its pack")),
         }
-        // Down the chain: every base live and chosen, ending in a chunk
-        // stored in full within `MAX_READ_CHAIN` steps.
-        let (mut at, mut kind, mut steps) = (*id, loc.entry.kind, 0);
-        while kind == EntryKind::Delta {
-            let base = plan.bases.get(&at).filter(|b| plan.live.contains(b));
-            match base.and_then(|b| plan.chosen.get(b)) {
-                Some(b) if steps < MAX_READ_CHAIN => {
-                    (at, kind, steps) = (b.entry.id, b.entry.kind, steps + 1);
-                }
-                _ => return fail(format!("the base of delta {at} would not stay readable")),
-            }
+    }
+    // Down the chains: every base live and chosen, every path ending in a
+    // chunk stored in full within `MAX_READ_CHAIN` steps.
+    let mut readable = HashSet::new();
+    for id in &plan.live {
+        if let Err(at) = stays_readable(plan, id, 0, &mut readable) {
+            return fail(format!("the base of delta {at} would not stay readable"));
         }
     }
+    Ok(())
+}
+
+/// Whether live chunk `id`, `depth` deltas down, stays readable after the
+/// plan (`readable` holds chunks found so); else the delta whose base fails.
+fn stays_readable(
+    plan: &PackPlan,
+    id: &ChunkId,
+    depth: usize,
+    readable: &mut HashSet<ChunkId>,
+) -> std::result::Result<(), ChunkId> {
+    if readable.contains(id) {
+        return Ok(());
+    }
+    let loc = plan.chosen.get(id).ok_or(*id)?;
+    if loc.entry.kind.is_delta() {
+        let bases = plan.bases.get(id).ok_or(*id)?;
+        for b in bases {
+            if depth >= MAX_READ_CHAIN || !plan.live.contains(b) || !plan.chosen.contains_key(b) {
+                return Err(*id);
+            }
+            stays_readable(plan, b, depth + 1, readable)?;
+        }
+    }
+    readable.insert(*id);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::pack::PackEntry;
+    use crate::format::pack::{EntryKind, PackEntry};
 
     fn entry(id: u8, kind: EntryKind, offset: u64) -> PackEntry {
         PackEntry {
@@ -215,7 +239,7 @@ mod tests {
             &packs,
             live,
             |_| None,
-            |d| Ok(d.iter().map(|_| ChunkId([0xB; 32])).collect()),
+            |d| Ok(d.iter().map(|_| vec![ChunkId([0xB; 32])]).collect()),
             0.1,
         )
         .unwrap();
@@ -242,7 +266,7 @@ mod tests {
             &packs,
             live,
             |_| None,
-            |d| Ok(d.iter().map(base).collect()),
+            |d| Ok(d.iter().map(|l| vec![base(l)]).collect()),
             0.1,
         )
         .unwrap();
@@ -251,6 +275,39 @@ mod tests {
             assert!(plan.live.contains(&ChunkId([id; 32])));
         }
         assert_eq!(plan.with_fate(Fate::Delete).count(), 0);
+    }
+
+    // A delta against several bases (content moved from other units): M
+    // names B1 and D, D is a delta against B2. Keeping only M keeps all
+    // four, and a plan that dropped one of them would not pass `check`.
+    #[test]
+    fn a_kept_delta_keeps_every_one_of_its_bases() {
+        let packs = vec![
+            pack(1, vec![entry(0xB1, EntryKind::Zstd, 0)]),
+            pack(2, vec![entry(0xB2, EntryKind::Zstd, 0)]),
+            pack(3, vec![entry(0xD, EntryKind::Delta, 0)]),
+            pack(4, vec![entry(0xAA, EntryKind::Deltas, 0)]),
+        ];
+        let bases = |l: &Location| match l.entry.id.0[0] {
+            0xAA => vec![ChunkId([0xB1; 32]), ChunkId([0xD; 32])],
+            _ => vec![ChunkId([0xB2; 32])],
+        };
+        let live = HashSet::from([ChunkId([0xAA; 32])]);
+        let mut plan = plan_packs(
+            &packs,
+            live,
+            |_| None,
+            |d| Ok(d.iter().map(bases).collect()),
+            0.1,
+        )
+        .unwrap();
+        check(&plan).unwrap();
+        for id in [0xB1, 0xB2, 0xD, 0xAA] {
+            assert!(plan.live.contains(&ChunkId([id; 32])));
+        }
+        assert_eq!(plan.with_fate(Fate::Delete).count(), 0);
+        plan.live.remove(&ChunkId([0xB2; 32]));
+        assert!(check(&plan).is_err());
     }
 
     #[test]
@@ -273,7 +330,7 @@ mod tests {
                 &packs,
                 live,
                 |_| None,
-                |d| Ok(d.iter().map(base).collect()),
+                |d| Ok(d.iter().map(|l| vec![base(l)]).collect()),
                 0.1,
             )
             .and_then(|plan| check(&plan));

@@ -335,7 +335,7 @@ fn needs_any(reader: &StoreReader, s: &crate::Snapshot, bad: &HashSet<PackId>) -
         if bad.contains(&loc.pack) {
             return true;
         }
-        loc.entry.kind == crate::format::pack::EntryKind::Delta
+        loc.entry.kind.is_delta()
             && read_chain(&reader.index, &reader.packs, &loc).map_or(true, |chain| {
                 chain.iter().any(|(l, _)| bad.contains(&l.pack))
             })

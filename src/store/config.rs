@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 
 /// The store format this snap writes. Format 2 lets a delta's base be a
 /// delta itself (DESIGN.md, "Delta chains"); format 3 stores a database's
-/// unit list as chunks of its own (DESIGN.md, "Unit lists"). An older store
+/// unit list as chunks of its own (DESIGN.md, "Unit lists"); format 4 lets
+/// a delta name several bases (`EntryKind::Deltas`). An older store
 /// is read as it is and takes this format at its first `take`, after which
 /// an older snap refuses it with a clear message instead of misreading it.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest store format this snap reads.
 pub(super) const OLDEST_FORMAT: u32 = 1;
 

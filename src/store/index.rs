@@ -348,7 +348,7 @@ impl IndexReader {
         for r in self.chunks.iter()? {
             let (k, v) = r?;
             let v = v.value();
-            if v[20] == EntryKind::Delta as u8 {
+            if EntryKind::from_u8(v[20]).is_some_and(EntryKind::is_delta) {
                 out.push(decode_row(ChunkId(k.value()), &v, &self.packs)?);
             }
         }

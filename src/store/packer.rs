@@ -6,6 +6,8 @@
 //! to its final name (the BLAKE3 of its bytes), its directory fsynced and its
 //! header re-read and checked. Only then may the index name it.
 
+use super::chain::Base;
+use super::similar::Pool;
 use super::Store;
 use crate::durable::{self, TempFile};
 use crate::error::{Error, Result};
@@ -13,30 +15,34 @@ use crate::format::entry;
 use crate::format::pack::{self, PackEntry};
 use crate::id::{ChunkId, PackId};
 use rayon::prelude::*;
+use std::sync::Arc;
 
-/// A chunk to store, with the full chunk it may be stored as a delta against.
+/// A chunk to store, with the chunk it may be stored as a delta against.
 pub(crate) struct NewChunk {
     pub id: ChunkId,
     pub plain: Vec<u8>,
-    pub base: Option<(ChunkId, Vec<u8>)>,
-    /// The base is the root of a delta chain that was full (not the
-    /// chunk's previous version).
-    pub rebased: bool,
+    /// The base its previous version gives (`StoreReader::delta_base`).
+    pub base: Option<Arc<Base>>,
+    /// The bases of the other chunks of its write, for content that moved
+    /// (database units only).
+    pub pool: Option<Arc<Pool>>,
     pub levels: Levels,
 }
 
 /// A new chunk's stored bytes: a delta against its base when it has one
-/// (and that is smaller), else compressed alone.
+/// (and that is smaller), else compressed alone; then, for a large result,
+/// a delta against similar bases too when that is smaller still.
 pub(crate) fn encode(c: &NewChunk) -> (crate::format::pack::EntryKind, Vec<u8>) {
-    match &c.base {
-        Some((base_id, base)) if c.rebased && c.levels.refresh => {
-            entry::encode_refreshing(&c.plain, base_id, base, c.levels.delta, c.levels.full)
+    let single = match c.base.as_deref() {
+        Some(b) if b.rebased && c.levels.refresh => {
+            entry::encode_refreshing(&c.plain, &b.id, &b.plain, c.levels.delta, c.levels.full)
         }
-        Some((base_id, base)) => {
-            entry::encode_with_base(&c.plain, base_id, base, c.levels.delta, c.levels.full)
+        Some(b) => {
+            entry::encode_with_base(&c.plain, &b.id, &b.plain, c.levels.delta, c.levels.full)
         }
         None => entry::encode_entry(&c.plain, c.levels.full),
-    }
+    };
+    super::similar::improve(c, single)
 }
 
 /// The zstd levels of one chunk: stored alone, and as a delta.
@@ -49,6 +55,12 @@ pub struct Levels {
     /// (a new root): for points, whose units change every second and drift
     /// from an old root (`entry::encode_refreshing`).
     pub refresh: bool,
+    /// A database unit: it may be stored against the previous versions of
+    /// other units of its write too (`similar`).
+    pub similar: bool,
+    /// Deltas down its previous versions before a new chain starts
+    /// (`entry::MAX_CHAIN` for a take, `POINT_CHAIN` for a point).
+    pub chain: usize,
 }
 
 pub(crate) struct SealedPack {

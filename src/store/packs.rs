@@ -1,11 +1,12 @@
 //! Reading packs: a chunk by its location, a pack's header from its end, and
 //! rebuilding the index from every pack header and snapshot record.
 
+use super::chain::{bases_named, dictionary};
 use super::{Index, Location, Packs, Store};
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::format::entry::{decode_entry, decode_link, delta_base, MAX_READ_CHAIN};
-use crate::format::pack::{self, EntryKind, PackEntry, TRAILER_LEN};
+use crate::format::entry::{bases_of, decode_entry, decode_link};
+use crate::format::pack::{self, PackEntry, TRAILER_LEN};
 use crate::id::{ChunkId, PackId};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -215,13 +216,21 @@ pub(crate) fn verify_pack(
     let entries = pack::decode_pack(&bytes)?;
     for e in &entries {
         let stored = &bytes[e.offset as usize..(e.offset + e.length as u64) as usize];
-        let base_plain = match e.kind {
-            EntryKind::Delta if !indexed(e) => continue,
-            EntryKind::Delta => Some(base(&delta_base(stored).expect("checked length"))?),
-            _ => None,
+        if e.kind.is_delta() && !indexed(e) {
+            continue;
+        }
+        let in_pack = |err: Error| Error::corrupt(format!("pack {id}"), err.to_string());
+        let loc = Location {
+            pack: *id,
+            entry: e.clone(),
         };
-        decode_entry(e, stored, base_plain.as_deref())
-            .map_err(|err| Error::corrupt(format!("pack {id}"), err.to_string()))?;
+        let ids = bases_named(&loc, stored).map_err(in_pack)?;
+        let plains = ids
+            .iter()
+            .map(|b| Ok((*b, base(b)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let dict = dictionary(&loc, &ids, |b| plains.get(b))?;
+        decode_entry(e, stored, dict.as_deref()).map_err(in_pack)?;
     }
     Ok(entries)
 }
@@ -288,27 +297,17 @@ fn build_index(store: &Store, index: &Index) -> Result<RebuildReport> {
     let packs = PackReader::new(store);
     let mut deltas = reader.delta_rows()?;
     deltas.sort_by_key(|l| (l.pack, l.entry.offset));
-    let base: HashMap<ChunkId, Option<ChunkId>> = deltas
+    let bases: HashMap<ChunkId, Option<Vec<ChunkId>>> = deltas
         .iter()
         .zip(packs.read_stored_many(&deltas))
-        .map(|(l, s)| (l.entry.id, s.ok().and_then(|b| delta_base(&b))))
+        .map(|(l, s)| (l.entry.id, s.ok().and_then(|b| bases_of(l.entry.kind, &b))))
         .collect();
-    // A delta row stays when its chain reaches a row stored in full within
-    // `MAX_READ_CHAIN` steps.
+    // A delta row stays when every path down its bases reaches a row
+    // stored in full within `MAX_READ_CHAIN` steps.
+    let mut known = HashMap::new();
     let mut undecodable = Vec::new();
-    for d in base.keys() {
-        let mut at = Some(*d);
-        for _ in 0..=MAX_READ_CHAIN {
-            match at.map(|a| (a, base.get(&a))) {
-                Some((_, Some(next))) => at = *next,
-                Some((a, None)) if reader.contains(&a)? => break,
-                _ => {
-                    at = None;
-                    break;
-                }
-            }
-        }
-        if at.is_none_or(|a| base.contains_key(&a)) {
+    for d in bases.keys() {
+        if !super::chain::decodable(d, 0, &bases, &reader, &mut known)? {
             undecodable.push(*d);
         }
     }

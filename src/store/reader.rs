@@ -2,14 +2,14 @@
 //! Delta entries are decoded with their base, which may be a delta too (at
 //! most `MAX_READ_CHAIN` deep).
 
-use super::chain::{base_of, decode_with, too_long};
-pub(crate) use super::chain::{read_chain, resolve};
+use super::chain::{bases_named, closure, decode_with, too_long};
+pub(crate) use super::chain::{dictionary, read_chain, resolve};
 use super::index::{Index, IndexReader, Location};
 use super::packs::{decode_link_named, decode_named, PackReader};
 use super::Store;
 use crate::error::{Error, Result};
-use crate::format::entry::{delta_base, MAX_READ_CHAIN};
-use crate::format::pack::EntryKind;
+use crate::format::entry::{bases_of, MAX_READ_CHAIN};
+
 use crate::format::tree::{decode_tree, Node, NodeKind, Tree};
 use crate::format::units::{UnitList, Units};
 use crate::id::ChunkId;
@@ -116,22 +116,26 @@ impl StoreReader {
                 .and_then(|s| decode_named(l, &s, base))
                 .or_else(|_| decode_named(l, &self.packs.read_from_fallback(l)?, base))
         };
-        // A delta's stored bytes name its base; read them (here, or from
+        // A delta's stored bytes name its bases; read them (here, or from
         // the source if unreadable here) without decoding first.
-        let mut chain = vec![loc.clone()];
-        while let Some(l) = chain.last().filter(|l| l.entry.kind == EntryKind::Delta) {
-            let stored = self
-                .packs
-                .read_stored(l)
-                .or_else(|_| self.packs.read_from_fallback(l))?;
-            let base = base_of(l, &stored, chain.len())?;
-            chain.push(self.index.locate(&base)?);
+        let chain = closure(
+            loc.clone(),
+            |id| self.index.locate(id),
+            |l| {
+                self.packs
+                    .read_stored(l)
+                    .or_else(|_| self.packs.read_from_fallback(l))
+            },
+        )?;
+        let mut plains: HashMap<ChunkId, Vec<u8>> = HashMap::new();
+        for (l, s) in &chain {
+            let bases = bases_named(l, s)?;
+            let plain = piece(l, dictionary(l, &bases, |b| plains.get(b))?.as_deref())?;
+            plains.insert(l.entry.id, plain);
         }
-        let mut plain = None;
-        for l in chain.iter().rev() {
-            plain = Some(piece(l, plain.as_deref())?);
-        }
-        Ok(plain.expect("a chain has an entry"))
+        Ok(plains
+            .remove(&loc.entry.id)
+            .expect("the chain ends with it"))
     }
 
     /// Many chunks, in order, each verified; reads are coalesced and decoding
@@ -178,10 +182,8 @@ impl StoreReader {
         let mut ids: Vec<ChunkId> = locs
             .iter()
             .zip(stored)
-            .filter_map(|(loc, s)| match (loc.entry.kind, s) {
-                (EntryKind::Delta, Ok(s)) => delta_base(s),
-                _ => None,
-            })
+            .filter_map(|(loc, s)| s.as_ref().ok().and_then(|s| bases_of(loc.entry.kind, s)))
+            .flatten()
             .collect();
         ids.sort();
         ids.dedup();
@@ -189,7 +191,7 @@ impl StoreReader {
         let mut found = Vec::new();
         for id in ids {
             match self.index.locate(&id) {
-                Ok(l) if l.entry.kind == EntryKind::Delta && depth >= MAX_READ_CHAIN => {
+                Ok(l) if l.entry.kind.is_delta() && depth >= MAX_READ_CHAIN => {
                     out.insert(id, Err(too_long(&id)));
                 }
                 Ok(l) => found.push(l),

@@ -12,8 +12,8 @@ use super::packs::{decode_named, read_header};
 use super::{Location, Repository, Snapshots, StoreReader};
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::format::entry::delta_base;
-use crate::format::pack::{self, EntryKind, PackEntry};
+use crate::format::entry::bases_of;
+use crate::format::pack::{self, PackEntry};
 use crate::format::record::Snapshot;
 use crate::id::{ChunkId, PackId, SnapshotId};
 use std::collections::{HashMap, HashSet};
@@ -48,8 +48,8 @@ pub struct PackPlan {
     pub live: HashSet<ChunkId>,
     /// Where each live chunk is read from (before any repack).
     pub chosen: HashMap<ChunkId, Location>,
-    /// Each chosen delta's base.
-    pub bases: HashMap<ChunkId, ChunkId>,
+    /// Each chosen delta's bases.
+    pub bases: HashMap<ChunkId, Vec<ChunkId>>,
     /// Every pack with its size and fate.
     pub fates: Vec<(PackId, u64, Fate)>,
     /// Bytes of chosen entries per pack.
@@ -119,15 +119,15 @@ impl Facts<'_> {
         self.reader.index.get(id).ok().flatten()
     }
 
-    /// The base id of each delta entry (reads coalesced: deltas of one
+    /// The base ids of each delta entry (reads coalesced: deltas of one
     /// pack sit side by side).
-    pub(crate) fn delta_bases(&self, deltas: &[Location]) -> Result<Vec<ChunkId>> {
+    pub(crate) fn delta_bases(&self, deltas: &[Location]) -> Result<Vec<Vec<ChunkId>>> {
         let stored = self.reader.packs.read_stored_many(deltas);
         deltas
             .iter()
             .zip(stored)
             .map(|(l, stored)| {
-                delta_base(&stored?).ok_or_else(|| {
+                bases_of(l.entry.kind, &stored?).ok_or_else(|| {
                     Error::corrupt(
                         format!("chunk {} in pack {}", l.entry.id, l.pack),
                         "delta without base",
@@ -268,12 +268,14 @@ impl Repository {
             let mut batch = Vec::with_capacity(locs.len());
             for (loc, bytes) in locs.into_iter().zip(stored) {
                 let bytes = bytes?;
-                let base = match loc.entry.kind {
-                    EntryKind::Delta => Some(self.plain(plan, &plan.bases[&loc.entry.id])?),
-                    _ => None,
-                };
+                let ids = super::chain::bases_named(&loc, &bytes)?;
+                let plains = ids
+                    .iter()
+                    .map(|b| Ok((*b, self.plain(plan, b)?)))
+                    .collect::<Result<HashMap<_, _>>>()?;
+                let dict = super::chain::dictionary(&loc, &ids, |b| plains.get(b))?;
                 // Verify while copying: gc never spreads a corrupt entry.
-                decode_named(&loc, &bytes, base.as_deref())?;
+                decode_named(&loc, &bytes, dict.as_deref())?;
                 self.store().progress().advance(bytes.len() as u64);
                 batch.push((loc.entry, bytes));
             }
@@ -289,16 +291,13 @@ impl Repository {
     /// A chunk's plain bytes from its chosen copy, through the chosen
     /// copies down its chain (`check` proved the chain ends in a full copy).
     fn plain(&self, plan: &PackPlan, id: &ChunkId) -> Result<Vec<u8>> {
-        let mut chain = Vec::new();
-        let mut at = *id;
-        loop {
-            let loc = &plan.chosen[&at];
-            chain.push((loc.clone(), self.packs.read_stored(loc)?));
-            if loc.entry.kind != EntryKind::Delta {
-                return super::chain::decode_chain(&chain);
-            }
-            at = plan.bases[&at];
-        }
+        let chosen = |b: &ChunkId| {
+            plan.chosen.get(b).cloned().ok_or_else(|| {
+                Error::corrupt(format!("chunk {b}"), "a base the gc plan did not choose")
+            })
+        };
+        let chain = super::chain::closure(chosen(id)?, chosen, |l| self.packs.read_stored(l))?;
+        super::chain::decode_chain(&chain)
     }
 
     /// A new pack is read back whole: its bytes hash to its name and its

@@ -5,12 +5,13 @@
 //! and directory of every snapshot checked that uses one. Only run when a
 //! pack failed, so its extra reads cost nothing in the common case.
 
-use crate::format::entry::delta_base;
-use crate::format::pack::{decode_pack, EntryKind};
+use crate::format::entry::bases_of;
+use crate::format::pack::decode_pack;
 use crate::format::tree::NodeKind;
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::store::index::Location;
 use crate::store::packs::decode_named;
+use crate::store::reader::dictionary;
 use crate::store::{Store, StoreReader};
 use std::collections::{HashMap, HashSet};
 
@@ -31,16 +32,22 @@ pub(super) fn damaged_chunks(store: &Store, reader: &StoreReader, pack: &PackId)
             bad.push(loc.entry.id);
             continue;
         };
-        let base = match loc.entry.kind {
-            EntryKind::Delta => match delta_base(stored).map(|b| reader.chunk(&b)) {
-                Some(Ok(b)) => Some(b),
-                // A base that cannot be read is the base's damage, found
-                // (and followed to this chunk) on its own.
-                _ => continue,
-            },
-            _ => None,
+        let Some(ids) = bases_of(loc.entry.kind, stored) else {
+            bad.push(loc.entry.id);
+            continue;
         };
-        if decode_named(&loc, stored, base.as_deref()).is_err() {
+        // A base that cannot be read is the base's damage, found (and
+        // followed to this chunk) on its own.
+        let Ok(plains) = ids
+            .iter()
+            .map(|b| reader.chunk(b).map(|p| (*b, p)))
+            .collect::<crate::Result<HashMap<_, _>>>()
+        else {
+            continue;
+        };
+        let decoded = dictionary(&loc, &ids, |b| plains.get(b))
+            .and_then(|dict| decode_named(&loc, stored, dict.as_deref()));
+        if decoded.is_err() {
             bad.push(loc.entry.id);
         }
     }
@@ -49,13 +56,13 @@ pub(super) fn damaged_chunks(store: &Store, reader: &StoreReader, pack: &PackId)
 
 /// `bad` with every chunk stored as a delta whose chain reaches one of it.
 pub(super) fn with_dependents(reader: &StoreReader, mut bad: HashSet<ChunkId>) -> HashSet<ChunkId> {
-    let mut base_of: HashMap<ChunkId, ChunkId> = HashMap::new();
+    let mut base_of: HashMap<ChunkId, Vec<ChunkId>> = HashMap::new();
     for loc in reader.index.delta_rows().unwrap_or_default() {
         if let Some(b) = reader
             .packs
             .read_stored(&loc)
             .ok()
-            .and_then(|s| delta_base(&s))
+            .and_then(|s| bases_of(loc.entry.kind, &s))
         {
             base_of.insert(loc.entry.id, b);
         }
@@ -63,7 +70,7 @@ pub(super) fn with_dependents(reader: &StoreReader, mut bad: HashSet<ChunkId>) -
     loop {
         let more: Vec<ChunkId> = base_of
             .iter()
-            .filter(|(c, b)| bad.contains(b) && !bad.contains(c))
+            .filter(|(c, b)| b.iter().any(|b| bad.contains(b)) && !bad.contains(c))
             .map(|(c, _)| *c)
             .collect();
         if more.is_empty() {

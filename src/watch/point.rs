@@ -70,8 +70,13 @@ fn store_units(
         },
         delta: pages::delta_level(page_count * page_size as u64),
         refresh: true,
+        similar: true,
+        chain: crate::format::entry::POINT_CHAIN,
     };
     let (mut units, mut read) = (Vec::with_capacity(n_units), 0u64);
+    let olds: Vec<ChunkId> = todo.iter().filter_map(|u| old(*u)).collect();
+    let unit = (ppu * page_size as u64) as usize;
+    w.expect_bases(&olds, unit, crate::format::entry::POINT_CHAIN);
     // Every unit before `u` that is not read again is the parent's.
     let keep_to = |units: &mut Vec<ChunkId>, u: usize| {
         while units.len() < u {

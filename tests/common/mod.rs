@@ -45,6 +45,17 @@ pub fn snap_json(store: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&snap_ok(store, &a)).expect("json output")
 }
 
+/// The points in the store (`list --points`), oldest first.
+pub fn points(store: &Path) -> Vec<serde_json::Value> {
+    snap_json(store, &["list", "--points"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["point"].is_null())
+        .cloned()
+        .collect()
+}
+
 /// Everything restore must reproduce: kind, content, mode, mtime, link target.
 pub fn fingerprint(root: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
