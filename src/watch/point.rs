@@ -74,9 +74,13 @@ fn store_units(
         chain: crate::format::entry::POINT_CHAIN,
     };
     let (mut units, mut read) = (Vec::with_capacity(n_units), 0u64);
-    let olds: Vec<ChunkId> = todo.iter().filter_map(|u| old(*u)).collect();
-    let unit = (ppu * page_size as u64) as usize;
-    w.expect_bases(&olds, unit, crate::format::entry::POINT_CHAIN);
+    // Only a point that knows what changed announces its units: a full
+    // read would resolve every unit's base, changed or not.
+    if matches!(spec.change, Change::Pages(_)) {
+        let olds: Vec<ChunkId> = todo.iter().filter_map(|u| old(*u)).collect();
+        let unit = (ppu * page_size as u64) as usize;
+        w.expect_bases(&olds, unit, crate::format::entry::POINT_CHAIN);
+    }
     // Every unit before `u` that is not read again is the parent's.
     let keep_to = |units: &mut Vec<ChunkId>, u: usize| {
         while units.len() < u {
