@@ -235,24 +235,13 @@ impl<'a> ChunkWriter<'a> {
             return;
         }
         let reader = &self.reader;
-        let found: Vec<Arc<Base>> = candidates
+        let found: Vec<(ChunkId, Arc<Base>)> = candidates
             .par_iter()
-            .filter_map(|c| {
-                reader
-                    .delta_base(c, max_chain)
-                    .ok()
-                    .flatten()
-                    .map(|b| (c, b))
-            })
-            .map(|(c, b)| (*c, Arc::new(b)))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|(c, b)| {
-                self.expected.insert(c, b.clone());
-                b
-            })
+            .filter_map(|c| Some((*c, Arc::new(reader.delta_base(c, max_chain).ok()??))))
             .collect();
-        self.pool = Some(Arc::new(Pool::new(found, max_chain)));
+        let bases = found.iter().map(|(_, b)| b.clone()).collect();
+        self.expected.extend(found);
+        self.pool = Some(Arc::new(Pool::new(bases, max_chain)));
     }
 
     /// Ids the index now names are no longer pending; the reader is made

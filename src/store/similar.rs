@@ -82,10 +82,12 @@ impl Pool {
         let (bases, blocks) = (&self.bases, self.blocks());
         // Content that came from nowhere (rows of new data) is the common
         // case of a large delta: a first look at the start turns it away.
-        if scan(&plain[..plain.len().min(PROBE)], blocks).is_empty() {
+        let mut hits = HashMap::new();
+        let at = scan(plain, 0, PROBE, blocks, &mut hits);
+        if hits.is_empty() {
             return Vec::new();
         }
-        let hits = scan(plain, blocks);
+        scan(plain, at, plain.len(), blocks, &mut hits);
         let mut ranked: Vec<(u32, u32)> =
             hits.into_iter().filter(|(_, n)| *n >= MIN_HITS).collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -113,13 +115,19 @@ impl Pool {
     }
 }
 
-/// How many blocks of `plain`, looked up at every offset (and past each
-/// block found), each base of the pool holds.
-fn scan(plain: &[u8], blocks: &Blocks) -> HashMap<u32, u32> {
-    let mut hits: HashMap<u32, u32> = HashMap::new();
-    let mut at = 0;
-    let mut h = (plain.len() >= BLOCK).then(|| hash(&plain[..BLOCK]));
-    while let Some(cur) = h {
+/// Adds to `hits`, for each base of the pool, how many blocks of `plain`
+/// starting in `from..to` it holds, each offset looked up (and past each
+/// block found); returns where the next look starts.
+fn scan(
+    plain: &[u8],
+    from: usize,
+    to: usize,
+    blocks: &Blocks,
+    hits: &mut HashMap<u32, u32>,
+) -> usize {
+    let mut at = from;
+    let mut h = plain.get(at..at + BLOCK).map(hash);
+    while let Some(cur) = h.filter(|_| at < to) {
         h = match blocks.get(&cur) {
             Some(i) => {
                 *hits.entry(*i).or_default() += 1;
@@ -134,7 +142,7 @@ fn scan(plain: &[u8], blocks: &Blocks) -> HashMap<u32, u32> {
             }
         };
     }
-    hits
+    at
 }
 
 /// The first owner of each block, by the block's rolling hash (mixed once
